@@ -1,0 +1,26 @@
+/**
+ * Everything the firmware needs from one board, behind HAL interfaces. A real board and the sim board
+ * both provide a BoardHal; the firmware picks one at start-up from the board entry and never looks
+ * behind it.
+ */
+import type { BoardConfig } from './board-config.js';
+import type { Clock } from './clock.js';
+import type { GpioController } from './gpio.js';
+import type { I2cBus } from './i2c.js';
+import type { NetController } from './net.js';
+import type { SerialController } from './serial.js';
+import type { Watchdog } from './watchdog.js';
+
+export interface BoardHal {
+  readonly config: Readonly<BoardConfig>;
+  readonly clock: Clock;
+  readonly gpio: GpioController;
+  readonly serial: SerialController;
+  readonly net: NetController;
+  /** The bus with this id from the board entry; rejects with ERR_HAL_NOT_FOUND for unknown ids. */
+  i2c(busId: string): Promise<I2cBus>;
+  /** The board's watchdog; rejects with ERR_HAL_NOT_FOUND when the entry has none. */
+  watchdog(): Promise<Watchdog>;
+  /** Closes every handle it opened, in reverse order. Idempotent. */
+  close(): Promise<void>;
+}

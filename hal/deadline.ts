@@ -1,0 +1,48 @@
+import type { Clock } from './clock.js';
+import { HalClosedError, HalTimeoutError } from './errors.js';
+
+export interface DeadlineOptions {
+  /** Milliseconds on `clock` before the operation fails with ERR_HAL_TIMEOUT. */
+  timeoutMs: number;
+  /** Aborting fails the operation with ERR_HAL_CLOSED and `canceled: true`. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Races `operation` against a deadline on `clock` and an optional abort signal. The operation itself
+ * is not interrupted (a kernel transfer cannot be): its late result is dropped and a late rejection is
+ * swallowed, so a hung transfer fails its caller on time and never crashes the process later.
+ */
+export function withDeadline<T>(
+  clock: Clock,
+  operation: Promise<T>,
+  what: string,
+  target: string,
+  { timeoutMs, signal }: DeadlineOptions,
+): Promise<T> {
+  if (signal?.aborted) {
+    operation.catch(() => undefined);
+    return Promise.reject(new HalClosedError(`${what} on ${target} canceled`, { target, canceled: true }));
+  }
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const finish = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const onAbort = (): void =>
+      finish(() => reject(new HalClosedError(`${what} on ${target} canceled`, { target, canceled: true })));
+    const timer = clock.setTimeout(
+      () => finish(() => reject(new HalTimeoutError(`${what} on ${target} timed out after ${timeoutMs} ms`, { target }))),
+      timeoutMs,
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+    operation.then(
+      (value) => finish(() => resolve(value)),
+      (err: unknown) => finish(() => reject(err)),
+    );
+  });
+}

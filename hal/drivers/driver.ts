@@ -1,0 +1,51 @@
+/**
+ * The contract every chip driver keeps. A driver is given HAL handles (a bus and an address, a GPIO
+ * line, a serial port, a network interface) and never knows whether they are real or simulated.
+ *
+ * Rules:
+ * - `identify` proves the expected part is there, or rejects: ERR_HAL_NACK when nothing answers,
+ *   ERR_HAL_IDENTITY when something else answers.
+ * - `read` returns values in SI-derived units named in the key (`temperatureC`, `busVoltageV`,
+ *   `currentA`, `pressurePa`, `rxPowerMw`, ...); booleans for flags.
+ * - `selfTest` runs the checks the part allows without disturbing its normal operation, and reports
+ *   each; it rejects only on transport errors.
+ * - Every method takes `DriverCallOptions`; transport errors are HalErrors, never strings.
+ */
+
+export interface DriverCallOptions {
+  /** Upper bound for each bus transfer the call makes. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface Identity {
+  /** The part found, e.g. `TMP102`, `BME280`, `SFP FINISAR FTLF8519P3BNL`. */
+  part: string;
+  details?: Record<string, string | number | boolean>;
+}
+
+export type ReadingValue = number | boolean | string;
+export type Reading = Record<string, ReadingValue>;
+
+export interface SelfTestCheck {
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface SelfTestResult {
+  ok: boolean;
+  checks: SelfTestCheck[];
+}
+
+export interface Driver<R extends Reading = Reading> {
+  /** Where the part sits, for messages: `i2c-1@0x48`, `serial:/dev/ttyAMA0`, `net:eth0`. */
+  readonly target: string;
+  identify(options?: DriverCallOptions): Promise<Identity>;
+  read(options?: DriverCallOptions): Promise<R>;
+  selfTest(options?: DriverCallOptions): Promise<SelfTestResult>;
+}
+
+export function selfTestResult(checks: SelfTestCheck[]): SelfTestResult {
+  return { ok: checks.every((check) => check.ok), checks };
+}

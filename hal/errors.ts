@@ -1,0 +1,149 @@
+/**
+ * Error classes shared by every layer. Each class carries a stable `code` (`ERR_*`) that callers and
+ * logs match on; messages are for people and may change. Every code is listed in docs/errors.md and a
+ * test keeps that catalogue complete.
+ */
+
+export interface HandcheckErrorOptions {
+  cause?: unknown;
+}
+
+/** Base of every error handcheck throws. */
+export class HandcheckError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options: HandcheckErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+export interface HalErrorOptions extends HandcheckErrorOptions {
+  /** The device or line the operation addressed, e.g. `i2c-1@0x48` or `gpio:pinctrl-bcm2711/GPIO17`. */
+  target?: string;
+  /** Linux errno name (`EREMOTEIO`, ...) when the error came from the kernel. */
+  errno?: string;
+  /**
+   * True when the operation was abandoned because its device was closed or its signal aborted on
+   * purpose (teardown), as opposed to the device failing. Diagnosis never counts a canceled operation
+   * as a fault.
+   */
+  canceled?: boolean;
+}
+
+/** A HAL operation failed. Subclasses name the kind of failure; `code` is stable. */
+export class HalError extends HandcheckError {
+  readonly target: string | undefined;
+  readonly errno: string | undefined;
+  readonly canceled: boolean;
+
+  constructor(code: string, message: string, options: HalErrorOptions = {}) {
+    super(code, message, options);
+    this.target = options.target;
+    this.errno = options.errno;
+    this.canceled = options.canceled ?? false;
+  }
+}
+
+/** The addressed I2C device did not acknowledge (EREMOTEIO / ENXIO on Linux). */
+export class HalNackError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_NACK', message, options);
+  }
+}
+
+/** The operation did not complete within its timeout (ETIMEDOUT, or our own deadline). */
+export class HalTimeoutError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_TIMEOUT', message, options);
+  }
+}
+
+/** The bus is held by someone else or stuck (EBUSY, EAGAIN, SDA held low). */
+export class HalBusBusyError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_BUS_BUSY', message, options);
+  }
+}
+
+/** The device, bus, line or file does not exist (ENOENT, ENODEV). */
+export class HalNotFoundError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_NOT_FOUND', message, options);
+  }
+}
+
+/** The process lacks the permission to open the device (EACCES, EPERM). */
+export class HalPermissionError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_PERMISSION', message, options);
+  }
+}
+
+/** The handle was closed, before or during the operation. `canceled` is true when the close was deliberate. */
+export class HalClosedError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_CLOSED', message, options);
+  }
+}
+
+/** A generic I/O failure of the device (EIO, EPROTO, a bad checksum, a garbled answer). */
+export class HalIoError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_IO', message, options);
+  }
+}
+
+/** The caller passed an argument the device kind cannot accept (EINVAL, an out-of-range address). */
+export class HalInvalidArgumentError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_INVALID_ARG', message, options);
+  }
+}
+
+/** The backend cannot do this (EOPNOTSUPP, a watchdog without GETTIMELEFT, sysfs GPIO absent). */
+export class HalUnsupportedError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_UNSUPPORTED', message, options);
+  }
+}
+
+/** A chip answered, but not as the expected part: wrong identity register, failed self-test. */
+export class HalIdentityError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_IDENTITY', message, options);
+  }
+}
+
+type HalErrorClass = new (message: string, options?: HalErrorOptions) => HalError;
+
+const errnoClasses: Record<string, HalErrorClass> = {
+  EREMOTEIO: HalNackError,
+  ENXIO: HalNackError,
+  ETIMEDOUT: HalTimeoutError,
+  EBUSY: HalBusBusyError,
+  EAGAIN: HalBusBusyError,
+  ENOENT: HalNotFoundError,
+  ENODEV: HalNotFoundError,
+  EACCES: HalPermissionError,
+  EPERM: HalPermissionError,
+  EBADF: HalClosedError,
+  EIO: HalIoError,
+  EPROTO: HalIoError,
+  EINVAL: HalInvalidArgumentError,
+  EOPNOTSUPP: HalUnsupportedError,
+  ENOTTY: HalUnsupportedError,
+};
+
+/**
+ * Maps a Node.js system error (with `code` set to the errno name, as `fs` and native addons give it)
+ * to the matching HalError. Errors that already are HalErrors pass through unchanged.
+ */
+export function halErrorFromErrno(err: unknown, operation: string, target: string): HalError {
+  if (err instanceof HalError) return err;
+  const errno = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+  const Class = (errno && errnoClasses[errno]) || HalIoError;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new Class(`${operation} on ${target} failed: ${detail}`, { target, cause: err, ...(errno ? { errno } : {}) });
+}

@@ -1,0 +1,44 @@
+/**
+ * Network interfaces, as /sys/class/net/IF shows them.
+ *
+ * Rules:
+ * - `status` reads everything at once so the values belong together.
+ * - `speedMbps` is null when the link is down or the driver does not report it (sysfs gives -1 or
+ *   EINVAL then).
+ * - Counters are cumulative since the interface came up; callers compare successive readings.
+ * - An interface that does not exist rejects with ERR_HAL_NOT_FOUND.
+ */
+
+export type OperState = 'up' | 'down' | 'dormant' | 'lowerlayerdown' | 'notpresent' | 'testing' | 'unknown';
+
+export const netCounterNames = [
+  'rx_packets',
+  'tx_packets',
+  'rx_errors',
+  'tx_errors',
+  'rx_dropped',
+  'tx_dropped',
+  'rx_crc_errors',
+  'rx_frame_errors',
+  'rx_missed_errors',
+  'collisions',
+] as const;
+
+export type NetCounterName = (typeof netCounterNames)[number];
+
+export interface NetStatus {
+  name: string;
+  carrier: boolean;
+  operstate: OperState;
+  speedMbps: number | null;
+  counters: Record<NetCounterName, number>;
+}
+
+export interface NetInterface {
+  readonly name: string;
+  status(): Promise<NetStatus>;
+}
+
+export interface NetController {
+  open(name: string): Promise<NetInterface>;
+}

@@ -1,0 +1,214 @@
+/**
+ * The sim board's virtual clock, shared by every simulated part. Three ways to drive it:
+ * - `advance(ms)` / `advanceTo(t)`: tests move time explicitly; due timers fire in time order and
+ *   the async work each one starts settles before the next fires.
+ * - `runFor(ms)`: as fast as possible, jumping from timer to timer (scenarios, benchmarks).
+ * - `startRealtime(speed)`: follows the wall clock times `speed`, for people and for a firmware
+ *   process running on the sim board.
+ */
+import { setImmediate as nextImmediate } from 'node:timers/promises';
+import { type Clock, type Timer, sleepOn } from '../hal/clock.js';
+import { HandcheckError } from '../hal/errors.js';
+
+interface Scheduled {
+  seq: number;
+  due: number;
+  intervalMs: number | undefined;
+  fn: () => void;
+  canceled: boolean;
+}
+
+export class ClockError extends HandcheckError {
+  constructor(message: string) {
+    super('ERR_SIM_CLOCK', message);
+  }
+}
+
+/** A binary min-heap ordered by due time, then by scheduling order. */
+class TimerHeap {
+  private readonly items: Scheduled[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): Scheduled | undefined {
+    return this.items[0];
+  }
+
+  private less(a: Scheduled, b: Scheduled): boolean {
+    return a.due < b.due || (a.due === b.due && a.seq < b.seq);
+  }
+
+  push(item: Scheduled): void {
+    const items = this.items;
+    items.push(item);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(items[i]!, items[parent]!)) break;
+      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): Scheduled | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last) {
+      items[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < items.length && this.less(items[l]!, items[m]!)) m = l;
+        if (r < items.length && this.less(items[r]!, items[m]!)) m = r;
+        if (m === i) break;
+        [items[i], items[m]] = [items[m]!, items[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+export type ClockMode = 'manual' | 'realtime';
+
+export class VirtualClock implements Clock {
+  private current: number;
+  private seq = 0;
+  private readonly timers = new TimerHeap();
+  private realtime: { speed: number; realAnchor: number; virtualAnchor: number; handle: NodeJS.Timeout | undefined; armedDue: number } | undefined;
+  private driving = false;
+
+  /** @param startMs virtual epoch milliseconds to start at; defaults to the wall clock now. */
+  constructor(startMs: number = Date.now()) {
+    this.current = startMs;
+  }
+
+  get mode(): ClockMode {
+    return this.realtime ? 'realtime' : 'manual';
+  }
+
+  /** Virtual seconds per real second in realtime mode; 0 in manual mode. */
+  get speed(): number {
+    return this.realtime?.speed ?? 0;
+  }
+
+  now(): number {
+    if (this.realtime) {
+      const { speed, realAnchor, virtualAnchor } = this.realtime;
+      const followed = virtualAnchor + (performance.now() - realAnchor) * speed;
+      if (followed > this.current) this.current = followed;
+    }
+    return this.current;
+  }
+
+  setTimeout(fn: () => void, ms: number): Timer {
+    return this.schedule(fn, ms, undefined);
+  }
+
+  setInterval(fn: () => void, ms: number): Timer {
+    if (!(ms > 0)) throw new ClockError(`interval must be positive, got ${ms}`);
+    return this.schedule(fn, ms, ms);
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleepOn(this, ms, signal);
+  }
+
+  /** Timers not yet fired or canceled. */
+  get pending(): number {
+    return this.timers.size;
+  }
+
+  private schedule(fn: () => void, ms: number, intervalMs: number | undefined): Timer {
+    const item: Scheduled = { seq: this.seq++, due: this.now() + Math.max(0, ms), intervalMs, fn, canceled: false };
+    this.timers.push(item);
+    if (this.realtime && item.due < this.realtime.armedDue) this.rearmRealtime();
+    return {
+      cancel: () => {
+        item.canceled = true;
+      },
+    };
+  }
+
+  /** Fires the earliest timer if it is due by `limit`; returns false when none is. */
+  private fireNext(limit: number): boolean {
+    for (;;) {
+      const next = this.timers.peek();
+      if (!next || next.due > limit) return false;
+      this.timers.pop();
+      if (next.canceled) continue;
+      if (next.due > this.current) this.current = next.due;
+      if (next.intervalMs !== undefined) {
+        next.due += next.intervalMs;
+        next.seq = this.seq++;
+        this.timers.push(next);
+      }
+      next.fn();
+      return true;
+    }
+  }
+
+  /** Moves time forward by `ms`, firing due timers in order and letting their async work settle. */
+  advance(ms: number): Promise<void> {
+    if (!(ms >= 0)) return Promise.reject(new ClockError(`cannot advance by ${ms} ms`));
+    return this.advanceTo(this.current + ms);
+  }
+
+  async advanceTo(targetMs: number): Promise<void> {
+    if (this.realtime) throw new ClockError('cannot advance a clock that follows real time; stop it first');
+    if (this.driving) throw new ClockError('the clock is already being advanced');
+    this.driving = true;
+    try {
+      await nextImmediate();
+      while (this.fireNext(targetMs)) await nextImmediate();
+      if (targetMs > this.current) this.current = targetMs;
+    } finally {
+      this.driving = false;
+    }
+  }
+
+  /** Runs `ms` of virtual time as fast as possible; same as `advance`, named for intent. */
+  runFor(ms: number): Promise<void> {
+    return this.advance(ms);
+  }
+
+  /** Follows the wall clock at `speed` virtual ms per real ms until `stop`. */
+  startRealtime(speed = 1): void {
+    if (!(speed > 0)) throw new ClockError(`speed must be positive, got ${speed}`);
+    this.stopRealtime();
+    this.realtime = { speed, realAnchor: performance.now(), virtualAnchor: this.current, handle: undefined, armedDue: Infinity };
+    this.rearmRealtime();
+  }
+
+  stopRealtime(): void {
+    if (!this.realtime) return;
+    this.now();
+    if (this.realtime.handle) clearTimeout(this.realtime.handle);
+    this.realtime = undefined;
+  }
+
+  private rearmRealtime(): void {
+    const rt = this.realtime;
+    if (!rt) return;
+    if (rt.handle) clearTimeout(rt.handle);
+    rt.handle = undefined;
+    rt.armedDue = Infinity;
+    const next = this.timers.peek();
+    if (!next) return;
+    rt.armedDue = next.due;
+    const realDelay = Math.max(0, (next.due - this.now()) / rt.speed);
+    rt.handle = setTimeout(() => {
+      if (this.realtime !== rt) return;
+      rt.handle = undefined;
+      const limit = this.now();
+      while (this.fireNext(limit));
+      this.rearmRealtime();
+    }, realDelay);
+    rt.handle.unref();
+  }
+}

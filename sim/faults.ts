@@ -1,0 +1,208 @@
+/**
+ * One fault API for the whole sim board, in the spirit of undici's MockAgent: a fault names a target
+ * (a component id, a bus id, a GPIO line name, `watchdog`) and a kind, and may start later (`atMs`),
+ * last a while (`durationMs`), affect a number of operations (`times`), or stay until cleared.
+ *
+ * Simulated parts ask the registry at the moment of each operation (`active` to look, `hit` to look
+ * and use up one of `times`), so a fault acts exactly where the real hardware would fail.
+ */
+import type { Clock, Timer } from '../hal/clock.js';
+import { HandcheckError } from '../hal/errors.js';
+
+export type FaultKind =
+  | 'nack'
+  | 'bus-timeout'
+  | 'stuck-bus'
+  | 'wrong-identity'
+  | 'out-of-range'
+  | 'drift'
+  | 'stuck-high'
+  | 'stuck-low'
+  | 'silent'
+  | 'garbage'
+  | 'unplugged'
+  | 'carrier-down'
+  | 'crc-errors'
+  | 'los'
+  | 'tx-fault'
+  | 'ddm-alarm'
+  | 'starve';
+
+export const faultKinds: readonly FaultKind[] = [
+  'nack',
+  'bus-timeout',
+  'stuck-bus',
+  'wrong-identity',
+  'out-of-range',
+  'drift',
+  'stuck-high',
+  'stuck-low',
+  'silent',
+  'garbage',
+  'unplugged',
+  'carrier-down',
+  'crc-errors',
+  'los',
+  'tx-fault',
+  'ddm-alarm',
+  'starve',
+];
+
+export type FaultParams = Record<string, number | string | boolean>;
+
+export interface FaultSpec {
+  target: string;
+  kind: FaultKind;
+  /** Start after this many ms of board time; default now. */
+  atMs?: number;
+  /** Clear itself after this many ms once started; default never. */
+  durationMs?: number;
+  /** Affect this many operations, then clear; default unlimited. */
+  times?: number;
+  /** Kind-specific: `quantity` and `value` for out-of-range, `ratePerS` for drift and crc-errors, ... */
+  params?: FaultParams;
+}
+
+export interface ActiveFault {
+  readonly id: string;
+  readonly target: string;
+  readonly kind: FaultKind;
+  readonly params: Readonly<FaultParams>;
+  /** Board time the fault took effect, or undefined while it waits for `atMs`. */
+  startedAt: number | undefined;
+  remaining: number | undefined;
+  readonly spec: Readonly<FaultSpec>;
+}
+
+export interface FaultKindInfo {
+  kind: FaultKind;
+  description: string;
+}
+
+export class FaultError extends HandcheckError {
+  constructor(code: 'ERR_SIM_FAULT_TARGET' | 'ERR_SIM_FAULT_KIND' | 'ERR_SIM_FAULT_SPEC' | 'ERR_SIM_FAULT_NOT_FOUND', message: string) {
+    super(code, message);
+  }
+}
+
+export interface FaultEvent {
+  type: 'injected' | 'started' | 'cleared';
+  fault: ActiveFault;
+  at: number;
+}
+
+interface Entry {
+  fault: ActiveFault;
+  timers: Timer[];
+}
+
+export class FaultRegistry {
+  private readonly targets = new Map<string, Map<FaultKind, FaultKindInfo>>();
+  private readonly entries = new Map<string, Entry>();
+  private readonly listeners = new Set<(event: FaultEvent) => void>();
+  private nextId = 1;
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Declares a target and the fault kinds it supports. Called by sim parts when the board is built. */
+  register(target: string, kinds: FaultKindInfo[]): void {
+    const known = this.targets.get(target) ?? new Map<FaultKind, FaultKindInfo>();
+    for (const info of kinds) known.set(info.kind, info);
+    this.targets.set(target, known);
+  }
+
+  /** Every target with the fault kinds it supports. */
+  catalogue(): Record<string, FaultKindInfo[]> {
+    return Object.fromEntries([...this.targets].map(([target, kinds]) => [target, [...kinds.values()]]));
+  }
+
+  supports(target: string, kind: FaultKind): boolean {
+    return this.targets.get(target)?.has(kind) ?? false;
+  }
+
+  inject(spec: FaultSpec): ActiveFault {
+    const kinds = this.targets.get(spec.target);
+    if (!kinds) {
+      throw new FaultError('ERR_SIM_FAULT_TARGET', `no fault target "${spec.target}"; known: ${[...this.targets.keys()].join(', ')}`);
+    }
+    if (!kinds.has(spec.kind)) {
+      throw new FaultError(
+        'ERR_SIM_FAULT_KIND',
+        `target "${spec.target}" does not support fault "${spec.kind}"; it supports: ${[...kinds.keys()].join(', ')}`,
+      );
+    }
+    for (const field of ['atMs', 'durationMs'] as const) {
+      const value = spec[field];
+      if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
+        throw new FaultError('ERR_SIM_FAULT_SPEC', `fault ${field} must be a number >= 0, got ${String(value)}`);
+      }
+    }
+    if (spec.times !== undefined && !(Number.isInteger(spec.times) && spec.times > 0)) {
+      throw new FaultError('ERR_SIM_FAULT_SPEC', `fault times must be an integer > 0, got ${String(spec.times)}`);
+    }
+    const fault: ActiveFault = {
+      id: `f${this.nextId++}`,
+      target: spec.target,
+      kind: spec.kind,
+      params: Object.freeze({ ...spec.params }),
+      startedAt: undefined,
+      remaining: spec.times,
+      spec: Object.freeze({ ...spec }),
+    };
+    const entry: Entry = { fault, timers: [] };
+    this.entries.set(fault.id, entry);
+    this.emit('injected', fault);
+    const start = (): void => {
+      fault.startedAt = this.clock.now();
+      this.emit('started', fault);
+      if (spec.durationMs !== undefined) entry.timers.push(this.clock.setTimeout(() => this.clear(fault.id), spec.durationMs));
+    };
+    if (spec.atMs) entry.timers.push(this.clock.setTimeout(start, spec.atMs));
+    else start();
+    return fault;
+  }
+
+  /** The first started fault of `kind` on `target`, without using it up. */
+  active(target: string, kind: FaultKind): ActiveFault | undefined {
+    for (const { fault } of this.entries.values()) {
+      if (fault.target === target && fault.kind === kind && fault.startedAt !== undefined) return fault;
+    }
+    return undefined;
+  }
+
+  /** Like `active`, and counts one operation against the fault's `times`. */
+  hit(target: string, kind: FaultKind): ActiveFault | undefined {
+    const fault = this.active(target, kind);
+    if (fault?.remaining !== undefined) {
+      fault.remaining -= 1;
+      if (fault.remaining <= 0) this.clear(fault.id);
+    }
+    return fault;
+  }
+
+  list(): ActiveFault[] {
+    return [...this.entries.values()].map((entry) => entry.fault);
+  }
+
+  clear(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry) throw new FaultError('ERR_SIM_FAULT_NOT_FOUND', `no active fault with id "${id}"`);
+    for (const timer of entry.timers) timer.cancel();
+    this.entries.delete(id);
+    this.emit('cleared', entry.fault);
+  }
+
+  clearAll(): void {
+    for (const id of [...this.entries.keys()]) this.clear(id);
+  }
+
+  on(listener: (event: FaultEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(type: FaultEvent['type'], fault: ActiveFault): void {
+    const event: FaultEvent = { type, fault, at: this.clock.now() };
+    for (const listener of this.listeners) listener(event);
+  }
+}

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../../sim/clock.js';
+
+describe('VirtualClock', () => {
+  it('fires timers in time order and lets their async work settle before the next', async () => {
+    const clock = new VirtualClock(0);
+    const seen: string[] = [];
+    clock.setTimeout(() => seen.push('b@20'), 20);
+    clock.setTimeout(() => {
+      seen.push('a@10');
+      void Promise.resolve().then(() => seen.push('a-then'));
+    }, 10);
+    const tick = clock.setInterval(() => seen.push(`i@${clock.now()}`), 15);
+    await clock.advance(31);
+    tick.cancel();
+    expect(seen).toEqual(['a@10', 'a-then', 'i@15', 'b@20', 'i@30']);
+    expect(clock.now()).toBe(31);
+  });
+
+  it('sleep resolves on virtual time and rejects when aborted', async () => {
+    const clock = new VirtualClock(1000);
+    let woke = false;
+    const sleeping = clock.sleep(500).then(() => (woke = true));
+    await clock.advance(499);
+    expect(woke).toBe(false);
+    await clock.advance(1);
+    await sleeping;
+    expect(woke).toBe(true);
+
+    const controller = new AbortController();
+    const aborted = clock.sleep(100, controller.signal);
+    controller.abort(new Error('stop'));
+    await expect(aborted).rejects.toThrow('stop');
+  });
+
+  it('follows real time in realtime mode, scaled by speed', async () => {
+    const clock = new VirtualClock(0);
+    clock.startRealtime(100);
+    const fired = await new Promise<number>((resolve) => clock.setTimeout(() => resolve(clock.now()), 1000));
+    clock.stopRealtime();
+    expect(fired).toBeGreaterThanOrEqual(1000);
+    await expect(clock.advance(1)).resolves.toBeUndefined();
+  });
+
+  it('refuses to advance while following real time', async () => {
+    const clock = new VirtualClock(0);
+    clock.startRealtime(1);
+    await expect(clock.advance(10)).rejects.toMatchObject({ code: 'ERR_SIM_CLOCK' });
+    clock.stopRealtime();
+  });
+});
