@@ -1,8 +1,28 @@
 /**
  * The shape of a `boards.json` entry. `boards.schema.json` is the validated form of these types;
- * `loadBoards` (hal/boards.ts) checks a file against it once, at start-up, and freezes the result.
+ * `loadBoards` (hal/boards.ts) checks a file against it once, at start-up, fills in the defaults the
+ * schema names (so a loaded entry has every knob marked "Default ..." below set) and freezes the
+ * result.
  */
 import type { GpioEdge, GpioValue } from './gpio.js';
+
+/**
+ * The quantities each component kind's driver reads, and so the only keys its `thresholds` (and its
+ * `sim.initial` values) may use. boards.schema.json repeats these lists; a test keeps the two equal.
+ */
+export const componentQuantities = {
+  tmp102: ['temperatureC'],
+  lm75: ['temperatureC'],
+  bme280: ['temperatureC', 'pressurePa', 'humidityPct'],
+  ina219: ['busVoltageV', 'shuntVoltageV', 'currentA', 'powerW'],
+  sfp: ['temperatureC', 'vccV', 'txBiasMa', 'txPowerMw', 'rxPowerMw'],
+  ethernet: ['speedMbps', 'crcErrorsPerS', 'rxErrorsPerS'],
+  'serial-peer': ['latencyMs'],
+  'gpio-status': [],
+  watchdog: [],
+} as const satisfies Record<ComponentKind, readonly string[]>;
+
+export type ComponentQuantity<K extends ComponentKind = ComponentKind> = (typeof componentQuantities)[K][number];
 
 /** A range for one quantity a driver reads. Past `warn*` the component is degraded; past `min`/`max`, failed. */
 export interface Range {
@@ -20,13 +40,21 @@ export interface I2cBusConfig {
   timeoutMs?: number;
 }
 
+/** An entry of the board's `gpio` table; the table's key is the name components refer to. */
+
 export interface GpioLineConfig {
+  /** Chip label (`pinctrl-bcm2711`, `pinctrl-rp1`, `sim-gpio`). */
   chip: string;
+  /** Line name (`GPIO17`) or offset on the chip. */
   line: string | number;
   direction: 'in' | 'out';
+  /** Default false. */
   activeLow?: boolean;
+  /** Inputs only. */
   edge?: GpioEdge;
+  /** Inputs only. */
   debounceMs?: number;
+  /** Outputs only. */
   initial?: GpioValue;
 }
 
@@ -34,8 +62,11 @@ export interface SerialPortConfig {
   id: string;
   path: string;
   baudRate: number;
+  /** Default 8. */
   dataBits?: 7 | 8;
+  /** Default 1. */
   stopBits?: 1 | 2;
+  /** Default `none`. */
   parity?: 'none' | 'even' | 'odd';
 }
 
@@ -43,12 +74,12 @@ export interface WatchdogConfig {
   device: string;
   /** Requested timeout in seconds; the hardware may apply less. */
   timeoutS: number;
-  /** How often the firmware kicks it. Default a third of the timeout. */
+  /** How often the firmware kicks it; less than the timeout. Absent: the keeper uses a third of the timeout. */
   kickIntervalMs?: number;
 }
 
 export interface NetInterfaceConfig {
-  /** Kernel interface name (`eth0`, `end0` on Bookworm). */
+  /** Kernel interface name (`eth0`, `end0` on Bookworm). Ethernet components name one of these. */
   name: string;
 }
 
@@ -58,6 +89,7 @@ interface ComponentBase {
   description?: string;
   /** Per-diagnosis timeout. Default 100 ms. */
   timeoutMs?: number;
+  /** Keyed by the kind's quantity names (`componentQuantities`); the schema rejects any other key. */
   thresholds?: Record<string, Range>;
 }
 
@@ -82,7 +114,10 @@ export interface Ina219Component extends I2cComponentBase {
   kind: 'ina219';
   /** Shunt resistor in ohms. */
   shuntOhms: number;
-  /** Largest current expected, sets the calibration. */
+  /**
+   * Largest current expected, sets the calibration. `shuntOhms * maxCurrentA` must lie within
+   * 20.48-320 mV: above, the shunt ADC saturates; below, the 16-bit calibration register overflows.
+   */
   maxCurrentA: number;
 }
 
@@ -93,7 +128,7 @@ export interface SfpComponent extends ComponentBase {
   address?: number;
   /** Digital diagnostics, SFF-8472 A2h. Default 0x51. */
   ddmAddress?: number;
-  /** Names of entries in the board's `gpio` table. */
+  /** Names of input entries in the board's `gpio` table. */
   lines?: { modDef0?: string; los?: string; txFault?: string };
   /** Expected identity; a module that does not match is failed. */
   expect?: { vendor?: string; partNumber?: string };
@@ -101,8 +136,9 @@ export interface SfpComponent extends ComponentBase {
 
 export interface EthernetComponent extends ComponentBase {
   kind: 'ethernet';
+  /** Name of an entry in the board's `net` list. */
   interface: string;
-  /** Name of an entry in the board's `gpio` table driving the link LED. */
+  /** Name of an output entry in the board's `gpio` table driving the link LED. */
   ledLine?: string;
   /** Minimum speed for ok; below it the link is degraded. */
   minSpeedMbps?: number;
@@ -125,6 +161,7 @@ export interface GpioStatusComponent extends ComponentBase {
   expect: GpioValue;
 }
 
+/** Diagnoses the board's `watchdog` entry, which must exist. */
 export interface WatchdogComponent extends ComponentBase {
   kind: 'watchdog';
 }
@@ -143,40 +180,52 @@ export type ComponentConfig =
 export type ComponentKind = ComponentConfig['kind'];
 
 export interface GatePolicy {
+  /** Default `after`. */
   mode?: 'after' | 'before';
+  /** Default `reset`. */
   onFail?: 'reset' | 'close';
+  /** Default `while-held`. */
   reuse?: 'never' | 'while-held';
+  /** Oldest verdict a held connection lets a new one reuse. Default 30000. */
   maxAgeMs?: number;
+  /** Background re-diagnosis interval while connections are held; 0 turns it off. Default 0. */
   recheckMs?: number;
-  /** before mode: let SYNs through when the firmware is gone (default) instead of dropping them. */
+  /** before mode: drop SYNs when the firmware is gone instead of letting them through. Default false. */
   failClosed?: boolean;
-  /** NFQUEUE number for before mode. */
+  /** NFQUEUE number for before mode. Default 0. */
   queue?: number;
+  /** Absent: no limit. */
   maxConnections?: number;
+  /** Absent: connections may stay idle forever. */
   idleTimeoutMs?: number;
 }
 
 export interface ServiceConfig {
   id: string;
   protocol: 'modbus-tcp';
-  /** `HOST:PORT`; port 0 picks a free port. */
+  /** `HOST:PORT` (`[::1]:502` for IPv6); port 0 picks a free port. */
   listen: string;
+  /** Component ids diagnosed on each accepted connection, with the application behind the port. */
   dependsOn: string[];
+  /** Always present once loaded, with every default filled in. */
   gate?: GatePolicy;
-  /** Modbus: unit ids served. Default [1]. 0 and 255 are always accepted. */
+  /** Modbus: unit ids served (1-247). Default [1]. 0 and 255 are always accepted. */
   unitIds?: number[];
-  /** Modbus: client addresses allowed to write; absent means everyone, empty means no one. */
+  /** Modbus: client IP addresses allowed to write; absent means everyone, empty means no one. */
   writeAllow?: string[];
 }
 
+/** Only for `backend: 'sim'`. */
 export interface SimConfig {
-  /** Initial physical values of simulated components, by component id then quantity. */
+  /** Initial physical values of simulated components, by component id then quantity name. */
   initial?: Record<string, Record<string, number>>;
 }
 
 export interface BoardConfig {
   id: string;
   name: string;
+  /** Notes for people: wiring, boot config (`dtoverlay=disable-bt`), choices made. */
+  description?: string;
   /** Which HAL backend the firmware uses on this board. */
   backend: 'sim' | 'linux';
   i2c?: I2cBusConfig[];

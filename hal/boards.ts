@@ -1,0 +1,627 @@
+/**
+ * Loads `boards.json` once, at start-up: strict JSON (positions for syntax errors, no silently
+ * repeated keys), the JSON schema in `boards.schema.json` (defaults filled in, unknown keys refused),
+ * then what a schema cannot say: ranges in order, references between entries, duplicates. Every
+ * stage reports all of its problems, each with the JSON path that holds it. The result is deeply
+ * frozen, so no part of the firmware can change the board under another's feet.
+ */
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import schema from '../boards.schema.json' with { type: 'json' };
+import {
+  componentQuantities,
+  type BoardConfig,
+  type BoardsFile,
+  type ComponentConfig,
+  type GpioLineConfig,
+  type Range,
+} from './board-config.js';
+import { HandcheckError, type HandcheckErrorOptions } from './errors.js';
+
+/** One problem in a boards file: where (a JSON pointer, `/boards/1/components/3/address`) and what. */
+export interface BoardsIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Base of the errors about a boards file; `source` names the file (or what the text came from). */
+export class BoardsError extends HandcheckError {
+  readonly source: string;
+  readonly issues: readonly BoardsIssue[];
+
+  constructor(code: string, source: string, summary: string, issues: readonly BoardsIssue[], options: HandcheckErrorOptions = {}) {
+    const lines = issues.map((issue) => `\n  ${issue.path || '/'}: ${issue.message}`).join('');
+    super(code, `${source}: ${summary}${lines}`, options);
+    this.source = source;
+    this.issues = Object.freeze(issues.map((issue) => Object.freeze({ ...issue })));
+  }
+}
+
+/** The file could not be read: missing, a directory, no permission. */
+export class BoardsReadError extends BoardsError {
+  constructor(source: string, cause: unknown) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    super('ERR_BOARDS_READ', source, `cannot read the boards file: ${detail}`, [], { cause });
+  }
+}
+
+/** The text is not valid JSON; `line` and `column` (both from 1) point at the offending character. */
+export class BoardsJsonError extends BoardsError {
+  readonly line: number;
+  readonly column: number;
+
+  constructor(source: string, line: number, column: number, detail: string) {
+    super('ERR_BOARDS_JSON', source, `invalid JSON at line ${line}, column ${column}: ${detail}`, []);
+    this.line = line;
+    this.column = column;
+  }
+}
+
+/** The document does not match boards.schema.json, or a value is out of order or out of its domain. */
+export class BoardsSchemaError extends BoardsError {
+  constructor(source: string, issues: readonly BoardsIssue[]) {
+    super('ERR_BOARDS_SCHEMA', source, `${count(issues.length, 'schema error')}:`, issues);
+  }
+}
+
+/** A name that should point at another entry points at nothing, or at an entry of the wrong kind. */
+export class BoardsReferenceError extends BoardsError {
+  constructor(source: string, issues: readonly BoardsIssue[]) {
+    super('ERR_BOARDS_REFERENCE', source, `${count(issues.length, 'broken reference')}:`, issues);
+  }
+}
+
+/** Two entries claim what only one may have: an id, an I2C address, a port, a GPIO line, a JSON key. */
+export class BoardsDuplicateError extends BoardsError {
+  constructor(source: string, issues: readonly BoardsIssue[]) {
+    super('ERR_BOARDS_DUPLICATE', source, `${count(issues.length, 'duplicate')}:`, issues);
+  }
+}
+
+/** `selectBoard` was asked for an id the file does not define. */
+export class BoardNotFoundError extends HandcheckError {
+  readonly id: string;
+  readonly available: readonly string[];
+
+  constructor(id: string, available: readonly string[]) {
+    super('ERR_BOARD_NOT_FOUND', `no board "${id}" in the boards file; available: ${available.join(', ')}`);
+    this.id = id;
+    this.available = Object.freeze([...available]);
+  }
+}
+
+function count(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
+/** Reads, validates and freezes a boards file. */
+export async function loadBoards(path: string): Promise<BoardsFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new BoardsReadError(path, err);
+  }
+  return parseBoards(text, path);
+}
+
+/** Validates and freezes the text of a boards file; `source` names it in errors. */
+export function parseBoards(text: string, source: string): BoardsFile {
+  // Editors on Windows save a byte order mark, which JSON.parse refuses.
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  const duplicateKeys = scanJson(body, source);
+  if (duplicateKeys.length > 0) throw new BoardsDuplicateError(source, duplicateKeys);
+  const data: unknown = JSON.parse(body);
+
+  if (!validate(data)) throw new BoardsSchemaError(source, schemaIssues(validate.errors ?? []));
+  const file = data as unknown as BoardsFile;
+  const valueIssues = file.boards.flatMap((board, b) => checkValues(board, `/boards/${b}`));
+  if (valueIssues.length > 0) throw new BoardsSchemaError(source, valueIssues);
+
+  const duplicates = checkDuplicates(file);
+  if (duplicates.length > 0) throw new BoardsDuplicateError(source, duplicates);
+  const references = file.boards.flatMap((board, b) => checkReferences(board, `/boards/${b}`));
+  if (references.length > 0) throw new BoardsReferenceError(source, references);
+
+  return deepFreeze(file);
+}
+
+/** The board with this id; ERR_BOARD_NOT_FOUND (listing the ids there are) when none has it. */
+export function selectBoard(file: BoardsFile, id: string): BoardConfig {
+  const board = file.boards.find((candidate) => candidate.id === id);
+  if (!board) throw new BoardNotFoundError(id, file.boards.map((candidate) => candidate.id));
+  return board;
+}
+
+/** `boards.json` at the package root, from the source tree (`hal/`) or the build (`dist/hal/`). */
+export function defaultBoardsPath(): string {
+  const here = new URL('.', import.meta.url);
+  const root = here.pathname.endsWith('/dist/hal/') ? new URL('../../', here) : new URL('../', here);
+  return new URL('boards.json', root).pathname;
+}
+
+// ---- JSON syntax --------------------------------------------------------------------------------
+
+/** JSON pointer escaping (RFC 6901). */
+function pointer(parent: string, key: string | number): string {
+  return `${parent}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+}
+
+class JsonSyntax extends Error {
+  constructor(
+    readonly detail: string,
+    readonly at: number,
+  ) {
+    super(detail);
+  }
+}
+
+/**
+ * Checks the text is strict JSON and returns the keys repeated within one object, which JSON.parse
+ * would silently collapse to the last. JSON.parse on Node 20 often gives no position for an error,
+ * and a position is what a person editing the file needs.
+ */
+function scanJson(text: string, source: string): BoardsIssue[] {
+  const duplicates: BoardsIssue[] = [];
+  let pos = 0;
+
+  const describe = (at: number): string =>
+    at >= text.length ? 'unexpected end of file' : `unexpected character ${JSON.stringify(text[at])}`;
+  const fail = (detail: string, at = pos): never => {
+    throw new JsonSyntax(detail, at);
+  };
+  const skipSpace = (): void => {
+    while (pos < text.length && ' \t\n\r'.includes(text[pos] as string)) pos++;
+  };
+  const expect = (char: string, what: string): void => {
+    if (text[pos] !== char) fail(`${describe(pos)}, expected ${what}`);
+    pos++;
+  };
+  const string = (): string => {
+    const start = pos;
+    expect('"', 'a string');
+    for (;;) {
+      const char = text[pos];
+      if (char === undefined) fail('unterminated string', start);
+      else if (char === '"') break;
+      else if (char === '\\') {
+        const escape = text[pos + 1];
+        if (escape === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(pos + 2, pos + 6))) fail('invalid \\u escape in string');
+          pos += 6;
+        } else if (escape !== undefined && '"\\/bfnrt'.includes(escape)) pos += 2;
+        else fail('invalid escape in string');
+      } else if (char < ' ') fail('control character in string (newlines must be written \\n)');
+      else pos++;
+    }
+    pos++;
+    return JSON.parse(text.slice(start, pos)) as string;
+  };
+  const number = (): void => {
+    const match = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+    match.lastIndex = pos;
+    if (!match.exec(text)) fail(`${describe(pos)}, expected a value`);
+    pos = match.lastIndex;
+    if (/[0-9A-Za-z.]/.test(text[pos] ?? '')) fail(`invalid number (JSON has no hex, octal or leading zeros)`);
+  };
+  const value = (path: string): void => {
+    skipSpace();
+    const char = text[pos];
+    if (char === '{') object(path);
+    else if (char === '[') array(path);
+    else if (char === '"') string();
+    else if (char === '-' || (char !== undefined && char >= '0' && char <= '9')) number();
+    else {
+      const word = ['true', 'false', 'null'].find((literal) => text.startsWith(literal, pos));
+      if (!word) fail(`${describe(pos)}, expected a value`);
+      else pos += word.length;
+    }
+  };
+  const object = (path: string): void => {
+    pos++;
+    const seen = new Set<string>();
+    skipSpace();
+    if (text[pos] === '}') {
+      pos++;
+      return;
+    }
+    for (;;) {
+      skipSpace();
+      if (text[pos] !== '"') fail(`${describe(pos)}, expected a double-quoted key (JSON allows no trailing comma)`);
+      const keyAt = pos;
+      const key = string();
+      if (seen.has(key)) {
+        duplicates.push({ path: pointer(path, key), message: `key ${JSON.stringify(key)} appears twice in one object (${where(text, keyAt)}); JSON would keep only the last` });
+      }
+      seen.add(key);
+      skipSpace();
+      expect(':', `':' after key ${JSON.stringify(key)}`);
+      value(pointer(path, key));
+      skipSpace();
+      if (text[pos] === '}') {
+        pos++;
+        return;
+      }
+      expect(',', "',' or '}' after a value in an object");
+    }
+  };
+  const array = (path: string): void => {
+    pos++;
+    skipSpace();
+    if (text[pos] === ']') {
+      pos++;
+      return;
+    }
+    for (let index = 0; ; index++) {
+      skipSpace();
+      if (text[pos] === ']') fail(`${describe(pos)}, expected a value (JSON allows no trailing comma)`);
+      value(pointer(path, index));
+      skipSpace();
+      if (text[pos] === ']') {
+        pos++;
+        return;
+      }
+      expect(',', "',' or ']' after a value in an array");
+    }
+  };
+
+  try {
+    value('');
+    skipSpace();
+    if (pos < text.length) fail(`${describe(pos)} after the end of the document`);
+  } catch (err) {
+    if (!(err instanceof JsonSyntax)) throw err;
+    const { line, column } = lineAndColumn(text, err.at);
+    throw new BoardsJsonError(source, line, column, err.detail);
+  }
+  return duplicates;
+}
+
+function lineAndColumn(text: string, at: number): { line: number; column: number } {
+  const before = text.slice(0, at);
+  const lineStart = before.lastIndexOf('\n') + 1;
+  return { line: before.split('\n').length, column: at - lineStart + 1 };
+}
+
+function where(text: string, at: number): string {
+  const { line, column } = lineAndColumn(text, at);
+  return `line ${line}, column ${column}`;
+}
+
+// ---- schema -------------------------------------------------------------------------------------
+
+const ajv = new Ajv2020({ allErrors: true, useDefaults: true, discriminator: true, verbose: true, strict: true });
+const validate = ajv.compile(schema);
+
+interface SchemaNode {
+  title?: string;
+  description?: string;
+  properties?: Record<string, unknown>;
+}
+
+function showValue(value: unknown, path: string): string {
+  if (typeof value === 'number' && Number.isInteger(value) && /\/(address|ddmAddress)$/.test(path)) {
+    return `0x${value.toString(16).padStart(2, '0')} (${value})`;
+  }
+  return JSON.stringify(value) ?? String(value);
+}
+
+function schemaIssues(errors: readonly ErrorObject[]): BoardsIssue[] {
+  // An anyOf that failed explains itself better than each of its branches' complaints.
+  const anyOfs = errors.filter((error) => error.keyword === 'anyOf');
+  const issues: BoardsIssue[] = [];
+  for (const error of errors) {
+    // The discriminator repeats what the enum on `kind` (or `required`) already says.
+    if (error.keyword === 'discriminator') continue;
+    if (anyOfs.some((any) => any !== error && error.schemaPath.startsWith(`${any.schemaPath}/`) && error.instancePath === any.instancePath)) continue;
+    const issue = schemaIssue(error);
+    if (!issues.some((seen) => seen.path === issue.path && seen.message === issue.message)) issues.push(issue);
+  }
+  return issues;
+}
+
+function schemaIssue(error: ErrorObject): BoardsIssue {
+  const node = (error.parentSchema ?? {}) as SchemaNode;
+  const params = error.params as Record<string, unknown>;
+  const path = error.instancePath;
+  const within = node.title ? ` in ${node.title}` : '';
+  const mustBe = (fallback: string): string =>
+    `${showValue(error.data, path)} is invalid: must be ${node.description ?? fallback}`;
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      const allowed = Object.keys(node.properties ?? {});
+      return {
+        path: pointer(path, key),
+        message: `unknown key ${JSON.stringify(key)}${within} (allowed: ${allowed.length > 0 ? allowed.join(', ') : 'none'})`,
+      };
+    }
+    case 'required': {
+      const key = String(params.missingProperty);
+      return { path: pointer(path, key), message: `missing required key ${JSON.stringify(key)}${within}` };
+    }
+    case 'type':
+      return { path, message: `must be ${String(params.type)}, got ${showValue(error.data, path)}` };
+    case 'enum':
+      return {
+        path,
+        message: `${showValue(error.data, path)} is not one of ${(params.allowedValues as unknown[]).map((value) => JSON.stringify(value)).join(', ')}`,
+      };
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return { path, message: mustBe(`${String(params.comparison)} ${String(params.limit)}`) };
+    case 'pattern':
+    case 'anyOf':
+      return { path, message: mustBe(String(error.message)) };
+    case 'minItems':
+      return { path, message: `must have at least ${String(params.limit)} ${params.limit === 1 ? 'entry' : 'entries'}` };
+    case 'minProperties':
+      return { path, message: `must have at least ${count(Number(params.limit), 'key')}${within}` };
+    case 'uniqueItems':
+      return { path: pointer(path, Number(params.i)), message: `repeats entry ${String(params.j)} (${showValue((error.data as unknown[])[Number(params.i)], path)})` };
+    case 'propertyNames':
+      return { path: pointer(path, String(params.propertyName)), message: `invalid key ${JSON.stringify(params.propertyName)}` };
+    default:
+      return { path, message: String(error.message) };
+  }
+}
+
+// ---- values a schema cannot check ---------------------------------------------------------------
+
+const rangeOrder = ['min', 'warnMin', 'warnMax', 'max'] as const;
+
+function checkRange(range: Range, path: string): BoardsIssue[] {
+  const present = rangeOrder.filter((key) => range[key] !== undefined);
+  const issues: BoardsIssue[] = [];
+  for (let i = 0; i < present.length; i++) {
+    for (let j = i + 1; j < present.length; j++) {
+      const low = present[i] as (typeof rangeOrder)[number];
+      const high = present[j] as (typeof rangeOrder)[number];
+      if ((range[low] as number) > (range[high] as number)) {
+        issues.push({ path: pointer(path, high), message: `${high} ${String(range[high])} is below ${low} ${String(range[low])}` });
+      }
+    }
+  }
+  return issues;
+}
+
+/** INA219 datasheet: the shunt ADC spans +-320 mV (PGA /8), and calibration = 0.04096 / (Imax/32768 * R) must fit 16 bits. */
+const ina219MaxShuntV = 0.32;
+const ina219MinShuntV = (0.04096 * 32768) / 0xfffe;
+
+function checkGpioLine(name: string, line: GpioLineConfig, path: string): BoardsIssue[] {
+  const issues: BoardsIssue[] = [];
+  const keys = line.direction === 'out' ? (['edge', 'debounceMs'] as const) : (['initial'] as const);
+  for (const key of keys) {
+    if (line[key] !== undefined) {
+      issues.push({ path: pointer(path, key), message: `${key} does not apply to ${line.direction === 'out' ? 'output' : 'input'} line ${JSON.stringify(name)}` });
+    }
+  }
+  return issues;
+}
+
+function checkValues(board: BoardConfig, path: string): BoardsIssue[] {
+  const issues: BoardsIssue[] = [];
+  for (const [name, line] of Object.entries(board.gpio ?? {})) issues.push(...checkGpioLine(name, line, pointer(pointer(path, 'gpio'), name)));
+  board.components.forEach((component, c) => {
+    const at = pointer(pointer(path, 'components'), c);
+    for (const [quantity, range] of Object.entries(component.thresholds ?? {})) {
+      issues.push(...checkRange(range, pointer(pointer(at, 'thresholds'), quantity)));
+    }
+    if (component.kind === 'ina219') {
+      const fullScale = component.shuntOhms * component.maxCurrentA;
+      // 0.1 ohm x 3.2 A is 0.32000000000000006 V in binary floating point, and exactly the limit.
+      const slack = 1e-9;
+      if (fullScale > ina219MaxShuntV + slack || fullScale < ina219MinShuntV - slack) {
+        issues.push({
+          path: pointer(at, 'maxCurrentA'),
+          message: `${component.maxCurrentA} A through ${component.shuntOhms} ohm is ${(fullScale * 1000).toFixed(2)} mV; the INA219 needs ${(ina219MinShuntV * 1000).toFixed(2)}-${ina219MaxShuntV * 1000} mV at full scale`,
+        });
+      }
+    }
+  });
+  if (board.watchdog?.kickIntervalMs !== undefined && board.watchdog.kickIntervalMs >= board.watchdog.timeoutS * 1000) {
+    issues.push({
+      path: pointer(pointer(path, 'watchdog'), 'kickIntervalMs'),
+      message: `kicking every ${board.watchdog.kickIntervalMs} ms lets a ${board.watchdog.timeoutS} s watchdog expire; kick more often than the timeout`,
+    });
+  }
+  board.services.forEach((service, s) => {
+    (service.writeAllow ?? []).forEach((address, w) => {
+      if (isIP(address) === 0) issues.push({ path: pointer(pointer(pointer(pointer(path, 'services'), s), 'writeAllow'), w), message: `${JSON.stringify(address)} is not an IP address` });
+    });
+  });
+  if (board.sim !== undefined && board.backend !== 'sim') {
+    issues.push({ path: pointer(path, 'sim'), message: `sim settings apply only to backend "sim", this board's backend is ${JSON.stringify(board.backend)}` });
+  }
+  return issues;
+}
+
+// ---- duplicates ---------------------------------------------------------------------------------
+
+/** Remembers the first path that claimed each value and reports every later claim. */
+class Claims {
+  private readonly first = new Map<string, string>();
+
+  constructor(private readonly issues: BoardsIssue[]) {}
+
+  claim(key: string, path: string, message: (firstPath: string) => string): void {
+    const earlier = this.first.get(key);
+    if (earlier === undefined) this.first.set(key, path);
+    else this.issues.push({ path, message: message(earlier) });
+  }
+}
+
+function parseListen(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(':');
+  return { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) };
+}
+
+const wildcardHosts = new Set(['0.0.0.0', '::', '']);
+
+function i2cAddresses(component: ComponentConfig): { key: 'address' | 'ddmAddress'; address: number }[] {
+  switch (component.kind) {
+    case 'tmp102':
+    case 'lm75':
+    case 'bme280':
+    case 'ina219':
+      return [{ key: 'address', address: component.address }];
+    case 'sfp':
+      // Both are filled in by the schema defaults (0x50, 0x51).
+      return [
+        { key: 'address', address: component.address as number },
+        { key: 'ddmAddress', address: component.ddmAddress as number },
+      ];
+    default:
+      return [];
+  }
+}
+
+function checkDuplicates(file: BoardsFile): BoardsIssue[] {
+  const issues: BoardsIssue[] = [];
+  const boardIds = new Claims(issues);
+  file.boards.forEach((board, b) => {
+    const path = `/boards/${b}`;
+    boardIds.claim(board.id, pointer(path, 'id'), (first) => `board id ${JSON.stringify(board.id)} is already used by ${first}`);
+
+    const bySection = <T>(section: string, entries: T[] | undefined, key: (entry: T) => string, field: string, what: string): void => {
+      const claims = new Claims(issues);
+      (entries ?? []).forEach((entry, i) => {
+        const value = key(entry);
+        claims.claim(value, pointer(pointer(pointer(path, section), i), field), (first) => `${what} ${JSON.stringify(value)} is already used by ${first}`);
+      });
+    };
+    bySection('i2c', board.i2c, (bus) => bus.id, 'id', 'I2C bus id');
+    bySection('i2c', board.i2c, (bus) => bus.device, 'device', 'I2C device');
+    bySection('serial', board.serial, (port) => port.id, 'id', 'serial port id');
+    bySection('serial', board.serial, (port) => port.path, 'path', 'serial device');
+    bySection('net', board.net, (net) => net.name, 'name', 'network interface');
+    bySection('components', board.components, (component) => component.id, 'id', 'component id');
+    bySection('services', board.services, (service) => service.id, 'id', 'service id');
+
+    // The kernel grants a line to one requester; a second entry for it would fail with EBUSY at run time.
+    const lines = new Claims(issues);
+    for (const [name, line] of Object.entries(board.gpio ?? {})) {
+      lines.claim(`${line.chip}\0${line.line}`, pointer(pointer(pointer(path, 'gpio'), name), 'line'), (first) => `GPIO ${line.chip}/${line.line} is already claimed by ${first}`);
+    }
+
+    const addresses = new Claims(issues);
+    board.components.forEach((component, c) => {
+      if (!('bus' in component)) return;
+      for (const { key, address } of i2cAddresses(component)) {
+        const hex = `0x${address.toString(16).padStart(2, '0')}`;
+        addresses.claim(`${component.bus}\0${address}`, pointer(pointer(pointer(path, 'components'), c), key), (first) => `I2C address ${hex} on bus ${JSON.stringify(component.bus)} is already taken by ${first}`);
+      }
+    });
+
+    const listening: { host: string; port: number; path: string }[] = [];
+    board.services.forEach((service, s) => {
+      const at = pointer(pointer(pointer(path, 'services'), s), 'listen');
+      const { host, port } = parseListen(service.listen);
+      // Port 0 asks the kernel for a free port, so any number of services may use it.
+      if (port === 0) return;
+      const clash = listening.find((other) => other.port === port && (other.host === host || wildcardHosts.has(other.host) || wildcardHosts.has(host)));
+      if (clash) issues.push({ path: at, message: `${service.listen} overlaps ${clash.path} on port ${port}` });
+      listening.push({ host, port, path: at });
+    });
+  });
+  return issues;
+}
+
+// ---- references ---------------------------------------------------------------------------------
+
+function checkReferences(board: BoardConfig, path: string): BoardsIssue[] {
+  const issues: BoardsIssue[] = [];
+  const gpio = board.gpio ?? {};
+  const busIds = new Set((board.i2c ?? []).map((bus) => bus.id));
+  const serialIds = new Set((board.serial ?? []).map((port) => port.id));
+  const netNames = new Set((board.net ?? []).map((net) => net.name));
+  const componentIds = new Map(board.components.map((component) => [component.id, component]));
+
+  const known = (names: Iterable<string>): string => {
+    const list = [...names];
+    return list.length > 0 ? `known: ${list.join(', ')}` : 'none defined';
+  };
+  const line = (name: string, at: string, direction: 'in' | 'out', role: string): void => {
+    const entry = gpio[name];
+    if (!entry) issues.push({ path: at, message: `${role} names GPIO line ${JSON.stringify(name)}, which the gpio table does not define (${known(Object.keys(gpio))})` });
+    else if (entry.direction !== direction) {
+      issues.push({ path: at, message: `${role} needs an ${direction === 'in' ? 'input' : 'output'} line, but GPIO line ${JSON.stringify(name)} has direction ${JSON.stringify(entry.direction)}` });
+    }
+  };
+
+  board.components.forEach((component, c) => {
+    const at = pointer(pointer(path, 'components'), c);
+    const role = `component ${JSON.stringify(component.id)}`;
+    switch (component.kind) {
+      case 'tmp102':
+      case 'lm75':
+      case 'bme280':
+      case 'ina219':
+      case 'sfp':
+        if (!busIds.has(component.bus)) {
+          issues.push({ path: pointer(at, 'bus'), message: `${role} is on I2C bus ${JSON.stringify(component.bus)}, which the board does not define (${known(busIds)})` });
+        }
+        if (component.kind === 'sfp') {
+          for (const [key, name] of Object.entries(component.lines ?? {})) line(name, pointer(pointer(at, 'lines'), key), 'in', `${role} ${key}`);
+        }
+        break;
+      case 'ethernet':
+        if (!netNames.has(component.interface)) {
+          issues.push({ path: pointer(at, 'interface'), message: `${role} watches interface ${JSON.stringify(component.interface)}, which the board's net list does not define (${known(netNames)})` });
+        }
+        if (component.ledLine !== undefined) line(component.ledLine, pointer(at, 'ledLine'), 'out', `${role} ledLine`);
+        break;
+      case 'serial-peer':
+        if (!serialIds.has(component.port)) {
+          issues.push({ path: pointer(at, 'port'), message: `${role} uses serial port ${JSON.stringify(component.port)}, which the board does not define (${known(serialIds)})` });
+        }
+        break;
+      case 'gpio-status':
+        line(component.line, pointer(at, 'line'), 'in', role);
+        break;
+      case 'watchdog':
+        if (!board.watchdog) issues.push({ path: at, message: `${role} diagnoses the board's watchdog, but the board has no "watchdog" entry` });
+        break;
+    }
+  });
+
+  if (board.statusLed !== undefined) line(board.statusLed, pointer(path, 'statusLed'), 'out', 'statusLed');
+
+  board.services.forEach((service, s) => {
+    service.dependsOn.forEach((id, d) => {
+      if (!componentIds.has(id)) {
+        issues.push({ path: pointer(pointer(pointer(pointer(path, 'services'), s), 'dependsOn'), d), message: `service ${JSON.stringify(service.id)} depends on component ${JSON.stringify(id)}, which the board does not define (${known(componentIds.keys())})` });
+      }
+    });
+  });
+
+  for (const [id, values] of Object.entries(board.sim?.initial ?? {})) {
+    const at = pointer(pointer(pointer(path, 'sim'), 'initial'), id);
+    const component = componentIds.get(id);
+    if (!component) {
+      issues.push({ path: at, message: `sim.initial names component ${JSON.stringify(id)}, which the board does not define (${known(componentIds.keys())})` });
+      continue;
+    }
+    const quantities: readonly string[] = componentQuantities[component.kind];
+    for (const quantity of Object.keys(values)) {
+      if (!quantities.includes(quantity)) {
+        issues.push({ path: pointer(at, quantity), message: `a ${component.kind} has no quantity ${JSON.stringify(quantity)} (it reads: ${quantities.join(', ') || 'nothing'})` });
+      }
+    }
+  }
+  return issues;
+}
+
+// ---- freezing -----------------------------------------------------------------------------------
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
