@@ -1,0 +1,210 @@
+/**
+ * GPIO lines on Linux through onoff (sysfs GPIO). Lines are found by chip label and line name or
+ * offset (see gpio-chips.ts); onoff is imported on the first `open`, so a laptop without it only fails
+ * when a Linux board actually asks for a line.
+ */
+import type { Clock } from '../clock.js';
+import { HalClosedError, type HalError, HalInvalidArgumentError, HalPermissionError, halErrorFromErrno } from '../errors.js';
+import {
+  type GpioController,
+  type GpioDirection,
+  type GpioEdge,
+  type GpioLine,
+  type GpioLineSpec,
+  type GpioValue,
+  type GpioWatcher,
+  gpioTarget,
+} from '../gpio.js';
+import { defaultGpioRoot, resolveGpioLine } from './gpio-chips.js';
+import { type ModuleLoader, importPackage, loadOptional, moduleMember } from './optional.js';
+
+/** The part of onoff's `Gpio` this backend uses. */
+export interface OnoffGpio {
+  read(): Promise<GpioValue>;
+  readSync(): GpioValue;
+  write(value: GpioValue): Promise<void>;
+  watch(callback: (err: Error | null | undefined, value: GpioValue) => void): void;
+  unwatchAll(): void;
+  unexport(): void;
+}
+
+export type OnoffGpioConstructor = new (
+  gpio: number,
+  direction: GpioDirection | 'high' | 'low',
+  edge?: GpioEdge,
+  options?: { activeLow?: boolean; debounceTimeout?: number },
+) => OnoffGpio;
+
+export interface LinuxGpioOptions {
+  clock: Clock;
+  /** The sysfs GPIO class directory. Default /sys/class/gpio; tests lay out a fake tree. */
+  root?: string;
+  /** How to import onoff. Default `import('onoff')`. */
+  load?: ModuleLoader;
+  /** Called with each opened line's close, so a board can close everything in reverse order. */
+  track?: (close: () => Promise<void>) => void;
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+function gpioError(err: unknown, operation: string, target: string): HalError {
+  const errno = errnoOf(err);
+  if (errno === 'EACCES' || errno === 'EPERM') {
+    return new HalPermissionError(
+      `${operation} on ${target}: permission denied; run as a member of the \`gpio\` group (sudo usermod -aG gpio $USER, then log in again)`,
+      { target, errno, cause: err },
+    );
+  }
+  const mapped = halErrorFromErrno(err, operation, target);
+  if (errno === 'EBUSY') {
+    mapped.message += ' (the line is claimed by a kernel driver or another process; `gpioinfo` shows the consumer)';
+  }
+  return mapped;
+}
+
+class LinuxGpioLine implements GpioLine {
+  readonly spec: Readonly<GpioLineSpec>;
+  readonly target: string;
+  private readonly watchers = new Set<GpioWatcher>();
+  private last: GpioValue | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    spec: GpioLineSpec,
+    private readonly gpio: OnoffGpio,
+    private readonly clock: Clock,
+  ) {
+    this.spec = Object.freeze({ ...spec });
+    this.target = `gpio:${gpioTarget(spec)}`;
+  }
+
+  private closedError(operation: string): HalClosedError {
+    return new HalClosedError(`${operation} on closed line ${this.target}`, { target: this.target, canceled: true });
+  }
+
+  async read(): Promise<GpioValue> {
+    if (this.closing) throw this.closedError('read');
+    try {
+      return await this.gpio.read();
+    } catch (err) {
+      throw gpioError(err, 'read', this.target);
+    }
+  }
+
+  async write(value: GpioValue): Promise<void> {
+    if (this.closing) throw this.closedError('write');
+    if (this.spec.direction === 'in') {
+      throw new HalInvalidArgumentError(`cannot write ${value} to input line ${this.target}`, { target: this.target });
+    }
+    try {
+      await this.gpio.write(value);
+    } catch (err) {
+      throw gpioError(err, 'write', this.target);
+    }
+  }
+
+  watch(watcher: GpioWatcher): () => void {
+    if (this.closing || this.spec.direction === 'in' && (this.spec.edge ?? 'both') === 'none') return () => undefined;
+    if (this.watchers.size === 0) {
+      // onoff's debounce reports the value that stayed, even when it equals the one before the
+      // bounce; comparing with the last reported value turns that back into "no change".
+      this.last = this.gpio.readSync();
+      this.gpio.watch(this.onInterrupt);
+    }
+    this.watchers.add(watcher);
+    return () => {
+      this.watchers.delete(watcher);
+      if (this.watchers.size === 0 && !this.closing) this.gpio.unwatchAll();
+    };
+  }
+
+  private readonly onInterrupt = (err: Error | null | undefined, value: GpioValue): void => {
+    if (err || this.closing || value === this.last) return;
+    this.last = value;
+    const edge = this.spec.edge ?? 'both';
+    if (edge === 'rising' && value !== 1) return;
+    if (edge === 'falling' && value !== 0) return;
+    const atMs = this.clock.now();
+    for (const watcher of [...this.watchers]) watcher(value, atMs);
+  };
+
+  close(): Promise<void> {
+    // onoff has no way to release its value file other than unexporting the line; the pin
+    // controller then returns the pin to an input, which is also the safe state for an output.
+    this.closing ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.watchers.clear();
+        try {
+          this.gpio.unexport();
+          resolve();
+        } catch (err) {
+          reject(gpioError(err, 'close', this.target));
+        }
+      });
+    });
+    return this.closing;
+  }
+}
+
+export class LinuxGpioController implements GpioController {
+  private readonly root: string;
+  private readonly load: ModuleLoader;
+  private readonly lines = new Set<LinuxGpioLine>();
+  private Gpio: Promise<OnoffGpioConstructor> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: LinuxGpioOptions) {
+    this.root = options.root ?? defaultGpioRoot;
+    this.load = options.load ?? importPackage('onoff');
+  }
+
+  private gpioClass(): Promise<OnoffGpioConstructor> {
+    this.Gpio ??= loadOptional('onoff', 'the Linux GPIO backend', this.load, (mod) => {
+      const Gpio = moduleMember(mod, 'Gpio');
+      return typeof Gpio === 'function' ? (Gpio as OnoffGpioConstructor) : undefined;
+    });
+    // A failed load is not cached, so installing the package fixes a running firmware's next open.
+    this.Gpio.catch(() => (this.Gpio = undefined));
+    return this.Gpio;
+  }
+
+  async open(spec: GpioLineSpec): Promise<GpioLine> {
+    const target = `gpio:${gpioTarget(spec)}`;
+    if (this.closed) throw new HalClosedError(`open ${target} on a closed GPIO controller`, { target, canceled: true });
+    const resolved = await resolveGpioLine(spec, this.root);
+    const Gpio = await this.gpioClass();
+    const activeLow = spec.activeLow ?? false;
+    let direction: GpioDirection | 'high' | 'low' = spec.direction;
+    if (spec.direction === 'out') {
+      // sysfs 'high'/'low' set the direction and the raw level in one write, so the pin never
+      // glitches to the wrong level; the raw level is the logical one inverted for active-low lines.
+      direction = ((spec.initial ?? 0) === 1) !== activeLow ? 'high' : 'low';
+    }
+    const edge = spec.direction === 'in' ? (spec.edge === 'none' ? 'none' : 'both') : undefined;
+    let gpio: OnoffGpio;
+    try {
+      gpio = new Gpio(resolved.number, direction, edge, { activeLow, debounceTimeout: spec.debounceMs ?? 0 });
+    } catch (err) {
+      throw gpioError(err, `open (sysfs GPIO ${resolved.number})`, target);
+    }
+    const line = new LinuxGpioLine(spec, gpio, this.options.clock);
+    if (this.closed) {
+      await line.close();
+      throw new HalClosedError(`open ${target}: the GPIO controller closed meanwhile`, { target, canceled: true });
+    }
+    this.lines.add(line);
+    this.options.track?.(() => line.close());
+    return line;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const lines = [...this.lines].reverse();
+    this.lines.clear();
+    let first: unknown;
+    for (const line of lines) await line.close().catch((err: unknown) => (first ??= err));
+    if (first !== undefined) throw first;
+  }
+}
