@@ -1,0 +1,89 @@
+/**
+ * Admission: when the gate asks for a verdict, per gate mode. The gate (gate.ts) owns the server and
+ * what happens to a socket once it has a verdict; an admission only decides when and how each accepted
+ * socket gets its verdict. A new mode is a new Admission registered in `createAdmission`.
+ */
+import type { Socket } from 'node:net';
+import type { VerdictSource } from './gate-verdicts.js';
+import { GateModeUnavailableError } from './gate-errors.js';
+import type { Verdict } from './verdict.js';
+
+export interface AdmissionContext {
+  service: string;
+  verdicts: VerdictSource;
+  /** Gives `socket` its verdict; the gate then hands it to the application or cuts it. Once per socket. */
+  decide: (socket: Socket, verdict: Verdict) => void;
+}
+
+export interface Admission {
+  /** Whether the server must create sockets paused, so that nothing reads them before the verdict. */
+  readonly pauseOnConnect: boolean;
+  /** Sockets accepted but not yet decided. */
+  readonly waiting: number;
+  /** Takes a socket the server just accepted; calls `decide` for it now or later. */
+  admit(socket: Socket): void;
+  /** The gate is closing: returns the sockets still waiting, which will not be decided. */
+  close(): Socket[];
+}
+
+/**
+ * Claim 2: the kernel has completed the handshake; the socket stays paused (bytes the client sends wait
+ * in the kernel) until the verdict. Reused verdicts decide synchronously; everything else waits for the
+ * one running diagnosis, and all sockets that arrived meanwhile are decided together when it settles.
+ */
+export class AfterAdmission implements Admission {
+  readonly pauseOnConnect = true;
+  private readonly verdicts: VerdictSource;
+  private readonly decide: AdmissionContext['decide'];
+  private queue: Socket[] = [];
+  private subscribed = false;
+
+  constructor(ctx: AdmissionContext) {
+    this.verdicts = ctx.verdicts;
+    this.decide = ctx.decide;
+  }
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  admit(socket: Socket): void {
+    const reused = this.verdicts.reusable();
+    if (reused !== undefined) {
+      this.decide(socket, reused);
+      return;
+    }
+    this.queue.push(socket);
+    if (this.subscribed) return;
+    this.subscribed = true;
+    void this.verdicts.diagnose().then(this.flush);
+  }
+
+  close(): Socket[] {
+    const left = this.queue;
+    this.queue = [];
+    return left;
+  }
+
+  private readonly flush = (verdict: Verdict): void => {
+    this.subscribed = false;
+    const batch = this.queue;
+    this.queue = [];
+    for (const socket of batch) this.decide(socket, verdict);
+  };
+}
+
+export type GateMode = 'after' | 'before';
+
+export function createAdmission(mode: GateMode, ctx: AdmissionContext): Admission {
+  switch (mode) {
+    case 'after':
+      return new AfterAdmission(ctx);
+    case 'before':
+      throw new GateModeUnavailableError(
+        ctx.service,
+        mode,
+        'holding SYNs in an NFQUEUE needs the native addon, which this build does not include; use mode "after"',
+      );
+  }
+}

@@ -1,0 +1,54 @@
+import { HandcheckError, type HandcheckErrorOptions } from '../hal/errors.js';
+
+/** The gate policy asks for a mode this build cannot run (before mode needs the NFQUEUE addon). */
+export class GateModeUnavailableError extends HandcheckError {
+  readonly service: string;
+  readonly mode: string;
+
+  constructor(service: string, mode: string, why: string) {
+    super('ERR_GATE_MODE_UNAVAILABLE', `service ${service}: gate mode '${mode}' is not available: ${why}`);
+    this.service = service;
+    this.mode = mode;
+  }
+}
+
+/** A gate policy or gate option has a value the gate cannot work with. */
+export class GatePolicyError extends HandcheckError {
+  readonly service: string;
+  /** The offending field, as in boards.json (`gate.maxAgeMs`). */
+  readonly field: string;
+
+  constructor(service: string, field: string, message: string) {
+    super('ERR_GATE_POLICY', `service ${service}: ${field} ${message}`);
+    this.service = service;
+    this.field = field;
+  }
+}
+
+/** The gate was closed: it no longer listens, and a diagnosis it ran is no longer wanted. */
+export class GateClosedError extends HandcheckError {
+  constructor(service: string, what: string) {
+    super('ERR_GATE_CLOSED', `service ${service}: gate closed, ${what}`);
+  }
+}
+
+/** The gate's server could not listen on the address of its service. */
+export class GateListenError extends HandcheckError {
+  readonly address: string;
+
+  constructor(service: string, address: string, options: HandcheckErrorOptions) {
+    const detail = options.cause instanceof Error ? options.cause.message : String(options.cause);
+    super('ERR_GATE_LISTEN', `service ${service}: cannot listen on ${address}: ${detail}`, options);
+    this.address = address;
+  }
+}
+
+/** The self-diagnosis of a service did not settle before its deadline; the abort reason its signal carries. */
+export class DiagnosisTimeoutError extends HandcheckError {
+  readonly timeoutMs: number;
+
+  constructor(service: string, timeoutMs: number) {
+    super('ERR_DIAG_TIMEOUT', `service ${service}: self-diagnosis gave no verdict within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}

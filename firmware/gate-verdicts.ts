@@ -1,0 +1,201 @@
+/**
+ * Where the gate's verdicts come from: one running diagnosis at a time per service (single flight),
+ * each with a deadline, and the reuse rule of claim 5. Knows nothing about sockets, so every admission
+ * mode (after accept, before the SYN/ACK) asks the same source.
+ */
+import type { Clock, Timer } from '../hal/clock.js';
+import { DiagnosisTimeoutError, GateClosedError } from './gate-errors.js';
+import {
+  type Diagnose,
+  ERR_DIAG_FAILED,
+  ERR_DIAG_INVALID,
+  ERR_DIAG_TIMEOUT,
+  type Failure,
+  SELF_DIAGNOSIS,
+  type Verdict,
+} from './verdict.js';
+
+export interface VerdictSourceOptions {
+  service: string;
+  diagnose: Diagnose;
+  clock: Clock;
+  /** Deadline of one diagnosis on `clock`. */
+  timeoutMs: number;
+  reuse: 'never' | 'while-held';
+  /** How long, on `clock` from the start of its diagnosis, a verdict may be reused. */
+  maxAgeMs: number;
+  /** Called once per finished diagnosis, before the callers waiting for it see the verdict. */
+  onVerdict: (verdict: Verdict) => void;
+}
+
+function errorCode(err: unknown): string {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? (err as { code: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('ERR_') ? code : ERR_DIAG_FAILED;
+}
+
+function errorReason(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : `non-error thrown: ${String(err)}`;
+}
+
+function isVerdict(value: unknown): value is Verdict {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Partial<Verdict>;
+  return typeof v.ok === 'boolean' && Array.isArray(v.failures);
+}
+
+export class VerdictSource {
+  private readonly options: VerdictSourceOptions;
+  private flight: Promise<Verdict> | undefined;
+  /** Settles the running diagnosis early (gate closing); undefined when none runs. */
+  private cancelFlight: ((reason: GateClosedError) => void) | undefined;
+  /** The last ok verdict as reused connections see it, built once per diagnosis, not per connection. */
+  private reusableView: Verdict | undefined;
+  private reusableSince = 0;
+  private holders = 0;
+  private closed = false;
+  private diagnosedCount = 0;
+  private timeoutCount = 0;
+  private last: Verdict | undefined;
+
+  constructor(options: VerdictSourceOptions) {
+    this.options = options;
+  }
+
+  /** Diagnose calls made so far. */
+  get diagnosed(): number {
+    return this.diagnosedCount;
+  }
+
+  /** Diagnoses that missed their deadline. */
+  get timeouts(): number {
+    return this.timeoutCount;
+  }
+
+  /** The verdict of the last finished diagnosis. */
+  get lastVerdict(): Verdict | undefined {
+    return this.last;
+  }
+
+  get running(): boolean {
+    return this.flight !== undefined;
+  }
+
+  /** A connection admitted on an ok verdict is now held; while any is, that verdict may be reused. */
+  hold(): void {
+    this.holders++;
+  }
+
+  /** A held connection ended. */
+  release(): void {
+    this.holders--;
+  }
+
+  /**
+   * The verdict a new connection may take without a diagnosis (claim 5): the last ok verdict, while a
+   * connection admitted as ok is held and the verdict is younger than `maxAgeMs`. Synchronous and
+   * allocation-free, because it is on the accept path of every connection.
+   */
+  reusable(): Verdict | undefined {
+    if (this.holders === 0 || this.reusableView === undefined) return undefined;
+    if (this.options.clock.now() - this.reusableSince > this.options.maxAgeMs) {
+      this.reusableView = undefined;
+      return undefined;
+    }
+    return this.reusableView;
+  }
+
+  /** The running diagnosis, or a new one. Never rejects: every failure is an abnormal verdict. */
+  diagnose(): Promise<Verdict> {
+    if (this.flight) return this.flight;
+    if (this.closed) return Promise.resolve(this.closedVerdict(this.options.clock.now()));
+    // run() never settles synchronously (results arrive in a then callback or on a timer), so the
+    // flight it clears on settling is always the one stored here.
+    this.flight = this.run();
+    return this.flight;
+  }
+
+  /** Stops reuse and cancels the running diagnosis; its waiters get an abnormal verdict at once. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reusableView = undefined;
+    this.cancelFlight?.(new GateClosedError(this.options.service, 'self-diagnosis canceled'));
+  }
+
+  private run(): Promise<Verdict> {
+    const { clock, diagnose, timeoutMs, service } = this.options;
+    const startedAt = clock.now();
+    const controller = new AbortController();
+    this.diagnosedCount++;
+    return new Promise<Verdict>((resolve) => {
+      let settled = false;
+      const settle = (verdict: Verdict, record: boolean): void => {
+        if (settled) return;
+        settled = true;
+        timer.cancel();
+        this.flight = undefined;
+        this.cancelFlight = undefined;
+        if (record) this.record(verdict, startedAt);
+        resolve(verdict);
+      };
+      const failed = (failure: Failure): Verdict => ({
+        ok: false,
+        failures: [failure],
+        startedAt,
+        durationMs: clock.now() - startedAt,
+        reused: false,
+      });
+      const timer: Timer = clock.setTimeout(() => {
+        const error = new DiagnosisTimeoutError(service, timeoutMs);
+        this.timeoutCount++;
+        controller.abort(error);
+        settle(failed({ component: SELF_DIAGNOSIS, code: ERR_DIAG_TIMEOUT, reason: error.message }), true);
+      }, timeoutMs);
+      this.cancelFlight = (reason) => {
+        controller.abort(reason);
+        settle(this.closedVerdict(startedAt), false);
+      };
+      let pending: Promise<Verdict>;
+      try {
+        pending = Promise.resolve(diagnose(controller.signal));
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+      pending.then(
+        (verdict: unknown) => {
+          if (isVerdict(verdict)) {
+            settle(verdict, true);
+            return;
+          }
+          const got = verdict === null ? 'null' : typeof verdict;
+          const reason = `self-diagnosis of service ${service} resolved with ${got} instead of a verdict`;
+          settle(failed({ component: SELF_DIAGNOSIS, code: ERR_DIAG_INVALID, reason }), true);
+        },
+        (err: unknown) => settle(failed({ component: SELF_DIAGNOSIS, code: errorCode(err), reason: errorReason(err) }), true),
+      );
+    });
+  }
+
+  private closedVerdict(startedAt: number): Verdict {
+    const error = new GateClosedError(this.options.service, 'self-diagnosis canceled');
+    return {
+      ok: false,
+      failures: [{ component: SELF_DIAGNOSIS, code: error.code, reason: error.message }],
+      startedAt,
+      durationMs: this.options.clock.now() - startedAt,
+      reused: false,
+    };
+  }
+
+  private record(verdict: Verdict, startedAt: number): void {
+    this.last = verdict;
+    if (verdict.ok && this.options.reuse === 'while-held') {
+      this.reusableView = Object.freeze({ ...verdict, reused: true });
+      // Age is measured on the gate's clock: the diagnosis may stamp `startedAt` on another one.
+      this.reusableSince = startedAt;
+    } else {
+      this.reusableView = undefined;
+    }
+    this.options.onVerdict(verdict);
+  }
+}

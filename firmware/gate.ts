@@ -1,0 +1,456 @@
+/**
+ * The gate: the socket layer of one service (patent item 5). Every connection the service accepts gets
+ * a verdict from the self-diagnosis, or reuses the verdict of a connection still held (claim 5); an ok
+ * verdict hands the socket to the application, an abnormal one cuts it with RST or FIN (claim 4).
+ *
+ * This file wires a net.Server to an Admission (gate-admission.ts: when to ask for a verdict, per mode)
+ * and a VerdictSource (gate-verdicts.ts: single flight, deadline, reuse), and owns what happens to a
+ * socket once it has its verdict: holding, idle timeout, recheck resets, limits, counters, logs, close.
+ */
+import { EventEmitter } from 'node:events';
+import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
+import type { Logger } from 'pino';
+import type { GatePolicy } from '../hal/board-config.js';
+import { type Clock, type Timer, systemClock } from '../hal/clock.js';
+import { type Admission, type GateMode, createAdmission } from './gate-admission.js';
+import { GateClosedError, GateListenError, GatePolicyError } from './gate-errors.js';
+import { VerdictSource } from './gate-verdicts.js';
+import type { Diagnose, Failure, Verdict } from './verdict.js';
+
+export interface GateOptions {
+  /** Service id, for logs, errors and decisions. */
+  service: string;
+  /** The service's `gate` entry from boards.json; absent fields take the defaults of ResolvedGatePolicy. */
+  policy?: GatePolicy;
+  diagnose: Diagnose;
+  /** The gate logs through a child of it (`subsystem: 'gate'`, `service`). */
+  logger: Logger;
+  /**
+   * Receives each connection whose verdict is ok, already resumed: data events start on a later tick,
+   * so listeners attached here see every byte, including bytes sent while the verdict was pending. To
+   * read later, pause the socket here. Throwing destroys the socket.
+   */
+  onConnection: (socket: Socket) => void;
+  /** Clock for diagnosis deadlines, verdict age and rechecks. Default: the system clock. */
+  clock?: Clock;
+  /** Deadline of one self-diagnosis. Default 2000 ms. */
+  diagnosisTimeoutMs?: number;
+  /**
+   * Bound, in real time, on waiting for a peer to answer our FIN (close(), onFail 'close', idle close)
+   * before the socket is destroyed. Default 2000 ms.
+   */
+  closeTimeoutMs?: number;
+}
+
+export interface ResolvedGatePolicy {
+  mode: GateMode;
+  onFail: 'reset' | 'close';
+  reuse: 'never' | 'while-held';
+  maxAgeMs: number;
+  /** 0: no background re-diagnosis. */
+  recheckMs: number;
+  maxConnections: number | undefined;
+  idleTimeoutMs: number | undefined;
+  diagnosisTimeoutMs: number;
+  closeTimeoutMs: number;
+}
+
+/**
+ * What the gate did with one connection:
+ * - `accept`: verdict ok (diagnosed or reused), handed to the application;
+ * - `reset` / `close`: verdict abnormal, cut with RST / FIN;
+ * - `limit`: reset without diagnosis, `maxConnections` reached;
+ * - `idle-close`: a held connection closed with FIN after `idleTimeoutMs` without traffic;
+ * - `recheck-reset`: a held connection reset because a later diagnosis found a fault.
+ */
+export type GateAction = 'accept' | 'reset' | 'close' | 'limit' | 'idle-close' | 'recheck-reset';
+
+export interface GateDecision {
+  service: string;
+  action: GateAction;
+  /** `address:port` of the client. */
+  peer: string;
+  /** The verdict acted on; undefined for `limit` and `idle-close`, which need none. */
+  verdict: Verdict | undefined;
+}
+
+export interface GateStats {
+  service: string;
+  mode: GateMode;
+  listening: boolean;
+  /** Connections the server accepted, whatever became of them. */
+  connections: number;
+  /** Handed to the application on an ok verdict (diagnosed or reused). */
+  accepted: number;
+  /** Of `accepted`, how many reused a held connection's verdict without a diagnosis. */
+  reused: number;
+  /** Cut with RST on an abnormal verdict. */
+  reset: number;
+  /** Cut with FIN on an abnormal verdict. */
+  closed: number;
+  /** Calls of the self-diagnosis. */
+  diagnosed: number;
+  /** Diagnoses that missed their deadline. */
+  diagnosisTimeouts: number;
+  /** Reset without diagnosis because `maxConnections` were open. */
+  rejectedLimit: number;
+  idleClosed: number;
+  /** Held connections reset because a later diagnosis (recheck) was abnormal. */
+  recheckReset: number;
+  /** Connections handed to the application and still open. */
+  held: number;
+  /** Connections accepted and waiting for their verdict. */
+  waiting: number;
+  lastVerdict: Verdict | undefined;
+}
+
+export interface GateEvents {
+  decision: [GateDecision];
+}
+
+const DEFAULTS = {
+  mode: 'after',
+  onFail: 'reset',
+  reuse: 'while-held',
+  maxAgeMs: 30_000,
+  recheckMs: 0,
+  diagnosisTimeoutMs: 2000,
+  closeTimeoutMs: 2000,
+} as const;
+
+function pick<T extends string>(service: string, field: string, value: T | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value)) {
+    throw new GatePolicyError(service, field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function duration(service: string, field: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new GatePolicyError(service, field, `must be a finite number of milliseconds >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function optionalPositive(service: string, field: string, value: number | undefined, integer: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new GatePolicyError(service, field, `must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Applies defaults to a service's gate policy and checks every field, naming the bad one. */
+export function resolveGatePolicy(
+  service: string,
+  policy: GatePolicy = {},
+  options: Pick<GateOptions, 'diagnosisTimeoutMs' | 'closeTimeoutMs'> = {},
+): Readonly<ResolvedGatePolicy> {
+  return Object.freeze({
+    mode: pick(service, 'gate.mode', policy.mode, ['after', 'before'], DEFAULTS.mode),
+    onFail: pick(service, 'gate.onFail', policy.onFail, ['reset', 'close'], DEFAULTS.onFail),
+    reuse: pick(service, 'gate.reuse', policy.reuse, ['never', 'while-held'], DEFAULTS.reuse),
+    maxAgeMs: duration(service, 'gate.maxAgeMs', policy.maxAgeMs, DEFAULTS.maxAgeMs, 0),
+    recheckMs: duration(service, 'gate.recheckMs', policy.recheckMs, DEFAULTS.recheckMs, 0),
+    maxConnections: optionalPositive(service, 'gate.maxConnections', policy.maxConnections, true),
+    idleTimeoutMs: optionalPositive(service, 'gate.idleTimeoutMs', policy.idleTimeoutMs, false),
+    diagnosisTimeoutMs: duration(service, 'diagnosisTimeoutMs', options.diagnosisTimeoutMs, DEFAULTS.diagnosisTimeoutMs, 1),
+    closeTimeoutMs: duration(service, 'closeTimeoutMs', options.closeTimeoutMs, DEFAULTS.closeTimeoutMs, 1),
+  });
+}
+
+function peerOf(socket: Socket): string {
+  const address = socket.remoteAddress;
+  if (address === undefined) return 'unknown';
+  return socket.remoteFamily === 'IPv6' ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`;
+}
+
+function summary(verdict: Verdict): { verdict: 'ok' | 'abnormal'; failures: Failure[]; reused: boolean; durationMs: number } {
+  return { verdict: verdict.ok ? 'ok' : 'abnormal', failures: verdict.failures, reused: verdict.reused, durationMs: verdict.durationMs };
+}
+
+type State = 'idle' | 'listening' | 'closing';
+
+export class Gate extends EventEmitter<GateEvents> {
+  readonly service: string;
+  readonly policy: Readonly<ResolvedGatePolicy>;
+  private readonly log: Logger;
+  private readonly onConnection: (socket: Socket) => void;
+  private readonly clock: Clock;
+  private readonly verdicts: VerdictSource;
+  private readonly admission: Admission;
+  private readonly server: Server;
+  private readonly held = new Set<Socket>();
+  private state: State = 'idle';
+  private closing: Promise<void> | undefined;
+  private recheckTimer: Timer | undefined;
+  private readonly counters = {
+    connections: 0,
+    accepted: 0,
+    reused: 0,
+    reset: 0,
+    closed: 0,
+    rejectedLimit: 0,
+    idleClosed: 0,
+    recheckReset: 0,
+  };
+  // Socket listeners shared by every connection (they read the socket from `this`), so holding a
+  // connection allocates no closures.
+  private readonly onHeldClose: (this: Socket) => void;
+  private readonly onSocketTimeout: (this: Socket) => void;
+  private readonly onSocketError: (this: Socket, err: Error) => void;
+
+  constructor(options: GateOptions) {
+    super();
+    this.service = options.service;
+    this.policy = resolveGatePolicy(options.service, options.policy, options);
+    this.log = options.logger.child({ subsystem: 'gate', service: options.service });
+    this.onConnection = options.onConnection;
+    this.clock = options.clock ?? systemClock;
+    this.verdicts = new VerdictSource({
+      service: this.service,
+      diagnose: options.diagnose,
+      clock: this.clock,
+      timeoutMs: this.policy.diagnosisTimeoutMs,
+      reuse: this.policy.reuse,
+      maxAgeMs: this.policy.maxAgeMs,
+      onVerdict: (verdict) => this.onVerdict(verdict),
+    });
+    this.admission = createAdmission(this.policy.mode, {
+      service: this.service,
+      verdicts: this.verdicts,
+      decide: (socket, verdict) => this.decide(socket, verdict),
+    });
+
+    const gate = this;
+    this.onHeldClose = function onHeldClose(this: Socket): void {
+      gate.release(this);
+    };
+    this.onSocketTimeout = function onSocketTimeout(this: Socket): void {
+      gate.timedOut(this);
+    };
+    this.onSocketError = function onSocketError(this: Socket, err: Error): void {
+      if (gate.log.isLevelEnabled('debug')) {
+        gate.log.debug({ peer: peerOf(this), err: { code: (err as NodeJS.ErrnoException).code, message: err.message } }, 'connection error');
+      }
+    };
+
+    this.server = createServer({ pauseOnConnect: this.admission.pauseOnConnect }, (socket) => this.accept(socket));
+    this.server.on('error', (err) => {
+      if (this.state === 'listening') this.log.error({ err }, 'server error');
+    });
+  }
+
+  /** Starts accepting connections; resolves with the bound address (port 0 picks a free port). */
+  listen(host: string, port: number): Promise<AddressInfo> {
+    const where = `${host}:${port}`;
+    if (this.state === 'closing') return Promise.reject(new GateClosedError(this.service, `cannot listen on ${where}`));
+    if (this.state === 'listening') {
+      return Promise.reject(new GateListenError(this.service, where, { cause: new Error('the gate is already listening') }));
+    }
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(new GateListenError(this.service, where, { cause: err }));
+      this.server.once('error', onError);
+      this.server.listen({ host, port }, () => {
+        this.server.off('error', onError);
+        this.state = 'listening';
+        const address = this.server.address() as AddressInfo;
+        this.log.info({ address: address.address, port: address.port, policy: this.policy }, 'gate listening');
+        resolve(address);
+      });
+    });
+  }
+
+  /** The bound address while listening. */
+  address(): AddressInfo | undefined {
+    const address = this.server.address();
+    return address !== null && typeof address === 'object' ? address : undefined;
+  }
+
+  stats(): GateStats {
+    return {
+      service: this.service,
+      mode: this.policy.mode,
+      listening: this.state === 'listening',
+      ...this.counters,
+      diagnosed: this.verdicts.diagnosed,
+      diagnosisTimeouts: this.verdicts.timeouts,
+      held: this.held.size,
+      waiting: this.admission.waiting,
+      lastVerdict: this.verdicts.lastVerdict,
+    };
+  }
+
+  /**
+   * Stops accepting, cancels the running diagnosis, ends every open connection with FIN, waits up to
+   * `closeTimeoutMs` for the peers to close, then destroys what is left. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const wasListening = this.state === 'listening';
+    this.state = 'closing';
+    this.stopRecheck();
+    const serverClosed = new Promise<void>((resolve) => {
+      if (wasListening) this.server.close(() => resolve());
+      else resolve();
+    });
+    const waiting = this.admission.close();
+    this.verdicts.close();
+
+    const open = [...waiting, ...this.held].filter((socket) => !socket.destroyed);
+    const allClosed = Promise.all(open.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve()))));
+    for (const socket of waiting) this.endUndecided(socket);
+    for (const socket of this.held) socket.end();
+
+    let bound: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => {
+      bound = setTimeout(resolve, this.policy.closeTimeoutMs);
+    });
+    await Promise.race([allClosed, expired]);
+    clearTimeout(bound);
+    for (const socket of open) socket.destroy();
+    await serverClosed;
+    this.log.info({ ...this.counters }, 'gate closed');
+  }
+
+  private accept(socket: Socket): void {
+    this.counters.connections++;
+    const max = this.policy.maxConnections;
+    if (max !== undefined && this.held.size + this.admission.waiting >= max) {
+      this.rejectForLimit(socket, max);
+      return;
+    }
+    this.admission.admit(socket);
+  }
+
+  private decide(socket: Socket, verdict: Verdict): void {
+    if (this.state !== 'listening') {
+      this.endUndecided(socket);
+      return;
+    }
+    if (verdict.ok) this.admit(socket, verdict);
+    else this.refuse(socket, verdict);
+  }
+
+  private admit(socket: Socket, verdict: Verdict): void {
+    this.held.add(socket);
+    this.verdicts.hold();
+    if (this.held.size === 1) this.startRecheck();
+    socket.on('close', this.onHeldClose);
+    socket.on('error', this.onSocketError);
+    if (this.policy.idleTimeoutMs !== undefined) {
+      socket.setTimeout(this.policy.idleTimeoutMs);
+      socket.on('timeout', this.onSocketTimeout);
+    }
+    this.counters.accepted++;
+    if (verdict.reused) this.counters.reused++;
+    this.report('accept', socket, verdict, 'debug', 'connection accepted');
+    // Resumed before the hand-over so that an application may pause it; no data event can fire before
+    // onConnection returns, because reads complete on a later turn of the event loop.
+    socket.resume();
+    try {
+      this.onConnection(socket);
+    } catch (err) {
+      this.log.error({ err, peer: peerOf(socket) }, 'onConnection threw; connection destroyed');
+      socket.destroy();
+    }
+  }
+
+  private refuse(socket: Socket, verdict: Verdict): void {
+    if (this.policy.onFail === 'reset') {
+      this.report('reset', socket, verdict, 'warn', 'connection reset: self-diagnosis abnormal');
+      this.counters.reset++;
+      socket.resetAndDestroy();
+    } else {
+      this.report('close', socket, verdict, 'warn', 'connection closed: self-diagnosis abnormal');
+      this.counters.closed++;
+      this.endUndecided(socket);
+    }
+  }
+
+  private rejectForLimit(socket: Socket, max: number): void {
+    this.counters.rejectedLimit++;
+    if (this.log.isLevelEnabled('warn')) {
+      this.log.warn(
+        { action: 'limit', peer: peerOf(socket), held: this.held.size, waiting: this.admission.waiting, maxConnections: max },
+        'connection reset: maxConnections reached',
+      );
+    }
+    if (this.listenerCount('decision') > 0) this.emit('decision', { service: this.service, action: 'limit', peer: peerOf(socket), verdict: undefined });
+    socket.resetAndDestroy();
+  }
+
+  /**
+   * FIN for a socket the application never saw. It is drained while the peer answers, because closing a
+   * socket with unread bytes makes the kernel send RST instead of the FIN the policy promised.
+   */
+  private endUndecided(socket: Socket): void {
+    socket.on('error', this.onSocketError);
+    socket.on('timeout', this.onSocketTimeout);
+    socket.setTimeout(this.policy.closeTimeoutMs);
+    socket.end();
+    socket.resume();
+  }
+
+  private timedOut(socket: Socket): void {
+    if (socket.writableEnded) {
+      socket.destroy();
+      return;
+    }
+    this.counters.idleClosed++;
+    this.report('idle-close', socket, undefined, 'info', `connection closed: idle for ${this.policy.idleTimeoutMs} ms`);
+    socket.setTimeout(this.policy.closeTimeoutMs);
+    socket.end();
+  }
+
+  private release(socket: Socket): void {
+    if (!this.held.delete(socket)) return;
+    this.verdicts.release();
+    if (this.held.size === 0) this.stopRecheck();
+  }
+
+  private startRecheck(): void {
+    if (this.policy.recheckMs === 0 || this.recheckTimer !== undefined) return;
+    this.recheckTimer = this.clock.setInterval(() => void this.verdicts.diagnose(), this.policy.recheckMs);
+  }
+
+  private stopRecheck(): void {
+    this.recheckTimer?.cancel();
+    this.recheckTimer = undefined;
+  }
+
+  /**
+   * With rechecks on, any abnormal verdict - from a recheck or from a new connection - resets the held
+   * connections at once, so that clients holding a connection (hold-mode monitors) learn of the fault.
+   */
+  private onVerdict(verdict: Verdict): void {
+    if (verdict.ok || this.policy.recheckMs === 0 || this.held.size === 0 || this.state !== 'listening') return;
+    const sockets = [...this.held];
+    const peers = sockets.map(peerOf);
+    this.log.warn(
+      { action: 'recheck-reset', ...summary(verdict), connections: sockets.length, peers },
+      'held connections reset: self-diagnosis abnormal',
+    );
+    const notify = this.listenerCount('decision') > 0;
+    sockets.forEach((socket, i) => {
+      this.counters.recheckReset++;
+      if (notify) this.emit('decision', { service: this.service, action: 'recheck-reset', peer: peers[i] ?? 'unknown', verdict });
+      socket.resetAndDestroy();
+    });
+  }
+
+  private report(action: GateAction, socket: Socket, verdict: Verdict | undefined, level: 'debug' | 'info' | 'warn', msg: string): void {
+    const logging = this.log.isLevelEnabled(level);
+    const notify = this.listenerCount('decision') > 0;
+    if (!logging && !notify) return;
+    const peer = peerOf(socket);
+    if (logging) this.log[level](verdict ? { action, peer, ...summary(verdict) } : { action, peer }, msg);
+    if (notify) this.emit('decision', { service: this.service, action, peer, verdict });
+  }
+}
