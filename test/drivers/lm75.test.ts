@@ -1,0 +1,113 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { LM75_CONF, LM75_REG, Lm75Driver, lm75WordToC } from '../../hal/drivers/lm75.js';
+import { Lm75Model } from '../../sim/chips/lm75.js';
+import { type BusFixture, busFixture, transportFaultTests } from './bus-fixture.js';
+
+const ADDR = 0x49;
+const ID = 'psu-temp';
+
+let fx: BusFixture;
+let model: Lm75Model;
+let driver: Lm75Driver;
+
+beforeEach(() => {
+  fx = busFixture();
+  model = new Lm75Model(fx.context(ID, { temperatureC: 30 }));
+  fx.bus.attach(ADDR, model, ID);
+  driver = new Lm75Driver(fx.bus, ADDR);
+});
+
+// LM75 datasheet, temperature data format table: temperature -> 9-bit binary (in the top bits of the word).
+const table: Array<[number, number]> = [
+  [125, 0x0fa],
+  [25, 0x032],
+  [0.5, 0x001],
+  [0, 0x000],
+  [-0.5, 0x1ff],
+  [-25, 0x1ce],
+  [-55, 0x192],
+];
+
+describe('LM75 conversions (datasheet table)', () => {
+  it.each(table)('%d C is 9-bit %i', (celsius, digital) => {
+    expect(lm75WordToC(digital << 7)).toBe(celsius);
+  });
+
+  it('the model puts the datasheet words on the wire', async () => {
+    for (const [celsius, digital] of table) {
+      model.temperatureC.set(celsius);
+      expect(await fx.bus.readWord(ADDR, LM75_REG.temperature, 'be')).toBe(digital << 7);
+    }
+  });
+});
+
+describe('LM75 driver on the simulated bus', () => {
+  it('identifies an LM75 the way the Linux detect routine does', async () => {
+    await expect(driver.identify()).resolves.toEqual({ part: 'LM75', details: { config: '0x00', thystC: 75, tosC: 80 } });
+  });
+
+  it('the model mirrors the last byte read at pointers 4-7 and repeats its registers every 8 addresses', async () => {
+    expect(await fx.bus.readByte(ADDR, LM75_REG.tos)).toBe(80);
+    expect(await fx.bus.readByte(ADDR, 6)).toBe(80);
+    expect(await fx.bus.readByte(ADDR, 8 + LM75_REG.thyst)).toBe(75);
+    expect(await fx.bus.readByte(ADDR, 5)).toBe(75);
+    expect(await fx.bus.readByte(ADDR, 248 + LM75_REG.tos)).toBe(80);
+  });
+
+  it('rejects a part whose THYST and TOS are both 0', async () => {
+    await fx.bus.writeWord(ADDR, LM75_REG.thyst, 0, 'be');
+    await fx.bus.writeWord(ADDR, LM75_REG.tos, 0, 'be');
+    await expect(driver.identify()).rejects.toMatchObject({ code: 'ERR_HAL_IDENTITY', message: expect.stringContaining('both 0') });
+  });
+
+  it('round-trips the model temperature within half an LSB', async () => {
+    for (const celsius of [30, -10.2, 55.74, 99.9, -54.6]) {
+      model.temperatureC.set(celsius);
+      expect(Math.abs((await driver.read()).temperatureC - celsius)).toBeLessThanOrEqual(0.25);
+    }
+  });
+
+  it('self-test passes at power-on and flags shutdown and inverted limits', async () => {
+    expect((await driver.selfTest()).ok).toBe(true);
+    await fx.bus.writeByte(ADDR, LM75_REG.config, LM75_CONF.SHUTDOWN);
+    await fx.bus.writeWord(ADDR, LM75_REG.tos, 60 << 8, 'be');
+    const result = await driver.selfTest();
+    expect(result.ok).toBe(false);
+    expect(result.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['converting', 'limits']);
+  });
+
+  it('shutdown freezes the temperature register', async () => {
+    await fx.bus.writeByte(ADDR, LM75_REG.config, LM75_CONF.SHUTDOWN);
+    model.temperatureC.set(70);
+    expect((await driver.read()).temperatureC).toBe(30);
+    await fx.bus.writeByte(ADDR, LM75_REG.config, 0);
+    expect((await driver.read()).temperatureC).toBe(70);
+  });
+
+  it('configuration writes keep the unused bits at 0', async () => {
+    await fx.bus.writeByte(ADDR, LM75_REG.config, 0xff);
+    expect(await fx.bus.readByte(ADDR, LM75_REG.config)).toBe(0x1f);
+  });
+});
+
+describe('LM75 faults', () => {
+  transportFaultTests(() => ({ fx, driver, componentId: ID }));
+
+  it('wrong-identity: identify rejects with ERR_HAL_IDENTITY naming found and expected', async () => {
+    fx.faults.inject({ target: ID, kind: 'wrong-identity' });
+    const err = await driver.identify().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_HAL_IDENTITY', target: 'i2c-1@0x49' });
+    expect((err as Error).message).toBe('i2c-1@0x49: expected an LM75 (configuration bits 7-5 = 0), found configuration 0x60');
+  });
+
+  it('out-of-range: the reading is forced past the limits', async () => {
+    fx.faults.inject({ target: ID, kind: 'out-of-range' });
+    expect((await driver.read()).temperatureC).toBe(127);
+  });
+
+  it('drift: the reading moves with virtual time', async () => {
+    fx.faults.inject({ target: ID, kind: 'drift', params: { ratePerS: -0.1 } });
+    await fx.clock.advance(100_000);
+    expect((await driver.read()).temperatureC).toBe(20);
+  });
+});
