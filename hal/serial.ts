@@ -117,7 +117,8 @@ class BindingSerialPort implements SerialPort {
     try {
       await this.port.write(data);
     } catch (err) {
-      throw halErrorFromErrno(err, 'write', this.target);
+      // A write cut short because the device vanished is that loss, not an I/O error of its own.
+      throw this.failure ?? halErrorFromErrno(err, 'write', this.target);
     }
   }
 
