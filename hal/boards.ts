@@ -19,6 +19,8 @@ import {
 } from './board-config.js';
 import { HandcheckError, type HandcheckErrorOptions } from './errors.js';
 
+export type { BoardConfig, BoardsFile } from './board-config.js';
+
 /** One problem in a boards file: where (a JSON pointer, `/boards/1/components/3/address`) and what. */
 export interface BoardsIssue {
   readonly path: string;
@@ -166,8 +168,11 @@ function scanJson(text: string, source: string): BoardsIssue[] {
   const duplicates: BoardsIssue[] = [];
   let pos = 0;
 
-  const describe = (at: number): string =>
-    at >= text.length ? 'unexpected end of file' : `unexpected character ${JSON.stringify(text[at])}`;
+  const describe = (at: number): string => {
+    if (at >= text.length) return 'unexpected end of file';
+    const hint = text.startsWith('//', at) || text.startsWith('/*', at) ? ' (JSON has no comments)' : '';
+    return `unexpected character ${JSON.stringify(text[at])}${hint}`;
+  };
   const fail = (detail: string, at = pos): never => {
     throw new JsonSyntax(detail, at);
   };
@@ -228,7 +233,8 @@ function scanJson(text: string, source: string): BoardsIssue[] {
     }
     for (;;) {
       skipSpace();
-      if (text[pos] !== '"') fail(`${describe(pos)}, expected a double-quoted key (JSON allows no trailing comma)`);
+      if (text[pos] === '}') fail("unexpected '}' after ',' (JSON allows no trailing comma)");
+      if (text[pos] !== '"') fail(`${describe(pos)}, expected a double-quoted key`);
       const keyAt = pos;
       const key = string();
       if (seen.has(key)) {
@@ -255,7 +261,7 @@ function scanJson(text: string, source: string): BoardsIssue[] {
     }
     for (let index = 0; ; index++) {
       skipSpace();
-      if (text[pos] === ']') fail(`${describe(pos)}, expected a value (JSON allows no trailing comma)`);
+      if (index > 0 && text[pos] === ']') fail("unexpected ']' after ',' (JSON allows no trailing comma)");
       value(pointer(path, index));
       skipSpace();
       if (text[pos] === ']') {
