@@ -4,7 +4,7 @@
  * when a Linux board actually asks for a line.
  */
 import type { Clock } from '../clock.js';
-import { HalClosedError, type HalError, HalInvalidArgumentError, HalPermissionError, halErrorFromErrno } from '../errors.js';
+import { HalBusBusyError, HalClosedError, type HalError, HalInvalidArgumentError, HalPermissionError, halErrorFromErrno } from '../errors.js';
 import {
   type GpioController,
   type GpioDirection,
@@ -57,11 +57,13 @@ function gpioError(err: unknown, operation: string, target: string): HalError {
       { target, errno, cause: err },
     );
   }
-  const mapped = halErrorFromErrno(err, operation, target);
   if (errno === 'EBUSY') {
-    mapped.message += ' (the line is claimed by a kernel driver or another process; `gpioinfo` shows the consumer)';
+    return new HalBusBusyError(
+      `${operation} on ${target}: the line is claimed by a kernel driver or another process (\`gpioinfo\` shows the consumer)`,
+      { target, errno, cause: err },
+    );
   }
-  return mapped;
+  return halErrorFromErrno(err, operation, target);
 }
 
 class LinuxGpioLine implements GpioLine {
@@ -106,11 +108,15 @@ class LinuxGpioLine implements GpioLine {
   }
 
   watch(watcher: GpioWatcher): () => void {
-    if (this.closing || this.spec.direction === 'in' && (this.spec.edge ?? 'both') === 'none') return () => undefined;
+    if (this.closing || (this.spec.direction === 'in' && (this.spec.edge ?? 'both') === 'none')) return () => undefined;
     if (this.watchers.size === 0) {
       // onoff's debounce reports the value that stayed, even when it equals the one before the
       // bounce; comparing with the last reported value turns that back into "no change".
-      this.last = this.gpio.readSync();
+      try {
+        this.last = this.gpio.readSync();
+      } catch (err) {
+        throw gpioError(err, 'watch', this.target);
+      }
       this.gpio.watch(this.onInterrupt);
     }
     this.watchers.add(watcher);
