@@ -315,7 +315,7 @@ export class Gate extends EventEmitter<GateEvents> {
     await Promise.race([allClosed, expired]);
     clearTimeout(bound);
     for (const socket of open) socket.destroy();
-    await serverClosed;
+    await Promise.all([allClosed, serverClosed]);
     this.log.info({ ...this.counters }, 'gate closed');
   }
 
