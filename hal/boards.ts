@@ -136,13 +136,6 @@ export function selectBoard(file: BoardsFile, id: string): BoardConfig {
   return board;
 }
 
-/** `boards.json` at the package root, from the source tree (`hal/`) or the build (`dist/hal/`). */
-export function defaultBoardsPath(): string {
-  const here = new URL('.', import.meta.url);
-  const root = here.pathname.endsWith('/dist/hal/') ? new URL('../../', here) : new URL('../', here);
-  return new URL('boards.json', root).pathname;
-}
-
 // ---- JSON syntax --------------------------------------------------------------------------------
 
 /** JSON pointer escaping (RFC 6901). */
@@ -318,8 +311,9 @@ function schemaIssues(errors: readonly ErrorObject[]): BoardsIssue[] {
   const anyOfs = errors.filter((error) => error.keyword === 'anyOf');
   const issues: BoardsIssue[] = [];
   for (const error of errors) {
-    // The discriminator repeats what the enum on `kind` (or `required`) already says.
-    if (error.keyword === 'discriminator') continue;
+    // The discriminator repeats what the enum on `kind` (or `required`) already says, and a failed
+    // propertyNames is reported through the errors of the key it refused, which name the rule.
+    if (error.keyword === 'discriminator' || error.keyword === 'propertyNames') continue;
     if (anyOfs.some((any) => any !== error && error.schemaPath.startsWith(`${any.schemaPath}/`) && error.instancePath === any.instancePath)) continue;
     const issue = schemaIssue(error);
     if (!issues.some((seen) => seen.path === issue.path && seen.message === issue.message)) issues.push(issue);
@@ -330,7 +324,8 @@ function schemaIssues(errors: readonly ErrorObject[]): BoardsIssue[] {
 function schemaIssue(error: ErrorObject): BoardsIssue {
   const node = (error.parentSchema ?? {}) as SchemaNode;
   const params = error.params as Record<string, unknown>;
-  const path = error.instancePath;
+  // Errors about a key itself (propertyNames) come with the object's path and the key beside it.
+  const path = error.propertyName === undefined ? error.instancePath : pointer(error.instancePath, error.propertyName);
   const within = node.title ? ` in ${node.title}` : '';
   const mustBe = (fallback: string): string =>
     `${showValue(error.data, path)} is invalid: must be ${node.description ?? fallback}`;
@@ -368,8 +363,6 @@ function schemaIssue(error: ErrorObject): BoardsIssue {
       return { path, message: `must have at least ${count(Number(params.limit), 'key')}${within}` };
     case 'uniqueItems':
       return { path: pointer(path, Number(params.i)), message: `repeats entry ${String(params.j)} (${showValue((error.data as unknown[])[Number(params.i)], path)})` };
-    case 'propertyNames':
-      return { path: pointer(path, String(params.propertyName)), message: `invalid key ${JSON.stringify(params.propertyName)}` };
     default:
       return { path, message: String(error.message) };
   }

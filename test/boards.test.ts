@@ -14,7 +14,6 @@ import {
   BoardsReadError,
   BoardsReferenceError,
   BoardsSchemaError,
-  defaultBoardsPath,
   loadBoards,
   parseBoards,
   selectBoard,
@@ -213,12 +212,8 @@ describe('selectBoard', () => {
 });
 
 describe('the real boards.json', () => {
-  it('is where defaultBoardsPath looks', () => {
-    expect(defaultBoardsPath()).toBe(boardsPath);
-  });
-
   it('loads, with the four boards', async () => {
-    const file = await loadBoards(defaultBoardsPath());
+    const file = await loadBoards(boardsPath);
     expect(file.boards.map((board) => [board.id, board.backend])).toEqual([
       ['sim-appliance', 'sim'],
       ['rpi4', 'linux'],
