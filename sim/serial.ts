@@ -250,8 +250,8 @@ export class SimSerialBinding implements BindingInterface<SimPortBinding> {
 
 export interface ModbusRtuPeerOptions {
   unitId: number;
-  /** Register address to value; addresses not listed answer exception 0x02. */
-  holdingRegisters: Record<number, number> | number[];
+  /** Register address to value; addresses not listed answer exception 0x02. Default: 0-15, all 0. */
+  holdingRegisters?: Record<number, number> | number[];
   /** The slave's processing time after the frame gap. Default 2 ms. */
   turnaroundMs?: number;
 }
@@ -276,7 +276,8 @@ export class ModbusRtuPeer implements SerialPeerModel {
   constructor(options: ModbusRtuPeerOptions) {
     this.unitId = options.unitId;
     this.turnaroundMs = options.turnaroundMs ?? 2;
-    this.registers = new Map(Object.entries(options.holdingRegisters).map(([address, value]) => [Number(address), value & 0xffff]));
+    const registers = options.holdingRegisters ?? new Array<number>(16).fill(0);
+    this.registers = new Map(Object.entries(registers).map(([address, value]) => [Number(address), value & 0xffff]));
   }
 
   connect(link: SerialPeerLink): void {
