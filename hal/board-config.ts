@@ -22,8 +22,6 @@ export const componentQuantities = {
   watchdog: [],
 } as const satisfies Record<ComponentKind, readonly string[]>;
 
-export type ComponentQuantity<K extends ComponentKind = ComponentKind> = (typeof componentQuantities)[K][number];
-
 /** A range for one quantity a driver reads. Past `warn*` the component is degraded; past `min`/`max`, failed. */
 export interface Range {
   min?: number;
@@ -41,7 +39,6 @@ export interface I2cBusConfig {
 }
 
 /** An entry of the board's `gpio` table; the table's key is the name components refer to. */
-
 export interface GpioLineConfig {
   /** Chip label (`pinctrl-bcm2711`, `pinctrl-rp1`, `sim-gpio`). */
   chip: string;
