@@ -170,7 +170,9 @@ export type SfpReading = {
   txBiasMa: number;
   txPowerMw: number;
   rxPowerMw: number;
+  /** True whenever `read` resolves: an empty cage rejects with ERR_HAL_NOT_FOUND (MOD_DEF0) or ERR_HAL_NACK. */
   present: boolean;
+  /** Cage LOS pin high, or the soft RX_LOS bit (A2h 110 bit 1) when the module implements it. */
   rxLos: boolean;
   txFault: boolean;
   /** Any alarm flag (A2h 112-113) set; false when the module implements no flags. */
