@@ -389,7 +389,7 @@ function checkRange(range: Range, path: string): BoardsIssue[] {
 
 /** INA219 datasheet: the shunt ADC spans +-320 mV (PGA /8), and calibration = 0.04096 / (Imax/32768 * R) must fit 16 bits. */
 const ina219MaxShuntV = 0.32;
-const ina219MinShuntV = (0.04096 * 32768) / 0xfffe;
+const ina219MinShuntV = (0.04096 * 32768) / 0xffff;
 
 function checkGpioLine(name: string, line: GpioLineConfig, path: string): BoardsIssue[] {
   const issues: BoardsIssue[] = [];
