@@ -66,12 +66,12 @@ export class SimI2cBus implements I2cBus {
       return Promise.reject(err);
     }
     const timeoutMs = opts?.timeoutMs ?? this.defaultTimeoutMs;
-    const transfer = this.queue.then(() => this.execute(addr, target, what, transactions, timeoutMs));
+    const transfer = this.queue.then(() => this.execute(addr, target, what, transactions));
     this.queue = transfer.catch(() => undefined);
     return withDeadline(this.clock, transfer, what, target, { timeoutMs, signal: opts?.signal });
   }
 
-  private execute(addr: number, target: string, what: string, transactions: Transaction[], timeoutMs: number): Promise<Buffer> {
+  private execute(addr: number, target: string, what: string, transactions: Transaction[]): Promise<Buffer> {
     if (this.closed) return Promise.reject(new HalClosedError(`${what} on closed bus ${this.id}`, { target, canceled: true }));
     if (this.faults.hit(this.id, 'stuck-bus')) {
       return Promise.reject(new HalBusBusyError(`${what} on ${target}: bus ${this.id} is stuck (SDA held low)`, { target, errno: 'EAGAIN' }));
@@ -81,9 +81,10 @@ export class SimI2cBus implements I2cBus {
       return Promise.reject(new HalNackError(`${what} on ${target}: no acknowledge`, { target, errno: 'EREMOTEIO' }));
     }
     if (this.faults.hit(device.faultTarget, 'bus-timeout')) {
-      // The adapter gives up after its own timeout, like the kernel driver returning ETIMEDOUT.
+      // The adapter holds the bus until its own timeout (a property of the adapter, not of the caller)
+      // and then gives up, like the kernel driver returning ETIMEDOUT; the caller's deadline may fire first.
       return this.clock
-        .sleep(timeoutMs)
+        .sleep(this.defaultTimeoutMs)
         .then(() => Promise.reject(new HalTimeoutError(`${what} on ${target} timed out`, { target, errno: 'ETIMEDOUT' })));
     }
     return new Promise((resolve, reject) => {

@@ -8,6 +8,7 @@ import type { ChipContext } from '../../sim/chips/context.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { FaultRegistry } from '../../sim/faults.js';
 import { SimI2cBus } from '../../sim/i2c-bus.js';
+import { settle } from '../helpers/settle.js';
 
 export const BUS_ID = 'i2c-1';
 
@@ -30,23 +31,7 @@ export function busFixture(startMs = 1_700_000_000_000): BusFixture {
     faults,
     bus,
     context: (id, initial = {}) => ({ clock, faults, id, initial }),
-    async settle<T>(promise: Promise<T>, stepMs = 1, limitMs = 10_000): Promise<T> {
-      let settled = false;
-      const observed = promise.then(
-        (value) => {
-          settled = true;
-          return value;
-        },
-        (err: unknown) => {
-          settled = true;
-          throw err;
-        },
-      );
-      observed.catch(() => undefined);
-      for (let waited = 0; !settled && waited <= limitMs; waited += stepMs) await clock.advance(stepMs);
-      if (!settled) throw new Error(`operation did not settle within ${limitMs} ms of virtual time`);
-      return observed;
-    },
+    settle: (promise, stepMs, limitMs) => settle(clock, promise, stepMs, limitMs),
   };
 }
 

@@ -1,0 +1,278 @@
+/**
+ * One diagnosable part of the board per entry of `components`: it opens the HAL handles it needs on
+ * first use, proves the part's identity, reads it, and judges the reading. The device-state manager
+ * runs these; they know nothing of connections or services.
+ */
+import type { BoardHal } from '../hal/board.js';
+import type { ComponentConfig, ComponentKind, GpioLineConfig } from '../hal/board-config.js';
+import { Bme280Driver } from '../hal/drivers/bme280.js';
+import type { Driver, DriverCallOptions, Identity, Reading } from '../hal/drivers/driver.js';
+import { EthernetDriver } from '../hal/drivers/ethernet.js';
+import { Ina219Driver } from '../hal/drivers/ina219.js';
+import { Lm75Driver } from '../hal/drivers/lm75.js';
+import { SerialPeerDriver } from '../hal/drivers/serial-peer.js';
+import { SfpDriver } from '../hal/drivers/sfp.js';
+import { Tmp102Driver } from '../hal/drivers/tmp102.js';
+import { HalIdentityError, HalNotFoundError } from '../hal/errors.js';
+import type { GpioLine } from '../hal/gpio.js';
+import { type Health, type Judgement, judge, worse } from './thresholds.js';
+
+export interface CheckResult extends Judgement {
+  reading: Reading;
+  identity?: Identity;
+}
+
+export interface ComponentCheck {
+  readonly id: string;
+  readonly kind: ComponentKind;
+  readonly config: Readonly<ComponentConfig>;
+  run(options: DriverCallOptions): Promise<CheckResult>;
+  close(): Promise<void>;
+}
+
+/** What the watchdog keeper reports, so the watchdog can be a component like any other. */
+export interface WatchdogHealth {
+  health: Health;
+  reason: string;
+  reading: Reading;
+}
+
+export interface CheckContext {
+  board: BoardHal;
+  watchdogHealth: () => WatchdogHealth;
+}
+
+function gpioSpec(board: BoardHal, name: string): GpioLineConfig {
+  const spec = board.config.gpio?.[name];
+  if (!spec) throw new HalNotFoundError(`board ${board.config.id} has no GPIO line "${name}"`, { target: name });
+  return spec;
+}
+
+/**
+ * The common shape of driver-backed checks: open once, then on every run prove the part's identity
+ * (a swapped or failing chip answers differently long before its readings look wrong), read, judge.
+ */
+interface Closable {
+  close(): Promise<void>;
+}
+
+/** Handed to a check's `open`: opens GPIO lines by board name and keeps handles to close later. */
+interface Handles {
+  line(name: string): Promise<GpioLine>;
+  hold<T extends Closable>(handle: T): T;
+}
+
+/** Errors after which the handles are reopened on the next run: the device went away and may come back. */
+const reopenAfter = new Set(['ERR_HAL_CLOSED', 'ERR_HAL_NOT_FOUND']);
+
+class DriverCheck<D extends Driver> implements ComponentCheck {
+  private driver: D | undefined;
+  private readonly held: Closable[] = [];
+
+  constructor(
+    readonly config: Readonly<ComponentConfig>,
+    private readonly open: (handles: Handles) => Promise<D>,
+    private readonly assess: (reading: Reading, driver: D, options: DriverCallOptions) => Promise<Judgement> | Judgement = () => ({
+      health: 'ok',
+      reasons: [],
+    }),
+    private readonly verify: (identity: Identity) => void = () => undefined,
+    private readonly board?: BoardHal,
+  ) {}
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get kind(): ComponentKind {
+    return this.config.kind;
+  }
+
+  private readonly handles: Handles = {
+    line: async (name) => {
+      if (!this.board) throw new HalNotFoundError(`component ${this.id} cannot open GPIO lines`, { target: name });
+      return this.handles.hold(await this.board.gpio.open(gpioSpec(this.board, name)));
+    },
+    hold: (handle) => {
+      this.held.push(handle);
+      return handle;
+    },
+  };
+
+  async run(options: DriverCallOptions): Promise<CheckResult> {
+    try {
+      this.driver ??= await this.open(this.handles);
+      const identity = await this.driver.identify(options);
+      this.verify(identity);
+      const reading = await this.driver.read(options);
+      const own = judge(reading, this.config.thresholds);
+      const extra = await this.assess(reading, this.driver, options);
+      return {
+        health: worse(own.health, extra.health),
+        reasons: [...own.reasons, ...extra.reasons],
+        reading,
+        identity,
+      };
+    } catch (err) {
+      if (reopenAfter.has((err as { code?: string }).code ?? '')) await this.close();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.driver = undefined;
+    for (const handle of this.held.splice(0).reverse()) await handle.close().catch(() => undefined);
+  }
+}
+
+function flag(reading: Reading, key: string, health: Health, reason: string): Judgement | undefined {
+  return reading[key] === true ? { health, reasons: [reason] } : undefined;
+}
+
+function combine(...judgements: Array<Judgement | undefined>): Judgement {
+  let health: Health = 'ok';
+  const reasons: string[] = [];
+  for (const j of judgements) {
+    if (!j) continue;
+    health = worse(health, j.health);
+    reasons.push(...j.reasons);
+  }
+  return { health, reasons };
+}
+
+class GpioStatusCheck implements ComponentCheck {
+  private line: GpioLine | undefined;
+
+  constructor(
+    readonly config: Readonly<Extract<ComponentConfig, { kind: 'gpio-status' }>>,
+    private readonly board: BoardHal,
+  ) {}
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get kind(): ComponentKind {
+    return this.config.kind;
+  }
+
+  async run(): Promise<CheckResult> {
+    this.line ??= await this.board.gpio.open(gpioSpec(this.board, this.config.line));
+    const value = await this.line.read();
+    const ok = value === this.config.expect;
+    return {
+      health: ok ? 'ok' : 'failed',
+      reasons: ok ? [] : [`line ${this.config.line} reads ${value}, expected ${this.config.expect}`],
+      reading: { value },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.line?.close();
+  }
+}
+
+class WatchdogCheck implements ComponentCheck {
+  constructor(
+    readonly config: Readonly<ComponentConfig>,
+    private readonly health: () => WatchdogHealth,
+  ) {}
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get kind(): ComponentKind {
+    return this.config.kind;
+  }
+
+  async run(): Promise<CheckResult> {
+    const { health, reason, reading } = this.health();
+    return { health, reasons: reason ? [reason] : [], reading };
+  }
+
+  async close(): Promise<void> {}
+}
+
+export function createComponentCheck(component: Readonly<ComponentConfig>, { board, watchdogHealth }: CheckContext): ComponentCheck {
+  switch (component.kind) {
+    case 'tmp102':
+      return new DriverCheck(component, async () => new Tmp102Driver(await board.i2c(component.bus), component.address));
+    case 'lm75':
+      return new DriverCheck(component, async () => new Lm75Driver(await board.i2c(component.bus), component.address));
+    case 'bme280':
+      return new DriverCheck(component, async () => new Bme280Driver(await board.i2c(component.bus), component.address, board.clock));
+    case 'ina219':
+      return new DriverCheck(
+        component,
+        async () =>
+          new Ina219Driver(await board.i2c(component.bus), component.address, {
+            shuntOhms: component.shuntOhms,
+            maxCurrentA: component.maxCurrentA,
+          }, board.clock),
+        (reading) => combine(flag(reading, 'overflow', 'failed', 'current past the shunt range (OVF)')),
+      );
+    case 'sfp':
+      return new DriverCheck(
+        component,
+        async (handles) => {
+          const lines = component.lines ?? {};
+          return new SfpDriver(await board.i2c(component.bus), {
+            address: component.address ?? 0x50,
+            ddmAddress: component.ddmAddress ?? 0x51,
+            lines: {
+              ...(lines.modDef0 ? { modDef0: await handles.line(lines.modDef0) } : {}),
+              ...(lines.los ? { los: await handles.line(lines.los) } : {}),
+              ...(lines.txFault ? { txFault: await handles.line(lines.txFault) } : {}),
+            },
+          });
+        },
+        async (reading, driver, options) =>
+          combine(
+            reading.present === false ? { health: 'failed', reasons: ['module not present'] } : undefined,
+            flag(reading, 'rxLos', 'failed', 'receiver loss of signal (RX_LOS)'),
+            flag(reading, 'txFault', 'failed', 'transmitter fault (TX_FAULT)'),
+            judge(reading, await driver.thresholds(options), 'module thresholds'),
+          ),
+        (identity) => {
+          const expect = component.expect;
+          const vendor = identity.details?.vendor;
+          const partNumber = identity.details?.partNumber;
+          if (expect?.vendor !== undefined && vendor !== expect.vendor) {
+            throw new HalIdentityError(`SFP vendor is "${String(vendor)}", expected "${expect.vendor}"`, { target: component.id });
+          }
+          if (expect?.partNumber !== undefined && partNumber !== expect.partNumber) {
+            throw new HalIdentityError(`SFP part number is "${String(partNumber)}", expected "${expect.partNumber}"`, { target: component.id });
+          }
+        },
+        board,
+      );
+    case 'ethernet':
+      return new DriverCheck(
+        component,
+        async (handles) =>
+          new EthernetDriver(await board.net.open(component.interface), board.clock, component.ledLine ? await handles.line(component.ledLine) : undefined),
+        (reading) =>
+          combine(
+            reading.carrier === false ? { health: 'failed', reasons: [`no carrier on ${component.interface}`] } : undefined,
+            component.minSpeedMbps !== undefined && typeof reading.speedMbps === 'number' && reading.speedMbps < component.minSpeedMbps
+              ? { health: 'degraded', reasons: [`link at ${reading.speedMbps} Mb/s, below ${component.minSpeedMbps}`] }
+              : undefined,
+          ),
+        undefined,
+        board,
+      );
+    case 'serial-peer': {
+      const port = board.config.serial?.find((p) => p.id === component.port);
+      return new DriverCheck(component, async (handles) => {
+        if (!port) throw new HalNotFoundError(`board ${board.config.id} has no serial port "${component.port}"`, { target: component.port });
+        const opened = handles.hold(await board.serial.open(port));
+        return new SerialPeerDriver(opened, board.clock, { protocol: component.protocol, unitId: component.unitId ?? 1 });
+      });
+    }
+    case 'gpio-status':
+      return new GpioStatusCheck(component, board);
+    case 'watchdog':
+      return new WatchdogCheck(component, watchdogHealth);
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The device-state manager (patent item 12): keeps each component's state - ok, degraded, failed or
+ * unknown, with its reason, last reading and when - and diagnoses components on request. Each
+ * component's diagnosis runs under its own deadline on the board clock; components on different buses
+ * run in parallel, transfers on one I2C bus are serialised by the bus itself. A component already
+ * being diagnosed is not diagnosed twice: later callers share the running diagnosis.
+ */
+import type { Logger } from 'pino';
+import type { BoardHal } from '../hal/board.js';
+import type { ComponentKind } from '../hal/board-config.js';
+import { withDeadline } from '../hal/deadline.js';
+import type { Identity, Reading } from '../hal/drivers/driver.js';
+import { HalError, HandcheckError } from '../hal/errors.js';
+import { type ComponentCheck, type WatchdogHealth, createComponentCheck } from './components.js';
+
+export type ComponentStateName = 'ok' | 'degraded' | 'failed' | 'unknown';
+
+export interface ComponentState {
+  id: string;
+  kind: ComponentKind;
+  description: string | undefined;
+  state: ComponentStateName;
+  /** Why it is not ok; empty when ok. */
+  reason: string;
+  /** The ERR_* code when a HAL or driver error made it fail. */
+  code: string | undefined;
+  reading: Reading | undefined;
+  identity: Identity | undefined;
+  /** Board-clock ms of the last diagnosis, null before the first. */
+  diagnosedAt: number | null;
+  durationMs: number | null;
+  /** Board-clock ms since the component has been in this state. */
+  since: number;
+}
+
+export class UnknownComponentError extends HandcheckError {
+  constructor(id: string, known: string[]) {
+    super('ERR_UNKNOWN_COMPONENT', `no component "${id}"; components: ${known.join(', ')}`);
+  }
+}
+
+export interface DeviceStateManagerOptions {
+  board: BoardHal;
+  logger: Logger;
+  watchdogHealth: () => WatchdogHealth;
+}
+
+export type StateListener = (state: Readonly<ComponentState>, previous: ComponentStateName) => void;
+
+export class DeviceStateManager {
+  private readonly checks = new Map<string, ComponentCheck>();
+  private readonly current = new Map<string, ComponentState>();
+  private readonly running = new Map<string, Promise<ComponentState>>();
+  /** Board-clock start of each running diagnosis, to tell a stuck one. */
+  private readonly runningSince = new Map<string, number>();
+  private readonly listeners = new Set<StateListener>();
+  private readonly board: BoardHal;
+  private readonly logger: Logger;
+  private closed = false;
+
+  constructor({ board, logger, watchdogHealth }: DeviceStateManagerOptions) {
+    this.board = board;
+    this.logger = logger;
+    const now = board.clock.now();
+    for (const component of board.config.components) {
+      this.checks.set(component.id, createComponentCheck(component, { board, watchdogHealth }));
+      this.current.set(component.id, {
+        id: component.id,
+        kind: component.kind,
+        description: component.description,
+        state: 'unknown',
+        reason: 'not diagnosed yet',
+        code: undefined,
+        reading: undefined,
+        identity: undefined,
+        diagnosedAt: null,
+        durationMs: null,
+        since: now,
+      });
+    }
+  }
+
+  get componentIds(): string[] {
+    return [...this.checks.keys()];
+  }
+
+  states(): ComponentState[] {
+    return [...this.current.values()];
+  }
+
+  state(id: string): ComponentState {
+    const state = this.current.get(id);
+    if (!state) throw new UnknownComponentError(id, this.componentIds);
+    return state;
+  }
+
+  onChange(listener: StateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Diagnoses the named components (all when omitted) and resolves with their new states. Never rejects for device faults. */
+  diagnose(ids: readonly string[] = this.componentIds): Promise<ComponentState[]> {
+    return Promise.all(
+      ids.map((id) => {
+        const check = this.checks.get(id);
+        if (!check) return Promise.reject(new UnknownComponentError(id, this.componentIds));
+        let run = this.running.get(id);
+        if (!run) {
+          this.runningSince.set(id, this.board.clock.now());
+          run = this.diagnoseOne(check).finally(() => {
+            this.running.delete(id);
+            this.runningSince.delete(id);
+          });
+          this.running.set(id, run);
+        }
+        return run;
+      }),
+    );
+  }
+
+  private async diagnoseOne(check: ComponentCheck): Promise<ComponentState> {
+    const clock = this.board.clock;
+    const startedAt = clock.now();
+    const timeoutMs = check.config.timeoutMs ?? 100;
+    const abort = new AbortController();
+    let next: Pick<ComponentState, 'state' | 'reason' | 'code' | 'reading' | 'identity'>;
+    try {
+      const result = await withDeadline(clock, check.run({ signal: abort.signal, timeoutMs }), 'diagnosis', check.id, { timeoutMs });
+      next = {
+        state: result.health,
+        reason: result.reasons.join('; '),
+        code: undefined,
+        reading: result.reading,
+        identity: result.identity ?? this.current.get(check.id)?.identity,
+      };
+    } catch (err) {
+      abort.abort();
+      const canceled = err instanceof HalError && err.canceled;
+      next = {
+        state: canceled || this.closed ? 'unknown' : 'failed',
+        reason: err instanceof Error ? err.message : String(err),
+        code: err instanceof HandcheckError ? err.code : 'ERR_DIAG_UNEXPECTED',
+        reading: undefined,
+        identity: undefined,
+      };
+      if (!(err instanceof HandcheckError)) this.logger.error({ err, component: check.id }, 'component check threw a non-HAL error');
+    }
+    const previous = this.state(check.id);
+    const finishedAt = clock.now();
+    const state: ComponentState = {
+      ...previous,
+      ...next,
+      diagnosedAt: finishedAt,
+      durationMs: finishedAt - startedAt,
+      since: next.state === previous.state ? previous.since : finishedAt,
+    };
+    this.current.set(check.id, state);
+    if (state.state !== previous.state) {
+      this.logger.info({ component: check.id, state: state.state, previous: previous.state, reason: state.reason, code: state.code }, 'component state changed');
+      for (const listener of this.listeners) listener(state, previous.state);
+    }
+    return state;
+  }
+
+  /** Age in board-clock ms of the oldest diagnosis still running; 0 when none runs. */
+  oldestRunningMs(): number {
+    let oldest = 0;
+    const now = this.board.clock.now();
+    for (const since of this.runningSince.values()) oldest = Math.max(oldest, now - since);
+    return oldest;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const check of [...this.checks.values()].reverse()) await check.close();
+  }
+}

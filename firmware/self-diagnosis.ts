@@ -1,0 +1,53 @@
+/**
+ * Self-diagnosis (patent item 13): for one service, diagnose the application behind its port and the
+ * components it depends on, and return a verdict. The gate decides when to ask and what to do with
+ * the answer; this module only knows how to tell healthy from not.
+ */
+import type { Clock } from '../hal/clock.js';
+import { HandcheckError } from '../hal/errors.js';
+import type { DeviceStateManager } from './device-state.js';
+import type { EventLoopMonitor } from './event-loop.js';
+import type { Diagnose, Failure, Verdict } from './verdict.js';
+
+/** The application behind a service reports its own health: state loaded, handler responsive. */
+export type AppHealthCheck = () => { ok: true } | { ok: false; code: string; reason: string };
+
+export interface SelfDiagnosisOptions {
+  service: string;
+  dependsOn: readonly string[];
+  devices: DeviceStateManager;
+  eventLoop: EventLoopMonitor;
+  clock: Clock;
+  app: AppHealthCheck;
+  /** Event-loop lag past which the application counts as unresponsive. Default 250 ms. */
+  maxEventLoopLagMs?: number;
+}
+
+export class UnknownServiceError extends HandcheckError {
+  constructor(id: string, known: string[]) {
+    super('ERR_UNKNOWN_SERVICE', `no service "${id}"; services: ${known.join(', ')}`);
+  }
+}
+
+export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
+  const { dependsOn, devices, eventLoop, clock, app } = options;
+  const maxLag = options.maxEventLoopLagMs ?? 250;
+  return async () => {
+    const startedAt = clock.now();
+    const began = performance.now();
+    const failures: Failure[] = [];
+    const health = app();
+    if (!health.ok) failures.push({ component: 'app', code: health.code, reason: health.reason });
+    const lag = eventLoop.currentLagMs();
+    if (lag > maxLag) {
+      failures.push({ component: 'app', code: 'ERR_DIAG_EVENT_LOOP_LAG', reason: `event loop lag ${Math.round(lag)} ms > ${maxLag} ms` });
+    }
+    for (const state of await devices.diagnose(dependsOn)) {
+      if (state.state === 'failed' || state.state === 'unknown') {
+        const code = state.code ?? (state.state === 'failed' ? 'ERR_COMPONENT_FAILED' : 'ERR_COMPONENT_UNKNOWN');
+        failures.push({ component: state.id, code, reason: state.reason });
+      }
+    }
+    return { ok: failures.length === 0, failures, startedAt, durationMs: performance.now() - began, reused: false } satisfies Verdict;
+  };
+}

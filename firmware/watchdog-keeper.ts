@@ -1,0 +1,108 @@
+/**
+ * Keeps the hardware watchdog fed while, and only while, the firmware is healthy enough to be trusted
+ * to run: the event loop answers and no diagnosis is stuck. A wedged firmware therefore stops kicking
+ * and the watchdog resets the board - on a Pi the SoC reboots, on the sim board the firmware restarts.
+ * Kicks follow the board clock so the sim board's virtual time and its watchdog agree.
+ */
+import type { Logger } from 'pino';
+import type { WatchdogConfig } from '../hal/board-config.js';
+import type { Clock, Timer } from '../hal/clock.js';
+import type { Watchdog } from '../hal/watchdog.js';
+import type { WatchdogHealth } from './components.js';
+import type { EventLoopMonitor } from './event-loop.js';
+
+export interface WatchdogKeeperOptions {
+  watchdog: Watchdog;
+  config: WatchdogConfig;
+  clock: Clock;
+  eventLoop: EventLoopMonitor;
+  logger: Logger;
+  /** Age in ms of the oldest diagnosis still running (0 when none runs). */
+  oldestDiagnosisMs?: () => number;
+  /** Default 1000 ms. */
+  maxEventLoopLagMs?: number;
+  /** A diagnosis running longer than this counts as stuck; default 5000 ms. */
+  maxDiagnosisMs?: number;
+}
+
+export class WatchdogKeeper {
+  private timer: Timer | undefined;
+  private appliedTimeoutS: number | undefined;
+  private lastKickAt: number | undefined;
+  private withheld: string | undefined;
+  private failure: string | undefined;
+  kicks = 0;
+
+  constructor(private readonly options: WatchdogKeeperOptions) {}
+
+  async start(): Promise<void> {
+    const { watchdog, config, clock, logger } = this.options;
+    try {
+      const info = await watchdog.open();
+      this.appliedTimeoutS = await watchdog.setTimeout(config.timeoutS).catch(() => info.timeoutS);
+    } catch (err) {
+      this.failure = err instanceof Error ? err.message : String(err);
+      logger.error({ err }, 'watchdog could not be armed');
+      return;
+    }
+    if (this.appliedTimeoutS < config.timeoutS) {
+      logger.warn({ requestedS: config.timeoutS, appliedS: this.appliedTimeoutS }, 'watchdog timeout clamped by the hardware');
+    }
+    const intervalMs = Math.min(config.kickIntervalMs ?? (this.appliedTimeoutS * 1000) / 3, (this.appliedTimeoutS * 1000) / 2);
+    this.timer = clock.setInterval(() => void this.tick(), intervalMs);
+    await this.tick();
+  }
+
+  /** Why the keeper is not kicking right now, or undefined while it kicks. */
+  private reasonToWithhold(): string | undefined {
+    const { eventLoop, oldestDiagnosisMs } = this.options;
+    const maxLag = this.options.maxEventLoopLagMs ?? 1000;
+    const lag = eventLoop.currentLagMs();
+    if (lag > maxLag) return `event loop lag ${Math.round(lag)} ms > ${maxLag} ms`;
+    const stuck = oldestDiagnosisMs?.() ?? 0;
+    const maxDiag = this.options.maxDiagnosisMs ?? 5000;
+    if (stuck > maxDiag) return `a diagnosis has run for ${Math.round(stuck)} ms > ${maxDiag} ms`;
+    return undefined;
+  }
+
+  private async tick(): Promise<void> {
+    const { watchdog, clock, logger } = this.options;
+    const reason = this.reasonToWithhold();
+    if (reason !== this.withheld) {
+      if (reason) logger.error({ reason }, 'withholding watchdog kicks');
+      else if (this.withheld) logger.info('watchdog kicks resumed');
+      this.withheld = reason;
+    }
+    if (reason) return;
+    try {
+      await watchdog.kick();
+      this.kicks += 1;
+      this.lastKickAt = clock.now();
+      this.failure = undefined;
+    } catch (err) {
+      this.failure = err instanceof Error ? err.message : String(err);
+    }
+  }
+
+  health(): WatchdogHealth {
+    const reading = {
+      timeoutS: this.appliedTimeoutS ?? 0,
+      kicks: this.kicks,
+      sinceKickMs: this.lastKickAt === undefined ? -1 : this.options.clock.now() - this.lastKickAt,
+    };
+    if (this.failure) return { health: 'failed', reason: this.failure, reading };
+    if (this.withheld) return { health: 'failed', reason: `kicks withheld: ${this.withheld}`, reading };
+    if (this.lastKickAt === undefined) return { health: 'failed', reason: 'watchdog not armed yet', reading };
+    return { health: 'ok', reason: '', reading };
+  }
+
+  /**
+   * Stops kicking. With `magic` (orderly exit) the watchdog is disarmed; without it the watchdog stays
+   * armed, and the board resets unless a new firmware instance takes over in time.
+   */
+  async stop(options: { magic: boolean }): Promise<void> {
+    this.timer?.cancel();
+    this.timer = undefined;
+    await this.options.watchdog.close({ magic: options.magic }).catch(() => undefined);
+  }
+}
