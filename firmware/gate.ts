@@ -255,6 +255,12 @@ export class Gate extends EventEmitter<GateEvents> {
       this.server.once('error', onError);
       this.server.listen({ host, port }, () => {
         this.server.off('error', onError);
+        if (this.state === 'closing') {
+          // close() ran while the bind was pending and found nothing listening to stop.
+          this.server.close();
+          reject(new GateClosedError(this.service, `stopped listening on ${where}`));
+          return;
+        }
         this.state = 'listening';
         const address = this.server.address() as AddressInfo;
         this.log.info({ address: address.address, port: address.port, policy: this.policy }, 'gate listening');
@@ -376,13 +382,16 @@ export class Gate extends EventEmitter<GateEvents> {
 
   private rejectForLimit(socket: Socket, max: number): void {
     this.counters.rejectedLimit++;
-    if (this.log.isLevelEnabled('warn')) {
-      this.log.warn(
-        { action: 'limit', peer: peerOf(socket), held: this.held.size, waiting: this.admission.waiting, maxConnections: max },
-        'connection reset: maxConnections reached',
-      );
+    const logging = this.log.isLevelEnabled('warn');
+    const notify = this.listenerCount('decision') > 0;
+    if (logging || notify) {
+      const peer = peerOf(socket);
+      if (logging) {
+        const context = { action: 'limit', peer, held: this.held.size, waiting: this.admission.waiting, maxConnections: max };
+        this.log.warn(context, 'connection reset: maxConnections reached');
+      }
+      if (notify) this.emit('decision', { service: this.service, action: 'limit', peer, verdict: undefined });
     }
-    if (this.listenerCount('decision') > 0) this.emit('decision', { service: this.service, action: 'limit', peer: peerOf(socket), verdict: undefined });
     socket.resetAndDestroy();
   }
 

@@ -60,9 +60,11 @@ describe('gate, after mode: the verdict decides each accepted connection (claims
     diagnosis.behaviour = () => new Promise((resolve) => setTimeout(() => resolve(okVerdict()), 50));
     const got: Buffer[] = [];
     const done = deferred<void>();
+    let readBeforeVerdict = -1;
     const { port } = await rig.start({
       diagnosis,
       onConnection: (socket) => {
+        readBeforeVerdict = socket.bytesRead;
         socket.on('data', (chunk: Buffer) => got.push(chunk));
         socket.on('end', () => done.resolve());
       },
@@ -74,6 +76,8 @@ describe('gate, after mode: the verdict decides each accepted connection (claims
     await done.promise;
 
     expect(diagnosis.calls).toBe(1);
+    // Nothing was read while the verdict was pending: the bytes waited in the kernel.
+    expect(readBeforeVerdict).toBe(0);
     expect(Buffer.concat(got).equals(payload)).toBe(true);
   });
 

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Gate } from '../../firmware/gate.js';
 import { GateClosedError, GateListenError } from '../../firmware/gate-errors.js';
-import { FakeDiagnosis, HOST, Rig, until } from './harness.js';
+import { FakeDiagnosis, HOST, Rig, logSink, until } from './harness.js';
 
 const rig = new Rig();
 afterEach(() => rig.cleanup());
@@ -157,6 +157,15 @@ describe('gate: close()', () => {
     await gate.close();
     await expect(gate.listen(HOST, 0)).rejects.toThrow(GateClosedError);
     await expect(gate.listen(HOST, 0)).rejects.toMatchObject({ code: 'ERR_GATE_CLOSED' });
+  });
+
+  it('rejects a listen that close() overtook', async () => {
+    const gate = new Gate({ service: 'modbus', diagnose: new FakeDiagnosis().diagnose, logger: logSink().logger, onConnection: () => undefined });
+    const listening = gate.listen(HOST, 0);
+    const closed = gate.close();
+    await expect(listening).rejects.toMatchObject({ code: 'ERR_GATE_CLOSED' });
+    await closed;
+    expect(gate.address()).toBeUndefined();
   });
 
   it('destroys a connection whose onConnection throws, and keeps serving', async () => {
