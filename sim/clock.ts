@@ -177,7 +177,10 @@ export class VirtualClock implements Clock {
     return this.advance(ms);
   }
 
-  /** Follows the wall clock at `speed` virtual ms per real ms until `stop`. */
+  /**
+   * Follows the wall clock at `speed` virtual ms per real ms until `stopRealtime`. While it follows,
+   * pending virtual timers keep the process alive, as a running board does.
+   */
   startRealtime(speed = 1): void {
     if (!(speed > 0)) throw new ClockError(`speed must be positive, got ${speed}`);
     this.stopRealtime();
@@ -209,6 +212,5 @@ export class VirtualClock implements Clock {
       while (this.fireNext(limit));
       this.rearmRealtime();
     }, realDelay);
-    rt.handle.unref();
   }
 }
