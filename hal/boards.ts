@@ -526,6 +526,22 @@ function checkDuplicates(file: BoardsFile): BoardsIssue[] {
       if (clash) issues.push({ path: at, message: `${service.listen} overlaps ${clash.path} on port ${port}` });
       listening.push({ host, port, path: at });
     });
+
+    // One NFQUEUE is bound fail-open or fail-closed as a whole (--queue-bypass is per queue), so
+    // before-mode services that share a queue must agree on failClosed.
+    const queues = new Map<number, { failClosed: boolean; path: string }>();
+    board.services.forEach((service, s) => {
+      const gate = service.gate ?? {};
+      if (gate.mode !== 'before') return;
+      const queue = gate.queue ?? 0;
+      const failClosed = gate.failClosed ?? false;
+      const at = pointer(pointer(pointer(pointer(path, 'services'), s), 'gate'), 'queue');
+      const first = queues.get(queue);
+      if (!first) queues.set(queue, { failClosed, path: at });
+      else if (first.failClosed !== failClosed) {
+        issues.push({ path: at, message: `NFQUEUE ${queue} is already used by ${first.path} with failClosed ${String(first.failClosed)}; give this service another queue or the same failClosed` });
+      }
+    });
   });
   return issues;
 }
