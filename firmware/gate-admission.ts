@@ -3,16 +3,24 @@
  * what happens to a socket once it has a verdict; an admission only decides when and how each accepted
  * socket gets its verdict. A new mode is a new Admission registered in `createAdmission`.
  */
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { GatePolicy } from '../hal/board-config.js';
+import { BeforeAdmission } from './gate-before.js';
 import type { VerdictSource } from './gate-verdicts.js';
-import { GateModeUnavailableError } from './gate-errors.js';
 import type { Verdict } from './verdict.js';
 
 export interface AdmissionContext {
   service: string;
+  /** The service's gate policy as configured, for fields only one mode reads (before: `queue`, `failClosed`). */
+  policy: GatePolicy;
   verdicts: VerdictSource;
+  /** The gate's logger. */
+  log: Logger;
   /** Gives `socket` its verdict; the gate then hands it to the application or cuts it. Once per socket. */
   decide: (socket: Socket, verdict: Verdict) => void;
+  /** A connection refused before any socket existed (before mode: RST to the SYN); counted and reported as a reset. */
+  refused: (peer: string, verdict: Verdict) => void;
 }
 
 export interface Admission {
@@ -24,6 +32,10 @@ export interface Admission {
   admit(socket: Socket): void;
   /** The gate is closing: returns the sockets still waiting, which will not be decided. */
   close(): Socket[];
+  /** The server is bound to `address`; the gate listens once this resolves, and closes the server if it rejects. */
+  start?(address: AddressInfo): Promise<void>;
+  /** After close(): releases what start() set up. The gate awaits it while closing. */
+  stop?(): Promise<void>;
 }
 
 /**
@@ -80,10 +92,6 @@ export function createAdmission(mode: GateMode, ctx: AdmissionContext): Admissio
     case 'after':
       return new AfterAdmission(ctx);
     case 'before':
-      throw new GateModeUnavailableError(
-        ctx.service,
-        mode,
-        'holding SYNs in an NFQUEUE needs the native addon, which this build does not include; use mode "after"',
-      );
+      return new BeforeAdmission(ctx);
   }
 }

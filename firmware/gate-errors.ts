@@ -5,8 +5,8 @@ export class GateModeUnavailableError extends HandcheckError {
   readonly service: string;
   readonly mode: string;
 
-  constructor(service: string, mode: string, why: string) {
-    super('ERR_GATE_MODE_UNAVAILABLE', `service ${service}: gate mode '${mode}' is not available: ${why}`);
+  constructor(service: string, mode: string, why: string, options: HandcheckErrorOptions = {}) {
+    super('ERR_GATE_MODE_UNAVAILABLE', `service ${service}: gate mode '${mode}' is not available: ${why}`, options);
     this.service = service;
     this.mode = mode;
   }

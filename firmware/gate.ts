@@ -220,8 +220,11 @@ export class Gate extends EventEmitter<GateEvents> {
     });
     this.admission = createAdmission(this.policy.mode, {
       service: this.service,
+      policy: options.policy ?? {},
       verdicts: this.verdicts,
+      log: this.log,
       decide: (socket, verdict) => this.decide(socket, verdict),
+      refused: (peer, verdict) => this.refusedEarly(peer, verdict),
     });
 
     const gate = this;
@@ -255,16 +258,25 @@ export class Gate extends EventEmitter<GateEvents> {
       this.server.once('error', onError);
       this.server.listen({ host, port }, () => {
         this.server.off('error', onError);
-        if (this.state === 'closing') {
-          // close() ran while the bind was pending and found nothing listening to stop.
-          this.server.close();
-          reject(new GateClosedError(this.service, `stopped listening on ${where}`));
-          return;
-        }
-        this.state = 'listening';
         const address = this.server.address() as AddressInfo;
-        this.log.info({ address: address.address, port: address.port, policy: this.policy }, 'gate listening');
-        resolve(address);
+        const started = this.admission.start ? this.admission.start(address) : Promise.resolve();
+        started.then(
+          () => {
+            if (this.state === 'closing') {
+              // close() ran while the bind was pending and found nothing listening to stop.
+              this.server.close();
+              reject(new GateClosedError(this.service, `stopped listening on ${where}`));
+              return;
+            }
+            this.state = 'listening';
+            this.log.info({ address: address.address, port: address.port, policy: this.policy }, 'gate listening');
+            resolve(address);
+          },
+          (err: unknown) => {
+            this.server.close();
+            reject(err);
+          },
+        );
       });
     });
   }
@@ -308,6 +320,9 @@ export class Gate extends EventEmitter<GateEvents> {
     });
     const waiting = this.admission.close();
     this.verdicts.close();
+    const stopped = (this.admission.stop?.() ?? Promise.resolve()).catch((err: unknown) => {
+      this.log.error({ err }, 'gate admission did not stop cleanly');
+    });
 
     const open = [...waiting, ...this.held].filter((socket) => !socket.destroyed);
     const allClosed = Promise.all(open.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve()))));
@@ -321,7 +336,7 @@ export class Gate extends EventEmitter<GateEvents> {
     await Promise.race([allClosed, expired]);
     clearTimeout(bound);
     for (const socket of open) socket.destroy();
-    await Promise.all([allClosed, serverClosed]);
+    await Promise.all([allClosed, serverClosed, stopped]);
     this.log.info({ ...this.counters }, 'gate closed');
   }
 
@@ -336,6 +351,9 @@ export class Gate extends EventEmitter<GateEvents> {
   }
 
   private decide(socket: Socket, verdict: Verdict): void {
+    // A socket that died while it waited has no 'close' left to come, so holding it would keep the
+    // verdict reusable for ever.
+    if (socket.destroyed) return;
     if (this.state !== 'listening') {
       this.endUndecided(socket);
       return;
@@ -454,11 +472,21 @@ export class Gate extends EventEmitter<GateEvents> {
     });
   }
 
+  /** Before mode: a SYN answered with RST; there never was a socket. */
+  private refusedEarly(peer: string, verdict: Verdict): void {
+    this.counters.reset++;
+    this.reportPeer('reset', () => peer, verdict, 'warn', 'connection reset before the handshake: self-diagnosis abnormal');
+  }
+
   private report(action: GateAction, socket: Socket, verdict: Verdict | undefined, level: 'debug' | 'info' | 'warn', msg: string): void {
+    this.reportPeer(action, () => peerOf(socket), verdict, level, msg);
+  }
+
+  private reportPeer(action: GateAction, peerOfIt: () => string, verdict: Verdict | undefined, level: 'debug' | 'info' | 'warn', msg: string): void {
     const logging = this.log.isLevelEnabled(level);
     const notify = this.listenerCount('decision') > 0;
     if (!logging && !notify) return;
-    const peer = peerOf(socket);
+    const peer = peerOfIt();
     if (logging) this.log[level](verdict ? { action, peer, ...summary(verdict) } : { action, peer }, msg);
     if (notify) this.emit('decision', { service: this.service, action, peer, verdict });
   }

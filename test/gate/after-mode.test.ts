@@ -173,7 +173,9 @@ describe('gate, after mode: the verdict decides each accepted connection (claims
 });
 
 describe('gate modes and policy', () => {
-  it("refuses mode 'before' with ERR_GATE_MODE_UNAVAILABLE", () => {
+  it("refuses mode 'before' with ERR_GATE_MODE_UNAVAILABLE when the NFQUEUE addon is missing", () => {
+    // This process has not loaded the addon yet, so the loader looks where this points, and finds nothing.
+    process.env.HANDCHECK_NFQUEUE_ADDON = '/nonexistent/handcheck_nfqueue.node';
     const create = (): Gate =>
       new Gate({
         service: 'modbus',
@@ -184,6 +186,7 @@ describe('gate modes and policy', () => {
       });
     expect(create).toThrow(GateModeUnavailableError);
     expect(create).toThrow(expect.objectContaining({ code: 'ERR_GATE_MODE_UNAVAILABLE', mode: 'before', service: 'modbus' }));
+    delete process.env.HANDCHECK_NFQUEUE_ADDON;
   });
 
   it('applies the documented defaults', () => {

@@ -1,0 +1,330 @@
+/**
+ * Claim 3, before mode: each SYN for the service's port is held in an NFQUEUE (nfqueue.ts) behind the
+ * rules of iptables.ts until the service has a verdict. Ok: NF_ACCEPT, the kernel answers SYN/ACK and
+ * the handshake completes. Abnormal: NF_REPEAT with the mark bit, the REJECT rule answers RST, and the
+ * client never saw a SYN/ACK - so every plain connect check (nc -z, a load balancer's `check`, a
+ * Kubernetes tcpSocket probe) is a deep check.
+ *
+ * Verdicts come from the gate's VerdictSource like in after mode: single flight, deadline, claim-5
+ * reuse (a reused verdict answers the SYN at once). A socket reaching the server was born from a SYN
+ * accepted here, and takes that SYN's verdict without a second diagnosis; one with no SYN on record
+ * (accepted before the rules were in, or after its record expired) is diagnosed as in after mode.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo, Socket } from 'node:net';
+import { type Admission, type AdmissionContext, AfterAdmission } from './gate-admission.js';
+import { GateModeUnavailableError, GatePolicyError } from './gate-errors.js';
+import { type IpFamily, SynRules, iptablesVariantFromEnv } from './iptables.js';
+import { type QueueSubscription, type QueueVerdicts, type QueuedPacket, type SynHandler, loadNfqueueAddon, subscribeQueue } from './nfqueue.js';
+import type { Verdict } from './verdict.js';
+
+/** The mark bit an abnormal verdict sets; the REJECT rule matches it. */
+export const REJECT_MARK_BIT = 0x1;
+
+/**
+ * How long an answered SYN is remembered, in real time: long enough for the client's retransmissions
+ * (1 s, 3 s, 7 s ...) to get the same answer and for the handshake to reach accept(); records live
+ * between one and two of these.
+ */
+const ANSWER_MEMORY_MS = 10_000;
+
+const CAP_NET_ADMIN = 12n;
+
+/** Whether this process has CAP_NET_ADMIN in its effective set; undefined where /proc does not tell. */
+export function hasNetAdmin(statusPath = '/proc/self/status'): boolean | undefined {
+  let status: string;
+  try {
+    status = readFileSync(statusPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const match = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(status);
+  if (!match?.[1]) return undefined;
+  return ((BigInt(`0x${match[1]}`) >> CAP_NET_ADMIN) & 1n) === 1n;
+}
+
+/** Strips the IPv4-mapped prefix a dual-stack server reports, to match the addresses in the IPv4 header. */
+function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+function socketTuple(socket: Socket): string | undefined {
+  const { remoteAddress, remotePort, localAddress, localPort } = socket;
+  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return undefined;
+  return `${plainAddress(remoteAddress)}|${remotePort}|${plainAddress(localAddress)}|${localPort}`;
+}
+
+function packetTuple(packet: QueuedPacket): string {
+  return `${packet.src}|${packet.sport}|${packet.dst}|${packet.dport}`;
+}
+
+function packetPeer(packet: QueuedPacket): string {
+  return packet.family === 6 ? `[${packet.src}]:${packet.sport}` : `${packet.src}:${packet.sport}`;
+}
+
+/** Which families and destination addresses the rules need for a server bound to `address`. */
+export function ruleTargets(address: AddressInfo): Array<{ family: IpFamily; destination: string | undefined }> {
+  if (address.address === '0.0.0.0') return [{ family: 4, destination: undefined }];
+  // A server on :: is dual-stack on Linux: it takes IPv4 too.
+  if (address.address === '::') return [{ family: 4, destination: undefined }, { family: 6, destination: undefined }];
+  if (address.family === 'IPv6') return [{ family: 6, destination: address.address }];
+  return [{ family: 4, destination: address.address }];
+}
+
+/**
+ * Remembers keys for between one and two periods without a timestamp per entry: lookups read two
+ * generations, and every period the older one is dropped.
+ */
+class Memory<V> {
+  private current = new Map<string, V>();
+  private previous = new Map<string, V>();
+
+  get(key: string): V | undefined {
+    return this.current.get(key) ?? this.previous.get(key);
+  }
+
+  set(key: string, value: V): void {
+    this.current.set(key, value);
+  }
+
+  take(key: string): V | undefined {
+    const value = this.get(key);
+    if (value !== undefined) {
+      this.current.delete(key);
+      this.previous.delete(key);
+    }
+    return value;
+  }
+
+  age(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+
+  clear(): void {
+    this.current.clear();
+    this.previous.clear();
+  }
+
+  get size(): number {
+    return this.current.size + this.previous.size;
+  }
+}
+
+/** SYNs waiting for the running diagnosis: one entry per SYN, with the ids of its retransmissions. */
+interface HeldSyn {
+  packet: QueuedPacket;
+  ids: number[];
+}
+
+export interface BeforeStats {
+  /** SYNs taken from the queue, retransmissions included. */
+  syns: number;
+  /** Retransmitted SYNs that joined a held SYN or got its earlier answer instead of a diagnosis. */
+  retransmits: number;
+  /** SYNs answered at once with a reused verdict (claim 5). */
+  reused: number;
+  /** SYNs answered with NF_ACCEPT. */
+  accepted: number;
+  /** SYNs answered with RST (NF_REPEAT and the mark bit). */
+  reset: number;
+  /** SYNs held now, waiting for a verdict. */
+  held: number;
+}
+
+export class BeforeAdmission implements Admission, SynHandler {
+  readonly pauseOnConnect = true;
+  private readonly ctx: AdmissionContext;
+  private readonly failClosed: boolean;
+  private readonly queueNum: number;
+  /** Sockets that arrive with no SYN on record are diagnosed after accept. */
+  private readonly fallback: AfterAdmission;
+  private held = new Map<string, HeldSyn>();
+  private waitingForVerdict = false;
+  private out: QueueVerdicts | undefined;
+  /** Answer per SYN (tuple and sequence number), for retransmissions that arrive after it. */
+  private readonly answered = new Memory<Verdict>();
+  /** Ok verdict per accepted connection tuple, for the socket the handshake will produce. */
+  private readonly accepted = new Memory<Verdict>();
+  private agingTimer: NodeJS.Timeout | undefined;
+  private subscription: QueueSubscription | undefined;
+  private rules: SynRules | undefined;
+  private closed = false;
+  private readonly counters = { syns: 0, retransmits: 0, reused: 0, accepted: 0, reset: 0 };
+
+  constructor(ctx: AdmissionContext) {
+    const { service, policy } = ctx;
+    if (policy.failClosed !== undefined && typeof policy.failClosed !== 'boolean') {
+      throw new GatePolicyError(service, 'gate.failClosed', `must be true or false, got ${JSON.stringify(policy.failClosed)}`);
+    }
+    const queue = policy.queue ?? 0;
+    if (!Number.isInteger(queue) || queue < 0 || queue > 65535) {
+      throw new GatePolicyError(service, 'gate.queue', `must be an NFQUEUE number, an integer 0-65535, got ${String(queue)}`);
+    }
+    try {
+      loadNfqueueAddon();
+    } catch (err) {
+      throw new GateModeUnavailableError(service, 'before', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    if (hasNetAdmin() === false) {
+      throw new GateModeUnavailableError(
+        service,
+        'before',
+        'holding SYNs in an NFQUEUE and installing iptables rules needs CAP_NET_ADMIN, which this process lacks ' +
+          '(run as root, or with systemd AmbientCapabilities=CAP_NET_ADMIN); use mode "after" otherwise',
+      );
+    }
+    this.ctx = ctx;
+    this.failClosed = policy.failClosed ?? false;
+    this.queueNum = queue;
+    this.fallback = new AfterAdmission(ctx);
+  }
+
+  get waiting(): number {
+    return this.fallback.waiting;
+  }
+
+  get stats(): BeforeStats {
+    let held = 0;
+    for (const syn of this.held.values()) held += syn.ids.length;
+    return { ...this.counters, held };
+  }
+
+  /** Binds the queue, then installs the rules (replacing a crashed run's) for the address just bound. */
+  async start(address: AddressInfo): Promise<void> {
+    const targets = ruleTargets(address);
+    this.subscription = subscribeQueue(
+      this.queueNum,
+      targets.map((t) => t.family),
+      address.port,
+      this,
+      { failOpen: !this.failClosed },
+    );
+    this.rules = new SynRules({
+      service: this.ctx.service,
+      port: address.port,
+      queue: this.queueNum,
+      failClosed: this.failClosed,
+      markBit: REJECT_MARK_BIT,
+      targets,
+      variant: iptablesVariantFromEnv(),
+    });
+    try {
+      const { replaced } = await this.rules.install();
+      if (replaced > 0) this.ctx.log.warn({ port: address.port, replaced }, 'before mode: replaced rules left by an earlier run');
+    } catch (err) {
+      this.subscription.close();
+      this.subscription = undefined;
+      throw err;
+    }
+    this.agingTimer = setInterval(() => {
+      this.answered.age();
+      this.accepted.age();
+    }, ANSWER_MEMORY_MS);
+    this.agingTimer.unref();
+    this.ctx.log.info(
+      { port: address.port, queue: this.queueNum, failClosed: this.failClosed, families: targets.map((t) => t.family) },
+      'before mode: SYNs held until the verdict',
+    );
+  }
+
+  /** Removes the rules, then lets go of the queue: from then on the kernel answers SYNs itself. */
+  async stop(): Promise<void> {
+    clearInterval(this.agingTimer);
+    this.agingTimer = undefined;
+    try {
+      await this.rules?.remove();
+    } finally {
+      this.subscription?.close();
+      this.subscription = undefined;
+    }
+  }
+
+  onSyn(packet: QueuedPacket, out: QueueVerdicts): void {
+    this.out = out;
+    this.counters.syns++;
+    if (this.closed) {
+      this.answer(packet, packet.id, undefined);
+      return;
+    }
+    const tuple = packetTuple(packet);
+    const key = `${tuple}|${packet.seq}`;
+    const held = this.held.get(key);
+    if (held !== undefined) {
+      this.counters.retransmits++;
+      held.ids.push(packet.id);
+      return;
+    }
+    const earlier = this.answered.get(key);
+    if (earlier !== undefined) {
+      this.counters.retransmits++;
+      this.answer(packet, packet.id, earlier);
+      return;
+    }
+    const reused = this.ctx.verdicts.reusable();
+    if (reused !== undefined) {
+      this.counters.reused++;
+      this.answered.set(key, reused);
+      this.answer(packet, packet.id, reused);
+      return;
+    }
+    this.held.set(key, { packet, ids: [packet.id] });
+    if (this.waitingForVerdict) return;
+    this.waitingForVerdict = true;
+    void this.ctx.verdicts.diagnose().then(this.flush);
+  }
+
+  admit(socket: Socket): void {
+    const tuple = socketTuple(socket);
+    const synVerdict = tuple === undefined ? undefined : this.accepted.take(tuple);
+    if (synVerdict === undefined) {
+      this.fallback.admit(socket);
+      return;
+    }
+    // A diagnosis that finished abnormal after this SYN was accepted outranks the SYN's verdict, as it
+    // would reset the connection had it been held already.
+    const last = this.ctx.verdicts.lastVerdict;
+    this.ctx.decide(socket, last !== undefined && !last.ok ? last : synVerdict);
+  }
+
+  /** The server has stopped listening: held SYNs get RST now, later ones too until the rules are gone. */
+  close(): Socket[] {
+    this.closed = true;
+    const held = [...this.held.values()];
+    this.held = new Map();
+    for (const syn of held) for (const id of syn.ids) this.answer(syn.packet, id, undefined);
+    this.answered.clear();
+    this.accepted.clear();
+    return this.fallback.close();
+  }
+
+  private readonly flush = (verdict: Verdict): void => {
+    this.waitingForVerdict = false;
+    const batch = [...this.held.entries()];
+    this.held = new Map();
+    for (const [key, syn] of batch) {
+      this.answered.set(key, verdict);
+      for (const id of syn.ids) this.answer(syn.packet, id, verdict);
+    }
+  };
+
+  /** `verdict` undefined: the gate is closing, refuse. */
+  private answer(packet: QueuedPacket, id: number, verdict: Verdict | undefined): void {
+    const out = this.out;
+    if (out === undefined) return;
+    try {
+      if (verdict?.ok) {
+        this.accepted.set(packetTuple(packet), verdict);
+        out.accept(id);
+        this.counters.accepted++;
+        return;
+      }
+      out.repeat(id, packet.mark | REJECT_MARK_BIT);
+      this.counters.reset++;
+      if (verdict !== undefined) this.ctx.refused(packetPeer(packet), verdict);
+    } catch (err) {
+      // The kernel keeps the packet until the queue closes; nothing better to do than say so.
+      this.ctx.log.error({ err, peer: packetPeer(packet), id }, 'before mode: verdict not delivered to the kernel');
+    }
+  }
+}

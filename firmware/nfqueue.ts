@@ -1,0 +1,253 @@
+/**
+ * The NFQUEUE side of before mode: loads the optional native addon (native/, built on libnetfilter_queue)
+ * and shares one kernel queue per queue number between the services of this process, routing each held
+ * SYN to the service that owns its destination port. Verdicts go back by packet id, so a SYN waiting
+ * for a diagnosis never holds up the others.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HandcheckError, type HandcheckErrorOptions } from '../hal/errors.js';
+
+/** One queued packet as the addon reports it. */
+export interface QueuedPacket {
+  /** Kernel packet id: the handle of the verdict. */
+  id: number;
+  /** The packet's netfilter mark when it was queued. */
+  mark: number;
+  /** 4 or 6; 0 when the payload was not a TCP segment the addon could read. */
+  family: 0 | 4 | 6;
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  /** TCP sequence number: with the addresses and ports it tells a retransmitted SYN from a new one. */
+  seq: number;
+}
+
+interface NativeQueue {
+  accept(id: number): boolean;
+  repeat(id: number, mark: number): boolean;
+  close(): void;
+}
+
+interface NativeBinding {
+  Queue: new (queueNum: number, failOpen: boolean, maxLen: number, onPackets: (packets: QueuedPacket[]) => void) => NativeQueue;
+}
+
+const ADDON_FILE = 'handcheck_nfqueue.node';
+
+/** The NFQUEUE addon is not built or cannot be loaded on this host. */
+export class NfqueueUnavailableError extends HandcheckError {
+  constructor(message: string, options: HandcheckErrorOptions = {}) {
+    super('ERR_NFQUEUE_UNAVAILABLE', message, options);
+  }
+}
+
+/** The kernel refused an NFQUEUE operation (no CAP_NET_ADMIN, queue taken by another process, ...). */
+export class NfqueueError extends HandcheckError {
+  readonly queue: number;
+  /** Linux errno name (`EPERM`, `EBUSY`, ...) when the kernel gave one. */
+  readonly errno: string | undefined;
+
+  constructor(queue: number, message: string, errno: string | undefined, options: HandcheckErrorOptions = {}) {
+    super('ERR_NFQUEUE', message, options);
+    this.queue = queue;
+    this.errno = errno;
+  }
+}
+
+function errnoName(err: unknown): string | undefined {
+  const value = typeof err === 'object' && err !== null ? (err as { errno?: unknown }).errno : undefined;
+  if (typeof value !== 'number') return undefined;
+  return Object.entries(osConstants.errno).find(([, n]) => n === value)?.[0];
+}
+
+const HINTS: Record<string, string> = {
+  EPERM: 'the process needs CAP_NET_ADMIN (run as root or grant it with systemd AmbientCapabilities=CAP_NET_ADMIN)',
+  EBUSY: 'another process is bound to this queue number; give the service another gate.queue',
+};
+
+function nativeError(queue: number, what: string, err: unknown): NfqueueError {
+  const errno = errnoName(err);
+  const detail = err instanceof Error ? err.message : String(err);
+  const hint = errno !== undefined ? HINTS[errno] : undefined;
+  return new NfqueueError(queue, `NFQUEUE ${queue}: ${what}: ${detail}${hint ? `; ${hint}` : ''}`, errno, { cause: err });
+}
+
+/**
+ * Where the addon may be: HANDCHECK_NFQUEUE_ADDON, then native/build/Release beside the source tree
+ * (firmware/ run through tsx) or beside dist/ (the built package).
+ */
+function candidates(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const fromEnv = process.env.HANDCHECK_NFQUEUE_ADDON;
+  const built = [join(here, '..', 'native', 'build', 'Release', ADDON_FILE), join(here, '..', '..', 'native', 'build', 'Release', ADDON_FILE)];
+  return fromEnv ? [fromEnv] : built;
+}
+
+let binding: NativeBinding | undefined;
+
+/** Loads the addon once; throws NfqueueUnavailableError naming what is missing. */
+export function loadNfqueueAddon(): NativeBinding {
+  if (binding) return binding;
+  const paths = candidates();
+  const found = paths.find((path) => existsSync(path));
+  if (found === undefined) {
+    throw new NfqueueUnavailableError(
+      `the NFQUEUE addon is not built (looked for ${paths.join(', ')}); build it with "npm run build:native", ` +
+        'which needs the Debian packages build-essential, python3 and libnetfilter-queue-dev',
+    );
+  }
+  try {
+    binding = createRequire(import.meta.url)(found) as NativeBinding;
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new NfqueueUnavailableError(
+      `the NFQUEUE addon ${found} cannot be loaded: ${detail}; install the Debian package libnetfilter-queue1 or rebuild it with "npm run build:native"`,
+      { cause: err },
+    );
+  }
+  return binding;
+}
+
+/** Takes the SYNs of one destination port (and address family) that reach a shared queue. */
+export interface SynHandler {
+  onSyn(packet: QueuedPacket, verdicts: QueueVerdicts): void;
+}
+
+/** How a handler answers a packet of the queue it subscribed to. */
+export interface QueueVerdicts {
+  /** NF_ACCEPT: the kernel goes on and answers the SYN with SYN/ACK. */
+  accept(id: number): void;
+  /** NF_REPEAT with `mark`: the packet walks the chain again, where the REJECT rule matching it sends RST. */
+  repeat(id: number, mark: number): void;
+}
+
+export interface QueueOptions {
+  /** Kernel fail-open flag: accept instead of drop when the queue is full. */
+  failOpen: boolean;
+  /** Packets the kernel may hold for this queue. Default 4096. */
+  maxLen?: number;
+}
+
+function routeKey(family: number, port: number): string {
+  return `${family}/${port}`;
+}
+
+/** One open kernel queue and the handlers subscribed to it. */
+class SharedQueue implements QueueVerdicts {
+  readonly num: number;
+  readonly failOpen: boolean;
+  private readonly native: NativeQueue;
+  private readonly routes = new Map<string, SynHandler>();
+
+  constructor(num: number, options: QueueOptions) {
+    this.num = num;
+    this.failOpen = options.failOpen;
+    const { Queue } = loadNfqueueAddon();
+    try {
+      this.native = new Queue(num, options.failOpen, options.maxLen ?? 4096, (packets) => this.dispatch(packets));
+    } catch (err) {
+      throw nativeError(num, 'cannot bind the queue', err);
+    }
+  }
+
+  get empty(): boolean {
+    return this.routes.size === 0;
+  }
+
+  add(families: readonly (4 | 6)[], port: number, handler: SynHandler): void {
+    for (const family of families) {
+      const key = routeKey(family, port);
+      if (this.routes.has(key)) {
+        throw new NfqueueError(this.num, `NFQUEUE ${this.num}: IPv${family} port ${port} is already held by another service of this process`, undefined);
+      }
+    }
+    for (const family of families) this.routes.set(routeKey(family, port), handler);
+  }
+
+  remove(handler: SynHandler): void {
+    for (const [key, value] of this.routes) if (value === handler) this.routes.delete(key);
+  }
+
+  close(): void {
+    this.native.close();
+  }
+
+  accept(id: number): void {
+    try {
+      this.native.accept(id);
+    } catch (err) {
+      throw nativeError(this.num, `cannot accept packet ${id}`, err);
+    }
+  }
+
+  repeat(id: number, mark: number): void {
+    try {
+      this.native.repeat(id, mark >>> 0);
+    } catch (err) {
+      throw nativeError(this.num, `cannot repeat packet ${id}`, err);
+    }
+  }
+
+  private dispatch(packets: QueuedPacket[]): void {
+    for (const packet of packets) {
+      const handler = packet.family === 0 ? undefined : this.routes.get(routeKey(packet.family, packet.dport));
+      // Nobody owns it (a stale rule of a closed service, an unreadable packet): let it through, as the
+      // kernel would with the firmware gone.
+      if (handler === undefined) this.native.accept(packet.id);
+      else handler.onSyn(packet, this);
+    }
+  }
+}
+
+const queues = new Map<number, SharedQueue>();
+
+/** A handler's subscription to a shared queue; `close` unsubscribes and closes the queue when it was the last. */
+export interface QueueSubscription {
+  readonly queue: number;
+  close(): void;
+}
+
+/**
+ * Subscribes `handler` to the SYNs for `port` reaching queue `num`, opening the queue on first use.
+ * Services sharing a queue number must agree on fail-open.
+ */
+export function subscribeQueue(num: number, families: readonly (4 | 6)[], port: number, handler: SynHandler, options: QueueOptions): QueueSubscription {
+  if (!Number.isInteger(num) || num < 0 || num > 65535) {
+    throw new NfqueueError(num, `NFQUEUE number must be an integer 0-65535, got ${String(num)}`, undefined);
+  }
+  let queue = queues.get(num);
+  if (queue === undefined) {
+    queue = new SharedQueue(num, options);
+    queues.set(num, queue);
+  } else if (queue.failOpen !== options.failOpen) {
+    throw new NfqueueError(num, `NFQUEUE ${num} is open ${queue.failOpen ? 'fail-open' : 'fail-closed'} by another service of this process; use another gate.queue`, undefined);
+  }
+  const shared = queue;
+  try {
+    shared.add(families, port, handler);
+  } catch (err) {
+    if (shared.empty) {
+      shared.close();
+      queues.delete(num);
+    }
+    throw err;
+  }
+  let open = true;
+  return {
+    queue: num,
+    close: () => {
+      if (!open) return;
+      open = false;
+      shared.remove(handler);
+      if (shared.empty) {
+        shared.close();
+        queues.delete(num);
+      }
+    },
+  };
+}
