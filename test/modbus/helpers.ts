@@ -72,21 +72,38 @@ export interface TestServer {
   port: number;
   sink: LogSink;
   sessions: ModbusSession[];
+  /** Server-side sockets, in accept order. */
+  sockets: Socket[];
   close(): Promise<void>;
 }
 
 /**
- * A net.Server on 127.0.0.1 port 0 that hands each accepted socket to serveModbus the way the gate does:
- * paused, after a turn of the event loop, so that bytes the client sent first are already waiting.
+ * How the accepted socket reaches serveModbus. `paused`: paused since accept, bytes wait in the kernel.
+ * `unshifted`: the first bytes were read and pushed back into the paused socket, as a gate that peeks
+ * at them would leave it.
  */
-export async function startServer(options: Omit<ModbusSessionOptions, 'logger'>): Promise<TestServer> {
+export type HandOver = 'paused' | 'unshifted';
+
+/** A net.Server on 127.0.0.1 port 0 that hands each accepted socket to serveModbus the way the gate does. */
+export async function startServer(options: Omit<ModbusSessionOptions, 'logger'>, handOver: HandOver = 'paused'): Promise<TestServer> {
   const sink = logSink();
   const sessions: ModbusSession[] = [];
-  const sockets = new Set<Socket>();
+  const sockets: Socket[] = [];
+  const serve = (socket: Socket): void => {
+    sessions.push(serveModbus(socket, { ...options, logger: sink.logger }));
+  };
   const server: Server = createServer({ pauseOnConnect: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    setImmediate(() => sessions.push(serveModbus(socket, { ...options, logger: sink.logger })));
+    sockets.push(socket);
+    if (handOver === 'paused') {
+      setImmediate(() => serve(socket));
+      return;
+    }
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      serve(socket);
+    });
+    socket.resume();
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -94,6 +111,7 @@ export async function startServer(options: Omit<ModbusSessionOptions, 'logger'>)
     port: (server.address() as AddressInfo).port,
     sink,
     sessions,
+    sockets,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       server.close();
@@ -109,7 +127,7 @@ export interface Adu {
   pdu: Buffer;
 }
 
-export function adu(transactionId: number, unitId: number, pdu: number[] | Buffer): Buffer {
+export function adu(transactionId: number, unitId: number, pdu: readonly number[] | Buffer): Buffer {
   const body = Buffer.from(pdu);
   const header = Buffer.alloc(7);
   header.writeUInt16BE(transactionId, 0);
@@ -185,11 +203,12 @@ export class RawClient {
     return this.adus();
   }
 
-  /** Waits until the server has closed its side. */
+  /** Waits until the server has closed its side, then closes ours, as a client that is not half-open does. */
   async waitEnd(): Promise<void> {
     while (!this.ended && !this.socket.destroyed) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
+    this.socket.end();
   }
 
   /** Sends one request and waits for its answer. */
