@@ -1,5 +1,5 @@
 /**
- * MBAP framing of Modbus TCP (Modbus Messaging on TCP/IP Implementation Guide V1.0b, 3.1.3):
+ * MBAP framing of Modbus TCP (Modbus Messaging on TCP/IP Implementation Guide V1.0b, "MBAP Header description"):
  *
  *   transaction id (2) | protocol id (2) = 0 | length (2) | unit id (1) | PDU (length - 1)
  *

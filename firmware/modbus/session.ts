@@ -58,7 +58,10 @@ export interface ModbusSession {
 
 export const DEFAULT_UNIT_IDS: readonly number[] = [1];
 export const DEFAULT_MAX_IN_FLIGHT = 16;
-/** Unit ids a Modbus TCP server accepts as "this device" (Messaging on TCP/IP Implementation Guide 4.4.2). */
+/**
+ * Unit ids a Modbus TCP server accepts as "this device": the Messaging on TCP/IP Implementation Guide
+ * has clients that address the device by IP alone send 0xFF, and many send 0.
+ */
 const THIS_DEVICE_UNIT_IDS = [0, 255];
 
 function checkOptions(options: ModbusSessionOptions): { unitIds: Set<number>; maxInFlight: number } {

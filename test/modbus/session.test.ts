@@ -107,6 +107,24 @@ describe('serveModbus', () => {
     expect(sessions[0]?.exceptions).toBe(1);
   });
 
+  it('answers exception 4 when the model fails, logs the failure with its cause, and serves the next request', async () => {
+    const model = Object.assign(specModel(), {
+      readDiscreteInputs: () => {
+        throw new Error('gpio:pinctrl-bcm2711/GPIO17 read failed');
+      },
+    });
+    const { port, sink, sessions } = await start({ model });
+    const c = await client(port);
+    expect(summary(await c.request(3, 1, [0x02, 0x00, 0x00, 0x00, 0x01]))).toBe('3/1: 82 04');
+    expect(summary(await c.request(4, 1, [0x04, 0x00, 0x08, 0x00, 0x01]))).toBe('4/1: 04 02 00 0a');
+    const line = sink.lines().find((entry) => entry.msg === 'data model failed; answered exception 0x04');
+    expect(line?.level).toBe(40);
+    expect(line?.transactionId).toBe(3);
+    expect(line?.err).toMatchObject({ code: 'ERR_MODBUS_MODEL', method: 'readDiscreteInputs' });
+    expect(JSON.stringify(line?.err)).toContain('GPIO17 read failed');
+    expect(sessions[0]?.exceptions).toBe(1);
+  });
+
   it('answers what a half-closed client sent, then closes', async () => {
     // The model holds its answer until the server socket has seen the client's FIN, so the answers
     // must still go out over the half-closed connection.
