@@ -10,12 +10,11 @@
  * accepted here, and takes that SYN's verdict without a second diagnosis; one with no SYN on record
  * (accepted before the rules were in, or after its record expired) is diagnosed as in after mode.
  */
-import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { type Admission, type AdmissionContext, AfterAdmission } from './gate-admission.js';
 import { GateModeUnavailableError, GatePolicyError } from './gate-errors.js';
 import { type IpFamily, SynRules, iptablesVariantFromEnv } from './iptables.js';
-import { type QueueSubscription, type QueueVerdicts, type QueuedPacket, type SynHandler, loadNfqueueAddon, subscribeQueue } from './nfqueue.js';
+import { type QueueSubscription, type QueueVerdicts, type QueuedPacket, type SynHandler, hasNetAdmin, loadNfqueueAddon, subscribeQueue } from './nfqueue.js';
 import type { Verdict } from './verdict.js';
 
 /** The mark bit an abnormal verdict sets; the REJECT rule matches it. */
@@ -27,21 +26,6 @@ export const REJECT_MARK_BIT = 0x1;
  * between one and two of these.
  */
 const ANSWER_MEMORY_MS = 10_000;
-
-const CAP_NET_ADMIN = 12n;
-
-/** Whether this process has CAP_NET_ADMIN in its effective set; undefined where /proc does not tell. */
-export function hasNetAdmin(statusPath = '/proc/self/status'): boolean | undefined {
-  let status: string;
-  try {
-    status = readFileSync(statusPath, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const match = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(status);
-  if (!match?.[1]) return undefined;
-  return ((BigInt(`0x${match[1]}`) >> CAP_NET_ADMIN) & 1n) === 1n;
-}
 
 /** Strips the IPv4-mapped prefix a dual-stack server reports, to match the addresses in the IPv4 header. */
 function plainAddress(address: string): string {

@@ -4,7 +4,7 @@
  * SYN to the service that owns its destination port. Verdicts go back by packet id, so a SYN waiting
  * for a diagnosis never holds up the others.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -65,16 +65,36 @@ function errnoName(err: unknown): string | undefined {
   return Object.entries(osConstants.errno).find(([, n]) => n === value)?.[0];
 }
 
-const HINTS: Record<string, string> = {
-  EPERM: 'the process needs CAP_NET_ADMIN (run as root or grant it with systemd AmbientCapabilities=CAP_NET_ADMIN)',
-  EBUSY: 'another process is bound to this queue number; give the service another gate.queue',
-};
+const CAP_NET_ADMIN = 12n;
+
+/** Whether this process has CAP_NET_ADMIN in its effective set; undefined where /proc does not tell. */
+export function hasNetAdmin(statusPath = '/proc/self/status'): boolean | undefined {
+  let status: string;
+  try {
+    status = readFileSync(statusPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const match = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(status);
+  if (!match?.[1]) return undefined;
+  return ((BigInt(`0x${match[1]}`) >> CAP_NET_ADMIN) & 1n) === 1n;
+}
+
+const TAKEN = 'another process is bound to this queue number; give the service another gate.queue';
+
+/** The kernel says EPERM both without CAP_NET_ADMIN and when another process owns the queue. */
+function hint(errno: string | undefined): string | undefined {
+  if (errno === 'EBUSY') return TAKEN;
+  if (errno !== 'EPERM') return undefined;
+  if (hasNetAdmin() === true) return TAKEN;
+  return 'the process needs CAP_NET_ADMIN (run as root or grant it with systemd AmbientCapabilities=CAP_NET_ADMIN)';
+}
 
 function nativeError(queue: number, what: string, err: unknown): NfqueueError {
   const errno = errnoName(err);
   const detail = err instanceof Error ? err.message : String(err);
-  const hint = errno !== undefined ? HINTS[errno] : undefined;
-  return new NfqueueError(queue, `NFQUEUE ${queue}: ${what}: ${detail}${hint ? `; ${hint}` : ''}`, errno, { cause: err });
+  const why = hint(errno);
+  return new NfqueueError(queue, `NFQUEUE ${queue}: ${what}: ${detail}${why ? `; ${why}` : ''}`, errno, { cause: err });
 }
 
 /**

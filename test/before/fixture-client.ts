@@ -1,7 +1,8 @@
 /**
  * Opens connections at once from inside a network namespace and reports how each ended, as a client
  * sees it: `connected` (with the first line the application sent), an errno code (`ECONNREFUSED` when
- * the SYN was answered with RST), or `timeout` when the SYN got no answer at all.
+ * the SYN was answered with RST), or `timeout` when the SYN got no answer at all. With `holdMs`, a
+ * connection that got its greeting is kept open that long: `held` if it stayed up, else how it ended.
  *
  *   node --import tsx fixture-client.ts '{"host":"198.18.0.1","port":7000,"count":100,"timeoutMs":3000}'
  *
@@ -14,6 +15,7 @@ interface ClientConfig {
   port: number;
   count?: number;
   timeoutMs?: number;
+  holdMs?: number;
 }
 
 interface Result {
@@ -37,11 +39,21 @@ function once(): Promise<Result> {
       socket.destroy();
       resolve({ outcome, ms: Math.round(performance.now() - started), ...(greeting === undefined ? {} : { greeting }) });
     };
-    const timer = setTimeout(() => finish(socket.connecting ? 'timeout' : 'connected-silent'), timeoutMs);
+    let timer = setTimeout(() => finish(socket.connecting ? 'timeout' : 'connected-silent'), timeoutMs);
     socket.setEncoding('utf8');
-    socket.on('data', (data: string) => finish('connected', data.trim()));
-    socket.on('error', (err: NodeJS.ErrnoException) => finish(err.code ?? err.message));
-    socket.on('end', () => finish('connected-ended'));
+    let greeting: string | undefined;
+    socket.on('data', (data: string) => {
+      if (greeting !== undefined) return;
+      greeting = data.trim();
+      if (config.holdMs === undefined) {
+        finish('connected', greeting);
+        return;
+      }
+      clearTimeout(timer);
+      timer = setTimeout(() => finish('held', greeting), config.holdMs);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(greeting === undefined ? (err.code ?? err.message) : `connected-then-${err.code}`, greeting));
+    socket.on('end', () => finish('connected-ended', greeting));
   });
 }
 
