@@ -24,12 +24,14 @@ export class EventLoopMonitor {
       this.timer.unref();
     };
     this.expected = performance.now() + this.intervalMs;
+    this.lastSampleAt = Date.now();
     this.timer = setTimeout(tick, this.intervalMs);
     this.timer.unref();
   }
 
   /** Current lag including a stall in progress that has not produced a sample yet. */
   currentLagMs(): number {
+    if (!this.timer) return this.lagMs;
     const overdue = Date.now() - this.lastSampleAt - this.intervalMs;
     return Math.max(this.lagMs, overdue);
   }

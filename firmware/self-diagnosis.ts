@@ -19,7 +19,10 @@ export interface SelfDiagnosisOptions {
   eventLoop: EventLoopMonitor;
   clock: Clock;
   app: AppHealthCheck;
-  /** Event-loop lag past which the application counts as unresponsive. Default 250 ms. */
+  /**
+   * Event-loop lag past which the application counts as unresponsive. Default 1000 ms: a busy but
+   * working firmware lags tens of ms; a second means clients are already timing out.
+   */
   maxEventLoopLagMs?: number;
 }
 
@@ -31,7 +34,7 @@ export class UnknownServiceError extends HandcheckError {
 
 export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
   const { dependsOn, devices, eventLoop, clock, app } = options;
-  const maxLag = options.maxEventLoopLagMs ?? 250;
+  const maxLag = options.maxEventLoopLagMs ?? 1000;
   return async () => {
     const startedAt = clock.now();
     const began = performance.now();

@@ -1,0 +1,205 @@
+/**
+ * `npm run bench`: the quality targets of DESIGN.md measured in one run, each against its baseline
+ * where it has one, printed as a table. Figures go to BENCHMARKS.md by hand, with the machine they
+ * came from.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { type Server, type Socket, connect, createServer } from 'node:net';
+import { promisify } from 'node:util';
+import pino from 'pino';
+import { DeviceStateManager } from '../firmware/device-state.js';
+import { EventLoopMonitor } from '../firmware/event-loop.js';
+import { Gate } from '../firmware/gate.js';
+import { selfDiagnosis } from '../firmware/self-diagnosis.js';
+import { parseBoards, selectBoard } from '../hal/boards.js';
+import { SimBoard } from '../sim/board.js';
+import { VirtualClock } from '../sim/clock.js';
+import { parseScenario, playScenario } from '../sim/scenario.js';
+
+const run = promisify(execFile);
+const boards = parseBoards(readFileSync(new URL('../boards.json', import.meta.url), 'utf8'), 'boards.json');
+const appliance = selectBoard(boards, 'sim-appliance');
+const silent = pino({ level: 'silent' });
+const rows: Array<[string, string, string, string]> = [];
+
+function report(what: string, value: string, target: string, verdict: boolean | undefined): void {
+  rows.push([what, value, target, verdict === undefined ? '' : verdict ? 'met' : 'MISSED']);
+  process.stderr.write(`  ${what}: ${value}\n`);
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
+/**
+ * A one-hour scenario on the virtual clock: the watchdog kicked every second, the sensors read through
+ * the device-state manager every 100 ms, every component once a second, three faults.
+ */
+async function scenarioSpeed(): Promise<void> {
+  const board = new SimBoard(appliance, { clock: new VirtualClock(0) });
+  const devices = new DeviceStateManager({ board, logger: silent, watchdogHealth: () => ({ health: 'ok', reason: '', reading: {} }) });
+  const wdt = await board.watchdog();
+  await wdt.open();
+  playScenario(
+    board,
+    parseScenario({
+      steps: [
+        { atMs: 600_000, inject: { target: 'board-temp', kind: 'nack', durationMs: 300_000 } },
+        { atMs: 1_500_000, inject: { target: 'rail-5v', kind: 'out-of-range', durationMs: 600_000 } },
+        { atMs: 2_700_000, inject: { target: 'uplink-sfp', kind: 'los', durationMs: 60_000 } },
+      ],
+    }),
+  );
+  board.clock.setInterval(() => void wdt.kick(), 1000);
+  const sensors = appliance.components.filter((c) => 'bus' in c).map((c) => c.id);
+  let polls = 0;
+  board.clock.setInterval(() => {
+    polls++;
+    void devices.diagnose(polls % 10 === 0 ? undefined : sensors);
+  }, 100);
+  const started = performance.now();
+  await board.clock.runFor(3_600_000);
+  const seconds = (performance.now() - started) / 1000;
+  const ratio = 3600 / seconds;
+  report('virtual-time scenario (1 h, sensors every 100 ms)', `${seconds.toFixed(2)} s real = ${ratio.toFixed(0)}x real time`, '>= 360x', ratio >= 360);
+  if (polls !== 36_000 || board.resets !== 0) throw new Error(`scenario went wrong: ${polls} polls, ${board.resets} resets`);
+}
+
+/** One full read of every component, and the self-diagnosis of the Modbus service, on a board following real time. */
+async function diagnosisLatency(): Promise<void> {
+  const board = new SimBoard(appliance);
+  board.clock.startRealtime(1);
+  const devices = new DeviceStateManager({ board, logger: silent, watchdogHealth: () => ({ health: 'ok', reason: '', reading: {} }) });
+  const eventLoop = new EventLoopMonitor();
+  eventLoop.start();
+  const service = appliance.services[0]!;
+  const diagnose = selfDiagnosis({ service: service.id, dependsOn: service.dependsOn, devices, eventLoop, clock: board.clock, app: () => ({ ok: true }) });
+  await devices.diagnose();
+  const full: number[] = [];
+  const verdicts: number[] = [];
+  const signal = new AbortController().signal;
+  for (let i = 0; i < 2000; i++) {
+    let t = performance.now();
+    await devices.diagnose();
+    full.push(performance.now() - t);
+    t = performance.now();
+    const verdict = await diagnose(signal);
+    verdicts.push(performance.now() - t);
+    if (!verdict.ok) throw new Error(`healthy board diagnosed abnormal: ${JSON.stringify(verdict.failures)}`);
+  }
+  full.sort((a, b) => a - b);
+  verdicts.sort((a, b) => a - b);
+  eventLoop.stop();
+  report('full read of every component (8)', `p50 ${quantile(full, 0.5).toFixed(3)} ms, p99 ${quantile(full, 0.99).toFixed(3)} ms`, '', undefined);
+  const p99 = quantile(verdicts, 0.99);
+  report('self-diagnosis of the Modbus service', `p50 ${quantile(verdicts, 0.5).toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`, 'p99 <= 2 ms', p99 <= 2);
+  board.clock.stopRealtime();
+  await devices.close();
+  await board.close();
+}
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+}
+
+async function clientRun(port: number, total: number, concurrency: number): Promise<{ rate: number; errors: number; p50Ms: number }> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', new URL('./client.ts', import.meta.url).pathname, '127.0.0.1', String(port), String(total), String(concurrency)]);
+  return JSON.parse(stdout) as { rate: number; errors: number; p50Ms: number };
+}
+
+/** After mode with a reused verdict against a plain net.Server doing the same per-connection work, alternating. */
+async function acceptRate(): Promise<void> {
+  const drain = (socket: Socket): void => {
+    socket.on('end', () => socket.end());
+    socket.on('error', () => undefined);
+    socket.resume();
+  };
+  const plain = createServer(drain);
+  const plainPort = await listen(plain);
+  const board = new SimBoard(appliance);
+  board.clock.startRealtime(1);
+  const devices = new DeviceStateManager({ board, logger: silent, watchdogHealth: () => ({ health: 'ok', reason: '', reading: {} }) });
+  const service = appliance.services[0]!;
+  const eventLoop = new EventLoopMonitor();
+  eventLoop.start();
+  const gate = new Gate({
+    service: service.id,
+    policy: { recheckMs: 0, maxAgeMs: 3_600_000 },
+    diagnose: selfDiagnosis({ service: service.id, dependsOn: service.dependsOn, devices, eventLoop, clock: board.clock, app: () => ({ ok: true }) }),
+    logger: silent,
+    onConnection: drain,
+  });
+  const gatePort = (await gate.listen('127.0.0.1', 0)).port;
+  const holder = await clientHold(gatePort);
+  const ratios: number[] = [];
+  let last = { plain: 0, gate: 0 };
+  for (let round = 0; round < 5; round++) {
+    const p = await clientRun(plainPort, 10_000, 32);
+    const g = await clientRun(gatePort, 10_000, 32);
+    if (p.errors || g.errors) throw new Error(`connect errors: plain ${p.errors}, gate ${g.errors}`);
+    ratios.push(g.rate / p.rate);
+    last = { plain: p.rate, gate: g.rate };
+  }
+  ratios.sort((a, b) => a - b);
+  const ratio = ratios[2]!;
+  const stats = gate.stats();
+  report(
+    'accept rate, after mode, reused verdict vs plain net.Server',
+    `${ratio.toFixed(2)}x (median of 5; last round ${last.gate.toFixed(0)}/s vs ${last.plain.toFixed(0)}/s; ${stats.diagnosed} diagnoses for ${stats.accepted} connections)`,
+    '>= 0.9x',
+    ratio >= 0.9,
+  );
+  holder.destroy();
+  eventLoop.stop();
+  await gate.close();
+  plain.close();
+  board.clock.stopRealtime();
+  await devices.close();
+  await board.close();
+}
+
+function clientHold(port: number): Promise<Socket> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => setTimeout(() => resolve(socket), 100));
+  });
+}
+
+/** Resident memory of the firmware process on the sim board, idle and after 5,000 connects. */
+async function residentMemory(): Promise<void> {
+  const child = spawn(process.execPath, [new URL('../dist/firmware/cli.js', import.meta.url).pathname, 'run', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0', '--log-level', 'warn'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let text = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(text);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`firmware exited with ${code}: ${text}`)));
+  });
+  const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const idle = rss();
+  await clientRun(port, 5000, 32);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const loaded = rss();
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  report('firmware resident memory on the sim board', `${idle.toFixed(1)} MB idle, ${loaded.toFixed(1)} MB after 5,000 connects`, '<= 80 MB', Math.max(idle, loaded) <= 80);
+}
+
+const benches: Record<string, () => Promise<void>> = { scenarioSpeed, diagnosisLatency, acceptRate, residentMemory };
+const only = process.argv.slice(2);
+for (const [name, bench] of Object.entries(benches)) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  process.stderr.write(`${name}...\n`);
+  await bench();
+}
+
+const header = ['what', 'measured', 'target', ''];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
+process.stdout.write(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${rows.map(line).join('\n')}\n`);
+process.exit(rows.some((r) => r[3] === 'MISSED') ? 1 : 0);

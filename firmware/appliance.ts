@@ -1,0 +1,172 @@
+/**
+ * The appliance process: opens the board chosen by its entry, runs the firmware on it, serves the
+ * control endpoint, and brings the firmware back up when the (simulated) watchdog resets the board -
+ * what a reboot does on a Pi, where systemd restarts the service.
+ */
+import type { Logger } from 'pino';
+import type { BoardConfig } from '../hal/board-config.js';
+import type { GpioValue } from '../hal/gpio.js';
+import { type OpenedBoard, openBoard } from './board-select.js';
+import { type ControlApi, type ControlServer, type FaultApi, type FaultSpec, startControlServer } from './control.js';
+import { Firmware, type FirmwareStatus, parseHostPort } from './firmware.js';
+import type { GateDecision } from './gate.js';
+import { FirmwareMetrics } from './metrics.js';
+
+export interface ApplianceOptions {
+  config: Readonly<BoardConfig>;
+  logger: Logger;
+  listen?: Record<string, string>;
+  modes?: Record<string, 'after' | 'before'>;
+  /** `HOST:PORT` of the control endpoint; default 127.0.0.1:9502. Empty string: no endpoint. */
+  control?: string;
+  controlToken?: string | undefined;
+  forceSim?: boolean;
+  simSpeed?: number;
+}
+
+export interface SimStatus {
+  clock: { now: number; mode: string; speed: number };
+  resets: number;
+  gpio: Record<string, GpioValue>;
+  watchdog: { armed: boolean; timeLeftS: number | null; kicks: number } | undefined;
+  faults: ReturnType<FaultApi['list']>;
+}
+
+export interface ApplianceStatus extends FirmwareStatus {
+  restarts: number;
+  recentDecisions: GateDecision[];
+  sim: SimStatus | undefined;
+}
+
+const recentDecisionLimit = 100;
+
+export class Appliance {
+  private firmware!: Firmware;
+  private control: ControlServer | undefined;
+  private restarts = 0;
+  private restarting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly decisions: GateDecision[] = [];
+  private readonly decisionListeners = new Set<(decision: GateDecision) => void>();
+  /** Ports actually bound at first start, reused after a restart so clients find the service again. */
+  private bound: Record<string, string> = {};
+  readonly metrics: FirmwareMetrics;
+
+  private constructor(
+    private readonly options: ApplianceOptions,
+    readonly board: OpenedBoard,
+  ) {
+    this.metrics = new FirmwareMetrics({ board: options.config.id });
+  }
+
+  static async start(options: ApplianceOptions): Promise<Appliance> {
+    const board = await openBoard(options.config, { forceSim: options.forceSim ?? false, simSpeed: options.simSpeed ?? 1 });
+    const appliance = new Appliance(options, board);
+    try {
+      await appliance.startFirmware(options.listen ?? {});
+      appliance.bound = Object.fromEntries(appliance.firmware.services.map((s) => [s.config.id, `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`]));
+      if (options.control !== '') await appliance.startControl(options.control ?? '127.0.0.1:9502');
+      board.sim?.onReset((event) => {
+        options.logger.error({ cause: event.cause, count: event.count }, 'board reset by the watchdog; restarting the firmware');
+        void appliance.restart();
+      });
+    } catch (err) {
+      await appliance.stop({ magic: true });
+      throw err;
+    }
+    return appliance;
+  }
+
+  private async startFirmware(listen: Record<string, string>): Promise<void> {
+    this.firmware = await Firmware.start({
+      board: this.board.hal,
+      logger: this.options.logger,
+      metrics: this.metrics,
+      listen,
+      ...(this.options.modes ? { modes: this.options.modes } : {}),
+      onDecision: (decision) => {
+        this.decisions.push(decision);
+        if (this.decisions.length > recentDecisionLimit) this.decisions.shift();
+        for (const listener of this.decisionListeners) listener(decision);
+      },
+    });
+  }
+
+  private async startControl(where: string): Promise<void> {
+    const { host, port } = parseHostPort('control', where);
+    const sim = this.board.sim;
+    const faults: FaultApi | undefined = sim && {
+      catalogue: () => sim.faults.catalogue(),
+      list: () => sim.faults.list(),
+      inject: (spec: FaultSpec) => sim.faults.inject(spec as Parameters<typeof sim.faults.inject>[0]),
+      clear: (id) => sim.faults.clear(id),
+      clearAll: () => sim.faults.clearAll(),
+    };
+    const api: ControlApi = { status: () => this.status(), metrics: () => this.metrics.render(), faults };
+    this.control = await startControlServer({ host, port, token: this.options.controlToken, api, logger: this.options.logger.child({ subsystem: 'control' }) });
+  }
+
+  get controlAddress(): { host: string; port: number } | undefined {
+    return this.control && { host: this.control.address.address, port: this.control.address.port };
+  }
+
+  get services(): Firmware['services'] {
+    return this.firmware.services;
+  }
+
+  get devices(): Firmware['devices'] {
+    return this.firmware.devices;
+  }
+
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  onDecision(listener: (decision: GateDecision) => void): () => void {
+    this.decisionListeners.add(listener);
+    return () => this.decisionListeners.delete(listener);
+  }
+
+  private restart(): Promise<void> {
+    this.restarting ??= (async () => {
+      await this.firmware.stop({ magic: false });
+      if (this.stopping) return;
+      this.restarts += 1;
+      await this.startFirmware(this.bound);
+    })()
+      .catch((err: unknown) => this.options.logger.fatal({ err }, 'firmware failed to come back after a reset'))
+      .finally(() => {
+        this.restarting = undefined;
+      });
+    return this.restarting;
+  }
+
+  status(): ApplianceStatus {
+    const sim = this.board.sim;
+    const wdt = sim?.watchdogModel;
+    return {
+      ...this.firmware.status(),
+      restarts: this.restarts,
+      recentDecisions: [...this.decisions],
+      sim: sim && {
+        clock: { now: sim.clock.now(), mode: sim.clock.mode, speed: sim.clock.speed },
+        resets: sim.resets,
+        gpio: Object.fromEntries(Object.keys(sim.config.gpio ?? {}).map((name) => [name, sim.gpio.level(name)])),
+        watchdog: wdt && { armed: wdt.isArmed, timeLeftS: wdt.peekTimeLeft(), kicks: wdt.kicks },
+        faults: sim.faults.list(),
+      },
+    };
+  }
+
+  /** Orderly stop: firmware first (gates FIN their connections), then the control endpoint, then the board. */
+  stop(options: { magic: boolean } = { magic: true }): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.restarting;
+      await this.firmware?.stop(options);
+      await this.control?.close();
+      this.board.sim?.clock.stopRealtime();
+      await this.board.hal.close();
+    })();
+    return this.stopping;
+  }
+}

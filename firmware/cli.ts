@@ -1,0 +1,288 @@
+#!/usr/bin/env node
+/**
+ * `handcheck`: run the firmware, diagnose once, inject faults into a running sim firmware, probe a
+ * port as a client would, list and validate board entries.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { type BoardsFile, loadBoards, selectBoard } from '../hal/boards.js';
+import { HandcheckError } from '../hal/errors.js';
+import { type ProbeResult, probe } from '../monitor/probe.js';
+import { Appliance } from './appliance.js';
+import { openBoard } from './board-select.js';
+import { DeviceStateManager } from './device-state.js';
+import { parseHostPort } from './firmware.js';
+
+/** The package root holds package.json; found by walking up so it works from dist/ and from sources. */
+function findPackageRoot(from: string): string {
+  let dir = from;
+  while (!existsSync(resolve(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+const defaultBoardsFile = process.env.HANDCHECK_BOARDS ?? resolve(packageRoot, 'boards.json');
+const defaultBoard = 'sim-appliance';
+const defaultControl = '127.0.0.1:9502';
+
+export class UsageError extends HandcheckError {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+  }
+}
+
+const usage = `usage: handcheck <command> [options]
+
+commands:
+  run     start the firmware on a board entry (the simulated appliance by default)
+            --board ID  --boards FILE  --listen SERVICE=HOST:PORT (repeatable)
+            --control HOST:PORT (default ${defaultControl}; "" for none)  --control-token TOKEN
+            --sim (simulate any entry)  --sim-speed N  --log-level LEVEL
+  diag    diagnose every component once and print a table; exit 1 if any failed
+            --board ID  --boards FILE  --sim  --fault TARGET:KIND (repeatable, sim only)
+  fault   inject or clear faults in a running sim firmware through its control endpoint
+            fault list | fault inject TARGET KIND [--duration MS] [--times N] [--at MS] [--param K=V]
+            fault clear [ID]      (--control HOST:PORT, --control-token TOKEN)
+  probe   HOST:PORT  connect as a client would and report up/refused/reset/closed/timeout/unreachable
+            --grace MS (default 300)  --timeout MS (default 2000)
+  boards  list the board entries of a boards file, validating it (--boards FILE)
+`;
+
+function multi(values: string[] | undefined, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const value of values ?? []) {
+    const eq = value.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${what} must be NAME=VALUE, got "${value}"`);
+    out[value.slice(0, eq)] = value.slice(eq + 1);
+  }
+  return out;
+}
+
+async function board(file: string, id: string): Promise<{ boards: BoardsFile; config: ReturnType<typeof selectBoard> }> {
+  const boards = await loadBoards(file);
+  return { boards, config: selectBoard(boards, id) };
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      board: { type: 'string', default: defaultBoard },
+      boards: { type: 'string', default: defaultBoardsFile },
+      listen: { type: 'string', multiple: true },
+      control: { type: 'string', default: process.env.HANDCHECK_CONTROL ?? defaultControl },
+      'control-token': { type: 'string', default: process.env.HANDCHECK_CONTROL_TOKEN },
+      sim: { type: 'boolean', default: false },
+      'sim-speed': { type: 'string', default: '1' },
+      'log-level': { type: 'string', default: process.env.HANDCHECK_LOG_LEVEL ?? 'info' },
+    },
+  });
+  const logger = pino({ level: values['log-level'], base: { board: values.board } });
+  const { config } = await board(values.boards, values.board);
+  const simSpeed = Number(values['sim-speed']);
+  if (!(simSpeed > 0)) throw new UsageError(`--sim-speed must be a positive number, got "${values['sim-speed']}"`);
+  const appliance = await Appliance.start({
+    config,
+    logger,
+    listen: multi(values.listen, '--listen'),
+    control: values.control,
+    controlToken: values['control-token'],
+    forceSim: values.sim,
+    simSpeed,
+  });
+  const lines = [`handcheck: board ${config.id} (${config.name}) on ${appliance.board.sim ? 'the sim board' : 'real hardware'}`];
+  for (const service of appliance.services) {
+    const p = service.gate.policy;
+    lines.push(`handcheck: service ${service.config.id} (${service.config.protocol}) listening on ${service.host}:${service.port} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
+  }
+  const control = appliance.controlAddress;
+  if (control) lines.push(`handcheck: control endpoint on http://${control.host}:${control.port}/status`);
+  process.stderr.write(`${lines.join('\n')}\n`);
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      appliance.stop({ magic: true }).then(
+        () => resolveExit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          resolveExit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function formatReading(reading: Record<string, unknown> | undefined): string {
+  if (!reading) return '';
+  return Object.entries(reading)
+    .filter(([, v]) => typeof v !== 'object')
+    .map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : String(v)}`)
+    .join(' ');
+}
+
+async function diag(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      board: { type: 'string', default: defaultBoard },
+      boards: { type: 'string', default: defaultBoardsFile },
+      sim: { type: 'boolean', default: false },
+      fault: { type: 'string', multiple: true },
+    },
+  });
+  const { config } = await board(values.boards, values.board);
+  const opened = await openBoard(config, { forceSim: values.sim });
+  try {
+    for (const fault of values.fault ?? []) {
+      const [target, kind] = fault.split(':');
+      if (!opened.sim) throw new UsageError('--fault needs the sim board (fault injection exists only there)');
+      if (!target || !kind) throw new UsageError(`--fault must be TARGET:KIND, got "${fault}"`);
+      opened.sim.faults.inject({ target, kind: kind as never });
+    }
+    const devices = new DeviceStateManager({
+      board: opened.hal,
+      logger: pino({ level: 'silent' }),
+      watchdogHealth: () => ({ health: 'ok', reason: '', reading: { note: 'not kept by a one-shot diagnosis' } }),
+    });
+    const states = await devices.diagnose();
+    await devices.close();
+    const rows = [['COMPONENT', 'KIND', 'STATE', 'ms', 'READING / REASON']];
+    for (const s of states) rows.push([s.id, s.kind, s.state, String(Math.round((s.durationMs ?? 0) * 10) / 10), s.reason || formatReading(s.reading)]);
+    process.stdout.write(`${table(rows)}\n`);
+    return states.some((s) => s.state === 'failed') ? 1 : 0;
+  } finally {
+    opened.sim?.clock.stopRealtime();
+    await opened.hal.close();
+  }
+}
+
+async function controlRequest(where: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<unknown> {
+  const { host, port } = parseHostPort('control', where);
+  const response = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  }).catch((err: unknown) => {
+    throw new UsageError(`cannot reach the control endpoint at ${where}: ${(err as Error).cause ?? (err as Error).message}`);
+  });
+  const json = (await response.json()) as { error?: { code: string; message: string } };
+  if (!response.ok) throw new HandcheckError(json.error?.code ?? 'ERR_CONTROL_INTERNAL', json.error?.message ?? `HTTP ${response.status}`);
+  return json;
+}
+
+async function fault(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      control: { type: 'string', default: process.env.HANDCHECK_CONTROL ?? defaultControl },
+      'control-token': { type: 'string', default: process.env.HANDCHECK_CONTROL_TOKEN },
+      duration: { type: 'string' },
+      times: { type: 'string' },
+      at: { type: 'string' },
+      param: { type: 'string', multiple: true },
+    },
+  });
+  const [action, ...rest] = positionals;
+  const token = values['control-token'];
+  let result: unknown;
+  if (action === 'list') result = await controlRequest(values.control, token, 'GET', '/faults');
+  else if (action === 'clear') result = await controlRequest(values.control, token, 'DELETE', rest[0] ? `/faults/${encodeURIComponent(rest[0])}` : '/faults');
+  else if (action === 'inject') {
+    const [target, kind] = rest;
+    if (!target || !kind) throw new UsageError('fault inject needs TARGET and KIND');
+    const number = (value: string | undefined, name: string): number | undefined => {
+      if (value === undefined) return undefined;
+      const n = Number(value);
+      if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`);
+      return n;
+    };
+    const params = Object.fromEntries(
+      Object.entries(multi(values.param, '--param')).map(([k, v]) => [k, v === 'true' ? true : v === 'false' ? false : Number.isFinite(Number(v)) ? Number(v) : v]),
+    );
+    result = await controlRequest(values.control, token, 'POST', '/faults', {
+      target,
+      kind,
+      ...(values.duration ? { durationMs: number(values.duration, 'duration') } : {}),
+      ...(values.times ? { times: number(values.times, 'times') } : {}),
+      ...(values.at ? { atMs: number(values.at, 'at') } : {}),
+      ...(Object.keys(params).length > 0 ? { params } : {}),
+    });
+  } else throw new UsageError(`fault needs list, inject or clear, got "${action ?? ''}"`);
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  return 0;
+}
+
+const probeExit: Record<ProbeResult, number> = { up: 0, refused: 2, reset: 3, closed: 4, timeout: 5, unreachable: 6 };
+
+async function probeCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { grace: { type: 'string', default: '300' }, timeout: { type: 'string', default: '2000' } },
+  });
+  if (positionals.length !== 1) throw new UsageError('probe needs exactly one HOST:PORT');
+  const { host, port } = parseHostPort('probe', positionals[0]!);
+  const outcome = await probe({ host, port, graceMs: Number(values.grace), connectTimeoutMs: Number(values.timeout) });
+  process.stdout.write(`${positionals[0]} ${outcome.result} connect=${outcome.connectMs.toFixed(2)}ms${outcome.errno ? ` (${outcome.errno})` : ''}\n`);
+  return probeExit[outcome.result];
+}
+
+async function boardsCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { boards: { type: 'string', default: defaultBoardsFile } } });
+  const boards = await loadBoards(values.boards);
+  const rows = [['ID', 'BACKEND', 'COMPONENTS', 'SERVICES', 'NAME']];
+  for (const b of boards.boards) rows.push([b.id, b.backend, String(b.components.length), b.services.map((s) => `${s.id}@${s.listen}`).join(','), b.name]);
+  process.stdout.write(`${table(rows)}\n${values.boards}: ${boards.boards.length} board entries, valid\n`);
+  return 0;
+}
+
+const commands: Record<string, (argv: string[]) => Promise<number>> = {
+  run,
+  diag,
+  fault,
+  probe: probeCommand,
+  boards: boardsCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(usage);
+    return command ? 0 : 64;
+  }
+  if (command === '--version') {
+    process.stdout.write(`${(JSON.parse(readFileSync(resolve(packageRoot, 'package.json'), 'utf8')) as { version: string }).version}\n`);
+    return 0;
+  }
+  const handler = commands[command];
+  if (!handler) {
+    process.stderr.write(`handcheck: unknown command "${command}"\n${usage}`);
+    return 64;
+  }
+  try {
+    return await handler(rest);
+  } catch (err) {
+    const code = err instanceof HandcheckError ? err.code : ((err as { code?: string }).code ?? 'ERR_UNEXPECTED');
+    process.stderr.write(`handcheck ${command}: ${code}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return code === 'ERR_USAGE' || code.startsWith('ERR_PARSE_ARGS') ? 64 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,215 @@
+/**
+ * The control and observability endpoint: `GET /status`, `GET /metrics`, and on the sim board the
+ * fault API (`GET/POST/DELETE /faults`). Loopback by default; bound anywhere else it demands a bearer
+ * token, because it can change what the appliance does. Fault injection is offered only when the
+ * firmware runs on the sim board - there is no route for it on real hardware.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { HandcheckError } from '../hal/errors.js';
+
+/** The fault shapes the sim board's registry uses, restated so the firmware does not depend on sim/. */
+export interface FaultSpec {
+  target: string;
+  kind: string;
+  atMs?: number;
+  durationMs?: number;
+  times?: number;
+  params?: Record<string, number | string | boolean>;
+}
+
+export interface ActiveFault {
+  readonly id: string;
+  readonly target: string;
+  readonly kind: string;
+  readonly params: Readonly<Record<string, number | string | boolean>>;
+  readonly startedAt: number | undefined;
+  readonly remaining: number | undefined;
+  readonly spec: Readonly<FaultSpec>;
+}
+
+export interface FaultKindInfo {
+  kind: string;
+  description: string;
+}
+
+export interface FaultApi {
+  catalogue(): Record<string, FaultKindInfo[]>;
+  list(): ActiveFault[];
+  inject(spec: FaultSpec): ActiveFault;
+  clear(id: string): void;
+  clearAll(): void;
+}
+
+export interface ControlApi {
+  status(): unknown;
+  metrics(): Promise<{ contentType: string; body: string }>;
+  /** Present only on the sim board. */
+  faults: FaultApi | undefined;
+}
+
+export class ControlError extends HandcheckError {
+  constructor(
+    code: 'ERR_CONTROL_TOKEN_REQUIRED' | 'ERR_CONTROL_BAD_REQUEST' | 'ERR_CONTROL_UNAUTHORIZED' | 'ERR_CONTROL_NOT_FOUND' | 'ERR_CONTROL_NO_FAULTS',
+    message: string,
+    readonly status = 400,
+  ) {
+    super(code, message);
+  }
+}
+
+export interface ControlServerOptions {
+  host: string;
+  port: number;
+  /** Required unless `host` is a loopback address. */
+  token?: string | undefined;
+  api: ControlApi;
+  logger: Logger;
+}
+
+export interface ControlServer {
+  readonly address: AddressInfo;
+  close(): Promise<void>;
+}
+
+const maxBodyBytes = 64 * 1024;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`${text}\n`);
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  if (err instanceof ControlError) return send(res, err.status, { error: { code: err.code, message: err.message } });
+  if (err instanceof HandcheckError) {
+    const status = err.code === 'ERR_SIM_FAULT_NOT_FOUND' ? 404 : 400;
+    return send(res, status, { error: { code: err.code, message: err.message } });
+  }
+  send(res, 500, { error: { code: 'ERR_CONTROL_INTERNAL', message: err instanceof Error ? err.message : String(err) } });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBodyBytes) throw new ControlError('ERR_CONTROL_BAD_REQUEST', `request body over ${maxBodyBytes} bytes`, 413);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new ControlError('ERR_CONTROL_BAD_REQUEST', `request body is not JSON: ${(err as Error).message}`);
+  }
+}
+
+function faultSpec(body: unknown): FaultSpec {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ControlError('ERR_CONTROL_BAD_REQUEST', 'fault must be a JSON object { "target", "kind", ... }');
+  }
+  const spec = body as Record<string, unknown>;
+  const allowed = new Set(['target', 'kind', 'atMs', 'durationMs', 'times', 'params']);
+  const unknown = Object.keys(spec).filter((key) => !allowed.has(key));
+  if (unknown.length > 0) throw new ControlError('ERR_CONTROL_BAD_REQUEST', `unknown fault field(s): ${unknown.join(', ')}`);
+  if (typeof spec.target !== 'string') throw new ControlError('ERR_CONTROL_BAD_REQUEST', 'fault "target" must be a component id string');
+  if (typeof spec.kind !== 'string') throw new ControlError('ERR_CONTROL_BAD_REQUEST', 'fault "kind" must be a string');
+  for (const key of ['atMs', 'durationMs', 'times'] as const) {
+    if (spec[key] !== undefined && typeof spec[key] !== 'number') throw new ControlError('ERR_CONTROL_BAD_REQUEST', `fault "${key}" must be a number`);
+  }
+  if (spec.params !== undefined && (typeof spec.params !== 'object' || spec.params === null || Array.isArray(spec.params))) {
+    throw new ControlError('ERR_CONTROL_BAD_REQUEST', 'fault "params" must be an object');
+  }
+  return spec as unknown as FaultSpec;
+}
+
+function describeFault(fault: ActiveFault): Record<string, unknown> {
+  return { id: fault.id, target: fault.target, kind: fault.kind, params: fault.params, startedAt: fault.startedAt, remaining: fault.remaining, spec: fault.spec };
+}
+
+function authorized(req: IncomingMessage, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const header = req.headers.authorization ?? '';
+  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+export async function startControlServer({ host, port, token, api, logger }: ControlServerOptions): Promise<ControlServer> {
+  if (!isLoopback(host) && !token) {
+    throw new ControlError(
+      'ERR_CONTROL_TOKEN_REQUIRED',
+      `the control endpoint on ${host} is reachable from the network; set a bearer token (--control-token or HANDCHECK_CONTROL_TOKEN)`,
+    );
+  }
+  const faults = (): FaultApi => {
+    if (!api.faults) throw new ControlError('ERR_CONTROL_NO_FAULTS', 'fault injection exists only on the sim board', 404);
+    return api.faults;
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (!authorized(req, token)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      throw new ControlError('ERR_CONTROL_UNAUTHORIZED', 'missing or wrong bearer token', 401);
+    }
+    const url = new URL(req.url ?? '/', 'http://control');
+    const route = `${req.method ?? 'GET'} ${url.pathname.replace(/\/+$/, '') || '/'}`;
+    if (route === 'GET /status') return send(res, 200, api.status());
+    if (route === 'GET /metrics') {
+      const { contentType, body } = await api.metrics();
+      res.writeHead(200, { 'content-type': contentType });
+      res.end(body);
+      return;
+    }
+    if (route === 'GET /faults') return send(res, 200, { kinds: faults().catalogue(), active: faults().list().map(describeFault) });
+    if (route === 'POST /faults') {
+      const fault = faults().inject(faultSpec(await readJson(req)));
+      logger.warn({ fault: describeFault(fault) }, 'fault injected');
+      return send(res, 201, describeFault(fault));
+    }
+    if (route === 'DELETE /faults') {
+      faults().clearAll();
+      logger.info('all faults cleared');
+      return send(res, 200, { cleared: 'all' });
+    }
+    const one = /^DELETE \/faults\/([^/]+)$/.exec(route);
+    if (one) {
+      const id = decodeURIComponent(one[1]!);
+      faults().clear(id);
+      logger.info({ fault: id }, 'fault cleared');
+      return send(res, 200, { cleared: id });
+    }
+    throw new ControlError('ERR_CONTROL_NOT_FOUND', `no route ${route}`, 404);
+  };
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendError(res, err);
+      else res.destroy();
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    address: server.address() as AddressInfo,
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}

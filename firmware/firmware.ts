@@ -1,0 +1,199 @@
+/**
+ * The firmware running on one board: the device-state manager, the watchdog keeper, the status LED,
+ * and one gate per service in front of that service's handler. It is started on a BoardHal and knows
+ * nothing of whether the board is real or simulated.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { ServiceConfig } from '../hal/board-config.js';
+import type { BoardHal } from '../hal/board.js';
+import { HandcheckError } from '../hal/errors.js';
+import type { WatchdogHealth } from './components.js';
+import { DeviceStateManager } from './device-state.js';
+import { EventLoopMonitor } from './event-loop.js';
+import { Gate, type GateDecision, type GateStats } from './gate.js';
+import type { FirmwareMetrics } from './metrics.js';
+import { createModbusService } from './modbus-service.js';
+import { type AppHealthCheck, selfDiagnosis } from './self-diagnosis.js';
+import { StatusLed } from './status-led.js';
+import type { Verdict } from './verdict.js';
+import { WatchdogKeeper } from './watchdog-keeper.js';
+
+/** The application behind a service port. */
+export interface ServiceHandler {
+  onConnection(socket: Socket): void;
+  health: AppHealthCheck;
+  close(): Promise<void>;
+}
+
+export interface RunningService {
+  config: Readonly<ServiceConfig>;
+  gate: Gate;
+  handler: ServiceHandler;
+  host: string;
+  port: number;
+}
+
+export interface FirmwareOptions {
+  board: BoardHal;
+  logger: Logger;
+  metrics: FirmwareMetrics;
+  /** `HOST:PORT` per service id, overriding the board entry's `listen`. */
+  listen?: Readonly<Record<string, string>>;
+  /** Gate mode per service id, overriding the board entry's policy. */
+  modes?: Readonly<Record<string, 'after' | 'before'>>;
+  /** Called for every gate decision (logs are written by the gate itself). */
+  onDecision?: (decision: GateDecision) => void;
+}
+
+export class ListenAddressError extends HandcheckError {
+  constructor(service: string, value: string) {
+    super('ERR_LISTEN_ADDRESS', `service ${service}: listen address "${value}" is not HOST:PORT with a port 0-65535`);
+  }
+}
+
+export function parseHostPort(service: string, value: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw new ListenAddressError(service, value);
+  return { host: match[1] ?? match[2]!, port };
+}
+
+export interface FirmwareStatus {
+  board: { id: string; name: string; backend: string };
+  startedAt: number;
+  components: ReturnType<DeviceStateManager['states']>;
+  services: Array<{ id: string; protocol: string; host: string; port: number; dependsOn: readonly string[]; policy: Gate['policy']; stats: GateStats }>;
+  watchdog: WatchdogHealth | undefined;
+  eventLoopLagMs: number;
+}
+
+export class Firmware {
+  readonly devices: DeviceStateManager;
+  readonly services: RunningService[] = [];
+  readonly eventLoop = new EventLoopMonitor();
+  private keeper: WatchdogKeeper | undefined;
+  private led: StatusLed | undefined;
+  private readonly startedAt: number;
+  private stopping: Promise<void> | undefined;
+  private readonly log: Logger;
+
+  private constructor(private readonly options: FirmwareOptions) {
+    this.log = options.logger;
+    this.startedAt = options.board.clock.now();
+    this.devices = new DeviceStateManager({
+      board: options.board,
+      logger: options.logger.child({ subsystem: 'devices' }),
+      watchdogHealth: () => this.keeper?.health() ?? { health: 'failed', reason: 'no watchdog keeper running', reading: {} },
+    });
+    options.metrics.watchDevices(this.devices);
+  }
+
+  static async start(options: FirmwareOptions): Promise<Firmware> {
+    const firmware = new Firmware(options);
+    try {
+      await firmware.boot();
+    } catch (err) {
+      await firmware.stop({ magic: true });
+      throw err;
+    }
+    return firmware;
+  }
+
+  private async boot(): Promise<void> {
+    const { board, logger, metrics } = this.options;
+    this.eventLoop.start();
+    if (board.config.watchdog) {
+      this.keeper = new WatchdogKeeper({
+        watchdog: await board.watchdog(),
+        config: board.config.watchdog,
+        clock: board.clock,
+        eventLoop: this.eventLoop,
+        logger: logger.child({ subsystem: 'watchdog' }),
+        oldestDiagnosisMs: () => this.devices.oldestRunningMs(),
+      });
+      await this.keeper.start();
+    }
+    if (board.config.statusLed) {
+      const spec = board.config.gpio?.[board.config.statusLed];
+      if (spec) {
+        this.led = new StatusLed(await board.gpio.open(spec), board.clock);
+        this.led.start();
+        this.devices.onChange(() => this.led?.show(this.devices.states()));
+      }
+    }
+    await this.devices.diagnose();
+    this.led?.show(this.devices.states());
+    for (const config of board.config.services) await this.startService(config);
+  }
+
+  private async startService(config: Readonly<ServiceConfig>): Promise<void> {
+    const { board, logger, metrics } = this.options;
+    const listen = parseHostPort(config.id, this.options.listen?.[config.id] ?? config.listen);
+    const handler = createModbusService({ board, devices: this.devices, service: config, logger: logger.child({ subsystem: 'modbus', service: config.id }) });
+    const diagnose = selfDiagnosis({
+      service: config.id,
+      dependsOn: config.dependsOn,
+      devices: this.devices,
+      eventLoop: this.eventLoop,
+      clock: board.clock,
+      app: handler.health,
+    });
+    const mode = this.options.modes?.[config.id];
+    const gate = new Gate({
+      service: config.id,
+      policy: { ...config.gate, ...(mode ? { mode } : {}) },
+      diagnose: async (signal) => {
+        const verdict: Verdict = await diagnose(signal);
+        metrics.observeDiagnosis(config.id, verdict.durationMs, verdict.failures);
+        return verdict;
+      },
+      logger,
+      onConnection: (socket) => handler.onConnection(socket),
+    });
+    if (this.options.onDecision) gate.on('decision', this.options.onDecision);
+    metrics.watchGate(gate);
+    const address = await gate.listen(listen.host, listen.port);
+    this.services.push({ config, gate, handler, host: address.address, port: address.port });
+  }
+
+  status(): FirmwareStatus {
+    const { board } = this.options;
+    return {
+      board: { id: board.config.id, name: board.config.name, backend: board.config.backend },
+      startedAt: this.startedAt,
+      components: this.devices.states(),
+      services: this.services.map(({ config, gate, host, port }) => ({
+        id: config.id,
+        protocol: config.protocol,
+        host,
+        port,
+        dependsOn: config.dependsOn,
+        policy: gate.policy,
+        stats: gate.stats(),
+      })),
+      watchdog: this.keeper?.health(),
+      eventLoopLagMs: this.eventLoop.currentLagMs(),
+    };
+  }
+
+  /**
+   * Orderly stop, in reverse order of start: gates stop accepting and end held connections with FIN,
+   * handlers close, then the LED, the watchdog (magic close when `magic`, so an intended exit does not
+   * reset the board) and the devices. Idempotent.
+   */
+  stop(options: { magic: boolean }): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const service of [...this.services].reverse()) {
+        await service.gate.close();
+        await service.handler.close();
+      }
+      await this.led?.stop();
+      await this.keeper?.stop(options);
+      await this.devices.close();
+      this.eventLoop.stop();
+      this.log.info({ magic: options.magic }, 'firmware stopped');
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * The appliance's Modbus TCP service: the board behind a Modbus register map (README, "Register
+ * map"), served on every connection the gate lets through.
+ *
+ * - Input registers: 0..N-1 the state of each component (0 unknown, 1 ok, 2 degraded, 3 failed);
+ *   from 100, two registers per quantity, a signed 32-bit value in thousandths of the unit, high word
+ *   first (0x8000 0x0000 when there is no reading).
+ * - Discrete inputs: the board's GPIO inputs, in the order of its `gpio` table.
+ * - Coils: its GPIO outputs except those the firmware drives itself (status LED, link LEDs).
+ * - Holding registers: 0..15 an asset tag, 32 ASCII characters, two per register, kept until restart.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { ComponentKind, GpioLineConfig, ServiceConfig } from '../hal/board-config.js';
+import type { BoardHal } from '../hal/board.js';
+import type { GpioLine } from '../hal/gpio.js';
+import type { DeviceStateManager } from './device-state.js';
+import type { ServiceHandler } from './firmware.js';
+import { type DeviceIdentification, type ModbusDataModel } from './modbus/data-model.js';
+import { ModbusIllegalAddressError } from './modbus/errors.js';
+import { type ModbusSession, serveModbus } from './modbus/session.js';
+
+/** The numeric quantities each kind publishes, in register order: the map must not depend on what a reading happens to hold. */
+export const publishedQuantities: Record<ComponentKind, readonly string[]> = {
+  tmp102: ['temperatureC'],
+  lm75: ['temperatureC'],
+  bme280: ['temperatureC', 'pressurePa', 'humidityPct'],
+  ina219: ['busVoltageV', 'shuntVoltageV', 'currentA', 'powerW'],
+  sfp: ['temperatureC', 'vccV', 'txBiasMa', 'txPowerMw', 'rxPowerMw'],
+  ethernet: ['speedMbps', 'crcErrorsPerS', 'rxErrorsPerS'],
+  'serial-peer': ['latencyMs'],
+  'gpio-status': [],
+  watchdog: [],
+};
+
+export const quantityBase = 100;
+export const assetTagRegisters = 16;
+const stateCodes = { unknown: 0, ok: 1, degraded: 2, failed: 3 } as const;
+/** Readings older than this are refreshed before a read of input registers is answered. */
+const freshForMs = 1000;
+/** A model call outstanding longer than this makes the service unhealthy. */
+const unresponsiveAfterMs = 1000;
+
+export interface MapEntry {
+  register: number;
+  component: string;
+  quantity: string;
+}
+
+export function quantityMap(board: BoardHal['config']): MapEntry[] {
+  const entries: MapEntry[] = [];
+  for (const component of board.components) {
+    for (const quantity of publishedQuantities[component.kind]) {
+      entries.push({ register: quantityBase + 2 * entries.length, component: component.id, quantity });
+    }
+  }
+  return entries;
+}
+
+function checkRange(table: string, size: number, address: number, quantity: number): void {
+  if (address < 0 || address + quantity > size) throw new ModbusIllegalAddressError(table, address, quantity, size);
+}
+
+/** Normalises `::ffff:10.0.0.1` to `10.0.0.1` so an allowlist of IPv4 addresses works on a dual-stack socket. */
+function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+class BoardDataModel implements ModbusDataModel {
+  private readonly quantities: MapEntry[];
+  private readonly inputs: Array<[string, GpioLineConfig]>;
+  private readonly outputs: Array<[string, GpioLineConfig]>;
+  private readonly lines = new Map<string, Promise<GpioLine>>();
+  private readonly assetTag = new Array<number>(assetTagRegisters).fill(0);
+  /** Start times of model calls in progress, to tell a responsive service from a stuck one. */
+  readonly pending = new Set<number>();
+
+  constructor(
+    private readonly board: BoardHal,
+    private readonly devices: DeviceStateManager,
+  ) {
+    this.quantities = quantityMap(board.config);
+    const gpio = Object.entries(board.config.gpio ?? {});
+    this.inputs = gpio.filter(([, l]) => l.direction === 'in');
+    const firmwareOwned = new Set([board.config.statusLed, ...board.config.components.map((c) => (c.kind === 'ethernet' ? c.ledLine : undefined))]);
+    this.outputs = gpio.filter(([name, l]) => l.direction === 'out' && !firmwareOwned.has(name));
+  }
+
+  private async track<T>(work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    this.pending.add(started);
+    try {
+      return await work();
+    } finally {
+      this.pending.delete(started);
+    }
+  }
+
+  private line(name: string, spec: GpioLineConfig): Promise<GpioLine> {
+    let line = this.lines.get(name);
+    if (!line) {
+      line = this.board.gpio.open(spec);
+      line.catch(() => this.lines.delete(name));
+      this.lines.set(name, line);
+    }
+    return line;
+  }
+
+  async readInputRegisters(address: number, quantity: number): Promise<number[]> {
+    const states = this.devices.states();
+    const size = Math.max(states.length, quantityBase + 2 * this.quantities.length);
+    checkRange('input registers', size, address, quantity);
+    return this.track(async () => {
+      const now = this.board.clock.now();
+      if (states.some((s) => s.diagnosedAt === null || now - s.diagnosedAt > freshForMs)) await this.devices.diagnose();
+      const registers = new Array<number>(size).fill(0);
+      this.devices.states().forEach((s, i) => {
+        registers[i] = stateCodes[s.state];
+      });
+      this.quantities.forEach(({ register, component, quantity: name }) => {
+        const value = this.devices.state(component).reading?.[name];
+        const scaled = typeof value === 'number' && Number.isFinite(value) ? Math.round(value * 1000) : -0x80000000;
+        const clamped = Math.max(-0x80000000, Math.min(0x7fffffff, scaled)) >>> 0;
+        registers[register] = clamped >>> 16;
+        registers[register + 1] = clamped & 0xffff;
+      });
+      return registers.slice(address, address + quantity);
+    });
+  }
+
+  async readDiscreteInputs(address: number, quantity: number): Promise<boolean[]> {
+    checkRange('discrete inputs', this.inputs.length, address, quantity);
+    return this.track(() =>
+      Promise.all(this.inputs.slice(address, address + quantity).map(async ([name, spec]) => (await (await this.line(name, spec)).read()) === 1)),
+    );
+  }
+
+  async readCoils(address: number, quantity: number): Promise<boolean[]> {
+    checkRange('coils', this.outputs.length, address, quantity);
+    return this.track(() =>
+      Promise.all(this.outputs.slice(address, address + quantity).map(async ([name, spec]) => (await (await this.line(name, spec)).read()) === 1)),
+    );
+  }
+
+  async writeCoils(address: number, values: readonly boolean[]): Promise<void> {
+    checkRange('coils', this.outputs.length, address, values.length);
+    const targets = this.outputs.slice(address, address + values.length);
+    await this.track(async () => {
+      const lines = await Promise.all(targets.map(([name, spec]) => this.line(name, spec)));
+      await Promise.all(lines.map((line, i) => line.write(values[i] ? 1 : 0)));
+    });
+  }
+
+  readHoldingRegisters(address: number, quantity: number): number[] {
+    checkRange('holding registers', this.assetTag.length, address, quantity);
+    return this.assetTag.slice(address, address + quantity);
+  }
+
+  writeRegisters(address: number, values: readonly number[]): void {
+    checkRange('holding registers', this.assetTag.length, address, values.length);
+    values.forEach((value, i) => {
+      this.assetTag[address + i] = value;
+    });
+  }
+
+  deviceIdentification(): DeviceIdentification {
+    return {
+      vendorName: 'handcheck',
+      productCode: this.board.config.id,
+      majorMinorRevision: process.env.npm_package_version ?? '0.1',
+      vendorUrl: 'https://github.com/handcheck/handcheck',
+      productName: 'handcheck appliance',
+      modelName: this.board.config.name,
+      userApplicationName: 'handcheck firmware',
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const line of [...this.lines.values()].reverse()) await (await line.catch(() => undefined))?.close();
+    this.lines.clear();
+  }
+}
+
+export interface ModbusServiceOptions {
+  board: BoardHal;
+  devices: DeviceStateManager;
+  service: Readonly<ServiceConfig>;
+  logger: Logger;
+}
+
+export function createModbusService({ board, devices, service, logger }: ModbusServiceOptions): ServiceHandler {
+  const model = new BoardDataModel(board, devices);
+  const sessions = new Set<Socket>();
+  const allow = service.writeAllow && new Set(service.writeAllow.map(plainAddress));
+  const canWrite = allow ? (remote: string) => allow.has(plainAddress(remote)) : undefined;
+  return {
+    onConnection(socket: Socket): void {
+      const session: ModbusSession = serveModbus(socket, {
+        model,
+        ...(service.unitIds ? { unitIds: [...service.unitIds] } : {}),
+        ...(canWrite ? { canWrite } : {}),
+        logger,
+      });
+      sessions.add(socket);
+      void session.closed.then(() => sessions.delete(socket));
+    },
+    health() {
+      let oldest = 0;
+      const now = performance.now();
+      for (const started of model.pending) oldest = Math.max(oldest, now - started);
+      if (oldest > unresponsiveAfterMs) {
+        return { ok: false, code: 'ERR_APP_UNRESPONSIVE', reason: `a Modbus request has waited ${Math.round(oldest)} ms for the board` };
+      }
+      return { ok: true };
+    },
+    async close(): Promise<void> {
+      for (const socket of sessions) socket.destroy();
+      await model.close();
+    },
+  };
+}

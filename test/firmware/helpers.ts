@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { Socket, connect } from 'node:net';
+import pino from 'pino';
+import { Appliance, type ApplianceOptions } from '../../firmware/appliance.js';
+import type { BoardConfig, GatePolicy } from '../../hal/board-config.js';
+import { parseBoards, selectBoard } from '../../hal/boards.js';
+
+export const boards = parseBoards(readFileSync(new URL('../../boards.json', import.meta.url), 'utf8'), 'boards.json');
+
+/** The sim appliance's entry with the Modbus service's gate policy replaced and everything on port 0. */
+export function applianceConfig(gate: GatePolicy = {}, patch: (config: BoardConfig) => BoardConfig = (c) => c): BoardConfig {
+  const base = structuredClone(selectBoard(boards, 'sim-appliance')) as BoardConfig;
+  base.services = base.services.map((s) => ({ ...s, listen: '127.0.0.1:0', gate: { ...s.gate, ...gate } }));
+  return patch(base);
+}
+
+export async function startAppliance(config: BoardConfig, options: Partial<ApplianceOptions> = {}): Promise<{ appliance: Appliance; port: number }> {
+  const appliance = await Appliance.start({ config, logger: pino({ level: 'silent' }), control: '', ...options });
+  return { appliance, port: appliance.services[0]!.port };
+}
+
+/** Opens a connection and resolves once it is established. */
+export function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Connects and resolves with what became of the connection within `ms` (see `fate`). */
+export async function attempt(port: number, ms: number): Promise<'reset' | 'closed' | 'open' | 'refused'> {
+  let socket: Socket;
+  try {
+    socket = await open(port);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ECONNRESET') return 'reset';
+    if (code === 'ECONNREFUSED') return 'refused';
+    throw err;
+  }
+  const result = await fate(socket, ms);
+  socket.destroy();
+  return result;
+}
+
+/** Resolves with how a connection ended: 'reset' (RST), 'closed' (FIN), or 'open' if neither within `ms`. */
+export function fate(socket: Socket, ms: number): Promise<'reset' | 'closed' | 'open'> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('open'), ms);
+    socket.on('data', () => undefined);
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err.code === 'ECONNRESET' ? 'reset' : 'closed');
+    });
+    socket.once('end', () => {
+      clearTimeout(timer);
+      resolve('closed');
+    });
+  });
+}
+
+/** A Modbus TCP read of input registers, as raw bytes: enough to prove the service answers. */
+export function readInputRegisters(transactionId: number, address: number, quantity: number): Buffer {
+  const frame = Buffer.alloc(12);
+  frame.writeUInt16BE(transactionId, 0);
+  frame.writeUInt16BE(0, 2);
+  frame.writeUInt16BE(6, 4);
+  frame[6] = 1;
+  frame[7] = 4;
+  frame.writeUInt16BE(address, 8);
+  frame.writeUInt16BE(quantity, 10);
+  return frame;
+}
