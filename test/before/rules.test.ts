@@ -1,0 +1,73 @@
+/**
+ * The parts of before mode that need no root: which rules a bound address calls for, how tagged rules
+ * are told apart in `iptables -S` output, and how CAP_NET_ADMIN is read from /proc.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ruleTargets } from '../../firmware/gate-before.js';
+import { iptablesVariantFromEnv, taggedRules } from '../../firmware/iptables.js';
+import { hasNetAdmin } from '../../firmware/nfqueue.js';
+
+describe('ruleTargets', () => {
+  it('covers both families for a dual-stack server on ::, without a destination', () => {
+    expect(ruleTargets({ address: '::', family: 'IPv6', port: 502 })).toEqual([
+      { family: 4, destination: undefined },
+      { family: 6, destination: undefined },
+    ]);
+  });
+
+  it('covers IPv4 only for 0.0.0.0, and one family with the destination for a specific address', () => {
+    expect(ruleTargets({ address: '0.0.0.0', family: 'IPv4', port: 502 })).toEqual([{ family: 4, destination: undefined }]);
+    expect(ruleTargets({ address: '192.0.2.7', family: 'IPv4', port: 502 })).toEqual([{ family: 4, destination: '192.0.2.7' }]);
+    expect(ruleTargets({ address: '2001:db8::7', family: 'IPv6', port: 502 })).toEqual([{ family: 6, destination: '2001:db8::7' }]);
+  });
+});
+
+describe('taggedRules', () => {
+  const listing = [
+    '-P INPUT ACCEPT',
+    '-A INPUT -p tcp -m tcp --dport 502 --tcp-flags FIN,SYN,RST,ACK SYN -m mark --mark 0x1/0x1 -m comment --comment "handcheck:502:modbus" -j REJECT --reject-with tcp-reset',
+    '-A INPUT -p tcp -m tcp --dport 502 --tcp-flags FIN,SYN,RST,ACK SYN -m mark ! --mark 0x1/0x1 -m comment --comment handcheck:502:modbus -j NFQUEUE --queue-num 0 --queue-bypass',
+    '-A INPUT -p tcp -m tcp --dport 5020 -m comment --comment "handcheck:5020:other" -j NFQUEUE --queue-num 1',
+    '-A INPUT -p tcp -m tcp --dport 502 -m comment --comment "ssh and modbus" -j ACCEPT',
+    '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT',
+  ].join('\n');
+
+  it('finds the rules of one port, quoted comment or not, and no other port or comment', () => {
+    const rules = taggedRules(listing, 502);
+    expect(rules).toHaveLength(2);
+    expect(rules[0]).toContain('-j REJECT');
+    expect(rules[1]).toContain('-j NFQUEUE --queue-num 0');
+    expect(taggedRules(listing, 5020)).toHaveLength(1);
+    expect(taggedRules(listing, 22)).toEqual([]);
+  });
+});
+
+describe('hasNetAdmin', () => {
+  it('reads bit 12 of CapEff', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hc-caps-'));
+    try {
+      const path = join(dir, 'status');
+      await writeFile(path, 'Name:\tnode\nCapEff:\t000001ffffffffff\n');
+      expect(hasNetAdmin(path)).toBe(true);
+      await writeFile(path, 'Name:\tnode\nCapEff:\t000001ffffffefff\n');
+      expect(hasNetAdmin(path)).toBe(false);
+      await writeFile(path, 'Name:\tnode\n');
+      expect(hasNetAdmin(path)).toBeUndefined();
+      expect(hasNetAdmin(join(dir, 'missing'))).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('iptablesVariantFromEnv', () => {
+  it('takes nft or legacy from HANDCHECK_IPTABLES and the system default otherwise', () => {
+    expect(iptablesVariantFromEnv({ HANDCHECK_IPTABLES: 'legacy' })).toBe('legacy');
+    expect(iptablesVariantFromEnv({ HANDCHECK_IPTABLES: 'nft' })).toBe('nft');
+    expect(iptablesVariantFromEnv({ HANDCHECK_IPTABLES: 'bogus' })).toBe('default');
+    expect(iptablesVariantFromEnv({})).toBe('default');
+  });
+});
