@@ -1,15 +1,21 @@
 /**
  * Bosch BME280 humidity, pressure and temperature sensor (BST-BME280-DS002), over I2C.
  *
- * Each read runs one forced-mode measurement at x1 oversampling with the IIR filter off (the
- * datasheet's recommended "weather monitoring" setting, 3.5.1): write ctrl_hum, then ctrl_meas
- * (ctrl_hum only takes effect on that write), wait the maximum measurement time on the clock
- * (datasheet 9.1), confirm the status measuring bit has cleared, burst-read F7h-FEh in one transfer so
- * the three values belong to the same measurement, and apply the datasheet's double-precision
- * compensation formulas (8.1) with the trimming parameters read once from NVM.
+ * By default the chip runs in normal mode (datasheet 3.3.4): it measures by itself, one measurement
+ * every t_measure + t_standby, and a read only fetches the latest results. The appliance diagnoses
+ * its components on every accepted connection, so a read must not wait for a conversion. The driver
+ * configures the chip the first time a read finds it not running as configured, which is also how
+ * it recovers after a power glitch or soft reset puts the chip back in sleep mode; only that read
+ * waits one measurement time. Option `mode: 'forced'` keeps the one-shot behaviour: every read
+ * starts a measurement and waits for it.
+ *
+ * Both modes use x1 oversampling on every channel with the IIR filter off (the datasheet's
+ * "weather monitoring" setting, 3.5.1), burst-read the data so the three values belong to the same
+ * measurement, and apply the datasheet's double-precision compensation formulas (8.1) with the
+ * trimming parameters read from NVM.
  */
 import type { Clock } from '../clock.js';
-import { HalClosedError, HalIdentityError, HalIoError } from '../errors.js';
+import { HalClosedError, HalIdentityError, HalInvalidArgumentError, HalIoError } from '../errors.js';
 import { type I2cBus, i2cTarget } from '../i2c.js';
 import { type Driver, type DriverCallOptions, type Identity, type SelfTestCheck, type SelfTestResult, selfTestResult } from './driver.js';
 
@@ -32,6 +38,8 @@ export const BMP280_CHIP_ID = 0x58;
 export const BME280_RESET_WORD = 0xb6;
 export const BME280_STATUS = { MEASURING: 0x08, IM_UPDATE: 0x01 } as const;
 export const BME280_MODE = { SLEEP: 0b00, FORCED: 0b01, NORMAL: 0b11 } as const;
+/** t_standby in ms by the config register's t_sb code (datasheet table 27). */
+export const BME280_STANDBY_MS = [0.5, 62.5, 125, 250, 500, 1000, 10, 20] as const;
 /** Raw value of a channel whose measurement was skipped (oversampling 0), and after reset. */
 export const BME280_SKIPPED_20BIT = 0x80000;
 export const BME280_SKIPPED_16BIT = 0x8000;
@@ -142,23 +150,64 @@ export function parseBme280Data(data: Buffer): { adcP: number; adcT: number; adc
 /** x1 oversampling for every channel. */
 const OSRS_X1 = 0b001;
 const CTRL_MEAS_FORCED_X1 = (OSRS_X1 << 5) | (OSRS_X1 << 2) | BME280_MODE.FORCED;
+const CTRL_MEAS_NORMAL_X1 = (OSRS_X1 << 5) | (OSRS_X1 << 2) | BME280_MODE.NORMAL;
+/**
+ * t_sb 001, 62.5 ms between measurements: a reading is at most one period (~71 ms at x1) old,
+ * nothing for enclosure air, whose temperature, pressure and humidity change over seconds. The
+ * 0.5 ms standby would keep the chip converting ~94 % of the time instead of ~11 %, eight times the
+ * average supply current, and that dissipation warms the die the sensors sit on: self-heating shows
+ * in the temperature and humidity it reports.
+ */
+const T_SB_62_5_MS = 0b001;
+const CONFIG_NORMAL = T_SB_62_5_MS << 5;
+/** Bit 1 of config is reserved; what it reads back is not ours to compare. */
+const CONFIG_MASK = 0xfd;
+/**
+ * Normal-mode reads fetch ctrl_meas (F4h) through the last data register (FEh) in one burst: the
+ * mode check and the data it vouches for come from the same transfer, and the burst covers F7h-FEh
+ * whole, which is what the chip's data shadowing needs.
+ */
+const NORMAL_BURST_LENGTH = BME280_REG.data + 8 - BME280_REG.ctrlMeas;
+const NORMAL_DATA_OFFSET = BME280_REG.data - BME280_REG.ctrlMeas;
+const MEASUREMENT_WAIT_MS = Math.ceil(bme280MeasurementTimeMs(OSRS_X1, OSRS_X1, OSRS_X1, 'max'));
 /** Status polls, 1 ms apart, after the maximum measurement time has passed. */
 const STATUS_POLLS = 5;
+
+export type Bme280Mode = 'normal' | 'forced';
+
+export interface Bme280Options {
+  /** `normal` (default): the chip measures continuously and reads never wait. `forced`: each read measures once and waits. */
+  mode?: Bme280Mode;
+}
+
+type Outcome<T> = { value: T } | { problem: string };
 
 function hex8(value: number): string {
   return `0x${value.toString(16).padStart(2, '0')}`;
 }
 
+/** Whether a burst from ctrl_meas shows the chip in normal mode with this driver's settings. */
+function runsNormal(burst: Buffer): boolean {
+  return burst[0] === CTRL_MEAS_NORMAL_X1 && (burst[1]! & CONFIG_MASK) === CONFIG_NORMAL;
+}
+
 export class Bme280Driver implements Driver<Bme280Reading> {
   readonly target: string;
+  readonly mode: Bme280Mode;
   private calibration: Bme280Calibration | undefined;
 
   constructor(
     private readonly bus: I2cBus,
     private readonly address: number,
     private readonly clock: Clock,
+    options: Bme280Options = {},
   ) {
     this.target = i2cTarget(bus.id, address);
+    const { mode = 'normal' } = options;
+    if (mode !== 'normal' && mode !== 'forced') {
+      throw new HalInvalidArgumentError(`${this.target}: mode must be 'normal' or 'forced', got ${String(mode)}`, { target: this.target });
+    }
+    this.mode = mode;
   }
 
   async identify(options: DriverCallOptions = {}): Promise<Identity> {
@@ -176,7 +225,7 @@ export class Bme280Driver implements Driver<Bme280Reading> {
   async read(options: DriverCallOptions = {}): Promise<Bme280Reading> {
     const outcome = await this.measure(options);
     if ('problem' in outcome) throw new HalIoError(`${this.target}: ${outcome.problem}`, { target: this.target });
-    return outcome.reading;
+    return outcome.value;
   }
 
   async selfTest(options: DriverCallOptions = {}): Promise<SelfTestResult> {
@@ -190,7 +239,7 @@ export class Bme280Driver implements Driver<Bme280Reading> {
     if ('problem' in outcome) {
       checks.push({ name: 'measurement', ok: false, detail: outcome.problem });
     } else {
-      const { temperatureC, pressurePa, humidityPct } = outcome.reading;
+      const { temperatureC, pressurePa, humidityPct } = outcome.value;
       // The datasheet's operating range: a value outside it is a measurement that did not work.
       const inRange = temperatureC >= -40 && temperatureC <= 85 && pressurePa >= 30000 && pressurePa <= 110000;
       checks.push({
@@ -209,30 +258,65 @@ export class Bme280Driver implements Driver<Bme280Reading> {
     return this.calibration;
   }
 
-  /** One forced measurement; a chip that misbehaves (as opposed to a failed transfer) yields `problem`. */
-  private async measure(options: DriverCallOptions): Promise<{ reading: Bme280Reading } | { problem: string }> {
+  /** The latest measurement; a chip that misbehaves (as opposed to a failed transfer) yields `problem`. */
+  private async measure(options: DriverCallOptions): Promise<Outcome<Bme280Reading>> {
     const cal = this.calibration ?? (await this.loadCalibration(options));
+    const raw = this.mode === 'normal' ? await this.normalData(options) : await this.forcedData(options);
+    if ('problem' in raw) return raw;
+    const { adcT, adcP, adcH } = parseBme280Data(raw.value);
+    if (adcT === BME280_SKIPPED_20BIT || adcP === BME280_SKIPPED_20BIT || adcH === BME280_SKIPPED_16BIT) {
+      return { problem: `measurement returned the skipped/reset pattern (adc_T 0x${adcT.toString(16)}, adc_P 0x${adcP.toString(16)}, adc_H 0x${adcH.toString(16)})` };
+    }
+    const { temperatureC, tFine } = bme280CompensateTemperature(cal, adcT);
+    return {
+      value: {
+        temperatureC,
+        pressurePa: bme280CompensatePressure(cal, adcP, tFine),
+        humidityPct: bme280CompensateHumidity(cal, adcH, tFine),
+      },
+    };
+  }
+
+  /**
+   * The F7h-FEh data of a chip in normal mode. A chip found not running as configured (first use,
+   * or back in sleep mode after a reset) is configured and given one measurement time; every other
+   * read is the one burst.
+   */
+  private async normalData(options: DriverCallOptions): Promise<Outcome<Buffer>> {
+    const first = await this.bus.readBlock(this.address, BME280_REG.ctrlMeas, NORMAL_BURST_LENGTH, options);
+    if (runsNormal(first)) return { value: first.subarray(NORMAL_DATA_OFFSET) };
+    const ctrlMeas = first[0]!;
+    // Writes to config may be ignored outside sleep mode (datasheet 5.4.6), so stop the chip first.
+    if ((ctrlMeas & 0x03) !== BME280_MODE.SLEEP) {
+      await this.bus.writeByte(this.address, BME280_REG.ctrlMeas, ctrlMeas & ~0x03, options);
+    }
+    // ctrl_hum takes effect on the next ctrl_meas write (5.4.3); config must be in place before
+    // ctrl_meas starts the measurement cycle.
+    await this.bus.writeByte(this.address, BME280_REG.ctrlHum, OSRS_X1, options);
+    await this.bus.writeByte(this.address, BME280_REG.config, CONFIG_NORMAL, options);
+    await this.bus.writeByte(this.address, BME280_REG.ctrlMeas, CTRL_MEAS_NORMAL_X1, options);
+    await this.sleep(MEASUREMENT_WAIT_MS, options);
+    const after = await this.bus.readBlock(this.address, BME280_REG.ctrlMeas, NORMAL_BURST_LENGTH, options);
+    if (!runsNormal(after)) {
+      return {
+        problem: `did not enter normal mode: ctrl_meas ${hex8(after[0]!)}, config ${hex8(after[1]!)} after writing ${hex8(CTRL_MEAS_NORMAL_X1)}, ${hex8(CONFIG_NORMAL)}`,
+      };
+    }
+    return { value: after.subarray(NORMAL_DATA_OFFSET) };
+  }
+
+  /** One forced measurement: start it, wait the datasheet maximum (9.1), confirm it ended, read F7h-FEh. */
+  private async forcedData(options: DriverCallOptions): Promise<Outcome<Buffer>> {
     await this.bus.writeByte(this.address, BME280_REG.ctrlHum, OSRS_X1, options);
     await this.bus.writeByte(this.address, BME280_REG.ctrlMeas, CTRL_MEAS_FORCED_X1, options);
-    await this.sleep(Math.ceil(bme280MeasurementTimeMs(OSRS_X1, OSRS_X1, OSRS_X1, 'max')), options);
+    await this.sleep(MEASUREMENT_WAIT_MS, options);
     for (let poll = 0; ; poll++) {
       const status = await this.bus.readByte(this.address, BME280_REG.status, options);
       if ((status & BME280_STATUS.MEASURING) === 0) break;
       if (poll >= STATUS_POLLS) return { problem: `still measuring (status ${hex8(status)}) ${STATUS_POLLS} ms past the datasheet maximum` };
       await this.sleep(1, options);
     }
-    const { adcT, adcP, adcH } = parseBme280Data(await this.bus.readBlock(this.address, BME280_REG.data, 8, options));
-    if (adcT === BME280_SKIPPED_20BIT || adcP === BME280_SKIPPED_20BIT || adcH === BME280_SKIPPED_16BIT) {
-      return { problem: `measurement returned the skipped/reset pattern (adc_T 0x${adcT.toString(16)}, adc_P 0x${adcP.toString(16)}, adc_H 0x${adcH.toString(16)})` };
-    }
-    const { temperatureC, tFine } = bme280CompensateTemperature(cal, adcT);
-    return {
-      reading: {
-        temperatureC,
-        pressurePa: bme280CompensatePressure(cal, adcP, tFine),
-        humidityPct: bme280CompensateHumidity(cal, adcH, tFine),
-      },
-    };
+    return { value: await this.bus.readBlock(this.address, BME280_REG.data, 8, options) };
   }
 
   private async sleep(ms: number, { signal }: DriverCallOptions): Promise<void> {

@@ -1,10 +1,17 @@
 /**
  * A BME280 at register level: chip id, NVM trimming parameters, ctrl_hum / ctrl_meas / config,
- * status, the F7h-FEh data block and soft reset. A forced measurement keeps the measuring bit set
- * for the datasheet's typical measurement time on the virtual clock and latches its results when it
- * ends; the raw ADC values are found by inverting the datasheet's compensation formulas, so a driver
- * that compensates correctly reads back the model's quantities. Normal mode is modelled as a
- * measurement at every read; the IIR filter is not modelled.
+ * status, the F7h-FEh data block and soft reset. Measurements run on the virtual clock for the
+ * datasheet's typical measurement time (9.1), holding the measuring bit, and latch their results
+ * when they end. A forced measurement then returns the chip to sleep mode; in normal mode the chip
+ * starts a measurement when it enters the mode and another every t_measure + t_standby after, so
+ * the data registers change once per period, however often they are read (3.3.4, 9.2). As on the
+ * chip, ctrl_hum takes effect on the next ctrl_meas write, config writes are ignored in normal mode,
+ * and power-on or soft reset means sleep mode with the data registers at the skipped pattern. The raw
+ * ADC values are found by inverting the datasheet's compensation formulas, so a driver that
+ * compensates correctly reads back the model's quantities. They are sampled when the bus first
+ * touches the chip after a measurement ended, not at its end: a drift or a fault shows up at most
+ * one period early, which no reader can tell from a slightly later measurement. The IIR filter is
+ * not modelled.
  */
 import {
   BME280_CALIB_A_LENGTH,
@@ -15,6 +22,7 @@ import {
   BME280_RESET_WORD,
   BME280_SKIPPED_16BIT,
   BME280_SKIPPED_20BIT,
+  BME280_STANDBY_MS,
   BME280_STATUS,
   BMP280_CHIP_ID,
   type Bme280Calibration,
@@ -87,20 +95,31 @@ const ADC20_MAX = 0xfffff;
 const ADC16_MAX = 0xffff;
 /** NVM copy after power-on or soft reset, datasheet 1.1 (start-up time). */
 const NVM_COPY_MS = 2;
-const DATA_LENGTH = 8;
 
-interface Measurement {
+interface Oversampling {
   osrsT: number;
   osrsP: number;
   osrsH: number;
+}
+
+interface Forced extends Oversampling {
   doneAt: number;
+}
+
+interface Normal extends Oversampling {
+  startedAt: number;
+  measureMs: number;
+  periodMs: number;
+  /** Index of the last measurement whose results are in the data registers; -1 before the first ends. */
+  latched: number;
 }
 
 export class Bme280Model extends ByteRegisterModel {
   readonly temperatureC: Quantity;
   readonly pressurePa: Quantity;
   readonly humidityPct: Quantity;
-  private pending: Measurement | undefined;
+  private forced: Forced | undefined;
+  private normal: Normal | undefined;
   private nvmCopyUntil = 0;
 
   constructor(
@@ -125,11 +144,13 @@ export class Bme280Model extends ByteRegisterModel {
     this.memory.writeUIntBE(BME280_SKIPPED_20BIT << 4, BME280_REG.data, 3);
     this.memory.writeUIntBE(BME280_SKIPPED_20BIT << 4, BME280_REG.data + 3, 3);
     this.memory.writeUInt16BE(BME280_SKIPPED_16BIT, BME280_REG.data + 6);
-    this.pending = undefined;
+    this.forced = undefined;
+    this.normal = undefined;
     this.nvmCopyUntil = this.ctx.clock.now() + NVM_COPY_MS;
   }
 
   protected override onWrite(register: number, value: number): boolean {
+    this.catchUp();
     switch (register) {
       case BME280_REG.reset:
         if (value === BME280_RESET_WORD) this.reset();
@@ -138,15 +159,19 @@ export class Bme280Model extends ByteRegisterModel {
         this.memory[register] = value & 0x07;
         return false;
       case BME280_REG.ctrlMeas: {
+        const now = this.ctx.clock.now();
         const mode = value & 0x03;
-        const timing = { osrsT: value >> 5, osrsP: (value >> 2) & 0x07, osrsH: this.memory[BME280_REG.ctrlHum]! & 0x07 };
-        if (mode === BME280_MODE.FORCED || mode === 0b10) {
-          this.pending = { ...timing, doneAt: this.ctx.clock.now() + bme280MeasurementTimeMs(timing.osrsT, timing.osrsP, timing.osrsH, 'typical') };
-        }
+        const oversampling = { osrsT: value >> 5, osrsP: (value >> 2) & 0x07, osrsH: this.memory[BME280_REG.ctrlHum]! & 0x07 };
+        const measureMs = bme280MeasurementTimeMs(oversampling.osrsT, oversampling.osrsP, oversampling.osrsH, 'typical');
+        this.forced = mode === BME280_MODE.FORCED || mode === 0b10 ? { ...oversampling, doneAt: now + measureMs } : undefined;
+        this.normal =
+          mode === BME280_MODE.NORMAL
+            ? { ...oversampling, startedAt: now, measureMs, periodMs: measureMs + BME280_STANDBY_MS[this.memory[BME280_REG.config]! >> 5]!, latched: -1 }
+            : undefined;
         return true;
       }
       case BME280_REG.config:
-        this.memory[register] = value & 0xfd;
+        if (!this.normal) this.memory[register] = value & 0xfd;
         return false;
       default:
         return false;
@@ -154,27 +179,42 @@ export class Bme280Model extends ByteRegisterModel {
   }
 
   protected override onRead(start: number, length: number): void {
+    this.catchUp();
     const now = this.ctx.clock.now();
-    if (this.pending && now >= this.pending.doneAt) {
-      this.latch(this.pending);
-      this.pending = undefined;
-      this.memory[BME280_REG.ctrlMeas] = this.memory[BME280_REG.ctrlMeas]! & ~0x03;
-    }
-    const ctrlMeas = this.memory[BME280_REG.ctrlMeas]!;
     const covers = (register: number): boolean => (register - start + 256) % 256 < length;
-    if ((ctrlMeas & 0x03) === BME280_MODE.NORMAL && [...Array(DATA_LENGTH).keys()].some((i) => covers(BME280_REG.data + i))) {
-      this.latch({ osrsT: ctrlMeas >> 5, osrsP: (ctrlMeas >> 2) & 0x07, osrsH: this.memory[BME280_REG.ctrlHum]! & 0x07, doneAt: now });
-    }
     if (covers(BME280_REG.status)) {
-      this.memory[BME280_REG.status] = (this.pending ? BME280_STATUS.MEASURING : 0) | (now < this.nvmCopyUntil ? BME280_STATUS.IM_UPDATE : 0);
+      this.memory[BME280_REG.status] = (this.measuring(now) ? BME280_STATUS.MEASURING : 0) | (now < this.nvmCopyUntil ? BME280_STATUS.IM_UPDATE : 0);
     }
     if (covers(BME280_REG.id)) {
       this.memory[BME280_REG.id] = this.ctx.faults.hit(this.ctx.id, 'wrong-identity') ? BMP280_CHIP_ID : BME280_CHIP_ID;
     }
   }
 
+  /** Ends the measurements due by now: a forced one returns the chip to sleep, normal mode latches its latest. */
+  private catchUp(): void {
+    const now = this.ctx.clock.now();
+    if (this.forced && now >= this.forced.doneAt) {
+      this.latch(this.forced);
+      this.forced = undefined;
+      this.memory[BME280_REG.ctrlMeas] = this.memory[BME280_REG.ctrlMeas]! & ~0x03;
+    }
+    const normal = this.normal;
+    if (normal && now >= normal.startedAt + normal.measureMs) {
+      const latest = Math.floor((now - normal.startedAt - normal.measureMs) / normal.periodMs);
+      if (latest > normal.latched) {
+        this.latch(normal);
+        normal.latched = latest;
+      }
+    }
+  }
+
+  private measuring(now: number): boolean {
+    if (this.forced) return true;
+    return this.normal !== undefined && (now - this.normal.startedAt) % this.normal.periodMs < this.normal.measureMs;
+  }
+
   /** Ends a measurement: the raw values the compensation formulas turn into the current quantities. */
-  private latch({ osrsT, osrsP, osrsH }: Measurement): void {
+  private latch({ osrsT, osrsP, osrsH }: Oversampling): void {
     const cal = this.calibration;
     const adcT = invert((adc) => bme280CompensateTemperature(cal, adc).temperatureC, 0, ADC20_MAX, this.temperatureC.get());
     const { tFine } = bme280CompensateTemperature(cal, adcT);
