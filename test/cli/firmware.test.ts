@@ -1,0 +1,181 @@
+/**
+ * The `handcheck` command end to end: the firmware as a process on the sim board, driven by its own
+ * CLI, curl-free HTTP (fetch), and real Modbus clients from Debian (mbpoll, python3-pymodbus).
+ */
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Firmware, handcheck, program, startFirmware } from './harness.js';
+
+const required = process.env.HANDCHECK_REQUIRE_ROOT === '1';
+const python = '/usr/bin/python3';
+
+function needs(tool: string, present: boolean): boolean {
+  if (present) return true;
+  if (required) throw new Error(`HANDCHECK_REQUIRE_ROOT=1 but ${tool} is missing: .ci/run must install it`);
+  console.warn(`skipping: ${tool} is not installed (apt-get install ${tool === 'pymodbus' ? 'python3-pymodbus' : tool})`);
+  return false;
+}
+
+describe('handcheck run on the sim board', () => {
+  let fw: Firmware;
+  beforeAll(async () => {
+    fw = await startFirmware();
+  });
+  afterAll(() => fw.stop());
+
+  it('serves status and Prometheus metrics on the control endpoint', async () => {
+    expect((await handcheck('probe', `127.0.0.1:${fw.port}`)).code).toBe(0);
+    const status = (await (await fetch(`http://${fw.control}/status`)).json()) as {
+      board: { id: string };
+      components: Array<{ id: string; state: string }>;
+      services: Array<{ id: string; port: number; policy: { mode: string } }>;
+      sim: { faults: unknown[] };
+    };
+    expect(status.board.id).toBe('sim-appliance');
+    expect(status.components.map((c) => c.state)).toEqual(status.components.map(() => 'ok'));
+    expect(status.services).toMatchObject([{ id: 'modbus', port: fw.port, policy: { mode: 'after' } }]);
+    const metrics = await (await fetch(`http://${fw.control}/metrics`)).text();
+    expect(metrics).toMatch(/handcheck_component_state\{component="board-temp",kind="tmp102",board="sim-appliance"\} 1/);
+    expect(metrics).toMatch(/handcheck_gate_accepted_total\{service="modbus",board="sim-appliance"\} \d+/);
+    expect(metrics).toMatch(/handcheck_diagnosis_duration_seconds_bucket/);
+  });
+
+  it('probe, fault inject, probe again: up, then reset, then up after clear', async () => {
+    const target = `127.0.0.1:${fw.port}`;
+    const up = await handcheck('probe', target);
+    expect(up).toMatchObject({ code: 0, stdout: expect.stringContaining(' up ') });
+    const injected = await handcheck('fault', 'inject', 'uplink-sfp', 'los', '--control', fw.control);
+    expect(injected.code).toBe(0);
+    const fault = JSON.parse(injected.stdout) as { id: string; kind: string };
+    expect(fault.kind).toBe('los');
+    const listed = JSON.parse((await handcheck('fault', 'list', '--control', fw.control)).stdout) as { active: Array<{ id: string }>; kinds: Record<string, unknown> };
+    expect(listed.active.map((f) => f.id)).toEqual([fault.id]);
+    expect(Object.keys(listed.kinds)).toContain('board-temp');
+    expect(await handcheck('probe', target)).toMatchObject({ code: 3, stdout: expect.stringContaining(' reset ') });
+    expect((await handcheck('fault', 'clear', fault.id, '--control', fw.control)).code).toBe(0);
+    expect((await handcheck('probe', target)).code).toBe(0);
+    expect(fw.logs()).toMatch(/"msg":"connection reset: self-diagnosis abnormal"/);
+    expect(fw.logs()).toMatch(/"failures":\[\{"component":"uplink-sfp"/);
+  });
+
+  it('refuses bad fault requests with a code naming what is wrong', async () => {
+    expect(await handcheck('fault', 'inject', 'nowhere', 'nack', '--control', fw.control)).toMatchObject({ code: 1, stderr: expect.stringContaining('ERR_SIM_FAULT_TARGET') });
+    expect(await handcheck('fault', 'inject', 'board-temp', 'los', '--control', fw.control)).toMatchObject({ code: 1, stderr: expect.stringContaining('ERR_SIM_FAULT_KIND') });
+    const response = await fetch(`http://${fw.control}/faults`, { method: 'POST', body: '{"target":' });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('ERR_CONTROL_BAD_REQUEST');
+    expect((await fetch(`http://${fw.control}/nope`)).status).toBe(404);
+  });
+
+  it('mbpoll reads the register map: component states, then sensor values in thousandths', async ({ skip }) => {
+    if (!needs('mbpoll', existsSync('/usr/bin/mbpoll'))) return skip();
+    const status = (await (await fetch(`http://${fw.control}/status`)).json()) as { components: Array<{ id: string; reading?: Record<string, number> }> };
+    const states = await program('mbpoll', ['-m', 'tcp', '-a', '1', '-r', '1', '-c', '8', '-t', '3', '-1', '-p', String(fw.port), '127.0.0.1']);
+    expect(states.code).toBe(0);
+    expect([...states.stdout.matchAll(/^\[\d+\]:\s+(\d+)/gm)].map((m) => Number(m[1]))).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+    const values = await program('mbpoll', ['-m', 'tcp', '-a', '1', '-r', '101', '-c', '1', '-t', '3:int', '-B', '-1', '-p', String(fw.port), '127.0.0.1']);
+    const temp = Number(/^\[101\]:\s+(-?\d+)/m.exec(values.stdout)?.[1]);
+    expect(temp / 1000).toBeCloseTo(status.components[0]!.reading!.temperatureC!, 1);
+    const write = await program('mbpoll', ['-m', 'tcp', '-a', '1', '-r', '1', '-t', '0', '-1', '-p', String(fw.port), '127.0.0.1', '1']);
+    expect(write.code).toBe(0);
+    const sim = (await (await fetch(`http://${fw.control}/status`)).json()) as { sim: { gpio: Record<string, number> } };
+    expect(sim.sim.gpio.relay).toBe(1);
+  });
+
+  it('python3-pymodbus reads device identification, discrete inputs and the asset tag it wrote', async ({ skip }) => {
+    const probe = await program(python, ['-c', 'import pymodbus']);
+    if (!needs('pymodbus', probe.code === 0)) return skip();
+    const script = `
+import json, sys
+from pymodbus.client import ModbusTcpClient
+from pymodbus.mei_message import ReadDeviceInformationRequest
+c = ModbusTcpClient("127.0.0.1", port=int(sys.argv[1]), timeout=3, retries=0)
+assert c.connect()
+info = c.execute(ReadDeviceInformationRequest(read_code=2, object_id=0, unit=1))
+di = c.read_discrete_inputs(0, 4, slave=1)
+c.write_registers(0, [0x4142, 0x4344], slave=1)
+hr = c.read_holding_registers(0, 2, slave=1)
+bad = c.read_input_registers(60000, 2, slave=1)
+print(json.dumps({"info": {str(k): v.decode() for k, v in info.information.items()}, "di": di.bits[:4], "hr": hr.registers, "bad": bad.exception_code}))
+`;
+    const result = await program(python, ['-c', script, String(fw.port)]);
+    expect(result.stderr).toBe('');
+    const seen = JSON.parse(result.stdout) as { info: Record<string, string>; di: boolean[]; hr: number[]; bad: number };
+    expect(seen.info).toMatchObject({ '0': 'handcheck', '1': 'sim-appliance', '6': 'handcheck firmware' });
+    expect(seen.di).toEqual([true, true, false, false]);
+    expect(seen.hr).toEqual([0x4142, 0x4344]);
+    expect(seen.bad).toBe(2);
+  });
+});
+
+describe('handcheck run lifecycle', () => {
+  it('SIGTERM ends held connections with FIN and exits 0', async () => {
+    const fw = await startFirmware();
+    const socket = connect({ host: '127.0.0.1', port: fw.port });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const ended = new Promise<string>((resolve) => {
+      socket.once('end', () => resolve('FIN'));
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    });
+    socket.resume();
+    expect(await fw.stop('SIGTERM')).toBe(0);
+    expect(await ended).toBe('FIN');
+    expect(fw.logs()).toMatch(/"msg":"firmware stopped"/);
+  });
+
+  it('refuses a control endpoint reachable from the network without a token', async () => {
+    const result = await handcheck('run', '--listen', 'modbus=127.0.0.1:0', '--control', '0.0.0.0:0');
+    expect(result).toMatchObject({ code: 1, stderr: expect.stringContaining('ERR_CONTROL_TOKEN_REQUIRED') });
+  });
+
+  it('asks for the bearer token when one is set', async () => {
+    const fw = await startFirmware(['--control-token', 's3cret']);
+    try {
+      expect((await fetch(`http://${fw.control}/status`)).status).toBe(401);
+      expect((await fetch(`http://${fw.control}/status`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200);
+    } finally {
+      await fw.stop();
+    }
+  });
+
+  it('names a port that is taken', async () => {
+    const fw = await startFirmware();
+    try {
+      const result = await handcheck('run', '--listen', `modbus=127.0.0.1:${fw.port}`, '--control', '');
+      expect(result).toMatchObject({ code: 1, stderr: expect.stringMatching(/ERR_GATE_LISTEN.*EADDRINUSE/s) });
+    } finally {
+      await fw.stop();
+    }
+  });
+});
+
+describe('one-shot commands', () => {
+  it('diag prints a table and exits by result', async () => {
+    const healthy = await handcheck('diag');
+    expect(healthy.code).toBe(0);
+    expect(healthy.stdout).toMatch(/^COMPONENT\s+KIND\s+STATE/);
+    expect(healthy.stdout).toMatch(/board-temp\s+tmp102\s+ok/);
+    const broken = await handcheck('diag', '--fault', 'rail-5v:nack');
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(/rail-5v\s+ina219\s+failed\s+[\d.]+\s+.*no acknowledge/);
+  });
+
+  it('boards lists and validates, and names the JSON path of a malformed file', async () => {
+    const listed = await handcheck('boards');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/sim-appliance\s+sim/);
+    expect(listed.stdout).toMatch(/rpi5\s+linux/);
+    const broken = await handcheck('boards', '--boards', new URL('../fixtures/boards/address-out-of-range.json', import.meta.url).pathname);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toMatch(/ERR_BOARDS_SCHEMA.*\/boards\/0\/components\/2\/ddmAddress: 0x78 \(120\) is invalid/s);
+  });
+
+  it('probe tells refused from reset', async () => {
+    const refused = await handcheck('probe', '127.0.0.1:1');
+    expect(refused).toMatchObject({ code: 2, stdout: expect.stringContaining('refused') });
+    expect(await handcheck('nonsense')).toMatchObject({ code: 64 });
+    expect(await handcheck('probe')).toMatchObject({ code: 64, stderr: expect.stringContaining('ERR_USAGE') });
+  });
+});
