@@ -131,8 +131,8 @@ export class Appliance {
     this.restarting ??= (async () => {
       await this.firmware.stop({ magic: false });
       if (this.stopping) return;
-      this.restarts += 1;
       await this.startFirmware(this.bound);
+      this.restarts += 1;
     })()
       .catch((err: unknown) => this.options.logger.fatal({ err }, 'firmware failed to come back after a reset'))
       .finally(() => {
