@@ -216,10 +216,15 @@ class SharedQueue implements QueueVerdicts {
   private dispatch(packets: QueuedPacket[]): void {
     for (const packet of packets) {
       const handler = packet.family === 0 ? undefined : this.routes.get(routeKey(packet.family, packet.dport));
-      // Nobody owns it (a stale rule of a closed service, an unreadable packet): let it through, as the
-      // kernel would with the firmware gone.
-      if (handler === undefined) this.native.accept(packet.id);
-      else handler.onSyn(packet, this);
+      try {
+        // Nobody owns it (a stale rule of a closed service, an unreadable packet): let it through, as
+        // the kernel would with the firmware gone.
+        if (handler === undefined) this.accept(packet.id);
+        else handler.onSyn(packet, this);
+      } catch (err) {
+        // Thrown here it would reach the addon's callback and take the process down with every held SYN.
+        process.emitWarning(err instanceof Error ? err : new Error(String(err)));
+      }
     }
   }
 }

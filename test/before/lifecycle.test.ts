@@ -177,6 +177,20 @@ describeAsRoot('before mode: what it needs', () => {
     expect(await legacy()).toEqual([]);
   });
 
+  it('sets only its own bit on an abnormal verdict, keeping the mark bits others set', async () => {
+    const port = 7305;
+    await server.exec('iptables', ['-w', '-t', 'mangle', '-A', 'PREROUTING', '-p', 'tcp', '--dport', String(port), '-j', 'MARK', '--set-xmark', '0x100/0x100']);
+    const gate = new FixtureServer(server, { host: '127.0.0.1', port, policy: { mode: 'before' } });
+    await gate.started();
+    // Above the gate's rules: counts the SYN on its second pass through INPUT, after NF_REPEAT.
+    await server.exec('iptables', ['-w', '-I', 'INPUT', '1', '-p', 'tcp', '--dport', String(port), '-m', 'mark', '--mark', '0x101/0x101', '-m', 'comment', '--comment', 'probe']);
+    await gate.command('abnormal', 'behaviour');
+    expect(await connectFrom(server, { host: '127.0.0.1', port })).toEqual([expect.objectContaining({ outcome: 'ECONNREFUSED' })]);
+    const probe = (await server.exec('iptables', ['-w', '-v', '-S', 'INPUT'])).split('\n').find((line) => line.includes('probe'));
+    expect(probe).toMatch(/-c 1 \d+/);
+    await gate.command('close', 'closed');
+  });
+
   it('names the missing addon and how to build it', async () => {
     const gate = new FixtureServer(server, { host: '127.0.0.1', port: 7303, policy: { mode: 'before' } }, { HANDCHECK_NFQUEUE_ADDON: '/nonexistent/handcheck_nfqueue.node' });
     const error = await gate.next(['error', 'listening']);
