@@ -39,6 +39,7 @@ const usage = `usage: handcheck <command> [options]
 commands:
   run     start the firmware on a board entry (the simulated appliance by default)
             --board ID  --boards FILE  --listen SERVICE=HOST:PORT (repeatable)
+            --before SERVICE (repeatable: hold SYNs until the verdict; needs CAP_NET_ADMIN)
             --control HOST:PORT (default ${defaultControl}; "" for none)  --control-token TOKEN
             --sim (simulate any entry)  --sim-speed N  --log-level LEVEL
   diag    diagnose every component once and print a table; exit 1 if any failed
@@ -73,6 +74,7 @@ async function run(argv: string[]): Promise<number> {
       board: { type: 'string', default: defaultBoard },
       boards: { type: 'string', default: defaultBoardsFile },
       listen: { type: 'string', multiple: true },
+      before: { type: 'string', multiple: true },
       control: { type: 'string', default: process.env.HANDCHECK_CONTROL ?? defaultControl },
       'control-token': { type: 'string', default: process.env.HANDCHECK_CONTROL_TOKEN },
       sim: { type: 'boolean', default: false },
@@ -88,6 +90,7 @@ async function run(argv: string[]): Promise<number> {
     config,
     logger,
     listen: multi(values.listen, '--listen'),
+    modes: Object.fromEntries((values.before ?? []).map((service) => [service, 'before' as const])),
     control: values.control,
     controlToken: values['control-token'],
     forceSim: values.sim,

@@ -14,7 +14,7 @@ import { EventLoopMonitor } from './event-loop.js';
 import { Gate, type GateDecision, type GateStats } from './gate.js';
 import type { FirmwareMetrics } from './metrics.js';
 import { createModbusService } from './modbus-service.js';
-import { type AppHealthCheck, selfDiagnosis } from './self-diagnosis.js';
+import { type AppHealthCheck, UnknownServiceError, selfDiagnosis } from './self-diagnosis.js';
 import { StatusLed } from './status-led.js';
 import type { Verdict } from './verdict.js';
 import { WatchdogKeeper } from './watchdog-keeper.js';
@@ -101,7 +101,11 @@ export class Firmware {
   }
 
   private async boot(): Promise<void> {
-    const { board, logger, metrics } = this.options;
+    const { board, logger } = this.options;
+    const services = board.config.services.map((s) => s.id);
+    for (const id of [...Object.keys(this.options.listen ?? {}), ...Object.keys(this.options.modes ?? {})]) {
+      if (!services.includes(id)) throw new UnknownServiceError(id, services);
+    }
     this.eventLoop.start();
     if (board.config.watchdog) {
       this.keeper = new WatchdogKeeper({

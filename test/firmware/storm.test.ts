@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { applianceConfig, open, readInputRegisters, startAppliance } from './helpers.js';
 
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
@@ -63,7 +63,7 @@ describe('connection volume', () => {
     const { appliance, port } = await startAppliance(applianceConfig({ recheckMs: 0, reuse: 'never' }));
     try {
       const client = new URL('../../bench/client.ts', import.meta.url).pathname;
-      const { stdout } = await run(process.execPath, ['--import', 'tsx', client, '127.0.0.1', String(port), '100000', '32'], {
+      const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', client, '127.0.0.1', String(port), '100000', '32'], {
         env: { ...process.env, TSX_TSCONFIG_PATH: new URL('../../bench/tsconfig.json', import.meta.url).pathname },
       });
       const stats = appliance.services[0]!.gate.stats();
