@@ -16,6 +16,7 @@ import { parseBoards, selectBoard } from '../hal/boards.js';
 import { SimBoard } from '../sim/board.js';
 import { VirtualClock } from '../sim/clock.js';
 import { parseScenario, playScenario } from '../sim/scenario.js';
+import { beforeModeBench } from './before.js';
 
 const run = promisify(execFile);
 const boards = parseBoards(readFileSync(new URL('../boards.json', import.meta.url), 'utf8'), 'boards.json');
@@ -190,7 +191,13 @@ async function residentMemory(): Promise<void> {
   report('firmware resident memory on the sim board', `${idle.toFixed(1)} MB idle, ${loaded.toFixed(1)} MB after 5,000 connects`, '<= 80 MB', Math.max(idle, loaded) <= 80);
 }
 
-const benches: Record<string, () => Promise<void>> = { scenarioSpeed, diagnosisLatency, acceptRate, residentMemory };
+const benches: Record<string, () => Promise<void>> = {
+  scenarioSpeed,
+  diagnosisLatency,
+  acceptRate,
+  residentMemory,
+  beforeMode: () => beforeModeBench(report),
+};
 const only = process.argv.slice(2);
 for (const [name, bench] of Object.entries(benches)) {
   if (only.length > 0 && !only.includes(name)) continue;
