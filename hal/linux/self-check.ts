@@ -1,0 +1,379 @@
+/**
+ * The start-up self-check of a real board: before the firmware runs, everything the board entry
+ * assumes about the machine is checked once and reported as rows, so a wrong board entry or a missing
+ * group shows up as one line at start instead of as a component failing at every connection.
+ *
+ * It never changes the hardware's state: GPIO lines are resolved from sysfs but not exported, the
+ * watchdog's sysfs attributes are read but /dev/watchdog is not opened (opening it arms it), serial
+ * ports are checked for access, not opened. I2C chips are identified with their driver's `identify()`,
+ * which only reads identity registers.
+ */
+import { constants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BoardConfig, ComponentConfig } from '../board-config.js';
+import type { BoardHal } from '../board.js';
+import { Bme280Driver } from '../drivers/bme280.js';
+import type { Driver } from '../drivers/driver.js';
+import { Ina219Driver } from '../drivers/ina219.js';
+import { Lm75Driver } from '../drivers/lm75.js';
+import { SfpDriver } from '../drivers/sfp.js';
+import { Tmp102Driver } from '../drivers/tmp102.js';
+import type { I2cBus } from '../i2c.js';
+import { type GpioChipInfo, defaultGpioRoot, listGpioChips, raspberryPiGpioChips, resolveGpioLine } from './gpio-chips.js';
+import { defaultWatchdogSysfsRoot, watchdogSysfsName } from './watchdog.js';
+
+export type SelfCheckStatus = 'ok' | 'warn' | 'fail';
+
+export interface SelfCheckRow {
+  area: 'user' | 'gpio' | 'i2c' | 'serial' | 'watchdog' | 'net';
+  /** What was checked: a line name, a bus, a component id, a device path. */
+  item: string;
+  status: SelfCheckStatus;
+  detail: string;
+  /** The HalError code behind a failure, when there is one. */
+  code?: string;
+}
+
+export interface SelfCheckReport {
+  board: string;
+  rows: SelfCheckRow[];
+  failed: number;
+  warnings: number;
+}
+
+export interface SelfCheckOptions {
+  /** Opens the I2C buses and network interfaces of the entry: a LinuxBoard on it. */
+  board: BoardHal;
+  /** Default /sys/class/gpio. */
+  gpioRoot?: string;
+  /** Default /sys/class/watchdog. */
+  watchdogSysfsRoot?: string;
+  /** Default /etc/group. */
+  groupFile?: string;
+  /** Per identify() transfer; default the bus's own timeout. */
+  timeoutMs?: number;
+}
+
+/** The board entry written for each Raspberry Pi pin controller, to name the right one when the label is wrong. */
+const boardForChip: Record<string, string> = {
+  'pinctrl-bcm2835': 'rpi-zero-2w',
+  'pinctrl-bcm2711': 'rpi4',
+  'pinctrl-rp1': 'rpi5',
+};
+
+const i2cKinds = new Set<ComponentConfig['kind']>(['tmp102', 'lm75', 'bme280', 'ina219', 'sfp']);
+
+function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function failure(area: SelfCheckRow['area'], item: string, err: unknown): SelfCheckRow {
+  const code = errnoOf(err);
+  return { area, item, status: 'fail', detail: messageOf(err), ...(code?.startsWith('ERR_') ? { code } : {}) };
+}
+
+async function groupNames(groupFile: string): Promise<Map<number, string>> {
+  const names = new Map<number, string>();
+  const text = await readFile(groupFile, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name && gid !== undefined && gid !== '') names.set(Number(gid), name);
+  }
+  return names;
+}
+
+class AccessChecker {
+  private constructor(private readonly groups: Map<number, string>) {}
+
+  static async create(groupFile: string): Promise<AccessChecker> {
+    return new AccessChecker(await groupNames(groupFile));
+  }
+
+  groupName(gid: number): string {
+    return this.groups.get(gid) ?? String(gid);
+  }
+
+  /** The process's groups by name. */
+  memberOf(): string[] {
+    return (process.getgroups?.() ?? []).map((gid) => this.groupName(gid));
+  }
+
+  /**
+   * Undefined when `path` allows `mode`; otherwise why not, naming the group that owns it so the
+   * remedy (`usermod -aG GROUP`) is in the message.
+   */
+  async why(path: string, mode: number, what: string): Promise<{ errno: string; detail: string } | undefined> {
+    try {
+      await access(path, mode);
+      return undefined;
+    } catch (err) {
+      const errno = errnoOf(err) ?? 'EIO';
+      if (errno === 'EACCES' || errno === 'EPERM') {
+        const owner = await stat(path).then(
+          (s) => this.groupName(s.gid),
+          () => undefined,
+        );
+        const remedy = owner && owner !== 'root' ? `; add the user to group ${owner} (sudo usermod -aG ${owner} USER, then log in again)` : '';
+        const kind = mode & constants.R_OK && mode & constants.W_OK ? 'read/write' : mode & constants.W_OK ? 'write' : 'read';
+        return { errno, detail: `no ${kind} access to ${what} ${path}${owner ? ` (group ${owner})` : ''}${remedy}` };
+      }
+      if (errno === 'ENOENT') return { errno, detail: `${what} ${path} does not exist` };
+      return { errno, detail: `${what} ${path}: ${messageOf(err)}` };
+    }
+  }
+}
+
+function userRow(config: Readonly<BoardConfig>, checker: AccessChecker): SelfCheckRow {
+  const uid = process.getuid?.() ?? -1;
+  const groups = checker.memberOf();
+  if (uid === 0) return { area: 'user', item: 'root', status: 'ok', detail: 'running as root: device access needs no group membership' };
+  const needed = [
+    ...(config.gpio && Object.keys(config.gpio).length > 0 ? ['gpio'] : []),
+    ...(config.i2c && config.i2c.length > 0 ? ['i2c'] : []),
+    ...(config.serial && config.serial.length > 0 ? ['dialout'] : []),
+  ];
+  const missing = needed.filter((g) => !groups.includes(g));
+  const item = `uid ${uid}`;
+  if (missing.length === 0) return { area: 'user', item, status: 'ok', detail: `groups ${groups.join(',') || 'none'}` };
+  return {
+    area: 'user',
+    item,
+    status: 'warn',
+    detail: `not in group${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (member of ${groups.join(',') || 'none'}); the device rows below say what that costs`,
+  };
+}
+
+function describeLine(chip: GpioChipInfo, line: string | number, offset: number, number: number): string {
+  return `${chip.label} ${typeof line === 'number' ? `offset ${line}` : `${line} (offset ${offset})`} on ${chip.name}, base ${chip.base}, ngpio ${chip.ngpio} -> gpio${number}`;
+}
+
+async function gpioRows(config: Readonly<BoardConfig>, root: string, checker: AccessChecker): Promise<SelfCheckRow[]> {
+  const lines = Object.entries(config.gpio ?? {});
+  if (lines.length === 0) return [];
+  let chips: GpioChipInfo[];
+  try {
+    chips = await listGpioChips(root);
+  } catch (err) {
+    return [failure('gpio', root, err)];
+  }
+  const rows: SelfCheckRow[] = [];
+  const exportDenied = await checker.why(join(root, 'export'), constants.W_OK, 'GPIO export file');
+  rows.push(
+    exportDenied
+      ? { area: 'gpio', item: 'export', status: 'fail', detail: exportDenied.detail, code: exportDenied.errno === 'ENOENT' ? 'ERR_HAL_UNSUPPORTED' : 'ERR_HAL_PERMISSION' }
+      : { area: 'gpio', item: 'export', status: 'ok', detail: `${chips.length} chips: ${chips.map((c) => `${c.label}@${c.base}`).join(', ') || 'none'}` },
+  );
+  const labels = new Set(chips.map((c) => c.label));
+  for (const [name, spec] of lines) {
+    try {
+      const resolved = await resolveGpioLine(spec, root);
+      const detail = describeLine(resolved.chip, spec.line, resolved.offset, resolved.number);
+      const exported = await stat(join(root, `gpio${resolved.number}`)).then(
+        () => true,
+        () => false,
+      );
+      rows.push(
+        exported
+          ? { area: 'gpio', item: name, status: 'warn', detail: `${detail}; already exported by another process or a firmware that did not unexport it` }
+          : { area: 'gpio', item: name, status: 'ok', detail },
+      );
+    } catch (err) {
+      const row = failure('gpio', name, err);
+      if (!labels.has(spec.chip)) {
+        const other = raspberryPiGpioChips.find((label) => labels.has(label));
+        const entry = other && boardForChip[other];
+        if (entry) row.detail += `; this machine has ${other}: is the board entry ${entry} meant?`;
+      }
+      rows.push(row);
+    }
+  }
+  return rows;
+}
+
+function driverFor(component: Readonly<ComponentConfig>, bus: I2cBus, board: BoardHal): Driver | undefined {
+  switch (component.kind) {
+    case 'tmp102':
+      return new Tmp102Driver(bus, component.address);
+    case 'lm75':
+      return new Lm75Driver(bus, component.address);
+    case 'bme280':
+      return new Bme280Driver(bus, component.address, board.clock);
+    case 'ina219':
+      return new Ina219Driver(bus, component.address, { shuntOhms: component.shuntOhms, maxCurrentA: component.maxCurrentA }, board.clock);
+    case 'sfp':
+      return new SfpDriver(bus, { address: component.address ?? 0x50, ddmAddress: component.ddmAddress ?? 0x51 });
+    default:
+      return undefined;
+  }
+}
+
+async function i2cRows(board: BoardHal, checker: AccessChecker, timeoutMs: number | undefined): Promise<SelfCheckRow[]> {
+  const rows: SelfCheckRow[] = [];
+  const config = board.config;
+  for (const busConfig of config.i2c ?? []) {
+    const denied = await checker.why(busConfig.device, constants.R_OK | constants.W_OK, 'I2C adapter');
+    if (denied) {
+      const hint = denied.errno === 'ENOENT' ? '; enable it (dtparam=i2c_arm=on in config.txt, or raspi-config) and load i2c-dev' : '';
+      rows.push({
+        area: 'i2c',
+        item: busConfig.id,
+        status: 'fail',
+        detail: denied.detail + hint,
+        code: denied.errno === 'ENOENT' ? 'ERR_HAL_NOT_FOUND' : 'ERR_HAL_PERMISSION',
+      });
+    }
+    let bus: I2cBus | undefined;
+    if (!denied) {
+      try {
+        bus = await board.i2c(busConfig.id);
+        rows.push({ area: 'i2c', item: busConfig.id, status: 'ok', detail: `${busConfig.device} open` });
+      } catch (err) {
+        rows.push(failure('i2c', busConfig.id, err));
+      }
+    }
+    for (const component of config.components) {
+      if (!i2cKinds.has(component.kind) || !('bus' in component) || component.bus !== busConfig.id) continue;
+      const address = 'address' in component && component.address !== undefined ? component.address : 0x50;
+      const where = `${component.kind} at 0x${address.toString(16).padStart(2, '0')}`;
+      if (!bus) {
+        rows.push({ area: 'i2c', item: component.id, status: 'fail', detail: `${where}: not identified, bus ${busConfig.id} unavailable (see above)` });
+        continue;
+      }
+      const driver = driverFor(component, bus, board);
+      if (!driver) continue;
+      try {
+        const identity = await driver.identify(timeoutMs === undefined ? {} : { timeoutMs });
+        rows.push({ area: 'i2c', item: component.id, status: 'ok', detail: `${where}: ${identity.part}` });
+      } catch (err) {
+        const code = errnoOf(err);
+        const row = failure('i2c', component.id, err);
+        if (code === 'ERR_HAL_NACK') row.detail = `${where}: absent, nothing acknowledges the address (${messageOf(err)})`;
+        else if (code === 'ERR_HAL_IDENTITY') row.detail = `${where}: wrong identity: ${messageOf(err)}`;
+        else row.detail = `${where}: ${messageOf(err)}`;
+        rows.push(row);
+      }
+    }
+  }
+  return rows;
+}
+
+async function serialRows(config: Readonly<BoardConfig>, checker: AccessChecker): Promise<SelfCheckRow[]> {
+  const rows: SelfCheckRow[] = [];
+  for (const port of config.serial ?? []) {
+    const denied = await checker.why(port.path, constants.R_OK | constants.W_OK, 'serial port');
+    rows.push(
+      denied
+        ? { area: 'serial', item: port.id, status: 'fail', detail: denied.detail, code: denied.errno === 'ENOENT' ? 'ERR_HAL_NOT_FOUND' : 'ERR_HAL_PERMISSION' }
+        : { area: 'serial', item: port.id, status: 'ok', detail: `${port.path} readable and writable, ${port.baudRate} baud` },
+    );
+  }
+  return rows;
+}
+
+async function readAttribute(dir: string, name: string): Promise<string> {
+  return (await readFile(join(dir, name), 'utf8')).trim();
+}
+
+async function watchdogRows(config: Readonly<BoardConfig>, sysfsRoot: string, checker: AccessChecker): Promise<SelfCheckRow[]> {
+  const wd = config.watchdog;
+  if (!wd) return [];
+  const rows: SelfCheckRow[] = [];
+  const denied = await checker.why(wd.device, constants.W_OK, 'watchdog device');
+  if (denied) {
+    const hint = denied.errno === 'ENOENT' ? '; enable it with dtparam=watchdog=on in config.txt' : '';
+    rows.push({
+      area: 'watchdog',
+      item: wd.device,
+      status: 'fail',
+      detail: denied.detail + hint,
+      code: denied.errno === 'ENOENT' ? 'ERR_HAL_NOT_FOUND' : 'ERR_HAL_PERMISSION',
+    });
+  }
+  const dir = join(sysfsRoot, watchdogSysfsName(wd.device));
+  let identity: string;
+  let timeoutS: number;
+  try {
+    identity = await readAttribute(dir, 'identity');
+    const text = await readAttribute(dir, 'timeout');
+    timeoutS = Number(text);
+    if (!Number.isInteger(timeoutS) || timeoutS <= 0) throw new Error(`${join(dir, 'timeout')} holds ${JSON.stringify(text)}, not seconds`);
+  } catch (err) {
+    const why = errnoOf(err) === 'ENOENT' ? `${messageOf(err)}: the kernel exposes no watchdog sysfs attributes (CONFIG_WATCHDOG_SYSFS), so the timeout in force cannot be read` : messageOf(err);
+    rows.push({ area: 'watchdog', item: 'timeout', status: 'fail', detail: `unreadable: ${why}`, code: 'ERR_HAL_UNSUPPORTED' });
+    return rows;
+  }
+  const maxText = await readAttribute(dir, 'max_timeout').catch(() => undefined);
+  const maxS = maxText === undefined ? undefined : Number(maxText);
+  if (!denied) rows.push({ area: 'watchdog', item: wd.device, status: 'ok', detail: `${identity}, writable` });
+  const requested = wd.timeoutS;
+  if (timeoutS === requested) {
+    rows.push({ area: 'watchdog', item: 'timeout', status: 'ok', detail: `${timeoutS} s in force, as requested` });
+  } else if (maxS !== undefined && Number.isFinite(maxS) && requested > maxS) {
+    rows.push({
+      area: 'watchdog',
+      item: 'timeout',
+      status: 'warn',
+      detail: `clamped: requested ${requested} s, the hardware allows at most ${maxS} s; ${timeoutS} s in force`,
+    });
+  } else {
+    // Node cannot issue WDIOC_SETTIMEOUT, so the keeper runs with the timeout already in force.
+    rows.push({
+      area: 'watchdog',
+      item: 'timeout',
+      status: 'warn',
+      detail: `requested ${requested} s, ${timeoutS} s in force and cannot be changed without the WDIOC_SETTIMEOUT ioctl; the keeper kicks within ${Math.min(timeoutS, requested) / 2} s`,
+    });
+  }
+  return rows;
+}
+
+async function netRows(board: BoardHal): Promise<SelfCheckRow[]> {
+  const rows: SelfCheckRow[] = [];
+  for (const net of board.config.net ?? []) {
+    try {
+      const status = await (await board.net.open(net.name)).status();
+      const detail = `carrier ${status.carrier ? 'up' : 'down'}, operstate ${status.operstate}${status.speedMbps === null ? '' : `, ${status.speedMbps} Mb/s`}`;
+      rows.push({ area: 'net', item: net.name, status: status.carrier ? 'ok' : 'warn', detail });
+    } catch (err) {
+      rows.push(failure('net', net.name, err));
+    }
+  }
+  return rows;
+}
+
+export async function selfCheck(options: SelfCheckOptions): Promise<SelfCheckReport> {
+  const { board } = options;
+  const config = board.config;
+  const checker = await AccessChecker.create(options.groupFile ?? '/etc/group');
+  const rows = [
+    userRow(config, checker),
+    ...(await gpioRows(config, options.gpioRoot ?? defaultGpioRoot, checker)),
+    ...(await i2cRows(board, checker, options.timeoutMs)),
+    ...(await serialRows(config, checker)),
+    ...(await watchdogRows(config, options.watchdogSysfsRoot ?? defaultWatchdogSysfsRoot, checker)),
+    ...(await netRows(board)),
+  ];
+  return {
+    board: config.id,
+    rows,
+    failed: rows.filter((r) => r.status === 'fail').length,
+    warnings: rows.filter((r) => r.status === 'warn').length,
+  };
+}
+
+/** The report as a table, one row per check, and a closing count. */
+export function formatSelfCheck(report: SelfCheckReport): string {
+  const rows = [['AREA', 'ITEM', 'STATUS', 'DETAIL'], ...report.rows.map((r) => [r.area, r.item, r.status.toUpperCase(), r.detail])];
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const lines = rows.map((r) => r.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  ').trimEnd());
+  const summary =
+    report.failed === 0 && report.warnings === 0
+      ? `self-check of ${report.board}: all ${report.rows.length} checks passed`
+      : `self-check of ${report.board}: ${report.failed} failed, ${report.warnings} warning${report.warnings === 1 ? '' : 's'}, ${report.rows.length} checks`;
+  return `${lines.join('\n')}\n${summary}\n`;
+}

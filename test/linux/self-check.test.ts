@@ -1,0 +1,272 @@
+/**
+ * The start-up self-check against fake sysfs trees (Pi 4 and Pi 5 GPIO layouts, a BCM2835 watchdog
+ * class directory) and device stand-in files; I2C identities through the real drivers on the sim
+ * board's register-level chips, with NACK and wrong-identity faults injected there. The last suite
+ * runs `handcheck check` as an unprivileged user to see permission failures as a user would.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { BoardConfig } from '../../hal/board-config.js';
+import { loadBoards, selectBoard } from '../../hal/boards.js';
+import { LinuxBoard } from '../../hal/linux/board.js';
+import { type SelfCheckReport, type SelfCheckRow, formatSelfCheck, selfCheck } from '../../hal/linux/self-check.js';
+import { SimBoard } from '../../sim/board.js';
+import { type FakeChip, makeGpioTree, makeTempDir, pi4Chips, pi5Chips } from './fake-sysfs.js';
+import { describeAsRoot } from './root.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'firmware', 'cli.js');
+const boards = await loadBoards(join(ROOT, 'boards.json'));
+
+let temp: Awaited<ReturnType<typeof makeTempDir>>;
+let sim: SimBoard | undefined;
+
+beforeEach(async () => {
+  temp = await makeTempDir('self-check');
+});
+afterEach(async () => {
+  await sim?.close();
+  sim = undefined;
+  await temp.remove();
+});
+
+/** The stock entry with its device paths moved to stand-in files in the temp dir. */
+async function entry(id: string, changes: { timeoutS?: number } = {}): Promise<BoardConfig> {
+  const stock = selectBoard(boards, id);
+  const dev = join(temp.dir, 'dev');
+  await mkdir(dev, { recursive: true });
+  for (const name of ['i2c-1', 'ttyAMA0', 'watchdog']) await writeFile(join(dev, name), '');
+  return structuredClone({
+    ...stock,
+    i2c: stock.i2c?.map((bus) => ({ ...bus, device: join(dev, 'i2c-1') })),
+    serial: stock.serial?.map((port) => ({ ...port, path: join(dev, 'ttyAMA0') })),
+    watchdog: { ...stock.watchdog!, device: join(dev, 'watchdog'), ...(changes.timeoutS ? { timeoutS: changes.timeoutS } : {}) },
+  });
+}
+
+async function watchdogClass(attributes: Record<string, string>): Promise<string> {
+  const root = join(temp.dir, 'sys', 'class', 'watchdog');
+  await mkdir(join(root, 'watchdog0'), { recursive: true });
+  for (const [name, value] of Object.entries(attributes)) await writeFile(join(root, 'watchdog0', name), `${value}\n`);
+  return root;
+}
+
+const bcm2835 = { identity: 'Broadcom BCM2835 Watchdog timer', timeout: '15', max_timeout: '15' };
+
+async function check(config: BoardConfig, chips: FakeChip[] | undefined, watchdog: Record<string, string> = bcm2835): Promise<SelfCheckReport> {
+  const sys = join(temp.dir, 'sys');
+  const gpioRoot = chips ? await makeGpioTree(sys, chips) : join(sys, 'class', 'gpio');
+  const watchdogSysfsRoot = await watchdogClass(watchdog);
+  sim = new SimBoard(config);
+  return selfCheck({ board: sim, gpioRoot, watchdogSysfsRoot });
+}
+
+function row(report: SelfCheckReport, area: SelfCheckRow['area'], item: string): SelfCheckRow {
+  const found = report.rows.find((r) => r.area === area && r.item === item);
+  if (!found) throw new Error(`no ${area}/${item} row in:\n${formatSelfCheck(report)}`);
+  return found;
+}
+
+describe('self-check on a Pi 4 layout', () => {
+  it('resolves every line through label and base 512, identifies the chips, and reads the watchdog timeout', async () => {
+    const report = await check(await entry('rpi4'), pi4Chips);
+    expect(row(report, 'gpio', 'export')).toMatchObject({ status: 'ok', detail: '2 chips: pinctrl-bcm2711@512, raspberrypi-exp-gpio@570' });
+    expect(row(report, 'gpio', 'power-good')).toMatchObject({
+      status: 'ok',
+      detail: 'pinctrl-bcm2711 GPIO17 (offset 17) on gpiochip512, base 512, ngpio 58 -> gpio529',
+    });
+    expect(row(report, 'gpio', 'status-led').detail).toMatch(/-> gpio539$/);
+    expect(row(report, 'gpio', 'link-led').detail).toMatch(/-> gpio535$/);
+    expect(row(report, 'i2c', 'i2c-1').status).toBe('ok');
+    expect(row(report, 'i2c', 'board-temp')).toMatchObject({ status: 'ok', detail: 'tmp102 at 0x48: TMP102' });
+    expect(row(report, 'i2c', 'ambient')).toMatchObject({ status: 'ok', detail: 'bme280 at 0x76: BME280' });
+    expect(row(report, 'i2c', 'rail-5v')).toMatchObject({ status: 'ok', detail: 'ina219 at 0x40: INA219' });
+    expect(row(report, 'serial', 'rs485').status).toBe('ok');
+    expect(row(report, 'net', 'eth0')).toMatchObject({ status: 'ok', detail: 'carrier up, operstate up, 1000 Mb/s' });
+    // The entry asks for 10 s; the BCM2835 runs with 15 s and Node cannot change it.
+    const timeout = row(report, 'watchdog', 'timeout');
+    expect(timeout.status).toBe('warn');
+    expect(timeout.detail).toContain('requested 10 s, 15 s in force');
+    expect([report.failed, report.warnings]).toEqual([0, 1]);
+    const table = formatSelfCheck(report);
+    expect(table.split('\n')[0]).toMatch(/^AREA +ITEM +STATUS +DETAIL$/);
+    expect(table).toContain('self-check of rpi4: 0 failed, 1 warning, ');
+  });
+
+  it('reports an absent chip (NACK) and a wrong identity (a BMP280 where a BME280 belongs)', async () => {
+    const config = await entry('rpi4');
+    const sys = join(temp.dir, 'sys');
+    const gpioRoot = await makeGpioTree(sys, pi4Chips);
+    sim = new SimBoard(config);
+    sim.faults.inject({ target: 'board-temp', kind: 'nack' });
+    sim.faults.inject({ target: 'ambient', kind: 'wrong-identity' });
+    const report = await selfCheck({ board: sim, gpioRoot, watchdogSysfsRoot: await watchdogClass(bcm2835) });
+    const absent = row(report, 'i2c', 'board-temp');
+    expect([absent.status, absent.code]).toEqual(['fail', 'ERR_HAL_NACK']);
+    expect(absent.detail).toMatch(/^tmp102 at 0x48: absent, nothing acknowledges the address/);
+    const wrong = row(report, 'i2c', 'ambient');
+    expect([wrong.status, wrong.code]).toEqual(['fail', 'ERR_HAL_IDENTITY']);
+    expect(wrong.detail).toContain('wrong identity');
+    expect(wrong.detail).toContain('a BMP280');
+    expect(row(report, 'i2c', 'rail-5v').status).toBe('ok');
+    expect(report.failed).toBe(2);
+  });
+
+  it('warns when a line is already exported by someone else', async () => {
+    const config = await entry('rpi4');
+    const gpioRoot = await makeGpioTree(join(temp.dir, 'sys'), pi4Chips);
+    await mkdir(join(gpioRoot, 'gpio529'));
+    sim = new SimBoard(config);
+    const report = await selfCheck({ board: sim, gpioRoot, watchdogSysfsRoot: await watchdogClass(bcm2835) });
+    const line = row(report, 'gpio', 'power-good');
+    expect(line.status).toBe('warn');
+    expect(line.detail).toContain('gpio529; already exported');
+  });
+
+  it('says the watchdog is clamped when the entry asks for more than the hardware allows', async () => {
+    const report = await check(await entry('rpi4', { timeoutS: 30 }), pi4Chips);
+    expect(row(report, 'watchdog', 'timeout')).toMatchObject({
+      status: 'warn',
+      detail: 'clamped: requested 30 s, the hardware allows at most 15 s; 15 s in force',
+    });
+  });
+
+  it('is all ok when the timeout in force is the one requested', async () => {
+    const report = await check(await entry('rpi4', { timeoutS: 15 }), pi4Chips);
+    expect(row(report, 'watchdog', 'timeout')).toMatchObject({ status: 'ok', detail: '15 s in force, as requested' });
+    expect([report.failed, report.warnings]).toEqual([0, 0]);
+    expect(formatSelfCheck(report)).toMatch(/self-check of rpi4: all \d+ checks passed\n$/);
+  });
+
+  it('fails the watchdog when its sysfs attributes are unreadable, without opening the device', async () => {
+    const config = await entry('rpi4');
+    execFileSync('mkfifo', [join(temp.dir, 'wdt-fifo')]);
+    // A FIFO with no reader would block an open for writing: the check finishing proves it never opened it.
+    config.watchdog = { ...config.watchdog!, device: join(temp.dir, 'wdt-fifo') };
+    const gpioRoot = await makeGpioTree(join(temp.dir, 'sys'), pi4Chips);
+    sim = new SimBoard(config);
+    const report = await selfCheck({ board: sim, gpioRoot, watchdogSysfsRoot: join(temp.dir, 'sys', 'class', 'watchdog') });
+    const timeout = row(report, 'watchdog', 'timeout');
+    expect([timeout.status, timeout.code]).toEqual(['fail', 'ERR_HAL_UNSUPPORTED']);
+    expect(timeout.detail).toContain('CONFIG_WATCHDOG_SYSFS');
+  });
+});
+
+describe('self-check on a Pi 5 layout', () => {
+  it('resolves the rpi5 entry on pinctrl-rp1 at base 571', async () => {
+    const report = await check(await entry('rpi5'), pi5Chips);
+    expect(row(report, 'gpio', 'power-good')).toMatchObject({
+      status: 'ok',
+      detail: 'pinctrl-rp1 GPIO17 (offset 17) on gpiochip571, base 571, ngpio 54 -> gpio588',
+    });
+    expect(row(report, 'gpio', 'status-led').detail).toMatch(/-> gpio598$/);
+  });
+
+  it('names the right entry when the rpi4 entry runs on a Pi 5', async () => {
+    const report = await check(await entry('rpi4'), pi5Chips);
+    const line = row(report, 'gpio', 'power-good');
+    expect([line.status, line.code]).toEqual(['fail', 'ERR_HAL_NOT_FOUND']);
+    expect(line.detail).toContain('no GPIO chip labelled pinctrl-bcm2711');
+    expect(line.detail).toContain('this machine has pinctrl-rp1: is the board entry rpi5 meant?');
+    expect(report.rows.filter((r) => r.area === 'gpio' && r.status === 'fail')).toHaveLength(4);
+  });
+});
+
+describe('self-check without sysfs GPIO and devices', () => {
+  it('reports the missing GPIO class, adapter, port and watchdog device, each with its fix', async () => {
+    const stock = selectBoard(boards, 'rpi-zero-2w');
+    const missing = join(temp.dir, 'missing');
+    const config: BoardConfig = structuredClone({
+      ...stock,
+      i2c: [{ id: 'i2c-1', device: join(missing, 'i2c-1'), timeoutMs: 50 }],
+      serial: stock.serial?.map((port) => ({ ...port, path: join(missing, 'ttyAMA0') })),
+      watchdog: { ...stock.watchdog!, device: join(missing, 'watchdog') },
+    });
+    const board = new LinuxBoard(config, { netRoot: join(temp.dir, 'net') });
+    try {
+      const report = await selfCheck({ board, gpioRoot: join(temp.dir, 'gpio'), watchdogSysfsRoot: await watchdogClass(bcm2835) });
+      const gpio = row(report, 'gpio', join(temp.dir, 'gpio'));
+      expect([gpio.status, gpio.code]).toEqual(['fail', 'ERR_HAL_UNSUPPORTED']);
+      expect(gpio.detail).toContain('no sysfs GPIO interface (CONFIG_GPIO_SYSFS)');
+      expect(row(report, 'i2c', 'i2c-1')).toMatchObject({ status: 'fail', code: 'ERR_HAL_NOT_FOUND' });
+      expect(row(report, 'i2c', 'i2c-1').detail).toContain('dtparam=i2c_arm=on');
+      expect(row(report, 'i2c', 'board-temp').detail).toBe('tmp102 at 0x48: not identified, bus i2c-1 unavailable (see above)');
+      expect(row(report, 'serial', 'rs485')).toMatchObject({ status: 'fail', detail: `serial port ${join(missing, 'ttyAMA0')} does not exist` });
+      expect(row(report, 'watchdog', join(missing, 'watchdog')).detail).toContain('dtparam=watchdog=on');
+      expect(row(report, 'net', 'wlan0')).toMatchObject({ status: 'fail', code: 'ERR_HAL_NOT_FOUND' });
+    } finally {
+      await board.close();
+    }
+  });
+});
+
+const exec = promisify(execFile);
+
+/** Runs the built CLI, never rejecting on a non-zero exit. */
+async function cli(args: string[], asUser?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [file, argv] = asUser
+    ? ['setpriv', ['--reuid', asUser, '--regid', asUser, '--clear-groups', process.execPath, CLI, ...args]]
+    : [process.execPath, [CLI, ...args]];
+  try {
+    const { stdout, stderr } = await exec(file, argv as string[]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('handcheck check', () => {
+  it('refuses a sim entry with ERR_SELF_CHECK_SIM', async () => {
+    const result = await cli(['check', '--board', 'sim-appliance']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('ERR_SELF_CHECK_SIM');
+  });
+});
+
+describeAsRoot('handcheck check as an unprivileged user', 'running the check as another user', ['setpriv'], () => {
+  it('names the group that would grant access and the groups the user lacks', async () => {
+    await chmod(temp.dir, 0o755);
+    const dev = join(temp.dir, 'dev');
+    await mkdir(dev, { mode: 0o755 });
+    const serial = join(dev, 'ttyAMA0');
+    const watchdog = join(dev, 'watchdog');
+    await writeFile(serial, '');
+    await writeFile(watchdog, '');
+    // As udev leaves them on a Pi: the UART in group dialout, the watchdog root's alone.
+    await chown(serial, 0, 20);
+    await chmod(serial, 0o660);
+    await chmod(watchdog, 0o600);
+    const stock = selectBoard(boards, 'rpi4');
+    const file = join(temp.dir, 'boards.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        boards: [
+          {
+            id: 'perm-test',
+            name: 'permission test',
+            backend: 'linux',
+            serial: stock.serial?.map((p) => ({ ...p, path: serial })),
+            watchdog: { device: watchdog, timeoutS: 10 },
+            components: [{ id: 'meter', kind: 'serial-peer', port: 'rs485', protocol: 'modbus-rtu' }],
+            services: [{ id: 'modbus', protocol: 'modbus-tcp', listen: '127.0.0.1:0', dependsOn: ['meter'] }],
+          },
+        ],
+      }),
+    );
+    await chmod(file, 0o644);
+    const result = await cli(['check', '--board', 'perm-test', '--boards', file], '65534');
+    expect(result.code).toBe(1);
+    const lines = result.stdout.split('\n');
+    expect(lines.find((l) => l.startsWith('user'))).toMatch(/^user +uid 65534 +WARN +not in group dialout/);
+    expect(lines.find((l) => l.startsWith('serial'))).toMatch(
+      new RegExp(`^serial +rs485 +FAIL +no read/write access to serial port ${serial} \\(group dialout\\); add the user to group dialout \\(sudo usermod -aG dialout USER, then log in again\\)$`),
+    );
+    expect(lines.find((l) => l.startsWith('watchdog') && l.includes(watchdog))).toContain(`FAIL    no write access to watchdog device ${watchdog} (group root)`);
+  });
+});
