@@ -10,10 +10,13 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { type BoardsFile, loadBoards, selectBoard } from '../hal/boards.js';
 import { HandcheckError } from '../hal/errors.js';
+import { monitorCommand, monitorUsage } from '../monitor/cli.js';
 import { type ProbeResult, probe } from '../monitor/probe.js';
 import { Appliance } from './appliance.js';
 import { openBoard } from './board-select.js';
+import { checkCommand, printSelfCheck } from './check-command.js';
 import { DeviceStateManager } from './device-state.js';
+import { flashCommand } from './flash.js';
 import { parseHostPort } from './firmware.js';
 
 /** The package root holds package.json; found by walking up so it works from dist/ and from sources. */
@@ -49,7 +52,15 @@ commands:
             fault clear [ID]      (--control HOST:PORT, --control-token TOKEN)
   probe   HOST:PORT  connect as a client would and report up/refused/reset/closed/timeout/unreachable
             --grace MS (default 300)  --timeout MS (default 2000)
-  boards  list the board entries of a boards file, validating it (--boards FILE)
+${monitorUsage}  boards  list the board entries of a boards file, validating it (--boards FILE)
+  check   the start-up self-check of a linux board entry as a table (sysfs GPIO, groups, I2C
+          identities, watchdog timeout, serial ports, network interfaces); exit 1 if any failed
+            --board ID  --boards FILE
+  flash   build the firmware and lay out an installable tree for a board entry
+            --board ID  --to DIR | USER@HOST:DIR  --boards FILE
+            --restart-command CMD (over ssh; default "sudo systemctl restart handcheck")
+            --install-command CMD (over ssh; default "sudo DIR/deploy/install.sh")
+            --identity FILE  --ssh-option OPTION (repeatable)  --no-build
 `;
 
 function multi(values: string[] | undefined, what: string): Record<string, string> {
@@ -84,6 +95,7 @@ async function run(argv: string[]): Promise<number> {
   });
   const logger = pino({ level: values['log-level'], base: { board: values.board } });
   const { config } = await board(values.boards, values.board);
+  if (config.backend === 'linux' && !values.sim) await printSelfCheck(config, (text) => process.stderr.write(text));
   const simSpeed = Number(values['sim-speed']);
   if (!(simSpeed > 0)) throw new UsageError(`--sim-speed must be a positive number, got "${values['sim-speed']}"`);
   const appliance = await Appliance.start({
@@ -259,7 +271,10 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   diag,
   fault,
   probe: probeCommand,
+  monitor: monitorCommand,
   boards: boardsCommand,
+  check: (argv) => checkCommand(argv, { boardsFile: defaultBoardsFile, board: defaultBoard }),
+  flash: (argv) => flashCommand(argv, { boardsFile: defaultBoardsFile, packageRoot }),
 };
 
 export async function main(argv: string[]): Promise<number> {
