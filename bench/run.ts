@@ -8,14 +8,15 @@ import { readFileSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { promisify } from 'node:util';
 import pino from 'pino';
-import { DeviceStateManager } from '../firmware/device-state.js';
-import { EventLoopMonitor } from '../firmware/event-loop.js';
-import { Gate } from '../firmware/gate.js';
-import { selfDiagnosis } from '../firmware/self-diagnosis.js';
-import { parseBoards, selectBoard } from '../hal/boards.js';
-import { SimBoard } from '../sim/board.js';
-import { VirtualClock } from '../sim/clock.js';
-import { parseScenario, playScenario } from '../sim/scenario.js';
+// The compiled code in dist/ is what ships and what is measured (`npm run bench` builds it first).
+import { DeviceStateManager } from '../dist/firmware/device-state.js';
+import { EventLoopMonitor } from '../dist/firmware/event-loop.js';
+import { Gate } from '../dist/firmware/gate.js';
+import { selfDiagnosis } from '../dist/firmware/self-diagnosis.js';
+import { parseBoards, selectBoard } from '../dist/hal/boards.js';
+import { SimBoard } from '../dist/sim/board.js';
+import { VirtualClock } from '../dist/sim/clock.js';
+import { parseScenario, playScenario } from '../dist/sim/scenario.js';
 import { beforeModeBench } from './before.js';
 
 const run = promisify(execFile);

@@ -72,7 +72,7 @@ class DriverCheck<D extends Driver> implements ComponentCheck {
   constructor(
     readonly config: Readonly<ComponentConfig>,
     private readonly open: (handles: Handles) => Promise<D>,
-    private readonly assess: (reading: Reading, driver: D, options: DriverCallOptions) => Promise<Judgement> | Judgement = () => ({
+    private readonly assess: (reading: Reading, driver: D, options: DriverCallOptions, identity: Identity) => Promise<Judgement> | Judgement = () => ({
       health: 'ok',
       reasons: [],
     }),
@@ -106,7 +106,7 @@ class DriverCheck<D extends Driver> implements ComponentCheck {
       this.verify(identity);
       const reading = await this.driver.read(options);
       const own = judge(reading, this.config.thresholds);
-      const extra = await this.assess(reading, this.driver, options);
+      const extra = await this.assess(reading, this.driver, options, identity);
       return {
         health: worse(own.health, extra.health),
         reasons: [...own.reasons, ...extra.reasons],
@@ -212,7 +212,14 @@ export function createComponentCheck(component: Readonly<ComponentConfig>, { boa
           }, board.clock),
         (reading) => combine(flag(reading, 'overflow', 'failed', 'current past the shunt range (OVF)')),
       );
-    case 'sfp':
+    case 'sfp': {
+      // The thresholds a module stores never change; they are read again only when another module sits in the cage.
+      let stored: { identity: string; thresholds: Awaited<ReturnType<SfpDriver['thresholds']>> } | undefined;
+      const moduleThresholds = async (driver: SfpDriver, options: DriverCallOptions, identity: Identity) => {
+        const key = JSON.stringify(identity);
+        if (stored?.identity !== key) stored = { identity: key, thresholds: await driver.thresholds(options) };
+        return stored.thresholds;
+      };
       return new DriverCheck(
         component,
         async (handles) => {
@@ -227,12 +234,12 @@ export function createComponentCheck(component: Readonly<ComponentConfig>, { boa
             },
           });
         },
-        async (reading, driver, options) =>
+        async (reading, driver, options, identity) =>
           combine(
             reading.present === false ? { health: 'failed', reasons: ['module not present'] } : undefined,
             flag(reading, 'rxLos', 'failed', 'receiver loss of signal (RX_LOS)'),
             flag(reading, 'txFault', 'failed', 'transmitter fault (TX_FAULT)'),
-            judge(reading, await driver.thresholds(options), 'module thresholds'),
+            judge(reading, await moduleThresholds(driver, options, identity), 'module thresholds'),
           ),
         (identity) => {
           const expect = component.expect;
@@ -247,6 +254,7 @@ export function createComponentCheck(component: Readonly<ComponentConfig>, { boa
         },
         board,
       );
+    }
     case 'ethernet':
       return new DriverCheck(
         component,

@@ -36,16 +36,14 @@ export function judge(reading: Reading, ranges: Readonly<Record<string, Range>> 
       result.reasons.push(`${quantity} is not a number`);
       continue;
     }
-    const checks: Array<[Health, boolean, string]> = [
-      ['failed', range.max !== undefined && value > range.max, `> max ${round(range.max ?? 0)}`],
-      ['failed', range.min !== undefined && value < range.min, `< min ${round(range.min ?? 0)}`],
-      ['degraded', range.warnMax !== undefined && value > range.warnMax, `> warnMax ${round(range.warnMax ?? 0)}`],
-      ['degraded', range.warnMin !== undefined && value < range.warnMin, `< warnMin ${round(range.warnMin ?? 0)}`],
-    ];
-    const hit = checks.find(([, out]) => out);
+    let hit: [Health, string] | undefined;
+    if (range.max !== undefined && value > range.max) hit = ['failed', `> max ${round(range.max)}`];
+    else if (range.min !== undefined && value < range.min) hit = ['failed', `< min ${round(range.min)}`];
+    else if (range.warnMax !== undefined && value > range.warnMax) hit = ['degraded', `> warnMax ${round(range.warnMax)}`];
+    else if (range.warnMin !== undefined && value < range.warnMin) hit = ['degraded', `< warnMin ${round(range.warnMin)}`];
     if (hit) {
       result.health = worse(result.health, hit[0]);
-      result.reasons.push(`${quantity} ${round(value)} ${hit[2]}${from}`);
+      result.reasons.push(`${quantity} ${round(value)} ${hit[1]}${from}`);
     }
   }
   return result;
