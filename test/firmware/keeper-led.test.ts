@@ -1,0 +1,119 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { EventLoopMonitor } from '../../firmware/event-loop.js';
+import { StatusLed, ledPattern } from '../../firmware/status-led.js';
+import { WatchdogKeeper } from '../../firmware/watchdog-keeper.js';
+import type { GpioValue } from '../../hal/gpio.js';
+import { VirtualClock } from '../../sim/clock.js';
+import { FaultRegistry } from '../../sim/faults.js';
+import { SimGpio } from '../../sim/gpio.js';
+import { SimWatchdog } from '../../sim/watchdog.js';
+
+/** An event-loop monitor whose lag the test sets: the keeper's input, not the thing under test. */
+function loop(lagMs = 0): EventLoopMonitor & { lag: number } {
+  return { lag: lagMs, currentLagMs() { return this.lag; } } as unknown as EventLoopMonitor & { lag: number };
+}
+
+function watchdogSetup(maxTimeoutS = 15) {
+  const clock = new VirtualClock(0);
+  const faults = new FaultRegistry(clock);
+  const resets: number[] = [];
+  const watchdog = new SimWatchdog('/dev/watchdog', clock, faults, { timeoutS: 10, maxTimeoutS, onExpire: () => resets.push(clock.now()) });
+  return { clock, watchdog, resets };
+}
+
+describe('WatchdogKeeper', () => {
+  it('kicks while healthy, so the board never resets', async () => {
+    const { clock, watchdog, resets } = watchdogSetup();
+    const keeper = new WatchdogKeeper({ watchdog, config: { device: '/dev/watchdog', timeoutS: 10 }, clock, eventLoop: loop(), logger: pino({ level: 'silent' }) });
+    await keeper.start();
+    await clock.advance(120_000);
+    expect(resets).toEqual([]);
+    expect(keeper.kicks).toBe(1 + Math.floor(120_000 / (10_000 / 3)));
+    expect(keeper.health()).toMatchObject({ health: 'ok' });
+  });
+
+  it('withholds kicks while a diagnosis is stuck, and the watchdog fires', async () => {
+    const { clock, watchdog, resets } = watchdogSetup();
+    let stuckSince: number | undefined;
+    const keeper = new WatchdogKeeper({
+      watchdog,
+      config: { device: '/dev/watchdog', timeoutS: 10 },
+      clock,
+      eventLoop: loop(),
+      logger: pino({ level: 'silent' }),
+      oldestDiagnosisMs: () => (stuckSince === undefined ? 0 : clock.now() - stuckSince),
+    });
+    await keeper.start();
+    await clock.advance(20_000);
+    stuckSince = clock.now();
+    await clock.advance(30_000);
+    expect(keeper.health()).toMatchObject({ health: 'failed', reason: expect.stringContaining('a diagnosis has run for') });
+    expect(resets.length).toBe(1);
+    expect(resets[0]! - 20_000).toBeLessThanOrEqual(5000 + 10_000 + 10_000 / 3);
+  });
+
+  it('withholds kicks while the event loop lags past its bound', async () => {
+    const { clock, watchdog, resets } = watchdogSetup();
+    const eventLoop = loop(5000);
+    const keeper = new WatchdogKeeper({ watchdog, config: { device: '/dev/watchdog', timeoutS: 10 }, clock, eventLoop, logger: pino({ level: 'silent' }) });
+    await keeper.start();
+    await clock.advance(11_000);
+    expect(resets).toEqual([10_000]);
+    expect(keeper.kicks).toBe(0);
+  });
+
+  it('reports the clamped timeout and kicks within it', async () => {
+    const { clock, watchdog, resets } = watchdogSetup(15);
+    const keeper = new WatchdogKeeper({ watchdog, config: { device: '/dev/watchdog', timeoutS: 60 }, clock, eventLoop: loop(), logger: pino({ level: 'silent' }) });
+    await keeper.start();
+    await clock.advance(100_000);
+    expect(resets).toEqual([]);
+    expect(keeper.health().reading.timeoutS).toBe(15);
+  });
+
+  it('magic close on an orderly stop disarms; a plain stop leaves it armed', async () => {
+    const orderly = watchdogSetup();
+    const a = new WatchdogKeeper({ watchdog: orderly.watchdog, config: { device: '/dev/watchdog', timeoutS: 10 }, clock: orderly.clock, eventLoop: loop(), logger: pino({ level: 'silent' }) });
+    await a.start();
+    await a.stop({ magic: true });
+    await orderly.clock.advance(60_000);
+    expect(orderly.resets).toEqual([]);
+
+    const crashed = watchdogSetup();
+    const b = new WatchdogKeeper({ watchdog: crashed.watchdog, config: { device: '/dev/watchdog', timeoutS: 10 }, clock: crashed.clock, eventLoop: loop(), logger: pino({ level: 'silent' }) });
+    await b.start();
+    await b.stop({ magic: false });
+    await crashed.clock.advance(60_000);
+    expect(crashed.resets).toEqual([10_000]);
+  });
+});
+
+describe('status LED', () => {
+  it('patterns: steady when ok, slow blink when degraded, a blink code naming the failed class', () => {
+    expect(ledPattern([{ kind: 'tmp102', state: 'ok' }])).toEqual([1]);
+    expect(ledPattern([{ kind: 'tmp102', state: 'degraded' }])).toEqual([1, 1, 1, 1, 0, 0, 0, 0]);
+    expect(ledPattern([{ kind: 'sfp', state: 'failed' }])).toEqual([1, 0, 1, 0, 0, 0, 0, 0]);
+    expect(ledPattern([{ kind: 'ina219', state: 'degraded' }, { kind: 'serial-peer', state: 'failed' }])).toEqual([1, 0, 1, 0, 1, 0, 0, 0, 0, 0]);
+  });
+
+  it('drives the GPIO line with the pattern on the board clock', async () => {
+    const clock = new VirtualClock(0);
+    const gpio = new SimGpio(clock, new FaultRegistry(clock));
+    gpio.define('status-led', { chip: 'sim-gpio', line: 'GPIO17' });
+    const led = new StatusLed(await gpio.open({ chip: 'sim-gpio', line: 'GPIO17', direction: 'out' }), clock);
+    led.start();
+    led.show([{ kind: 'ethernet', state: 'failed' }]);
+    const levels: GpioValue[] = [];
+    for (let i = 0; i < 8; i++) {
+      await clock.advance(250);
+      levels.push(gpio.level('status-led'));
+    }
+    expect(levels).toEqual([0, 1, 0, 0, 0, 0, 0, 1]);
+    led.show([{ kind: 'ethernet', state: 'ok' }]);
+    await clock.advance(1000);
+    expect(gpio.level('status-led')).toBe(1);
+    await led.stop();
+    expect(gpio.level('status-led')).toBe(0);
+  });
+});
