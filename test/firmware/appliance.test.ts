@@ -136,6 +136,28 @@ describe('gate policies through the running firmware', () => {
   });
 });
 
+describe('Modbus write access', () => {
+  it('writeAllow refuses writes from other addresses with exception 0x01, reads still answered', async () => {
+    const config = applianceConfig({}, (c) => ({ ...c, services: c.services.map((s) => ({ ...s, writeAllow: ['10.0.0.9'] })) }));
+    const { appliance, port } = await startAppliance(config);
+    try {
+      const socket = await open(port);
+      const answers: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => answers.push(chunk));
+      socket.write(Buffer.from([0, 1, 0, 0, 0, 6, 1, 5, 0, 0, 0xff, 0]));
+      socket.write(readInputRegisters(2, 0, 1));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const all = Buffer.concat(answers);
+      expect([...all.subarray(0, 9)]).toEqual([0, 1, 0, 0, 0, 3, 1, 0x85, 0x01]);
+      expect(all.readUInt16BE(9)).toBe(2);
+      expect(appliance.board.sim!.gpio.level('relay')).toBe(0);
+      socket.destroy();
+    } finally {
+      await appliance.stop();
+    }
+  });
+});
+
 describe('watchdog', () => {
   it('a stalled event loop lets the watchdog fire; the board resets and the firmware comes back', async () => {
     const { appliance, port } = await startAppliance(
