@@ -11,6 +11,7 @@ import { type ControlApi, type ControlServer, type FaultApi, type FaultSpec, sta
 import { Firmware, type FirmwareStatus, parseHostPort } from './firmware.js';
 import type { GateDecision } from './gate.js';
 import { FirmwareMetrics } from './metrics.js';
+import { SimPage } from './ui.js';
 
 export interface ApplianceOptions {
   config: Readonly<BoardConfig>;
@@ -43,6 +44,7 @@ const recentDecisionLimit = 100;
 export class Appliance {
   private firmware!: Firmware;
   private control: ControlServer | undefined;
+  private page: SimPage | undefined;
   private restarts = 0;
   private restarting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -102,7 +104,8 @@ export class Appliance {
       clear: (id) => sim.faults.clear(id),
       clearAll: () => sim.faults.clearAll(),
     };
-    const api: ControlApi = { status: () => this.status(), metrics: () => this.metrics.render(), faults };
+    this.page = new SimPage(this);
+    const api: ControlApi = { status: () => this.status(), metrics: () => this.metrics.render(), faults, routes: this.page };
     this.control = await startControlServer({ host, port, token: this.options.controlToken, api, logger: this.options.logger.child({ subsystem: 'control' }) });
   }
 
@@ -162,6 +165,7 @@ export class Appliance {
   stop(options: { magic: boolean } = { magic: true }): Promise<void> {
     this.stopping ??= (async () => {
       await this.restarting;
+      this.page?.close();
       await this.firmware?.stop(options);
       await this.control?.close();
       this.board.sim?.clock.stopRealtime();

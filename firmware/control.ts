@@ -43,12 +43,37 @@ export interface FaultApi {
   clearAll(): void;
 }
 
+/** What a mounted set of routes (the sim page) learns of a request. */
+export interface ControlRequest {
+  /** `METHOD /path`, trailing slashes removed. */
+  route: string;
+  url: URL;
+  /** The request carried the bearer token (header or page cookie), or none is required. */
+  authorized: boolean;
+  /** A token is required on this endpoint. */
+  tokenRequired: boolean;
+  /** Compares a token a person typed with the endpoint's, in constant time. */
+  checkToken(given: string): boolean;
+}
+
+/**
+ * More routes behind the same endpoint. Asked first, also for unauthorized requests (so a browser
+ * can be shown a token form); resolves true when it answered the request.
+ */
+export interface ControlRoutes {
+  handle(req: IncomingMessage, res: ServerResponse, request: ControlRequest): Promise<boolean>;
+}
+
 export interface ControlApi {
   status(): unknown;
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Present only on the sim board. */
   faults: FaultApi | undefined;
+  routes?: ControlRoutes | undefined;
 }
+
+/** Cookie the page sets once a person typed the token, since a browser cannot send bearer headers on navigation or EventSource. */
+export const tokenCookie = 'handcheck_token';
 
 export class ControlError extends HandcheckError {
   constructor(
@@ -133,12 +158,25 @@ function describeFault(fault: ActiveFault): Record<string, unknown> {
   return { id: fault.id, target: fault.target, kind: fault.kind, params: fault.params, startedAt: fault.startedAt, remaining: fault.remaining, spec: fault.spec };
 }
 
+function tokenMatches(given: string, token: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function cookie(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
 function authorized(req: IncomingMessage, token: string | undefined): boolean {
   if (token === undefined) return true;
   const header = req.headers.authorization ?? '';
-  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  if (header.startsWith('Bearer ')) return tokenMatches(header.slice(7), token);
+  return tokenMatches(cookie(req, tokenCookie) ?? '', token);
 }
 
 export async function startControlServer({ host, port, token, api, logger }: ControlServerOptions): Promise<ControlServer> {
@@ -153,12 +191,15 @@ export async function startControlServer({ host, port, token, api, logger }: Con
     return api.faults;
   };
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (!authorized(req, token)) {
+    const url = new URL(req.url ?? '/', 'http://control');
+    const route = `${req.method ?? 'GET'} ${url.pathname.replace(/\/+$/, '') || '/'}`;
+    const ok = authorized(req, token);
+    const request: ControlRequest = { route, url, authorized: ok, tokenRequired: token !== undefined, checkToken: (given) => token === undefined || tokenMatches(given, token) };
+    if (api.routes && (await api.routes.handle(req, res, request))) return;
+    if (!ok) {
       res.setHeader('www-authenticate', 'Bearer');
       throw new ControlError('ERR_CONTROL_UNAUTHORIZED', 'missing or wrong bearer token', 401);
     }
-    const url = new URL(req.url ?? '/', 'http://control');
-    const route = `${req.method ?? 'GET'} ${url.pathname.replace(/\/+$/, '') || '/'}`;
     if (route === 'GET /status') return send(res, 200, api.status());
     if (route === 'GET /metrics') {
       const { contentType, body } = await api.metrics();
