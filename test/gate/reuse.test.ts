@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../sim/clock.js';
-import { FakeDiagnosis, Rig, badVerdict, okVerdict, sensorFailure, until } from './harness.js';
+import { Rig, badVerdict, okVerdict, sensorFailure, until } from './harness.js';
 
 const rig = new Rig();
 afterEach(() => rig.cleanup());
