@@ -11,7 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { ComponentKind, GpioLineConfig, ServiceConfig } from '../hal/board-config.js';
+import { type GpioLineConfig, type ServiceConfig, componentQuantities } from '../hal/board-config.js';
 import type { BoardHal } from '../hal/board.js';
 import type { GpioLine } from '../hal/gpio.js';
 import type { DeviceStateManager } from './device-state.js';
@@ -19,19 +19,6 @@ import type { ServiceHandler } from './firmware.js';
 import { type DeviceIdentification, type ModbusDataModel } from './modbus/data-model.js';
 import { ModbusIllegalAddressError } from './modbus/errors.js';
 import { type ModbusSession, serveModbus } from './modbus/session.js';
-
-/** The numeric quantities each kind publishes, in register order: the map must not depend on what a reading happens to hold. */
-export const publishedQuantities: Record<ComponentKind, readonly string[]> = {
-  tmp102: ['temperatureC'],
-  lm75: ['temperatureC'],
-  bme280: ['temperatureC', 'pressurePa', 'humidityPct'],
-  ina219: ['busVoltageV', 'shuntVoltageV', 'currentA', 'powerW'],
-  sfp: ['temperatureC', 'vccV', 'txBiasMa', 'txPowerMw', 'rxPowerMw'],
-  ethernet: ['speedMbps', 'crcErrorsPerS', 'rxErrorsPerS'],
-  'serial-peer': ['latencyMs'],
-  'gpio-status': [],
-  watchdog: [],
-};
 
 export const quantityBase = 100;
 export const assetTagRegisters = 16;
@@ -50,7 +37,8 @@ export interface MapEntry {
 export function quantityMap(board: BoardHal['config']): MapEntry[] {
   const entries: MapEntry[] = [];
   for (const component of board.components) {
-    for (const quantity of publishedQuantities[component.kind]) {
+    // Register order is the driver's quantity list, so the map never depends on what a reading happens to hold.
+    for (const quantity of componentQuantities[component.kind]) {
       entries.push({ register: quantityBase + 2 * entries.length, component: component.id, quantity });
     }
   }
