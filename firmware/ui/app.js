@@ -79,7 +79,7 @@ function formatTime(ms) {
 function formatValue(value) {
   if (typeof value === 'number') {
     if (Number.isInteger(value)) return String(value);
-    return Math.abs(value) >= 100 ? value.toFixed(1) : value.toPrecision(4);
+    return Math.abs(value) >= 100 ? value.toFixed(1) : String(Number(value.toPrecision(4)));
   }
   return String(value);
 }
@@ -311,7 +311,7 @@ function decisionRow(d) {
     el('td', { textContent: (view.status?.services.length ?? 1) > 1 ? `${d.service} ${d.peer}` : d.peer }),
     el('td', {}, el('span', { className: `badge ${d.action}`, textContent: actionLabels[d.action] ?? d.action })),
     el('td', { className: 'failures', textContent: verdict ? failed : '-', title: failures }),
-    el('td', { textContent: verdict ? (verdict.reused ? 'reused' : 'diagnosed') : '-' }),
+    el('td', { textContent: verdict ? (verdict.reused ? 'yes' : 'no') : '-' }),
     el('td', { textContent: verdict ? verdict.durationMs.toFixed(2) : '-' }),
   );
   return row;
@@ -462,7 +462,8 @@ function renderChart() {
     return;
   }
   const t0 = samples[0].at;
-  const t1 = Math.max(samples[samples.length - 1].at, t0 + 1);
+  const latestDecision = view.decisions.length ? view.decisions[view.decisions.length - 1].at : t0;
+  const t1 = Math.max(samples[samples.length - 1].at, latestDecision, t0 + 1);
   const x = (t) => m.left + ((t - t0) / (t1 - t0)) * innerW;
   const values = samples.map((s) => s.readings[component]?.[name]).filter((v) => typeof v === 'number');
   let lo = Math.min(...values);
@@ -561,6 +562,13 @@ function applySnapshot(snapshot) {
   renderChart();
 }
 
+let chartFrame;
+/** A burst of decisions redraws the chart once per frame. */
+function scheduleChart() {
+  cancelAnimationFrame(chartFrame);
+  chartFrame = requestAnimationFrame(renderChart);
+}
+
 function connect() {
   const connection = $('connection');
   const source = new EventSource('/events');
@@ -574,7 +582,10 @@ function connect() {
   });
   source.addEventListener('snapshot', (e) => applySnapshot(JSON.parse(e.data)));
   source.addEventListener('status', (e) => renderStatus(JSON.parse(e.data)));
-  source.addEventListener('decision', (e) => addDecision(JSON.parse(e.data)));
+  source.addEventListener('decision', (e) => {
+    addDecision(JSON.parse(e.data));
+    scheduleChart();
+  });
   source.addEventListener('sample', (e) => {
     view.history.push(JSON.parse(e.data));
     if (view.history.length > 900) view.history.shift();
@@ -595,11 +606,7 @@ function init() {
     view.quantity = event.target.value;
     renderChart();
   });
-  let resizing;
-  window.addEventListener('resize', () => {
-    cancelAnimationFrame(resizing);
-    resizing = requestAnimationFrame(renderChart);
-  });
+  window.addEventListener('resize', scheduleChart);
   connect();
 }
 
