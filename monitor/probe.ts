@@ -18,6 +18,8 @@ export interface ProbeOutcome {
   connectMs: number;
   /** The errno behind the result, when there was one. */
   errno: string | undefined;
+  /** For `reset` and `closed`: how long after the handshake the connection was cut, ms. */
+  cutAfterMs?: number;
 }
 
 export interface ProbeOptions {
@@ -27,26 +29,67 @@ export interface ProbeOptions {
   connectTimeoutMs?: number;
   /** How long to stay connected waiting for a reset or close. Default 300 ms. */
   graceMs?: number;
+  /** Aborting destroys the socket and rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface HeldConnection extends ProbeOutcome {
+  /** Present when the result is `up`: the open connection, its listeners removed, for the caller to keep. */
+  socket: Socket | undefined;
 }
 
 const unreachable = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EADDRNOTAVAIL']);
 
-export function probe({ host, port, connectTimeoutMs = 2000, graceMs = 300 }: ProbeOptions): Promise<ProbeOutcome> {
-  return new Promise((resolve) => {
+/** The classification of a connect that failed before the handshake completed. */
+export function classifyConnectError(code: string): ProbeResult {
+  // A reset that overtakes the connect callback: the handshake completed, then RST.
+  if (code === 'ECONNRESET') return 'reset';
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'ETIMEDOUT') return 'timeout';
+  if (unreachable.has(code)) return 'unreachable';
+  return 'refused';
+}
+
+/**
+ * Connects, waits the grace window, and either closes politely (`keep: false`) or hands the open
+ * socket to the caller (`keep: true`, hold mode). Never rejects except on abort.
+ */
+export function connectAndWatch(options: ProbeOptions & { keep: boolean }): Promise<HeldConnection> {
+  const { host, port, connectTimeoutMs = 2000, graceMs = 300, signal, keep } = options;
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
     const started = performance.now();
     const socket = new Socket();
     let connectedAt: number | undefined;
     let settled = false;
-    const finish = (result: ProbeResult, errno?: string): void => {
+    const onAbort = (): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       socket.removeAllListeners();
       socket.on('error', () => undefined);
-      if (result === 'up') socket.end();
       socket.destroy();
-      resolve({ result, connectMs: (connectedAt ?? performance.now()) - started, errno });
+      reject(signal?.reason);
     };
+    const finish = (result: ProbeResult, errno?: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      const now = performance.now();
+      socket.removeAllListeners();
+      const outcome: HeldConnection = { result, connectMs: (connectedAt ?? now) - started, errno, socket: undefined };
+      if ((result === 'reset' || result === 'closed') && connectedAt !== undefined) outcome.cutAfterMs = now - connectedAt;
+      if (result === 'up' && keep) {
+        outcome.socket = socket;
+      } else {
+        socket.on('error', () => undefined);
+        if (result === 'up') socket.end();
+        socket.destroy();
+      }
+      resolve(outcome);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     let timer = setTimeout(() => finish('timeout', 'ETIMEDOUT'), connectTimeoutMs);
     socket.once('connect', () => {
       connectedAt = performance.now();
@@ -57,17 +100,13 @@ export function probe({ host, port, connectTimeoutMs = 2000, graceMs = 300 }: Pr
     socket.once('end', () => finish('closed'));
     socket.once('error', (err: NodeJS.ErrnoException) => {
       const code = err.code ?? 'EIO';
-      if (connectedAt === undefined) {
-        // A reset that overtakes the connect callback: the handshake completed, then RST.
-        if (code === 'ECONNRESET') finish('reset', code);
-        else if (code === 'ECONNREFUSED') finish('refused', code);
-        else if (code === 'ETIMEDOUT') finish('timeout', code);
-        else if (unreachable.has(code)) finish('unreachable', code);
-        else finish('refused', code);
-      } else {
-        finish('reset', code);
-      }
+      finish(connectedAt === undefined ? classifyConnectError(code) : 'reset', code);
     });
     socket.connect({ host, port, noDelay: true });
   });
+}
+
+export async function probe(options: ProbeOptions): Promise<ProbeOutcome> {
+  const { result, connectMs, errno, cutAfterMs } = await connectAndWatch({ ...options, keep: false });
+  return cutAfterMs === undefined ? { result, connectMs, errno } : { result, connectMs, errno, cutAfterMs };
 }

@@ -1,0 +1,181 @@
+/**
+ * `handcheck monitor`: watch targets until SIGINT/SIGTERM; `handcheck monitor history NAME`: print a
+ * target's recorded transitions.
+ */
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { HandcheckError } from '../hal/errors.js';
+import { type ConfigFile, type TargetSettings, parseAddress, readConfigFile, resolveConfig, selectTargets, targetFromArgument } from './config.js';
+import { MonitorConfigError } from './errors.js';
+import { History } from './history.js';
+import { type MonitorHttpServer, startMonitorHttp } from './http.js';
+import { Monitor } from './monitor.js';
+import { jsonLines, liveTable } from './terminal.js';
+
+export const monitorUsage = `  monitor [NAME=]HOST:PORT ...  watch appliances through TCP connects alone (docs/monitor.md)
+            --config FILE  --select LABEL=VALUE (repeatable: this monitor's shard of the file)
+            --mode probe|hold  --interval MS  --grace MS  --timeout MS  --rise N  --fall N  --keepalive MS
+            --label K=V (repeatable, for command-line targets)  --http HOST:PORT  --db FILE  --retention DAYS
+            --alert-command CMD  --webhook URL  --alert-retries N  --json  --results  --log-level LEVEL
+  monitor history NAME  print the recorded transitions of a target (--db FILE  --limit N  --json)
+`;
+
+class MonitorUsageError extends HandcheckError {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+  }
+}
+
+function pairs(values: string[] | undefined, option: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const value of values ?? []) {
+    const eq = value.indexOf('=');
+    if (eq <= 0) throw new MonitorUsageError(`${option} must be KEY=VALUE, got "${value}"`);
+    out[value.slice(0, eq)] = value.slice(eq + 1);
+  }
+  return out;
+}
+
+function integer(value: string | undefined, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new MonitorUsageError(`${option} must be a non-negative integer, got "${value}"`);
+  return n;
+}
+
+async function history(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { db: { type: 'string', default: process.env.HANDCHECK_MONITOR_DB }, limit: { type: 'string', default: '100' }, json: { type: 'boolean', default: false } },
+  });
+  if (positionals.length !== 1) throw new MonitorUsageError('monitor history needs exactly one target NAME');
+  if (!values.db) throw new MonitorUsageError('monitor history needs --db FILE (or HANDCHECK_MONITOR_DB)');
+  const name = positionals[0]!;
+  const store = History.open(values.db);
+  try {
+    const transitions = store.forTarget(name, { limit: integer(values.limit, '--limit') ?? 100 });
+    if (values.json) {
+      for (const t of transitions) process.stdout.write(`${JSON.stringify({ ...t, at: new Date(t.at).toISOString() })}\n`);
+    } else if (transitions.length > 0) {
+      const rows = [['TIME', 'FROM', 'TO', 'CONNECT', 'REASON']];
+      for (const t of transitions) rows.push([new Date(t.at).toISOString(), t.from, t.to, t.connectMs === undefined ? '' : `${t.connectMs.toFixed(2)}ms`, t.reason]);
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      process.stdout.write(`${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n')}\n`);
+    }
+    if (transitions.length === 0) {
+      process.stderr.write(`handcheck monitor history: no transitions of "${name}" in ${values.db}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+export async function monitorCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'history') return history(argv.slice(1));
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      select: { type: 'string', multiple: true },
+      mode: { type: 'string' },
+      interval: { type: 'string' },
+      grace: { type: 'string' },
+      timeout: { type: 'string' },
+      rise: { type: 'string' },
+      fall: { type: 'string' },
+      keepalive: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      http: { type: 'string' },
+      db: { type: 'string', default: process.env.HANDCHECK_MONITOR_DB },
+      retention: { type: 'string' },
+      'alert-command': { type: 'string' },
+      webhook: { type: 'string' },
+      'alert-retries': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      results: { type: 'boolean', default: false },
+      'log-level': { type: 'string', default: process.env.HANDCHECK_LOG_LEVEL ?? 'info' },
+    },
+  });
+  const document = (values.config ? readConfigFile(values.config) : { targets: [] }) as ConfigFile;
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new MonitorConfigError(values.config ?? 'command line', [{ path: '', message: 'must be a JSON object' }]);
+  // Command-line settings act as defaults: a target in the file that sets its own keeps it.
+  const settings: Partial<TargetSettings> = {};
+  if (values.mode !== undefined) {
+    if (values.mode !== 'probe' && values.mode !== 'hold') throw new MonitorUsageError(`--mode must be probe or hold, got "${values.mode}"`);
+    settings.mode = values.mode;
+  }
+  const numeric: Array<[keyof Omit<TargetSettings, 'mode'>, string | undefined, string]> = [
+    ['intervalMs', values.interval, '--interval'],
+    ['graceMs', values.grace, '--grace'],
+    ['connectTimeoutMs', values.timeout, '--timeout'],
+    ['rise', values.rise, '--rise'],
+    ['fall', values.fall, '--fall'],
+    ['keepAliveMs', values.keepalive, '--keepalive'],
+  ];
+  for (const [key, value, option] of numeric) {
+    const n = integer(value, option);
+    if (n !== undefined) settings[key] = n;
+  }
+  const labels = pairs(values.label, '--label');
+  const fromArgs = positionals.map((p) => ({ ...targetFromArgument(p), ...(Object.keys(labels).length > 0 ? { labels } : {}) }));
+  const merged: ConfigFile = {
+    ...document,
+    defaults: { ...document.defaults, ...settings },
+    targets: [...(Array.isArray(document.targets) ? document.targets : []), ...fromArgs],
+    ...(values.http !== undefined ? { http: values.http } : {}),
+    ...(values.db !== undefined ? { db: values.db } : {}),
+    ...(values.retention !== undefined ? { retentionDays: Number(values.retention) } : {}),
+  };
+  if (values['alert-command'] !== undefined || values.webhook !== undefined || values['alert-retries'] !== undefined) {
+    merged.alerts = {
+      ...document.alerts,
+      ...(values['alert-command'] !== undefined ? { command: values['alert-command'] } : {}),
+      ...(values.webhook !== undefined ? { webhook: { ...document.alerts?.webhook, url: values.webhook } } : {}),
+      ...(values['alert-retries'] !== undefined ? { retries: integer(values['alert-retries'], '--alert-retries')! } : {}),
+    };
+  }
+  const source = values.config ? `${values.config} with the command line` : 'command line';
+  const config = selectTargets(resolveConfig(merged, source), pairs(values.select, '--select'));
+  if (config.targets.length === 0) throw new MonitorUsageError(values.select ? `no target of ${source} matches --select ${values.select.join(' ')}` : 'monitor needs at least one [NAME=]HOST:PORT or --config FILE');
+
+  const logger = pino({ level: values['log-level'] }, pino.destination(2));
+  const monitor = Monitor.start({ config, logger });
+  let http: MonitorHttpServer | undefined;
+  try {
+    if (config.http) {
+      const { host, port } = parseAddress(config.http, { allowPortZero: true })!;
+      http = await startMonitorHttp({ monitor, host, port, logger: logger.child({ subsystem: 'http' }) });
+      const a = http.address;
+      process.stderr.write(`handcheck monitor: dashboard on http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/ (metrics at /metrics)\n`);
+    }
+  } catch (err) {
+    await monitor.close();
+    throw err;
+  }
+  process.stderr.write(`handcheck monitor: ${config.targets.length} targets${config.db ? `, history in ${config.db}` : ''}\n`);
+  const stopOutput = process.stdout.isTTY && !values.json ? liveTable(monitor, process.stdout) : jsonLines(monitor, process.stdout, values.results);
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = true;
+      stopOutput();
+      void (async () => {
+        await http?.close();
+        await monitor.close();
+        logger.flush();
+        resolveExit(0);
+      })().catch((err: unknown) => {
+        logger.error({ err }, 'monitor shutdown failed');
+        resolveExit(1);
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}

@@ -1,0 +1,49 @@
+/**
+ * Errors of the monitor. Every code is listed in docs/errors.md.
+ */
+import { HandcheckError } from '../hal/errors.js';
+
+export interface ConfigIssue {
+  /** JSON pointer into the config file (`/targets/2/address`), or the command-line option. */
+  path: string;
+  message: string;
+}
+
+/** The monitor's configuration (file or command line) is invalid; `issues` names every problem. */
+export class MonitorConfigError extends HandcheckError {
+  readonly source: string;
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(source: string, issues: ConfigIssue[]) {
+    super('ERR_MONITOR_CONFIG', `${source}: ${issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; ')}`);
+    this.source = source;
+    this.issues = issues;
+  }
+}
+
+/** The history database cannot be opened or has a schema this version does not know. */
+export class MonitorHistoryError extends HandcheckError {
+  readonly file: string;
+
+  constructor(file: string, message: string, options: { cause?: unknown } = {}) {
+    super('ERR_MONITOR_HISTORY', `${file}: ${message}`, options);
+    this.file = file;
+  }
+}
+
+/** One delivery attempt of an alert failed (the command exited non-zero, the webhook did not answer 2xx). */
+export class AlertDeliveryError extends HandcheckError {
+  readonly sink: string;
+
+  constructor(sink: string, message: string, options: { cause?: unknown } = {}) {
+    super('ERR_MONITOR_ALERT', `${sink}: ${message}`, options);
+    this.sink = sink;
+  }
+}
+
+/** An in-flight probe or delivery abandoned because the monitor is closing. */
+export class MonitorClosedError extends HandcheckError {
+  constructor(what: string) {
+    super('ERR_MONITOR_CLOSED', `${what}: the monitor is closing`);
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Every transition, in SQLite (better-sqlite3): written synchronously as it happens (transitions are
+ * rare next to probes, and a WAL append costs microseconds), kept for `retentionDays`, read back after
+ * a restart so the monitor continues from the last state it recorded.
+ */
+import Database from 'better-sqlite3';
+import { MonitorHistoryError } from './errors.js';
+import { type TargetState, type Transition, targetStates } from './state.js';
+
+const schemaVersion = 1;
+const hourMs = 3_600_000;
+
+interface Row {
+  target: string;
+  at: number;
+  from_state: string;
+  to_state: string;
+  reason: string;
+  connect_ms: number | null;
+}
+
+function transitionOf(row: Row): Transition {
+  return { target: row.target, at: row.at, from: row.from_state as TargetState, to: row.to_state as TargetState, reason: row.reason, connectMs: row.connect_ms ?? undefined };
+}
+
+export interface HistoryOptions {
+  /** Transitions older than this are deleted at open and every hour. Default 30 days. */
+  retentionDays?: number;
+  /** For tests: the wall clock. */
+  now?: () => number;
+}
+
+export class History {
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+  private readonly pruneTimer: NodeJS.Timeout;
+  private readonly retentionMs: number;
+  private readonly now: () => number;
+  private closed = false;
+
+  private constructor(
+    readonly file: string,
+    options: HistoryOptions,
+  ) {
+    this.retentionMs = (options.retentionDays ?? 30) * 24 * hourMs;
+    this.now = options.now ?? Date.now;
+    try {
+      this.db = new Database(file);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version !== 0 && version !== schemaVersion) {
+        this.db.close();
+        throw new MonitorHistoryError(file, `history schema version ${version}; this monitor knows version ${schemaVersion}`);
+      }
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS transitions (
+          id INTEGER PRIMARY KEY,
+          target TEXT NOT NULL,
+          at INTEGER NOT NULL,
+          from_state TEXT NOT NULL,
+          to_state TEXT NOT NULL,
+          reason TEXT NOT NULL,
+          connect_ms REAL
+        );
+        CREATE INDEX IF NOT EXISTS transitions_target_at ON transitions (target, at);
+        CREATE INDEX IF NOT EXISTS transitions_at ON transitions (at);
+      `);
+      this.db.pragma(`user_version = ${schemaVersion}`);
+    } catch (err) {
+      if (err instanceof MonitorHistoryError) throw err;
+      throw new MonitorHistoryError(file, `cannot open the history database: ${(err as Error).message}`, { cause: err });
+    }
+    this.insert = this.db.prepare('INSERT INTO transitions (target, at, from_state, to_state, reason, connect_ms) VALUES (?, ?, ?, ?, ?, ?)');
+    this.prune();
+    this.pruneTimer = setInterval(() => this.prune(), hourMs).unref();
+  }
+
+  /** Opens (creating if needed) the history at `file`; `:memory:` keeps it for this process only. */
+  static open(file: string, options: HistoryOptions = {}): History {
+    return new History(file, options);
+  }
+
+  record(transition: Transition): void {
+    if (!targetStates.includes(transition.to)) throw new MonitorHistoryError(this.file, `refusing to record unknown state "${transition.to}" for ${transition.target}`);
+    this.insert.run(transition.target, transition.at, transition.from, transition.to, transition.reason, transition.connectMs ?? null);
+  }
+
+  /** The newest `limit` transitions of one target, oldest first. */
+  forTarget(target: string, options: { limit?: number; sinceMs?: number } = {}): Transition[] {
+    const rows = this.db
+      .prepare('SELECT target, at, from_state, to_state, reason, connect_ms FROM transitions WHERE target = ? AND at >= ? ORDER BY at DESC, id DESC LIMIT ?')
+      .all(target, options.sinceMs ?? 0, options.limit ?? 1000) as Row[];
+    return rows.reverse().map(transitionOf);
+  }
+
+  /** Every target's transitions since `sinceMs` (newest `limit` overall), oldest first. */
+  since(sinceMs: number, limit = 50_000): Transition[] {
+    const rows = this.db
+      .prepare('SELECT target, at, from_state, to_state, reason, connect_ms FROM transitions WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?')
+      .all(sinceMs, limit) as Row[];
+    return rows.reverse().map(transitionOf);
+  }
+
+  /** The last recorded transition of every target. */
+  lastStates(): Map<string, Transition> {
+    const rows = this.db
+      .prepare(
+        'SELECT t.target, t.at, t.from_state, t.to_state, t.reason, t.connect_ms FROM transitions t WHERE t.id = (SELECT id FROM transitions u WHERE u.target = t.target ORDER BY at DESC, id DESC LIMIT 1)',
+      )
+      .all() as Row[];
+    return new Map(rows.map((row) => [row.target, transitionOf(row)]));
+  }
+
+  /** Deletes transitions older than the retention; returns how many went. */
+  prune(): number {
+    if (this.closed) return 0;
+    return this.db.prepare('DELETE FROM transitions WHERE at < ?').run(this.now() - this.retentionMs).changes;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.pruneTimer);
+    this.db.close();
+  }
+}

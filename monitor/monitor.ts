@@ -1,0 +1,293 @@
+/**
+ * The monitor: one loop per target, in probe or hold mode, each result classified from what TCP
+ * showed, fed through the target's rise/fall thresholds; transitions go to the history, the metrics,
+ * the alert queues and any listener (terminal, dashboard). Nothing a listener or a sink does can hold
+ * up a probe: history writes are synchronous and short, alerts are queued.
+ *
+ * probe: connect every `intervalMs` (phases spread at random over the first interval so a thousand
+ * targets do not connect in one burst), wait `graceMs`, close with FIN.
+ * hold: keep one connection; a reset or close of it is `lost` the moment it arrives (the firmware's
+ * `recheckMs` pushes faults this way), TCP keepalive notices a dead peer or a cut cable; reconnect
+ * with a doubling backoff with jitter, capped at `intervalMs`.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { type AlertEvent, Alerter, type AlertSink, CommandSink, WebhookSink } from './alerts.js';
+import type { MonitorConfig, TargetConfig } from './config.js';
+import { MonitorClosedError } from './errors.js';
+import { History } from './history.js';
+import { MonitorMetrics } from './metrics.js';
+import { type HeldConnection, connectAndWatch } from './probe.js';
+import { type Observation, TargetTracker, type TrackerSnapshot, type Transition } from './state.js';
+
+export interface MonitorOptions {
+  config: MonitorConfig;
+  logger: Logger;
+  /** How long close() lets queued alerts go out before abandoning them. Default 2000 ms. */
+  alertGraceMs?: number;
+  /** First reconnect delay in hold mode, before jitter and doubling. Default 100 ms. */
+  holdBackoffMs?: number;
+  random?: () => number;
+}
+
+export interface TargetSnapshot extends TrackerSnapshot {
+  name: string;
+  host: string;
+  port: number;
+  mode: TargetConfig['mode'];
+  labels: Readonly<Record<string, string>>;
+  /** hold mode: whether a connection is held right now. */
+  held: boolean;
+}
+
+interface Runner {
+  config: TargetConfig;
+  tracker: TargetTracker;
+  held: Socket | undefined;
+}
+
+const round = (ms: number): string => (ms < 10 ? ms.toFixed(2) : ms.toFixed(0));
+
+export function describeOutcome(outcome: HeldConnection, target: Pick<TargetConfig, 'graceMs' | 'connectTimeoutMs'>): string {
+  switch (outcome.result) {
+    case 'up':
+      return `handshake in ${round(outcome.connectMs)} ms; no RST or FIN within ${target.graceMs} ms`;
+    case 'refused':
+      return outcome.errno === 'ECONNREFUSED' ? 'RST to the SYN' : `connect failed: ${outcome.errno ?? 'unknown error'}`;
+    case 'reset':
+      return outcome.cutAfterMs === undefined ? 'RST as the handshake completed' : `RST ${round(outcome.cutAfterMs)} ms after the handshake`;
+    case 'closed':
+      return `FIN ${round(outcome.cutAfterMs ?? 0)} ms after the handshake`;
+    case 'timeout':
+      return `no SYN/ACK within ${target.connectTimeoutMs} ms`;
+    case 'unreachable':
+      return `${outcome.errno ?? 'EHOSTUNREACH'}: no route to the host or network`;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export class Monitor {
+  readonly history: History;
+  readonly metrics: MonitorMetrics;
+  readonly alerter: Alerter;
+  private readonly runners = new Map<string, Runner>();
+  private readonly abort = new AbortController();
+  private readonly loops: Array<Promise<void>> = [];
+  private readonly resultListeners = new Set<(target: TargetConfig, observation: Observation) => void>();
+  private readonly transitionListeners = new Set<(transition: Transition, target: TargetConfig) => void>();
+  private readonly log: Logger;
+  private readonly random: () => number;
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly options: MonitorOptions) {
+    const { config } = options;
+    this.log = options.logger.child({ subsystem: 'monitor' });
+    this.random = options.random ?? Math.random;
+    this.history = History.open(config.db ?? ':memory:', { retentionDays: config.retentionDays });
+    const restored = this.history.lastStates();
+    for (const target of config.targets) {
+      const tracker = new TargetTracker(target.name, target);
+      const last = restored.get(target.name);
+      if (last) tracker.restore(last.to, last.at, last.reason);
+      this.runners.set(target.name, { config: target, tracker, held: undefined });
+    }
+    this.metrics = new MonitorMetrics(config.targets, (name) => this.runners.get(name)?.tracker.snapshot());
+    const sinks: AlertSink[] = [];
+    if (config.alerts.command) sinks.push(new CommandSink(config.alerts.command));
+    if (config.alerts.webhook) sinks.push(new WebhookSink(config.alerts.webhook.url, config.alerts.webhook.timeoutMs));
+    this.alerter = new Alerter({
+      sinks,
+      logger: this.log.child({ subsystem: 'alerts' }),
+      retries: config.alerts.retries,
+      backoffMs: config.alerts.backoffMs,
+      onOutcome: (sink, outcome) => this.metrics.alert(sink, outcome),
+    });
+  }
+
+  /** Opens the history, restores each target's last recorded state, and starts every target's loop. */
+  static start(options: MonitorOptions): Monitor {
+    const monitor = new Monitor(options);
+    for (const runner of monitor.runners.values()) {
+      const loop = runner.config.mode === 'hold' ? monitor.holdLoop(runner) : monitor.probeLoop(runner);
+      monitor.loops.push(loop.catch((err: unknown) => monitor.log.error({ err, target: runner.config.name }, 'target loop failed')));
+    }
+    return monitor;
+  }
+
+  get targets(): readonly TargetConfig[] {
+    return this.options.config.targets;
+  }
+
+  snapshot(): TargetSnapshot[] {
+    return [...this.runners.values()].map((r) => this.snapshotOf(r));
+  }
+
+  target(name: string): TargetSnapshot | undefined {
+    const runner = this.runners.get(name);
+    return runner && this.snapshotOf(runner);
+  }
+
+  private snapshotOf(runner: Runner): TargetSnapshot {
+    const { name, host, port, mode, labels } = runner.config;
+    return { name, host, port, mode, labels, held: runner.held !== undefined, ...runner.tracker.snapshot() };
+  }
+
+  onResult(listener: (target: TargetConfig, observation: Observation) => void): () => void {
+    this.resultListeners.add(listener);
+    return () => this.resultListeners.delete(listener);
+  }
+
+  onTransition(listener: (transition: Transition, target: TargetConfig) => void): () => void {
+    this.transitionListeners.add(listener);
+    return () => this.transitionListeners.delete(listener);
+  }
+
+  private report(runner: Runner, observation: Observation): void {
+    const target = runner.config;
+    this.metrics.observe(target.name, observation.result, observation.connectMs);
+    const transition = runner.tracker.observe(observation);
+    for (const listener of this.resultListeners) listener(target, observation);
+    if (!transition) return;
+    try {
+      this.history.record(transition);
+    } catch (err) {
+      this.log.error({ err, target: target.name }, 'cannot record a transition in the history');
+    }
+    this.metrics.transition(target.name, transition.from, transition.to);
+    this.log.info({ target: target.name, from: transition.from, to: transition.to, reason: transition.reason }, 'transition');
+    const wasUp = transition.from === 'up';
+    const isUp = transition.to === 'up';
+    // A monitor starting on a healthy fleet says nothing; one starting on a target that is down alerts.
+    if (transition.from === 'unknown' ? !isUp : wasUp !== isUp) this.alerter.notify(this.alertOf(transition, target));
+    for (const listener of this.transitionListeners) listener(transition, target);
+  }
+
+  private alertOf(transition: Transition, target: TargetConfig): AlertEvent {
+    return {
+      target: target.name,
+      host: target.host,
+      port: target.port,
+      labels: target.labels,
+      from: transition.from,
+      to: transition.to,
+      healthy: transition.to === 'up',
+      reason: transition.reason,
+      at: new Date(transition.at).toISOString(),
+    };
+  }
+
+  private async attempt(runner: Runner, keep: boolean): Promise<HeldConnection | undefined> {
+    const target = runner.config;
+    try {
+      return await connectAndWatch({ host: target.host, port: target.port, connectTimeoutMs: target.connectTimeoutMs, graceMs: target.graceMs, keep, signal: this.abort.signal });
+    } catch (err) {
+      if (this.abort.signal.aborted) return undefined;
+      throw err;
+    }
+  }
+
+  private observationOf(outcome: HeldConnection, target: TargetConfig): Observation {
+    return { result: outcome.result, at: Date.now(), connectMs: outcome.connectMs, errno: outcome.errno, reason: describeOutcome(outcome, target) };
+  }
+
+  private async probeLoop(runner: Runner): Promise<void> {
+    const { intervalMs } = runner.config;
+    const signal = this.abort.signal;
+    if (!(await sleep(this.random() * intervalMs, signal))) return;
+    let next = performance.now();
+    while (!signal.aborted) {
+      next += intervalMs;
+      const outcome = await this.attempt(runner, false);
+      if (!outcome) return;
+      this.report(runner, this.observationOf(outcome, runner.config));
+      const now = performance.now();
+      // Behind schedule (a stalled loop, a long timeout): start again from now rather than burst.
+      if (next < now) next = now;
+      if (!(await sleep(next - now, signal))) return;
+    }
+  }
+
+  private async holdLoop(runner: Runner): Promise<void> {
+    const { intervalMs } = runner.config;
+    const base = this.options.holdBackoffMs ?? 100;
+    const signal = this.abort.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      const outcome = await this.attempt(runner, true);
+      if (!outcome) return;
+      this.report(runner, this.observationOf(outcome, runner.config));
+      let delay: number;
+      if (outcome.socket) {
+        const lost = await this.watch(runner, outcome.socket);
+        if (!lost) return;
+        this.report(runner, lost);
+        failures = 0;
+        delay = base;
+      } else {
+        failures += 1;
+        delay = Math.min(intervalMs, base * 2 ** failures);
+      }
+      // Equal jitter: at least half the delay, so a fleet that lost its monitor's connections at once
+      // comes back spread out rather than in lockstep.
+      if (!(await sleep(delay / 2 + (this.random() * delay) / 2, signal))) return;
+    }
+  }
+
+  /** Resolves with the loss of a held connection, or undefined when the monitor closes first. */
+  private watch(runner: Runner, socket: Socket): Promise<Observation | undefined> {
+    const signal = this.abort.signal;
+    const heldAt = performance.now();
+    runner.held = socket;
+    socket.setKeepAlive(true, runner.config.keepAliveMs);
+    return new Promise((resolve) => {
+      const done = (observation: Observation | undefined): void => {
+        signal.removeEventListener('abort', onAbort);
+        socket.removeAllListeners();
+        socket.on('error', () => undefined);
+        socket.destroy();
+        runner.held = undefined;
+        resolve(observation);
+      };
+      const lost = (reason: string, errno?: string): void => done({ result: 'lost', at: Date.now(), connectMs: undefined, errno, reason: `${reason} after ${((performance.now() - heldAt) / 1000).toFixed(1)} s held` });
+      const onAbort = (): void => {
+        socket.end();
+        done(undefined);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      socket.on('data', () => undefined);
+      socket.once('end', () => lost('FIN on the held connection'));
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ETIMEDOUT') lost('keepalive gave up (no answer to 10 probes)', err.code);
+        else if (err.code === 'ECONNRESET') lost('RST on the held connection', err.code);
+        else lost(`held connection failed: ${err.code ?? err.message}`, err.code);
+      });
+      socket.once('close', () => lost('held connection closed'));
+    });
+  }
+
+  /** Stops every loop (held connections closed with FIN), lets queued alerts go out for a moment, closes the history. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.abort.abort(new MonitorClosedError('probe'));
+      await Promise.all(this.loops);
+      await Promise.race([this.alerter.idle(), new Promise((resolve) => setTimeout(resolve, this.options.alertGraceMs ?? 2000).unref())]);
+      await this.alerter.close();
+      this.history.close();
+    })();
+    return this.closing;
+  }
+}

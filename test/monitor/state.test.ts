@@ -1,0 +1,92 @@
+/**
+ * Thresholds and transitions of one target, and the configuration they come from.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseAddress, resolveConfig, selectTargets, targetFromArgument } from '../../monitor/config.js';
+import { MonitorConfigError } from '../../monitor/errors.js';
+import { type Classification, type Observation, TargetTracker } from '../../monitor/state.js';
+
+let clock = 0;
+const obs = (result: Classification): Observation => ({ result, at: ++clock, connectMs: 1, errno: undefined, reason: `saw ${result}` });
+
+function run(tracker: TargetTracker, results: Classification[]): string[] {
+  return results.flatMap((r) => {
+    const t = tracker.observe(obs(r));
+    return t ? [`${t.from}->${t.to}`] : [];
+  });
+}
+
+describe('TargetTracker', () => {
+  it('takes the first result at once, whatever the thresholds', () => {
+    expect(run(new TargetTracker('a', { rise: 3, fall: 3 }), ['reset'])).toEqual(['unknown->reset']);
+    expect(run(new TargetTracker('a', { rise: 3, fall: 3 }), ['up'])).toEqual(['unknown->up']);
+  });
+
+  it('goes down only after `fall` consecutive failures, and a success in between starts over', () => {
+    const t = new TargetTracker('a', { rise: 1, fall: 3 });
+    expect(run(t, ['up', 'reset', 'reset', 'up', 'reset', 'timeout'])).toEqual(['unknown->up']);
+    expect(t.snapshot().pending).toEqual({ result: 'timeout', count: 2, needed: 3 });
+    expect(run(t, ['refused'])).toEqual(['up->refused']);
+    expect(t.snapshot()).toMatchObject({ state: 'refused', reason: 'saw refused', pending: undefined });
+  });
+
+  it('comes up only after `rise` consecutive ups', () => {
+    const t = new TargetTracker('a', { rise: 2, fall: 1 });
+    expect(run(t, ['reset', 'up', 'reset', 'up', 'up'])).toEqual(['unknown->reset', 'reset->up']);
+  });
+
+  it('while down, a different kind of failure is a transition at once', () => {
+    const t = new TargetTracker('a', { rise: 3, fall: 3 });
+    expect(run(t, ['up', 'lost', 'reset', 'reset', 'refused', 'refused', 'timeout'])).toEqual(['unknown->up', 'up->reset', 'reset->refused', 'refused->timeout']);
+  });
+
+  it('continues from a restored state: the same result after a restart is no transition', () => {
+    const t = new TargetTracker('a', { rise: 1, fall: 1 });
+    t.restore('reset', 5, 'RST');
+    expect(run(t, ['reset'])).toEqual([]);
+    expect(t.snapshot().since).toBe(5);
+    expect(run(t, ['up'])).toEqual(['reset->up']);
+  });
+});
+
+describe('monitor configuration', () => {
+  it('fills defaults, merges labels, keeps per-target settings', () => {
+    const config = resolveConfig(
+      {
+        defaults: { mode: 'hold', labels: { site: 'osaka' } },
+        targets: [{ address: '10.0.0.1:502' }, { name: 'pump', address: '[2001:db8::1]:1502', mode: 'probe', labels: { rack: '2' }, fall: 3 }],
+      },
+      'fleet.json',
+    );
+    expect(config.targets).toEqual([
+      { mode: 'hold', intervalMs: 1000, graceMs: 300, connectTimeoutMs: 2000, rise: 1, fall: 1, keepAliveMs: 1000, name: '10.0.0.1:502', host: '10.0.0.1', port: 502, labels: { site: 'osaka' } },
+      { mode: 'probe', intervalMs: 1000, graceMs: 300, connectTimeoutMs: 2000, rise: 1, fall: 3, keepAliveMs: 1000, name: 'pump', host: '2001:db8::1', port: 1502, labels: { site: 'osaka', rack: '2' } },
+    ]);
+    expect(Object.isFrozen(config.targets[0])).toBe(true);
+    expect(selectTargets(config, { rack: '2' }).targets.map((t) => t.name)).toEqual(['pump']);
+  });
+
+  it('names every problem by its JSON path', () => {
+    let error: MonitorConfigError | undefined;
+    try {
+      resolveConfig({ targets: [{ address: 'nohost' }, { address: 'a:1', labels: { 'bad-name': 'x' }, rise: 0 }, { address: 'b:2', colour: 'red' }] }, 'fleet.json');
+    } catch (err) {
+      error = err as MonitorConfigError;
+    }
+    expect(error?.code).toBe('ERR_MONITOR_CONFIG');
+    expect(error?.issues.map((i) => i.path).sort()).toEqual(['/targets/1/labels/bad-name', '/targets/1/rise', '/targets/2/colour']);
+    expect(() => resolveConfig({ targets: [{ address: 'nohost' }] }, 'f')).toThrow(/\/targets\/0\/address: "nohost" is not HOST:PORT/);
+    expect(() => resolveConfig({ targets: [{ address: 'a:1' }, { address: 'a:1' }] }, 'f')).toThrow(/\/targets\/1\/name: "a:1" is already the name of \/targets\/0/);
+    expect(() => resolveConfig({ targets: [{ address: 'a:1', labels: { target: 'x' } }] }, 'f')).toThrow(/\/targets\/0\/labels\/target: "target" is a label the metrics use/);
+    expect(() => resolveConfig({ targets: [{ address: 'a:1', graceMs: 500, intervalMs: 500 }] }, 'f')).toThrow(/graceMs: 500 ms must be shorter than intervalMs/);
+  });
+
+  it('reads NAME=HOST:PORT and [V6]:PORT from the command line', () => {
+    expect(targetFromArgument('pump=10.0.0.1:502')).toEqual({ name: 'pump', address: '10.0.0.1:502' });
+    expect(targetFromArgument('10.0.0.1:502')).toEqual({ address: '10.0.0.1:502' });
+    expect(parseAddress('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    expect(parseAddress('host:0')).toBeUndefined();
+    expect(parseAddress('host:0', { allowPortZero: true })).toEqual({ host: 'host', port: 0 });
+    expect(parseAddress('host:65536')).toBeUndefined();
+  });
+});
