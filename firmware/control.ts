@@ -2,7 +2,8 @@
  * The control and observability endpoint: `GET /status`, `GET /metrics`, and on the sim board the
  * fault API (`GET/POST/DELETE /faults`). Loopback by default; bound anywhere else it demands a bearer
  * token, because it can change what the appliance does. Fault injection is offered only when the
- * firmware runs on the sim board - there is no route for it on real hardware.
+ * firmware runs on the sim board - there is no route for it on real hardware. More routes (the sim page,
+ * firmware/ui.ts) mount through `ControlApi.routes`; for browsers the token may also come as a cookie.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
