@@ -114,7 +114,10 @@ async function run(argv: string[]): Promise<number> {
     lines.push(`handcheck: service ${service.config.id} (${service.config.protocol}) listening on ${service.host}:${service.port} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
   }
   const control = appliance.controlAddress;
-  if (control) lines.push(`handcheck: control endpoint on http://${control.host}:${control.port}/status`);
+  if (control) {
+    lines.push(`handcheck: control endpoint on http://${control.host}:${control.port}/status`);
+    if (appliance.board.sim) lines.push(`handcheck: sim board page on http://${control.host}:${control.port}/`);
+  }
   process.stderr.write(`${lines.join('\n')}\n`);
 
   return new Promise<number>((resolveExit) => {
