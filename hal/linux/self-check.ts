@@ -321,12 +321,14 @@ async function watchdogRows(config: Readonly<BoardConfig>, sysfsRoot: string, ch
       detail: `clamped: requested ${requested} s, the hardware allows at most ${maxS} s; ${timeoutS} s in force`,
     });
   } else {
-    // Node cannot issue WDIOC_SETTIMEOUT, so the keeper runs with the timeout already in force.
+    // Node cannot issue WDIOC_SETTIMEOUT, so the keeper runs with the timeout already in force, and
+    // kicks as firmware/watchdog-keeper.ts schedules it for that timeout.
+    const kickS = Math.min(wd.kickIntervalMs ?? (timeoutS * 1000) / 3, (timeoutS * 1000) / 2) / 1000;
     rows.push({
       area: 'watchdog',
       item: 'timeout',
       status: 'warn',
-      detail: `requested ${requested} s, ${timeoutS} s in force and cannot be changed without the WDIOC_SETTIMEOUT ioctl; the keeper kicks within ${Math.min(timeoutS, requested) / 2} s`,
+      detail: `requested ${requested} s, ${timeoutS} s in force and cannot be changed without the WDIOC_SETTIMEOUT ioctl; the firmware kicks every ${kickS} s`,
     });
   }
   return rows;
