@@ -61,7 +61,7 @@ export const dashboardHtml = `<!doctype html>
 </div>
 <main>
 <table id="targets">
-  <thead><tr><th>Target</th><th>Labels</th><th>State</th><th>Reason</th><th class="num">Connect</th><th class="num">For</th><th>Last hour</th></tr></thead>
+  <thead><tr><th>Target</th><th>Labels</th><th>State</th><th>Reason</th><th class="num">Connect</th><th class="num">For</th><th id="timeline-head">Timeline</th></tr></thead>
   <tbody></tbody>
 </table>
 <div id="empty" hidden>No target matches the filter.</div>
@@ -73,6 +73,7 @@ export const dashboardHtml = `<!doctype html>
   var rows = new Map();
   var timelines = new Map();
   var timelineMs = 3600000;
+  var watchedSince = 0;
   var skew = 0;
   var tbody = document.querySelector("#targets tbody");
   var filterInput = document.getElementById("filter");
@@ -169,9 +170,15 @@ export const dashboardHtml = `<!doctype html>
     row.since.textContent = age(t.since);
     renderTimeline(row);
   }
+  function timelineHead() {
+    var span = Math.min(timelineMs, Math.max(10000, now() - watchedSince));
+    document.getElementById("timeline-head").textContent = "Last " + (span >= 3600000 ? Math.round(span / 3600000) + " h" : span >= 60000 ? Math.round(span / 60000) + " min" : Math.round(span / 1000) + " s");
+  }
   function renderTimeline(row) {
     var list = timelines.get(row.data.name) || [];
-    var end = now(), start = end - timelineMs;
+    // A monitor younger than the window draws the time it has watched (or has a history for), not an
+    // hour of grey.
+    var end = now(), span = Math.min(timelineMs, Math.max(10000, end - watchedSince)), start = end - span;
     row.bar.textContent = "";
     var segments = [];
     var state = list.length ? list[0].from : row.data.state, from = start;
@@ -184,8 +191,8 @@ export const dashboardHtml = `<!doctype html>
     segments.forEach(function (s) {
       if (s[1] <= s[0]) return;
       var i = el("i", "s-" + s[2]);
-      i.style.left = ((s[0] - start) / timelineMs * 100) + "%";
-      i.style.width = Math.max(0.4, (s[1] - s[0]) / timelineMs * 100) + "%";
+      i.style.left = ((s[0] - start) / span * 100) + "%";
+      i.style.width = Math.max(0.4, (s[1] - s[0]) / span * 100) + "%";
       i.title = s[2] + " from " + new Date(s[0]).toLocaleTimeString();
       row.bar.appendChild(i);
     });
@@ -233,10 +240,11 @@ export const dashboardHtml = `<!doctype html>
     var s = JSON.parse(e.data);
     skew = s.now - Date.now();
     timelineMs = s.timelineMs;
+    watchedSince = s.transitions.length ? Math.min(s.startedAt, s.transitions[0].at) : s.startedAt;
     rows.clear(); timelines.clear(); tbody.textContent = "";
     addTransitions(s.transitions);
     s.targets.forEach(upsert);
-    counts(); applyFilter();
+    counts(); applyFilter(); timelineHead();
     feed.className = "live"; feed.textContent = "live";
     document.body.dataset.ready = "1";
   });
@@ -249,7 +257,7 @@ export const dashboardHtml = `<!doctype html>
   });
   source.addEventListener("error", function () { feed.className = ""; feed.textContent = "reconnecting"; });
   setInterval(function () { rows.forEach(function (row) { row.since.textContent = age(row.data.since); }); }, 1000);
-  setInterval(function () { rows.forEach(renderTimeline); }, 15000);
+  setInterval(function () { timelineHead(); rows.forEach(renderTimeline); }, 5000);
 })();
 </script>
 </body>

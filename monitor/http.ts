@@ -66,11 +66,6 @@ export function startMonitorHttp(options: MonitorHttpOptions): Promise<MonitorHt
 
   const flush = (): void => {
     flushTimer = undefined;
-    if (clients.size === 0) {
-      changed.clear();
-      transitions = [];
-      return;
-    }
     const targets = [...changed].flatMap((name) => {
       const t = monitor.target(name);
       return t ? [wire(t)] : [];
@@ -81,13 +76,16 @@ export function startMonitorHttp(options: MonitorHttpOptions): Promise<MonitorHt
     for (const res of clients) res.write(frame);
   };
   const schedule = (): void => {
-    if (clients.size > 0) flushTimer ??= setTimeout(flush, batchMs);
+    flushTimer ??= setTimeout(flush, batchMs);
   };
+  // With no dashboard open nothing is collected: a page that opens later gets it all in its snapshot.
   const offResult = monitor.onResult((target) => {
+    if (clients.size === 0) return;
     changed.add(target.name);
     schedule();
   });
   const offTransition = monitor.onTransition((transition) => {
+    if (clients.size === 0) return;
     transitions.push(transition);
     changed.add(transition.target);
     schedule();
@@ -99,7 +97,7 @@ export function startMonitorHttp(options: MonitorHttpOptions): Promise<MonitorHt
   const events = (req: IncomingMessage, res: ServerResponse): void => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     const now = Date.now();
-    const snapshot = { now, timelineMs, targets: monitor.snapshot().map(wire), transitions: monitor.history.since(now - timelineMs) };
+    const snapshot = { now, timelineMs, startedAt: monitor.startedAt, targets: monitor.snapshot().map(wire), transitions: monitor.history.since(now - timelineMs) };
     res.write(`retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
     clients.add(res);
     req.once('close', () => clients.delete(res));

@@ -84,6 +84,8 @@ export class Monitor {
   readonly history: History;
   readonly metrics: MonitorMetrics;
   readonly alerter: Alerter;
+  /** Wall-clock time the monitor started, ms since the epoch. */
+  readonly startedAt = Date.now();
   private readonly runners = new Map<string, Runner>();
   private readonly abort = new AbortController();
   private readonly loops: Array<Promise<void>> = [];
