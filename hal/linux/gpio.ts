@@ -4,7 +4,7 @@
  * when a Linux board actually asks for a line.
  */
 import type { Clock } from '../clock.js';
-import { HalBusBusyError, HalClosedError, type HalError, HalInvalidArgumentError, HalPermissionError, halErrorFromErrno } from '../errors.js';
+import { HalBusBusyError, HalClosedError, type HalError, HalInvalidArgumentError, HalPermissionError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
 import {
   type GpioController,
   type GpioDirection,
@@ -114,10 +114,14 @@ class LinuxGpioLine implements GpioLine {
       // bounce; comparing with the last reported value turns that back into "no change".
       try {
         this.last = this.gpio.readSync();
+        this.gpio.watch(this.onInterrupt);
       } catch (err) {
+        // onoff's epoll throws a bare Error without an errno when the value file cannot be polled.
+        if (errnoOf(err) === undefined) {
+          throw new HalUnsupportedError(`watch on ${this.target}: the line's value file cannot be polled for edges`, { target: this.target, cause: err });
+        }
         throw gpioError(err, 'watch', this.target);
       }
-      this.gpio.watch(this.onInterrupt);
     }
     this.watchers.add(watcher);
     return () => {

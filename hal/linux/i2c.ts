@@ -9,6 +9,7 @@ import { access } from 'node:fs/promises';
 import type { Clock } from '../clock.js';
 import { withDeadline } from '../deadline.js';
 import {
+  HalBusBusyError,
   HalClosedError,
   type HalError,
   HalInvalidArgumentError,
@@ -135,6 +136,7 @@ export class LinuxI2cBus implements I2cBus {
       return await op(handle);
     } catch (err) {
       const mapped = halErrorFromErrno(err, what, target);
+      if (mapped instanceof HalBusBusyError) return this.recover(target, what, op, mapped, skipped);
       if (!(mapped instanceof HalNackError)) throw mapped;
       await this.clock.sleep(this.nackRetryDelayMs);
       if (skipped()) throw mapped;
@@ -143,6 +145,37 @@ export class LinuxI2cBus implements I2cBus {
       } catch (retryErr) {
         throw halErrorFromErrno(retryErr, `${what} (retried after NACK)`, target);
       }
+    }
+  }
+
+  /**
+   * Stuck-bus recovery, attempted once before the transfer fails: close the adapter's file and open
+   * it again (only when this bus opens its own handle), which lets adapter drivers that implement
+   * bus recovery (i2c_recover_bus: nine SCL pulses and a STOP) run it on the next transfer, and
+   * clears a handle left in a bad state. A bus still busy after that fails with ERR_HAL_BUS_BUSY, and
+   * the component using it is marked failed.
+   */
+  private async recover<T>(
+    target: string,
+    what: string,
+    op: (h: I2cBusHandle) => Promise<T>,
+    busy: HalBusBusyError,
+    skipped: () => HalError | undefined,
+  ): Promise<T> {
+    if (!this.openHandle || skipped()) throw busy;
+    const stale = this.handle;
+    this.handle = undefined;
+    await (await stale?.catch(() => undefined))?.close().catch(() => undefined);
+    let handle: I2cBusHandle;
+    try {
+      handle = await this.getHandle();
+    } catch (err) {
+      throw halErrorFromErrno(err, `reopen ${this.id} to recover a stuck bus`, target);
+    }
+    try {
+      return await op(handle);
+    } catch (err) {
+      throw halErrorFromErrno(err, `${what} (after reopening ${this.id} to recover a stuck bus)`, target);
     }
   }
 

@@ -37,7 +37,10 @@ class FakeGpio implements OnoffGpio {
     this.written.push(value);
     return new Promise((resolve) => setImmediate(resolve));
   }
+  /** What onoff's epoll throws for a value file it cannot poll: a bare Error, no errno. */
+  static pollFails = false;
   watch(callback: (err: Error | null | undefined, value: GpioValue) => void): void {
+    if (FakeGpio.pollFails) throw new Error('Operation not permitted');
     this.callbacks.push(callback);
   }
   unwatchAll(): void {
@@ -103,6 +106,19 @@ describe('LinuxGpioController over onoff', () => {
       [530, 'low', undefined],
       [531, 'low', undefined],
     ]);
+    await gpio.close();
+  });
+
+  it('names a line whose value file cannot be polled as unsupported for edges', async () => {
+    const root = await makeGpioTree(temp.dir, pi4Chips);
+    const gpio = new LinuxGpioController({ clock, root, load: fakeOnoff });
+    const line = await gpio.open({ chip: 'pinctrl-bcm2711', line: 'GPIO24', direction: 'in' });
+    FakeGpio.pollFails = true;
+    try {
+      expect(() => line.watch(() => undefined)).toThrow(expect.objectContaining({ code: 'ERR_HAL_UNSUPPORTED', message: expect.stringContaining('cannot be polled') }));
+    } finally {
+      FakeGpio.pollFails = false;
+    }
     await gpio.close();
   });
 

@@ -260,6 +260,31 @@ describe('LinuxI2cBus at the i2c-bus boundary', () => {
   });
 });
 
+describe('stuck-bus recovery', () => {
+  it('reopens the adapter once on a busy bus and retries; still busy fails busy, naming the attempt', async () => {
+    const handles = [new FakeHandle(), new FakeHandle(), new FakeHandle()];
+    handles[0]!.failures = ['EAGAIN'];
+    handles[1]!.reply.byte = 9;
+    handles[2]!.failures = ['EBUSY'];
+    let opened = 0;
+    const own = new LinuxI2cBus('i2c-5', async () => handles[opened++]!, { clock });
+    expect(await own.readByte(0x48, 0)).toBe(9);
+    expect([opened, handles[0]!.closed]).toEqual([2, 1]);
+
+    handles[1]!.failures = ['EAGAIN'];
+    const err = await rejection(own.readByte(0x48, 0));
+    expect(err.code).toBe('ERR_HAL_BUS_BUSY');
+    expect(err.message).toContain('after reopening i2c-5 to recover a stuck bus');
+    expect(opened).toBe(3);
+  });
+
+  it('does not reopen a handle it was given', async () => {
+    handle.failures = ['EAGAIN'];
+    expect((await rejection(bus.readByte(0x48, 0))).code).toBe('ERR_HAL_BUS_BUSY');
+    expect(handle.closed).toBe(0);
+  });
+});
+
 describe('openLinuxI2cBus', () => {
   let temp: Awaited<ReturnType<typeof makeTempDir>>;
   beforeEach(async () => {
