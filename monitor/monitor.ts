@@ -10,6 +10,7 @@
  * `recheckMs` pushes faults this way), TCP keepalive notices a dead peer or a cut cable; reconnect
  * with a doubling backoff with jitter, capped at `intervalMs`.
  */
+import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type AlertEvent, Alerter, type AlertSink, CommandSink, WebhookSink } from './alerts.js';
@@ -99,6 +100,8 @@ export class Monitor {
     const { config } = options;
     this.log = options.logger.child({ subsystem: 'monitor' });
     this.random = options.random ?? Math.random;
+    // Every target's loop waits on this one signal, a thousand at a time in a large fleet.
+    setMaxListeners(0, this.abort.signal);
     this.history = History.open(config.db ?? ':memory:', { retentionDays: config.retentionDays });
     const restored = this.history.lastStates();
     for (const target of config.targets) {
