@@ -57,6 +57,8 @@ export class EthernetDriver implements Driver<EthernetReading> {
     const now = this.clock.now();
     const previous = this.previous;
     this.previous = { at: now, counters: { ...status.counters } };
+    // A link LED on a GPIO output is the driver's to drive: it shows the carrier each read found.
+    if (this.led?.spec.direction === 'out') await this.led.write(status.carrier ? 1 : 0);
     const rate = (name: NetCounterName): number => {
       if (!previous || now <= previous.at) return 0;
       const delta = status.counters[name] - previous.counters[name];

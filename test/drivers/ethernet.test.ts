@@ -66,6 +66,23 @@ describe('EthernetDriver', () => {
     expect((await driver.selfTest()).ok).toBe(true);
   });
 
+  it('drives a link LED on a GPIO output from the carrier it reads', async () => {
+    const clock = new VirtualClock(0);
+    const faults = new FaultRegistry(clock);
+    const nic = new SimNic(clock, faults);
+    nic.addInterface('eth0', { faultTarget: 'uplink' });
+    const gpio = new SimGpio(clock, faults);
+    gpio.define('link-led', { chip: 'sim-gpio', line: 'GPIO27' });
+    const led = await gpio.open({ chip: 'sim-gpio', line: 'GPIO27', direction: 'out' });
+    const driver = new EthernetDriver(await nic.open('eth0'), clock, led);
+    await driver.read();
+    expect(gpio.level('link-led')).toBe(1);
+    faults.inject({ target: 'uplink', kind: 'carrier-down' });
+    await driver.read();
+    expect(gpio.level('link-led')).toBe(0);
+    expect((await driver.selfTest()).ok).toBe(true);
+  });
+
   it('fails on its deadline when the status read hangs', async () => {
     const clock = new VirtualClock(0);
     const hung: NetInterface = { name: 'eth0', status: () => new Promise(() => undefined) };
