@@ -55,14 +55,14 @@ export function renderTable(targets: readonly TargetSnapshot[], options: { now: 
   return [
     `handcheck monitor  ${targets.length} targets  ${counts.up} up  ${counts.down} down  ${counts.unknown} unknown  ${new Date(options.now).toISOString()}`,
     ...lines,
-    ...(more > 0 ? [`... ${more} more (all up or unknown; see the dashboard or /api/targets)`] : []),
+    ...(more > 0 ? [`... ${more} more, the ones down listed first (all of them: the dashboard or /api/targets)`] : []),
   ];
 }
 
 /** Redraws the table in place on a terminal every `everyMs`. */
 export function liveTable(monitor: Monitor, out: NodeJS.WriteStream, everyMs = 500): () => void {
   const draw = (): void => {
-    const lines = renderTable(monitor.snapshot(), { now: Date.now(), maxRows: (out.rows ?? 40) - 3, colour: true, width: out.columns ?? 160 });
+    const lines = renderTable(monitor.snapshot(), { now: Date.now(), maxRows: (out.rows || 40) - 3, colour: true, width: out.columns || 160 });
     out.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join('\n')}\n\x1b[J`);
   };
   out.write('\x1b[?25l\x1b[2J');
