@@ -8,11 +8,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
-import { Appliance } from '../firmware/appliance.js';
-import type { BoardConfig } from '../hal/board-config.js';
-import { parseBoards, selectBoard } from '../hal/boards.js';
-import { resolveConfig } from '../monitor/config.js';
-import { Monitor } from '../monitor/monitor.js';
+import { Appliance } from '../dist/firmware/appliance.js';
+import type { BoardConfig } from '../dist/hal/board-config.js';
+import { parseBoards, selectBoard } from '../dist/hal/boards.js';
+import { resolveConfig } from '../dist/monitor/config.js';
+import { Monitor } from '../dist/monitor/monitor.js';
 
 type Report = (what: string, value: string, target: string, met: boolean | undefined) => void;
 

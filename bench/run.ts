@@ -18,6 +18,7 @@ import { SimBoard } from '../dist/sim/board.js';
 import { VirtualClock } from '../dist/sim/clock.js';
 import { parseScenario, playScenario } from '../dist/sim/scenario.js';
 import { beforeModeBench } from './before.js';
+import { monitorBench } from './monitor.js';
 
 const run = promisify(execFile);
 const boards = parseBoards(readFileSync(new URL('../boards.json', import.meta.url), 'utf8'), 'boards.json');
@@ -169,7 +170,8 @@ function clientHold(port: number): Promise<Socket> {
 
 /** Resident memory of the firmware process on the sim board, idle and after 5,000 connects. */
 async function residentMemory(): Promise<void> {
-  const child = spawn(process.execPath, [new URL('../dist/firmware/cli.js', import.meta.url).pathname, 'run', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0', '--log-level', 'warn'], {
+  // The V8 flags the package's start script, bin and systemd unit run the firmware with.
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', '--optimize-for-size', new URL('../dist/firmware/cli.js', import.meta.url).pathname, 'run', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0', '--log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -198,6 +200,7 @@ const benches: Record<string, () => Promise<void>> = {
   acceptRate,
   residentMemory,
   beforeMode: () => beforeModeBench(report),
+  monitor: () => monitorBench(report),
 };
 const only = process.argv.slice(2);
 for (const [name, bench] of Object.entries(benches)) {

@@ -1,7 +1,11 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1 --optimize-for-size
 /**
  * `handcheck`: run the firmware, diagnose once, inject faults into a running sim firmware, probe a
  * port as a client would, list and validate board entries.
+ *
+ * The V8 flags on the first line (also in `npm start` and the systemd unit) keep the young generation
+ * small and the heap from growing for speed, which holds the firmware near 70 MB resident instead of
+ * 100 MB after a burst of connections (BENCHMARKS.md).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -10,13 +14,10 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { type BoardsFile, loadBoards, selectBoard } from '../hal/boards.js';
 import { HandcheckError } from '../hal/errors.js';
-import { monitorCommand, monitorUsage } from '../monitor/cli.js';
 import { type ProbeResult, probe } from '../monitor/probe.js';
 import { Appliance } from './appliance.js';
 import { openBoard } from './board-select.js';
-import { checkCommand, printSelfCheck } from './check-command.js';
 import { DeviceStateManager } from './device-state.js';
-import { flashCommand } from './flash.js';
 import { parseHostPort } from './firmware.js';
 
 /** The package root holds package.json; found by walking up so it works from dist/ and from sources. */
@@ -52,7 +53,13 @@ commands:
             fault clear [ID]      (--control HOST:PORT, --control-token TOKEN)
   probe   HOST:PORT  connect as a client would and report up/refused/reset/closed/timeout/unreachable
             --grace MS (default 300)  --timeout MS (default 2000)
-${monitorUsage}  boards  list the board entries of a boards file, validating it (--boards FILE)
+  monitor [NAME=]HOST:PORT ...  watch appliances through TCP connects alone (docs/monitor.md)
+            --config FILE  --select LABEL=VALUE (repeatable: this monitor's shard of the file)
+            --mode probe|hold  --interval MS  --grace MS  --timeout MS  --rise N  --fall N  --keepalive MS
+            --label K=V (repeatable, for command-line targets)  --http HOST:PORT  --db FILE  --retention DAYS
+            --alert-command CMD  --webhook URL  --alert-retries N  --json  --results  --log-level LEVEL
+  monitor history NAME  print the recorded transitions of a target (--db FILE  --limit N  --json)
+  boards  list the board entries of a boards file, validating it (--boards FILE)
   check   the start-up self-check of a linux board entry as a table (sysfs GPIO, groups, I2C
           identities, watchdog timeout, serial ports, network interfaces); exit 1 if any failed
             --board ID  --boards FILE
@@ -95,7 +102,10 @@ async function run(argv: string[]): Promise<number> {
   });
   const logger = pino({ level: values['log-level'], base: { board: values.board } });
   const { config } = await board(values.boards, values.board);
-  if (config.backend === 'linux' && !values.sim) await printSelfCheck(config, (text) => process.stderr.write(text));
+  if (config.backend === 'linux' && !values.sim) {
+    const { printSelfCheck } = await import('./check-command.js');
+    await printSelfCheck(config, (text) => process.stderr.write(text));
+  }
   const simSpeed = Number(values['sim-speed']);
   if (!(simSpeed > 0)) throw new UsageError(`--sim-speed must be a positive number, got "${values['sim-speed']}"`);
   const appliance = await Appliance.start({
@@ -274,10 +284,12 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   diag,
   fault,
   probe: probeCommand,
-  monitor: monitorCommand,
+  // Commands that pull in heavy modules (SQLite, the build toolchain) load them only when run, so
+  // the firmware process stays small.
+  monitor: async (argv) => (await import('../monitor/cli.js')).monitorCommand(argv),
   boards: boardsCommand,
-  check: (argv) => checkCommand(argv, { boardsFile: defaultBoardsFile, board: defaultBoard }),
-  flash: (argv) => flashCommand(argv, { boardsFile: defaultBoardsFile, packageRoot }),
+  check: async (argv) => (await import('./check-command.js')).checkCommand(argv, { boardsFile: defaultBoardsFile, board: defaultBoard }),
+  flash: async (argv) => (await import('./flash.js')).flashCommand(argv, { boardsFile: defaultBoardsFile, packageRoot }),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -12,14 +12,6 @@ import { type MonitorHttpServer, startMonitorHttp } from './http.js';
 import { Monitor } from './monitor.js';
 import { jsonLines, liveTable } from './terminal.js';
 
-export const monitorUsage = `  monitor [NAME=]HOST:PORT ...  watch appliances through TCP connects alone (docs/monitor.md)
-            --config FILE  --select LABEL=VALUE (repeatable: this monitor's shard of the file)
-            --mode probe|hold  --interval MS  --grace MS  --timeout MS  --rise N  --fall N  --keepalive MS
-            --label K=V (repeatable, for command-line targets)  --http HOST:PORT  --db FILE  --retention DAYS
-            --alert-command CMD  --webhook URL  --alert-retries N  --json  --results  --log-level LEVEL
-  monitor history NAME  print the recorded transitions of a target (--db FILE  --limit N  --json)
-`;
-
 class MonitorUsageError extends HandcheckError {
   constructor(message: string) {
     super('ERR_USAGE', message);
