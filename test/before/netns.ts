@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe } from 'vitest';
+import { describeWhen, notRoot } from '../helpers/requirements.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SERVER = fileURLToPath(new URL('./fixture-server.ts', import.meta.url));
@@ -21,27 +21,15 @@ const ADDON = join(ROOT, 'native', 'build', 'Release', 'handcheck_nfqueue.node')
 
 /** Why these suites cannot run here, or undefined when they can. */
 export function whyNotRunnable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'before-mode suites need root (network namespaces, iptables, NFQUEUE)';
+  const root = notRoot('before-mode suites (network namespaces, iptables, NFQUEUE)');
+  if (root) return root;
   if (!existsSync(ADDON)) return `before-mode suites need the NFQUEUE addon built at ${ADDON} ("npm run build:native")`;
   return undefined;
 }
 
-/**
- * A describe that runs as root with the addon built; otherwise skipped with the reason, or failing
- * with it when HANDCHECK_REQUIRE_ROOT=1 (CI), so a missing build step cannot pass for green.
- */
+/** A describe that runs as root with the addon built (see test/helpers/requirements.ts). */
 export function describeAsRoot(name: string, body: () => void): void {
-  const why = whyNotRunnable();
-  if (why === undefined) {
-    describe(name, body);
-  } else if (process.env.HANDCHECK_REQUIRE_ROOT === '1') {
-    describe(name, () => {
-      throw new Error(`${why}, and HANDCHECK_REQUIRE_ROOT=1`);
-    });
-  } else {
-    process.stderr.write(`skipping "${name}": ${why} (set HANDCHECK_REQUIRE_ROOT=1 to fail instead)\n`);
-    describe.skip(name, body);
-  }
+  describeWhen(whyNotRunnable(), name, body);
 }
 
 export function run(command: string, args: string[], input?: string): Promise<string> {

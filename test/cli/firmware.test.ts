@@ -5,17 +5,10 @@
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../helpers/requirements.js';
 import { type Firmware, handcheck, program, startFirmware } from './harness.js';
 
-const required = process.env.HANDCHECK_REQUIRE_ROOT === '1';
 const python = '/usr/bin/python3';
-
-function needs(tool: string, present: boolean): boolean {
-  if (present) return true;
-  if (required) throw new Error(`HANDCHECK_REQUIRE_ROOT=1 but ${tool} is missing: .ci/run must install it`);
-  console.warn(`skipping: ${tool} is not installed (apt-get install ${tool === 'pymodbus' ? 'python3-pymodbus' : tool})`);
-  return false;
-}
 
 describe('handcheck run on the sim board', () => {
   let fw: Firmware;
@@ -68,8 +61,8 @@ describe('handcheck run on the sim board', () => {
     expect((await fetch(`http://${fw.control}/nope`)).status).toBe(404);
   });
 
-  it('mbpoll reads the register map: component states, then sensor values in thousandths', async ({ skip }) => {
-    if (!needs('mbpoll', existsSync('/usr/bin/mbpoll'))) return skip();
+  it('mbpoll reads the register map: component states, then sensor values in thousandths', async (ctx) => {
+    requireOrSkip(ctx, existsSync('/usr/bin/mbpoll') ? null : 'mbpoll is not installed (apt-get install mbpoll)');
     const status = (await (await fetch(`http://${fw.control}/status`)).json()) as { components: Array<{ id: string; reading?: Record<string, number> }> };
     const states = await program('mbpoll', ['-m', 'tcp', '-a', '1', '-r', '1', '-c', '8', '-t', '3', '-1', '-p', String(fw.port), '127.0.0.1']);
     expect(states.code).toBe(0);
@@ -83,9 +76,9 @@ describe('handcheck run on the sim board', () => {
     expect(sim.sim.gpio.relay).toBe(1);
   });
 
-  it('python3-pymodbus reads device identification, discrete inputs and the asset tag it wrote', async ({ skip }) => {
-    const probe = await program(python, ['-c', 'import pymodbus']);
-    if (!needs('pymodbus', probe.code === 0)) return skip();
+  it('python3-pymodbus reads device identification, discrete inputs and the asset tag it wrote', async (ctx) => {
+    const probe = await program(python, ['-c', 'import pymodbus.client']);
+    requireOrSkip(ctx, probe.code === 0 ? null : 'pymodbus is not importable (apt-get install python3-pymodbus python3-serial-asyncio)');
     const script = `
 import json, sys
 from pymodbus.client import ModbusTcpClient

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { describe } from 'vitest';
+import { describeWhen, notRoot } from '../helpers/requirements.js';
 
 function onPath(tool: string): boolean {
   if (tool.startsWith('/')) return existsSync(tool);
@@ -14,22 +14,13 @@ function onPath(tool: string): boolean {
 
 /** Why the suite cannot run here, or undefined when it can. */
 export function whyNotRunnable(purpose: string, tools: readonly string[]): string | undefined {
-  if (process.getuid?.() !== 0) return `${purpose} needs root`;
+  const root = notRoot(purpose);
+  if (root) return root;
   const missing = tools.filter((tool) => !onPath(tool));
   if (missing.length > 0) return `${purpose} needs ${missing.join(', ')}, not installed`;
   return undefined;
 }
 
 export function describeAsRoot(name: string, purpose: string, tools: readonly string[], body: () => void): void {
-  const why = whyNotRunnable(purpose, tools);
-  if (why === undefined) {
-    describe(name, body);
-  } else if (process.env.HANDCHECK_REQUIRE_ROOT === '1') {
-    describe(name, () => {
-      throw new Error(`${why}, and HANDCHECK_REQUIRE_ROOT=1`);
-    });
-  } else {
-    process.stderr.write(`skipping "${name}": ${why} (set HANDCHECK_REQUIRE_ROOT=1 to fail instead)\n`);
-    describe.skip(name, body);
-  }
+  describeWhen(whyNotRunnable(purpose, tools), name, body);
 }

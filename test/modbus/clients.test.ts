@@ -8,12 +8,12 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { required, requireOrSkip } from '../helpers/requirements.js';
 import type { TableDataModel } from '../../firmware/modbus/data-model.js';
 import { specModel, startServer, type TestServer } from './helpers.js';
 
 const run = promisify(execFile);
-const required = process.env.HANDCHECK_REQUIRE_ROOT === '1';
 
 function works(command: string, args: string[]): boolean {
   return spawnSync(command, args, { encoding: 'utf8', timeout: 20_000 }).status === 0;
@@ -29,12 +29,6 @@ for (const missing of [mbpollMissing, pymodbusMissing]) {
   if (missing && !required) console.warn(`test/modbus/clients.test.ts: skipping the tests that need it: ${missing}`);
 }
 
-/** Skips the test when the client is missing, or fails it when CI requires every client. */
-function needs(ctx: TestContext, missing: string | null): void {
-  if (!missing) return;
-  if (required) expect.fail(`HANDCHECK_REQUIRE_ROOT=1 but ${missing}`);
-  ctx.skip(missing);
-}
 
 let server: TestServer | undefined;
 let model: TableDataModel;
@@ -80,7 +74,7 @@ function range(start: number, count: number): number[] {
 
 describe('mbpoll (libmodbus)', () => {
   it('reads holding registers 108-110 (-t 4) and with PDU addressing (-0)', async (ctx) => {
-    needs(ctx, mbpollMissing);
+    requireOrSkip(ctx, mbpollMissing);
     const read = await mbpoll(['-a', '1', '-r', '108', '-c', '3', '-t', '4', '-1', '127.0.0.1']);
     expect(read.code, read.output).toBe(0);
     expect([...read.values]).toEqual([
@@ -93,7 +87,7 @@ describe('mbpoll (libmodbus)', () => {
   });
 
   it('reads coils (-t 0), discrete inputs (-t 1) and input registers (-t 3) as the tables hold them', async (ctx) => {
-    needs(ctx, mbpollMissing);
+    requireOrSkip(ctx, mbpollMissing);
     const coils = await mbpoll(['-a', '1', '-r', '20', '-c', '19', '-t', '0', '-1', '127.0.0.1']);
     expect(coils.code, coils.output).toBe(0);
     expect(range(20, 19).map((ref) => coils.values.get(ref))).toEqual(model.coils.slice(19, 38).map(Number));
@@ -107,7 +101,7 @@ describe('mbpoll (libmodbus)', () => {
   });
 
   it('writes single and multiple registers and coils into the model', async (ctx) => {
-    needs(ctx, mbpollMissing);
+    requireOrSkip(ctx, mbpollMissing);
     const registers = await mbpoll(['-a', '1', '-r', '2', '-t', '4', '127.0.0.1', '77', '88']);
     expect(registers.code, registers.output).toBe(0);
     expect(model.holdingRegisters.slice(1, 3)).toEqual([77, 88]);
@@ -121,7 +115,7 @@ describe('mbpoll (libmodbus)', () => {
   });
 
   it('reports exception 2 past the table and 0x0B for a unit id the device does not serve, and answers unit 255', async (ctx) => {
-    needs(ctx, mbpollMissing);
+    requireOrSkip(ctx, mbpollMissing);
     const past = await mbpoll(['-a', '1', '-r', '300', '-c', '2', '-t', '4', '-1', '127.0.0.1']);
     expect(past.code).not.toBe(0);
     expect(past.output).toContain('Illegal data address');
@@ -167,7 +161,7 @@ interface PymodbusSeen {
 
 describe('pymodbus', () => {
   it('reads and writes with every function code, and reads the device identification', async (ctx) => {
-    needs(ctx, pymodbusMissing);
+    requireOrSkip(ctx, pymodbusMissing);
     const script = fileURLToPath(new URL('./pymodbus_client.py', import.meta.url));
     const { stdout } = await run(python ?? 'python3', [script, String(server?.port)], { timeout: 60_000 });
     const seen = JSON.parse(stdout) as PymodbusSeen;

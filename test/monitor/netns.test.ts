@@ -7,9 +7,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Monitor } from '../../monitor/monitor.js';
 import { cli } from '../cli/harness.js';
+import { describeWhen, notRoot, requireOrSkip } from '../helpers/requirements.js';
 import { nextTransition, reach, startMonitor } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -53,15 +54,10 @@ function spawnInNs(args: string[], ready: RegExp): Promise<{ child: ChildProcess
   });
 }
 
-const why = process.getuid?.() !== 0 ? 'the namespace suite needs root (ip netns, veth, iptables)' : undefined;
-const describeAsRoot = why === undefined ? describe : process.env.HANDCHECK_REQUIRE_ROOT === '1' ? describe : describe.skip;
-if (why !== undefined) process.stderr.write(`${process.env.HANDCHECK_REQUIRE_ROOT === '1' ? 'failing' : 'skipping'} the monitor namespace suite: ${why}${process.env.HANDCHECK_REQUIRE_ROOT === '1' ? ' and HANDCHECK_REQUIRE_ROOT=1' : ' (set HANDCHECK_REQUIRE_ROOT=1 to fail instead)'}\n`);
-
-describeAsRoot('the monitor across a veth link into a namespace', () => {
+describeWhen(notRoot('the namespace suite (ip netns, veth, iptables)'), 'the monitor across a veth link into a namespace', () => {
   const children: ChildProcess[] = [];
   let monitor: Monitor | undefined;
   beforeAll(async () => {
-    if (why !== undefined) throw new Error(`${why}, and HANDCHECK_REQUIRE_ROOT=1`);
     await run('ip', ['netns', 'add', NS]);
     await inNs('ip', ['link', 'set', 'lo', 'up']);
     await run('ip', ['link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF, 'netns', NS]);
@@ -118,11 +114,9 @@ describeAsRoot('the monitor across a veth link into a namespace', () => {
   }, 30_000);
 
   const beforeMissing = existsSync(ADDON) ? undefined : `the NFQUEUE addon is not built at ${ADDON} ("npm run build:native")`;
-  const itBefore = beforeMissing === undefined || process.env.HANDCHECK_REQUIRE_ROOT === '1' ? it : it.skip;
-  if (beforeMissing !== undefined) process.stderr.write(`monitor namespace suite: before-mode test: ${beforeMissing}\n`);
 
-  itBefore('the firmware in before mode: a fault -> refused (RST without a SYN/ACK), cleared -> up', async () => {
-    if (beforeMissing !== undefined) throw new Error(beforeMissing);
+  it('the firmware in before mode: a fault -> refused (RST without a SYN/ACK), cleared -> up', async (ctx) => {
+    requireOrSkip(ctx, beforeMissing);
     // Off loopback, the control endpoint insists on a token.
     const token = `t${process.pid}`;
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
