@@ -111,7 +111,7 @@ describe('handcheck flash --to DIR', () => {
     expect(existsSync(join(dir, 'dist', 'boards.schema.json'))).toBe(true);
 
     const unit = await readFile(join(dir, 'deploy', 'handcheck.service'), 'utf8');
-    expect(unit).toContain('ExecStart=@NODE@ @DIR@/dist/firmware/cli.js run --board rpi4 --boards @DIR@/boards.json');
+    expect(unit).toContain('ExecStart=@NODE@ --max-semi-space-size=1 --optimize-for-size @DIR@/dist/firmware/cli.js run --board rpi4 --boards @DIR@/boards.json');
     expect(unit).toMatch(/^Restart=always$/m);
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_ADMIN$/m);
     expect(unit).toMatch(/^SupplementaryGroups=gpio i2c dialout$/m);
@@ -128,7 +128,7 @@ describe('handcheck flash --to DIR', () => {
     expect(installed.code).toBe(0);
     const placed = await readFile(join(destdir, 'etc', 'systemd', 'system', 'handcheck.service'), 'utf8');
     const node = (await run('sh', ['-c', 'command -v node'])).stdout.trim();
-    expect(placed).toContain(`ExecStart=${node} ${dir}/dist/firmware/cli.js run --board rpi4 --boards ${dir}/boards.json`);
+    expect(placed).toContain(`ExecStart=${node} --max-semi-space-size=1 --optimize-for-size ${dir}/dist/firmware/cli.js run --board rpi4 --boards ${dir}/boards.json`);
     expect(placed).toContain(`WorkingDirectory=${dir}\n`);
     expect(await readFile(join(destdir, 'etc', 'udev', 'rules.d', '99-handcheck.rules'), 'utf8')).toBe(rules);
 
@@ -245,7 +245,7 @@ describeAsRoot('handcheck flash over ssh', 'an sshd in a network namespace', ['i
     // The restart ran on the board side of the link, in the new tree, after the install.
     expect(await readFile(trace, 'utf8')).toMatch(new RegExp(`^restart in ${dir} from ${CLIENT_V4.replaceAll('.', '\\.')} \\d+ 22\\n$`));
     const unit = await readFile(join(destdir, 'etc', 'systemd', 'system', 'handcheck.service'), 'utf8');
-    expect(unit).toContain(`ExecStart=/usr/bin/node ${dir}/dist/firmware/cli.js run --board rpi4`);
+    expect(unit).toContain(`ExecStart=/usr/bin/node --max-semi-space-size=1 --optimize-for-size ${dir}/dist/firmware/cli.js run --board rpi4`);
   });
 
   it('fails with ERR_FLASH_REMOTE and the board\'s own words when a command there fails', { timeout: 120_000 }, async () => {
