@@ -2,7 +2,7 @@
  * Load generator for the accept-rate benchmark, run as its own process so that client work does not
  * share the server's event loop: connects `total` times to HOST:PORT, `concurrency` at a time, waits
  * for each connection to be established and for the server's verdict window, then closes it.
- * Prints one JSON line: { rate, errors, p50Ms, p99Ms }.
+ * Prints one JSON line: { rate, errors, errorCodes, p50Ms, p99Ms }.
  */
 import { connect } from 'node:net';
 
@@ -27,6 +27,7 @@ function once(): Promise<number> {
 
 const latencies: number[] = [];
 let errors = 0;
+const errorCodes: Record<string, number> = {};
 let next = 0;
 const started = performance.now();
 await Promise.all(
@@ -35,8 +36,10 @@ await Promise.all(
       next++;
       try {
         latencies.push(await once());
-      } catch {
+      } catch (err) {
         errors++;
+        const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
+        errorCodes[code] = (errorCodes[code] ?? 0) + 1;
       }
     }
   }),
@@ -44,4 +47,4 @@ await Promise.all(
 const seconds = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
 const pick = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-process.stdout.write(`${JSON.stringify({ rate: total / seconds, errors, p50Ms: pick(0.5), p99Ms: pick(0.99) })}\n`);
+process.stdout.write(`${JSON.stringify({ rate: total / seconds, errors, errorCodes, p50Ms: pick(0.5), p99Ms: pick(0.99) })}\n`);
