@@ -132,6 +132,7 @@ export class BeforeAdmission implements Admission, SynHandler {
   private readonly accepted = new Memory<Verdict>();
   private agingTimer: NodeJS.Timeout | undefined;
   private subscription: QueueSubscription | undefined;
+  private stopWatching: (() => void) | undefined;
   private rules: SynRules | undefined;
   private closed = false;
   private readonly counters = { syns: 0, retransmits: 0, reused: 0, accepted: 0, reset: 0 };
@@ -201,6 +202,8 @@ export class BeforeAdmission implements Admission, SynHandler {
       this.subscription = undefined;
       throw err;
     }
+    // The addon's clock is the wall clock; the verdict source counts on the gate's.
+    this.stopWatching = this.ctx.verdicts.onReusableChange((remainingMs) => this.subscription?.acceptUntil(remainingMs > 0 ? Date.now() + remainingMs : 0));
     this.agingTimer = setInterval(() => {
       this.answered.age();
       this.accepted.age();
@@ -216,6 +219,8 @@ export class BeforeAdmission implements Admission, SynHandler {
   async stop(): Promise<void> {
     clearInterval(this.agingTimer);
     this.agingTimer = undefined;
+    this.stopWatching?.();
+    this.stopWatching = undefined;
     try {
       await this.rules?.remove();
     } finally {
@@ -227,6 +232,10 @@ export class BeforeAdmission implements Admission, SynHandler {
   onSyn(packet: QueuedPacket, out: QueueVerdicts): void {
     this.out = out;
     this.counters.syns++;
+    if (packet.accepted) {
+      this.acceptedByAddon(packet);
+      return;
+    }
     if (this.closed) {
       this.answer(packet, packet.id, undefined);
       return;
@@ -271,9 +280,24 @@ export class BeforeAdmission implements Admission, SynHandler {
     this.ctx.decide(socket, last !== undefined && !last.ok ? last : synVerdict);
   }
 
+  /**
+   * The addon accepted this SYN on the reusable verdict without asking (claim 5). Remember the verdict
+   * for the socket the handshake makes; if a fault was found since, the last verdict is abnormal and
+   * `admit` resets that socket.
+   */
+  private acceptedByAddon(packet: QueuedPacket): void {
+    const verdict = this.ctx.verdicts.reusable() ?? this.ctx.verdicts.lastVerdict;
+    if (verdict === undefined) return;
+    this.counters.reused++;
+    this.counters.accepted++;
+    this.answered.set(`${packetTuple(packet)}|${packet.seq}`, verdict);
+    this.accepted.set(packetTuple(packet), verdict);
+  }
+
   /** The server has stopped listening: held SYNs get RST now, later ones too until the rules are gone. */
   close(): Socket[] {
     this.closed = true;
+    this.subscription?.acceptUntil(0);
     const held = [...this.held.values()];
     this.held = new Map();
     for (const syn of held) for (const id of syn.ids) this.answer(syn.packet, id, undefined);

@@ -53,6 +53,7 @@ export class VerdictSource {
   private reusableSince = 0;
   private holders = 0;
   private closed = false;
+  private readonly reusableListeners = new Set<(remainingMs: number) => void>();
   private diagnosedCount = 0;
   private timeoutCount = 0;
   private last: Verdict | undefined;
@@ -83,11 +84,35 @@ export class VerdictSource {
   /** A connection admitted on an ok verdict is now held; while any is, that verdict may be reused. */
   hold(): void {
     this.holders++;
+    if (this.holders === 1) this.reusableChanged();
   }
 
   /** A held connection ended. */
   release(): void {
     this.holders--;
+    if (this.holders === 0) this.reusableChanged();
+  }
+
+  /**
+   * Tells `listener` for how many ms (on this source's clock, from now) a new connection may reuse a
+   * verdict, 0 when none may, now and whenever that changes - so that a before-mode queue can accept
+   * SYNs without asking. Expiry by `maxAgeMs` is not announced: the remaining time already says it.
+   */
+  onReusableChange(listener: (remainingMs: number) => void): () => void {
+    this.reusableListeners.add(listener);
+    listener(this.reusableForMs());
+    return () => this.reusableListeners.delete(listener);
+  }
+
+  private reusableForMs(): number {
+    if (this.closed || this.holders === 0 || this.reusableView === undefined) return 0;
+    return Math.max(0, this.reusableSince + this.options.maxAgeMs - this.options.clock.now());
+  }
+
+  private reusableChanged(): void {
+    if (this.reusableListeners.size === 0) return;
+    const remaining = this.reusableForMs();
+    for (const listener of this.reusableListeners) listener(remaining);
   }
 
   /**
@@ -119,6 +144,7 @@ export class VerdictSource {
     if (this.closed) return;
     this.closed = true;
     this.reusableView = undefined;
+    this.reusableChanged();
     this.cancelFlight?.(new GateClosedError(this.options.service, 'self-diagnosis canceled'));
   }
 
@@ -196,6 +222,7 @@ export class VerdictSource {
     } else {
       this.reusableView = undefined;
     }
+    this.reusableChanged();
     this.options.onVerdict(verdict);
   }
 }

@@ -25,10 +25,13 @@ export interface QueuedPacket {
   dport: number;
   /** TCP sequence number: with the addresses and ports it tells a retransmitted SYN from a new one. */
   seq: number;
+  /** Already accepted by the addon, because the port's verdict was reusable (see `acceptUntil`). */
+  accepted: boolean;
 }
 
 interface NativeQueue {
   accept(id: number): boolean;
+  acceptUntil(port: number, epochMs: number): void;
   repeat(id: number, mark: number): boolean;
   close(): void;
 }
@@ -197,6 +200,11 @@ class SharedQueue implements QueueVerdicts {
     this.native.close();
   }
 
+  /** Lets the addon accept `port`'s SYNs itself until `epochMs` (wall clock); 0 stops it. */
+  acceptUntil(port: number, epochMs: number): void {
+    this.native.acceptUntil(port, epochMs);
+  }
+
   accept(id: number): void {
     try {
       this.native.accept(id);
@@ -219,8 +227,9 @@ class SharedQueue implements QueueVerdicts {
       try {
         // Nobody owns it (a stale rule of a closed service, an unreadable packet): let it through, as
         // the kernel would with the firmware gone.
-        if (handler === undefined) this.accept(packet.id);
-        else handler.onSyn(packet, this);
+        if (handler === undefined) {
+          if (!packet.accepted) this.accept(packet.id);
+        } else handler.onSyn(packet, this);
       } catch (err) {
         // Thrown here it would reach the addon's callback and take the process down with every held SYN.
         process.emitWarning(err instanceof Error ? err : new Error(String(err)));
@@ -234,6 +243,11 @@ const queues = new Map<number, SharedQueue>();
 /** A handler's subscription to a shared queue; `close` unsubscribes and closes the queue when it was the last. */
 export interface QueueSubscription {
   readonly queue: number;
+  /**
+   * While a verdict is reusable (claim 5), the addon accepts this port's SYNs without waiting for the
+   * event loop until `epochMs` (wall clock), and reports them marked `accepted`; 0 stops it.
+   */
+  acceptUntil(epochMs: number): void;
   close(): void;
 }
 
@@ -265,9 +279,13 @@ export function subscribeQueue(num: number, families: readonly (4 | 6)[], port: 
   let open = true;
   return {
     queue: num,
+    acceptUntil: (epochMs) => {
+      if (open) shared.acceptUntil(port, epochMs);
+    },
     close: () => {
       if (!open) return;
       open = false;
+      shared.acceptUntil(port, 0);
       shared.remove(handler);
       if (shared.empty) {
         shared.close();

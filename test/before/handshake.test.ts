@@ -170,4 +170,16 @@ describeAsRoot('before mode: slow diagnoses and held connections', () => {
     expect((await gate.stats()).recheckReset).toBe(1);
     expect(outcomes(await connectFrom(client, { host: SERVER_V4, port: PORT + 2 }))).toEqual({ ECONNREFUSED: 1 });
   });
+
+  it('stops answering SYNs with a held connection verdict once it is older than maxAgeMs', async () => {
+    const gate = new FixtureServer(server, { host: SERVER_V4, port: PORT + 3, policy: { mode: 'before', maxAgeMs: 400, queue: 2 } });
+    await gate.started();
+    const holding = connectFrom(client, { host: SERVER_V4, port: PORT + 3, holdMs: 2000 });
+    while ((await gate.stats()).held !== 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    await gate.command('abnormal', 'behaviour');
+    expect(outcomes(await connectFrom(client, { host: SERVER_V4, port: PORT + 3 }))).toEqual({ connected: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(outcomes(await connectFrom(client, { host: SERVER_V4, port: PORT + 3 }))).toEqual({ ECONNREFUSED: 1 });
+    await holding;
+  });
 });
