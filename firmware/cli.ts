@@ -7,9 +7,8 @@
  * small and the heap from growing for speed, which holds the firmware near 70 MB resident instead of
  * 100 MB after a burst of connections (BENCHMARKS.md).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { type BoardsFile, loadBoards, selectBoard } from '../hal/boards.js';
@@ -19,15 +18,8 @@ import { Appliance } from './appliance.js';
 import { openBoard } from './board-select.js';
 import { DeviceStateManager } from './device-state.js';
 import { parseHostPort } from './firmware.js';
+import { packageRoot } from './package-root.js';
 
-/** The package root holds package.json; found by walking up so it works from dist/ and from sources. */
-function findPackageRoot(from: string): string {
-  let dir = from;
-  while (!existsSync(resolve(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
-
-const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
 const defaultBoardsFile = process.env.HANDCHECK_BOARDS ?? resolve(packageRoot, 'boards.json');
 const defaultBoard = 'sim-appliance';
 const defaultControl = '127.0.0.1:9502';

@@ -121,7 +121,8 @@ function sendError(res: ServerResponse, err: unknown): void {
   send(res, 500, { error: { code: 'ERR_CONTROL_INTERNAL', message: err instanceof Error ? err.message : String(err) } });
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+/** A request body, refused past 64 KiB. */
+export async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -129,10 +130,15 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > maxBodyBytes) throw new ControlError('ERR_CONTROL_BAD_REQUEST', `request body over ${maxBodyBytes} bytes`, 413);
     chunks.push(chunk as Buffer);
   }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function readJson(req: IncomingMessage, what = 'request body'): Promise<unknown> {
+  const text = await readBody(req);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch (err) {
-    throw new ControlError('ERR_CONTROL_BAD_REQUEST', `request body is not JSON: ${(err as Error).message}`);
+    throw new ControlError('ERR_CONTROL_BAD_REQUEST', `${what} is not JSON: ${(err as Error).message}`);
   }
 }
 

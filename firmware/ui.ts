@@ -18,16 +18,15 @@
  * unauthorized `GET /` shows a token form, and `POST /login` trades the token for an HttpOnly,
  * SameSite=Strict cookie the endpoint accepts in place of the header.
  */
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { GpioLineConfig } from '../hal/board-config.js';
 import type { SimBoard } from '../sim/board.js';
 import { type ScenarioPlayback, parseScenario, playScenario } from '../sim/scenario.js';
 import type { Appliance, ApplianceStatus } from './appliance.js';
-import { ControlError, type ControlRequest, type ControlRoutes, tokenCookie } from './control.js';
+import { ControlError, type ControlRequest, type ControlRoutes, readBody, readJson, tokenCookie } from './control.js';
+import { packageRoot } from './package-root.js';
 import type { GateDecision } from './gate.js';
 
 export interface SimPageOptions {
@@ -79,7 +78,6 @@ export interface PageSnapshot {
   sampleMs: number;
 }
 
-const maxBodyBytes = 64 * 1024;
 /** Speeds the page offers; far above these the sim's diagnosis deadlines (board ms) shrink below real scheduling jitter. */
 const maxSpeed = 1000;
 
@@ -99,35 +97,8 @@ const securityHeaders = {
   'cache-control': 'no-store',
 };
 
-/** The package root holds package.json; found by walking up so it works from dist/ and from sources. */
-function packageRoot(from: string): string {
-  let dir = from;
-  while (!existsSync(resolve(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
-
 export function defaultAssetsDir(): string {
-  return join(packageRoot(dirname(fileURLToPath(import.meta.url))), 'firmware', 'ui');
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBodyBytes) throw new ControlError('ERR_CONTROL_BAD_REQUEST', `request body over ${maxBodyBytes} bytes`, 413);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-async function readJson(req: IncomingMessage, what: string): Promise<unknown> {
-  const text = await readBody(req);
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new ControlError('ERR_CONTROL_BAD_REQUEST', `${what} is not JSON: ${(err as Error).message}`);
-  }
+  return join(packageRoot, 'firmware', 'ui');
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
