@@ -4,8 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../firmware/appliance.js';
-import type { FaultKind } from '../../sim/faults.js';
-import { applianceConfig, attempt, fate, open, readInputRegisters, startAppliance } from './helpers.js';
+import { applianceConfig, attempt, fate, open, readInputRegisters, serviceFaultMatrix, startAppliance } from './helpers.js';
 
 describe('every fault the service depends on resets a connecting client', () => {
   let appliance: Appliance;
@@ -15,20 +14,7 @@ describe('every fault the service depends on resets a connecting client', () => 
   });
   afterAll(() => appliance.stop());
 
-  const config = applianceConfig();
-  const service = config.services[0]!;
-  const dependencies = config.components.filter((c) => service.dependsOn.includes(c.id));
-  const buses = new Set(dependencies.flatMap((c) => ('bus' in c ? [c.bus] : [])));
-  // Lines the dependencies judge, with the physical level a healthy board holds them at: pinning a
-  // line at its healthy level is no fault.
-  const healthyLevel = new Map<string, 0 | 1>();
-  for (const c of dependencies) {
-    if (c.kind === 'gpio-status') healthyLevel.set(c.line, c.expect);
-    if (c.kind === 'sfp' && c.lines) for (const line of Object.values(c.lines)) if (line) healthyLevel.set(line, 0);
-  }
-  const targets = [...new Set([...dependencies.map((c) => c.id), ...buses, ...healthyLevel.keys()])];
-  // Rates steep enough to cross the limits within the few ms between two diagnoses.
-  const params: Partial<Record<FaultKind, Record<string, number>>> = { drift: { ratePerS: 1e9 }, 'crc-errors': { ratePerS: 1e6 } };
+  const { targets, healthyLevel, params } = serviceFaultMatrix(applianceConfig());
 
   it('covers every fault kind the sim offers for those targets', () => {
     const catalogue = appliance.board.sim!.faults.catalogue();

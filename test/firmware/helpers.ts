@@ -3,6 +3,7 @@ import { Socket, connect } from 'node:net';
 import pino from 'pino';
 import { Appliance, type ApplianceOptions } from '../../firmware/appliance.js';
 import type { BoardConfig, GatePolicy } from '../../hal/board-config.js';
+import type { FaultKind } from '../../sim/faults.js';
 import { parseBoards, selectBoard } from '../../hal/boards.js';
 
 export const boards = parseBoards(readFileSync(new URL('../../boards.json', import.meta.url), 'utf8'), 'boards.json');
@@ -73,4 +74,29 @@ export function readInputRegisters(transactionId: number, address: number, quant
   frame.writeUInt16BE(address, 8);
   frame.writeUInt16BE(quantity, 10);
   return frame;
+}
+
+/**
+ * The fault targets a service depends on - its components, their buses, and the GPIO lines they
+ * judge - with each line's healthy physical level (pinning a line there is no fault), and fault
+ * parameters steep enough to cross the limits between two diagnoses.
+ */
+export function serviceFaultMatrix(config: BoardConfig): {
+  targets: string[];
+  healthyLevel: Map<string, 0 | 1>;
+  params: Partial<Record<FaultKind, Record<string, number>>>;
+} {
+  const service = config.services[0]!;
+  const dependencies = config.components.filter((c) => service.dependsOn.includes(c.id));
+  const buses = new Set(dependencies.flatMap((c) => ('bus' in c ? [c.bus] : [])));
+  const healthyLevel = new Map<string, 0 | 1>();
+  for (const c of dependencies) {
+    if (c.kind === 'gpio-status') healthyLevel.set(c.line, c.expect);
+    if (c.kind === 'sfp' && c.lines) for (const line of Object.values(c.lines)) if (line) healthyLevel.set(line, 0);
+  }
+  return {
+    targets: [...new Set([...dependencies.map((c) => c.id), ...buses, ...healthyLevel.keys()])],
+    healthyLevel,
+    params: { drift: { ratePerS: 1e9 }, 'crc-errors': { ratePerS: 1e6 } },
+  };
 }

@@ -7,25 +7,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../firmware/appliance.js';
 import type { Monitor } from '../../monitor/monitor.js';
-import type { FaultKind } from '../../sim/faults.js';
 import { startFirmware } from '../cli/harness.js';
-import { applianceConfig, startAppliance } from '../firmware/helpers.js';
+import { applianceConfig, serviceFaultMatrix, startAppliance } from '../firmware/helpers.js';
 import { nextTransition, reach, sleep, startMonitor } from './helpers.js';
 
-const config = applianceConfig();
-const service = config.services[0]!;
-const dependencies = config.components.filter((c) => service.dependsOn.includes(c.id));
-const buses = new Set(dependencies.flatMap((c) => ('bus' in c ? [c.bus] : [])));
-// Lines the dependencies judge, with the level a healthy board holds them at: pinning a line at its
-// healthy level is no fault, and the monitor must keep seeing the target up.
-const healthyLevel = new Map<string, 0 | 1>();
-for (const c of dependencies) {
-  if (c.kind === 'gpio-status') healthyLevel.set(c.line, c.expect);
-  if (c.kind === 'sfp' && c.lines) for (const line of Object.values(c.lines)) if (line) healthyLevel.set(line, 0);
-}
-const targets = [...new Set([...dependencies.map((c) => c.id), ...buses, ...healthyLevel.keys()])];
-// Rates steep enough to cross the limits between two diagnoses.
-const params: Partial<Record<FaultKind, Record<string, number>>> = { drift: { ratePerS: 1e9 }, 'crc-errors': { ratePerS: 1e6 } };
+const { targets, healthyLevel, params } = serviceFaultMatrix(applianceConfig());
 
 describe('probe mode: every fault kind in after mode -> reset, cleared -> up', () => {
   let appliance: Appliance;
