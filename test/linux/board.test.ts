@@ -3,21 +3,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BoardConfig } from '../../hal/board-config.js';
 import { systemClock } from '../../hal/clock.js';
-import { HalError } from '../../hal/errors.js';
 import { LinuxBoard } from '../../hal/linux/board.js';
 import type { OnoffGpio } from '../../hal/linux/gpio.js';
 import type { I2cBusHandle } from '../../hal/linux/i2c.js';
 import { importPackage } from '../../hal/linux/optional.js';
 import { makeGpioTree, makeTempDir, pi4Chips } from './fake-sysfs.js';
-
-async function rejection(promise: Promise<unknown>): Promise<HalError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HalError);
-  return err as HalError;
-}
+import { rejection } from '../helpers/rejection.js';
 
 let temp: Awaited<ReturnType<typeof makeTempDir>>;
 let events: string[];

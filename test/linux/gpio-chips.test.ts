@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HalError } from '../../hal/errors.js';
 import { listGpioChips, resolveGpioLine } from '../../hal/linux/gpio-chips.js';
 import { makeGpioTree, makeTempDir, pi4Chips, pi4LineNames, pi5Chips } from './fake-sysfs.js';
+import { rejection } from '../helpers/rejection.js';
 
 let temp: Awaited<ReturnType<typeof makeTempDir>>;
 
@@ -12,15 +12,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await temp.remove();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<HalError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HalError);
-  return err as HalError;
-}
 
 describe('GPIO chip lookup in sysfs', () => {
   it('lists a Pi 4 tree by base with labels, sizes and device tree line names', async () => {

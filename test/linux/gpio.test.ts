@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HalError } from '../../hal/errors.js';
 import type { GpioValue } from '../../hal/gpio.js';
 import { LinuxGpioController, type OnoffGpio } from '../../hal/linux/gpio.js';
 import { importPackage } from '../../hal/linux/optional.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { makeGpioTree, makeTempDir, pi4Chips, pi5Chips } from './fake-sysfs.js';
+import { rejection } from '../helpers/rejection.js';
 
 /** Stands in for onoff's Gpio at the package boundary: records how it was built and what it did. */
 class FakeGpio implements OnoffGpio {
@@ -70,15 +70,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await temp.remove();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<HalError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HalError);
-  return err as HalError;
-}
 
 describe('LinuxGpioController over onoff', () => {
   it('builds onoff Gpio with the resolved global number, edge, active-low and debounce', async () => {

@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
-import { HalError } from '../../hal/errors.js';
 import { type I2cBusHandle, LinuxI2cBus, openLinuxI2cBus } from '../../hal/linux/i2c.js';
 import { importPackage } from '../../hal/linux/optional.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { makeTempDir } from './fake-sysfs.js';
+import { rejection } from '../helpers/rejection.js';
 
 interface Pending {
   call: string;
@@ -74,15 +74,6 @@ class FakeHandle implements I2cBusHandle {
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-async function rejection(promise: Promise<unknown>): Promise<HalError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HalError);
-  return err as HalError;
-}
 
 let clock: VirtualClock;
 let handle: FakeHandle;

@@ -2,19 +2,10 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HalError } from '../../hal/errors.js';
 import { LinuxNetController } from '../../hal/linux/net.js';
 import { netCounterNames } from '../../hal/net.js';
 import { makeTempDir } from './fake-sysfs.js';
-
-async function rejection(promise: Promise<unknown>): Promise<HalError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HalError);
-  return err as HalError;
-}
+import { rejection } from '../helpers/rejection.js';
 
 /** Sends `rounds` request/response pairs over 127.0.0.1, so lo's counters must move. */
 async function loopbackTraffic(rounds: number): Promise<void> {

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
-import { HalError } from '../../hal/errors.js';
 import { importPackage } from '../../hal/linux/optional.js';
 import { LinuxSerialController } from '../../hal/linux/serial.js';
+import { rejection } from '../helpers/rejection.js';
 
 /** A linked pair of ptys from socat; returns their paths once socat has announced both. */
 function ptyPair(): Promise<{ proc: ChildProcess; a: string; b: string }> {
@@ -18,15 +18,6 @@ function ptyPair(): Promise<{ proc: ChildProcess; a: string; b: string }> {
     });
     proc.once('exit', (code) => reject(new Error(`socat exited with ${code}: ${log}`)));
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<HalError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HalError);
-  return err as HalError;
 }
 
 const lineComplete = (received: Buffer): boolean => received.includes(0x0a);

@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HalError } from '../../hal/errors.js';
 import { LinuxWatchdog, watchdogSysfsName } from '../../hal/linux/watchdog.js';
 import { makeTempDir } from './fake-sysfs.js';
+import { rejection } from '../helpers/rejection.js';
 
 let temp: Awaited<ReturnType<typeof makeTempDir>>;
 let sysfs: string;
@@ -25,15 +25,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await temp.remove();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<HalError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HalError);
-  return err as HalError;
-}
 
 describe('LinuxWatchdog', () => {
   it('maps device paths to their sysfs watchdog', () => {
