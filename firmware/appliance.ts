@@ -35,11 +35,34 @@ export interface SimStatus {
 
 export interface ApplianceStatus extends FirmwareStatus {
   restarts: number;
-  recentDecisions: GateDecision[];
+  /** The last gate decisions, oldest first, each stamped with the board-clock time it was made. */
+  recentDecisions: RecordedDecision[];
   sim: SimStatus | undefined;
 }
 
-const recentDecisionLimit = 100;
+/** A gate decision stamped with the board-clock time the appliance learned of it. */
+export interface RecordedDecision extends GateDecision {
+  at: number;
+}
+
+/** The last `size` decisions, kept without shifting an array on every connection. */
+class DecisionLog {
+  private readonly slots: Array<RecordedDecision | undefined>;
+  private next = 0;
+
+  constructor(size: number) {
+    this.slots = new Array<RecordedDecision | undefined>(size);
+  }
+
+  add(decision: RecordedDecision): void {
+    this.slots[this.next] = decision;
+    this.next = (this.next + 1) % this.slots.length;
+  }
+
+  list(): RecordedDecision[] {
+    return [...this.slots.slice(this.next), ...this.slots.slice(0, this.next)].filter((d): d is RecordedDecision => d !== undefined);
+  }
+}
 
 export class Appliance {
   private firmware!: Firmware;
@@ -48,8 +71,8 @@ export class Appliance {
   private restarts = 0;
   private restarting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
-  private readonly decisions: GateDecision[] = [];
-  private readonly decisionListeners = new Set<(decision: GateDecision) => void>();
+  private readonly decisions = new DecisionLog(200);
+  private readonly decisionListeners = new Set<(decision: RecordedDecision) => void>();
   /** Ports actually bound at first start, reused after a restart so clients find the service again. */
   private bound: Record<string, string> = {};
   readonly metrics: FirmwareMetrics;
@@ -87,9 +110,9 @@ export class Appliance {
       listen,
       ...(this.options.modes ? { modes: this.options.modes } : {}),
       onDecision: (decision) => {
-        this.decisions.push(decision);
-        if (this.decisions.length > recentDecisionLimit) this.decisions.shift();
-        for (const listener of this.decisionListeners) listener(decision);
+        const recorded: RecordedDecision = { ...decision, at: this.board.hal.clock.now() };
+        this.decisions.add(recorded);
+        for (const listener of this.decisionListeners) listener(recorded);
       },
     });
   }
@@ -125,7 +148,7 @@ export class Appliance {
     return this.restarts;
   }
 
-  onDecision(listener: (decision: GateDecision) => void): () => void {
+  onDecision(listener: (decision: RecordedDecision) => void): () => void {
     this.decisionListeners.add(listener);
     return () => this.decisionListeners.delete(listener);
   }
@@ -150,7 +173,7 @@ export class Appliance {
     return {
       ...this.firmware.status(),
       restarts: this.restarts,
-      recentDecisions: [...this.decisions],
+      recentDecisions: this.decisions.list(),
       sim: sim && {
         clock: { now: sim.clock.now(), mode: sim.clock.mode, speed: sim.clock.speed },
         resets: sim.resets,

@@ -24,26 +24,21 @@ import { join } from 'node:path';
 import type { GpioLineConfig } from '../hal/board-config.js';
 import type { SimBoard } from '../sim/board.js';
 import { type ScenarioPlayback, parseScenario, playScenario } from '../sim/scenario.js';
-import type { Appliance, ApplianceStatus } from './appliance.js';
+import type { Appliance, ApplianceStatus, RecordedDecision } from './appliance.js';
 import { ControlError, type ControlRequest, type ControlRoutes, readBody, readJson, tokenCookie } from './control.js';
 import { packageRoot } from './package-root.js';
-import type { GateDecision } from './gate.js';
 
 export interface SimPageOptions {
   /** Real ms between samples while a page is open. Default 1000. */
   sampleMs?: number;
   /** Samples kept for the chart. Default 900 (15 minutes at the default rate). */
   historyLimit?: number;
-  /** Gate decisions kept for a page that opens later. Default 200. */
-  decisionLimit?: number;
   /** Where the static files are; default firmware/ui/ under the package root. */
   assetsDir?: string;
 }
 
-/** A gate decision stamped with the board-clock time the page learned of it. */
-export interface PageDecision extends GateDecision {
-  at: number;
-}
+/** A gate decision stamped with the board-clock time it was made; the appliance keeps the last 200. */
+export type PageDecision = RecordedDecision;
 
 /** Numeric readings and states of every component at one board-clock time. */
 export interface PageSample {
@@ -126,10 +121,8 @@ function numericReadings(reading: Record<string, unknown> | undefined): Record<s
 export class SimPage implements ControlRoutes {
   private readonly sampleMs: number;
   private readonly historyLimit: number;
-  private readonly decisionLimit: number;
   private readonly assetsDir: string;
   private readonly clients = new Map<ServerResponse, { sample: boolean }>();
-  private readonly decisions: PageDecision[] = [];
   private readonly history: PageSample[] = [];
   private readonly playbacks: Array<{ info: PagePlayback; playback: ScenarioPlayback }> = [];
   private nextPlayback = 1;
@@ -146,14 +139,10 @@ export class SimPage implements ControlRoutes {
   ) {
     this.sampleMs = options.sampleMs ?? 1000;
     this.historyLimit = options.historyLimit ?? 900;
-    this.decisionLimit = options.decisionLimit ?? 200;
     this.assetsDir = options.assetsDir ?? defaultAssetsDir();
     this.unsubscribe.push(
       appliance.onDecision((decision) => {
-        const stamped: PageDecision = { ...decision, at: this.board.clock.now() };
-        this.decisions.push(stamped);
-        if (this.decisions.length > this.decisionLimit) this.decisions.shift();
-        this.broadcast('decision', stamped);
+        this.broadcast('decision', decision);
         this.changed(false);
       }),
     );
@@ -293,20 +282,26 @@ export class SimPage implements ControlRoutes {
   }
 
   status(): PageStatus {
-    const { recentDecisions: _omitted, ...status } = this.appliance.status();
-    return { ...status, scenarios: this.scenarioList() };
+    return this.split().status;
+  }
+
+  /** The appliance's status without its decisions, which a page receives apart. */
+  private split(): { status: PageStatus; decisions: PageDecision[] } {
+    const { recentDecisions, ...status } = this.appliance.status();
+    return { status: { ...status, scenarios: this.scenarioList() }, decisions: recentDecisions };
   }
 
   snapshot(): PageSnapshot {
     const sim = this.sim;
+    const { status, decisions } = this.split();
     return {
-      status: this.status(),
+      status,
       features: { faults: sim !== undefined, scenarios: sim !== undefined, clock: sim !== undefined },
       catalogue: sim ? sim.faults.catalogue() : {},
       gpioLines: Object.fromEntries(
         Object.entries(this.board.config.gpio ?? {}).map(([name, line]) => [name, { direction: line.direction, activeLow: line.activeLow ?? false }]),
       ),
-      decisions: [...this.decisions],
+      decisions,
       history: [...this.history],
       sampleMs: this.sampleMs,
     };
