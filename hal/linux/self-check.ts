@@ -212,21 +212,18 @@ function driverFor(component: Readonly<ComponentConfig>, bus: I2cBus, board: Boa
   }
 }
 
+/** The failed row for a device file the process cannot use; `missingHint` says how to enable an absent one. */
+function deniedRow(area: SelfCheckRow['area'], item: string, denied: { errno: string; detail: string }, missingHint = ''): SelfCheckRow {
+  const missing = denied.errno === 'ENOENT';
+  return { area, item, status: 'fail', detail: denied.detail + (missing ? missingHint : ''), code: missing ? 'ERR_HAL_NOT_FOUND' : 'ERR_HAL_PERMISSION' };
+}
+
 async function i2cRows(board: BoardHal, checker: AccessChecker, timeoutMs: number | undefined): Promise<SelfCheckRow[]> {
   const rows: SelfCheckRow[] = [];
   const config = board.config;
   for (const busConfig of config.i2c ?? []) {
     const denied = await checker.why(busConfig.device, constants.R_OK | constants.W_OK, 'I2C adapter');
-    if (denied) {
-      const hint = denied.errno === 'ENOENT' ? '; enable it (dtparam=i2c_arm=on in config.txt, or raspi-config) and load i2c-dev' : '';
-      rows.push({
-        area: 'i2c',
-        item: busConfig.id,
-        status: 'fail',
-        detail: denied.detail + hint,
-        code: denied.errno === 'ENOENT' ? 'ERR_HAL_NOT_FOUND' : 'ERR_HAL_PERMISSION',
-      });
-    }
+    if (denied) rows.push(deniedRow('i2c', busConfig.id, denied, '; enable it (dtparam=i2c_arm=on in config.txt, or raspi-config) and load i2c-dev'));
     let bus: I2cBus | undefined;
     if (!denied) {
       try {
@@ -268,7 +265,7 @@ async function serialRows(config: Readonly<BoardConfig>, checker: AccessChecker)
     const denied = await checker.why(port.path, constants.R_OK | constants.W_OK, 'serial port');
     rows.push(
       denied
-        ? { area: 'serial', item: port.id, status: 'fail', detail: denied.detail, code: denied.errno === 'ENOENT' ? 'ERR_HAL_NOT_FOUND' : 'ERR_HAL_PERMISSION' }
+        ? deniedRow('serial', port.id, denied)
         : { area: 'serial', item: port.id, status: 'ok', detail: `${port.path} readable and writable, ${port.baudRate} baud` },
     );
   }
@@ -284,16 +281,7 @@ async function watchdogRows(config: Readonly<BoardConfig>, sysfsRoot: string, ch
   if (!wd) return [];
   const rows: SelfCheckRow[] = [];
   const denied = await checker.why(wd.device, constants.W_OK, 'watchdog device');
-  if (denied) {
-    const hint = denied.errno === 'ENOENT' ? '; enable it with dtparam=watchdog=on in config.txt' : '';
-    rows.push({
-      area: 'watchdog',
-      item: wd.device,
-      status: 'fail',
-      detail: denied.detail + hint,
-      code: denied.errno === 'ENOENT' ? 'ERR_HAL_NOT_FOUND' : 'ERR_HAL_PERMISSION',
-    });
-  }
+  if (denied) rows.push(deniedRow('watchdog', wd.device, denied, '; enable it with dtparam=watchdog=on in config.txt'));
   const dir = join(sysfsRoot, watchdogSysfsName(wd.device));
   let identity: string;
   let timeoutS: number;

@@ -5,7 +5,7 @@
  * end. The meter answering, going silent, answering again, and the pty vanishing must each show in
  * the component's state with the right code.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -13,23 +13,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BoardConfig } from '../../hal/board-config.js';
 import { LinuxBoard } from '../../hal/linux/board.js';
 import { DeviceStateManager } from '../../firmware/device-state.js';
+import { ptyPair } from './pty.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PEER = fileURLToPath(new URL('./modbus-rtu-peer.ts', import.meta.url));
-
-function ptyPair(): Promise<{ proc: ChildProcess; a: string; b: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn('socat', ['-d', '-d', 'pty,raw,echo=0', 'pty,raw,echo=0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    proc.once('error', reject);
-    proc.stderr?.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      const paths = [...log.matchAll(/PTY is (\S+)/g)].map((m) => m[1] as string);
-      if (paths.length === 2 && log.includes('starting data transfer loop')) resolve({ proc, a: paths[0] as string, b: paths[1] as string });
-    });
-    proc.once('exit', (code) => reject(new Error(`socat exited with ${code}: ${log}`)));
-  });
-}
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

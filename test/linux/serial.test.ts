@@ -1,24 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
 import { importPackage } from '../../hal/linux/optional.js';
 import { LinuxSerialController } from '../../hal/linux/serial.js';
 import { rejection } from '../helpers/rejection.js';
-
-/** A linked pair of ptys from socat; returns their paths once socat has announced both. */
-function ptyPair(): Promise<{ proc: ChildProcess; a: string; b: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn('socat', ['-d', '-d', 'pty,raw,echo=0', 'pty,raw,echo=0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    proc.once('error', reject);
-    proc.stderr?.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      const paths = [...log.matchAll(/PTY is (\S+)/g)].map((m) => m[1] as string);
-      if (paths.length === 2 && log.includes('starting data transfer loop')) resolve({ proc, a: paths[0] as string, b: paths[1] as string });
-    });
-    proc.once('exit', (code) => reject(new Error(`socat exited with ${code}: ${log}`)));
-  });
-}
+import { ptyPair } from './pty.js';
 
 const lineComplete = (received: Buffer): boolean => received.includes(0x0a);
 
