@@ -65,20 +65,29 @@ interface Handles {
 /** Errors after which the handles are reopened on the next run: the device went away and may come back. */
 const reopenAfter = new Set(['ERR_HAL_CLOSED', 'ERR_HAL_NOT_FOUND']);
 
+interface DriverCheckOptions<D extends Driver> {
+  /** Judgement beyond the board's ranges: flags, the part's own limits. */
+  assess?: (reading: Reading, driver: D, options: DriverCallOptions, identity: Identity) => Promise<Judgement> | Judgement;
+  /** Throws when the identity found is not the one the board entry expects. */
+  verify?: (identity: Identity) => void;
+}
+
 class DriverCheck<D extends Driver> implements ComponentCheck {
   private driver: D | undefined;
   private readonly held: Closable[] = [];
 
+  private readonly assess: NonNullable<DriverCheckOptions<D>['assess']>;
+  private readonly verify: NonNullable<DriverCheckOptions<D>['verify']>;
+
   constructor(
     readonly config: Readonly<ComponentConfig>,
+    private readonly board: BoardHal,
     private readonly open: (handles: Handles) => Promise<D>,
-    private readonly assess: (reading: Reading, driver: D, options: DriverCallOptions, identity: Identity) => Promise<Judgement> | Judgement = () => ({
-      health: 'ok',
-      reasons: [],
-    }),
-    private readonly verify: (identity: Identity) => void = () => undefined,
-    private readonly board?: BoardHal,
-  ) {}
+    options: DriverCheckOptions<D> = {},
+  ) {
+    this.assess = options.assess ?? (() => ({ health: 'ok', reasons: [] }));
+    this.verify = options.verify ?? (() => undefined);
+  }
 
   get id(): string {
     return this.config.id;
@@ -89,10 +98,7 @@ class DriverCheck<D extends Driver> implements ComponentCheck {
   }
 
   private readonly handles: Handles = {
-    line: async (name) => {
-      if (!this.board) throw new HalNotFoundError(`component ${this.id} cannot open GPIO lines`, { target: name });
-      return this.handles.hold(await this.board.gpio.open(gpioSpec(this.board, name)));
-    },
+    line: async (name) => this.handles.hold(await this.board.gpio.open(gpioSpec(this.board, name))),
     hold: (handle) => {
       this.held.push(handle);
       return handle;
@@ -197,20 +203,21 @@ class WatchdogCheck implements ComponentCheck {
 export function createComponentCheck(component: Readonly<ComponentConfig>, { board, watchdogHealth }: CheckContext): ComponentCheck {
   switch (component.kind) {
     case 'tmp102':
-      return new DriverCheck(component, async () => new Tmp102Driver(await board.i2c(component.bus), component.address));
+      return new DriverCheck(component, board, async () => new Tmp102Driver(await board.i2c(component.bus), component.address));
     case 'lm75':
-      return new DriverCheck(component, async () => new Lm75Driver(await board.i2c(component.bus), component.address));
+      return new DriverCheck(component, board, async () => new Lm75Driver(await board.i2c(component.bus), component.address));
     case 'bme280':
-      return new DriverCheck(component, async () => new Bme280Driver(await board.i2c(component.bus), component.address, board.clock));
+      return new DriverCheck(component, board, async () => new Bme280Driver(await board.i2c(component.bus), component.address, board.clock));
     case 'ina219':
       return new DriverCheck(
         component,
+        board,
         async () =>
           new Ina219Driver(await board.i2c(component.bus), component.address, {
             shuntOhms: component.shuntOhms,
             maxCurrentA: component.maxCurrentA,
           }, board.clock),
-        (reading) => combine(flag(reading, 'overflow', 'failed', 'current past the shunt range (OVF)')),
+        { assess: (reading) => combine(flag(reading, 'overflow', 'failed', 'current past the shunt range (OVF)')) },
       );
     case 'sfp': {
       // The thresholds a module stores never change; they are read again only when another module sits in the cage.
@@ -222,6 +229,7 @@ export function createComponentCheck(component: Readonly<ComponentConfig>, { boa
       };
       return new DriverCheck(
         component,
+        board,
         async (handles) => {
           const lines = component.lines ?? {};
           return new SfpDriver(await board.i2c(component.bus), {
@@ -234,45 +242,47 @@ export function createComponentCheck(component: Readonly<ComponentConfig>, { boa
             },
           });
         },
-        async (reading, driver, options, identity) =>
-          combine(
-            reading.present === false ? { health: 'failed', reasons: ['module not present'] } : undefined,
-            flag(reading, 'rxLos', 'failed', 'receiver loss of signal (RX_LOS)'),
-            flag(reading, 'txFault', 'failed', 'transmitter fault (TX_FAULT)'),
-            judge(reading, await moduleThresholds(driver, options, identity), 'module thresholds'),
-          ),
-        (identity) => {
-          const expect = component.expect;
-          const vendor = identity.details?.vendor;
-          const partNumber = identity.details?.partNumber;
-          if (expect?.vendor !== undefined && vendor !== expect.vendor) {
-            throw new HalIdentityError(`SFP vendor is "${String(vendor)}", expected "${expect.vendor}"`, { target: component.id });
-          }
-          if (expect?.partNumber !== undefined && partNumber !== expect.partNumber) {
-            throw new HalIdentityError(`SFP part number is "${String(partNumber)}", expected "${expect.partNumber}"`, { target: component.id });
-          }
+        {
+          assess: async (reading, driver, options, identity) =>
+            combine(
+              reading.present === false ? { health: 'failed', reasons: ['module not present'] } : undefined,
+              flag(reading, 'rxLos', 'failed', 'receiver loss of signal (RX_LOS)'),
+              flag(reading, 'txFault', 'failed', 'transmitter fault (TX_FAULT)'),
+              judge(reading, await moduleThresholds(driver, options, identity), 'module thresholds'),
+            ),
+          verify: (identity) => {
+            const expect = component.expect;
+            const vendor = identity.details?.vendor;
+            const partNumber = identity.details?.partNumber;
+            if (expect?.vendor !== undefined && vendor !== expect.vendor) {
+              throw new HalIdentityError(`SFP vendor is "${String(vendor)}", expected "${expect.vendor}"`, { target: component.id });
+            }
+            if (expect?.partNumber !== undefined && partNumber !== expect.partNumber) {
+              throw new HalIdentityError(`SFP part number is "${String(partNumber)}", expected "${expect.partNumber}"`, { target: component.id });
+            }
+          },
         },
-        board,
       );
     }
     case 'ethernet':
       return new DriverCheck(
         component,
+        board,
         async (handles) =>
           new EthernetDriver(await board.net.open(component.interface), board.clock, component.ledLine ? await handles.line(component.ledLine) : undefined),
-        (reading) =>
-          combine(
-            reading.carrier === false ? { health: 'failed', reasons: [`no carrier on ${component.interface}`] } : undefined,
-            component.minSpeedMbps !== undefined && typeof reading.speedMbps === 'number' && reading.speedMbps < component.minSpeedMbps
-              ? { health: 'degraded', reasons: [`link at ${reading.speedMbps} Mb/s, below ${component.minSpeedMbps}`] }
-              : undefined,
-          ),
-        undefined,
-        board,
+        {
+          assess: (reading) =>
+            combine(
+              reading.carrier === false ? { health: 'failed', reasons: [`no carrier on ${component.interface}`] } : undefined,
+              component.minSpeedMbps !== undefined && typeof reading.speedMbps === 'number' && reading.speedMbps < component.minSpeedMbps
+                ? { health: 'degraded', reasons: [`link at ${reading.speedMbps} Mb/s, below ${component.minSpeedMbps}`] }
+                : undefined,
+            ),
+        },
       );
     case 'serial-peer': {
       const port = board.config.serial?.find((p) => p.id === component.port);
-      return new DriverCheck(component, async (handles) => {
+      return new DriverCheck(component, board, async (handles) => {
         if (!port) throw new HalNotFoundError(`board ${board.config.id} has no serial port "${component.port}"`, { target: component.port });
         const opened = handles.hold(await board.serial.open(port));
         return new SerialPeerDriver(opened, board.clock, { protocol: component.protocol, unitId: component.unitId ?? 1 });
