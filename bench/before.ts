@@ -20,7 +20,7 @@ interface ClientFigures {
 async function measure(ns: Netns, before: boolean): Promise<ClientFigures> {
   const port = 15020;
   const firmware: ChildProcess = ns.spawn(process.execPath, [
-    `${ROOT}/dist/firmware/cli.js`,
+    `${ROOT}/dist/app/handcheck.js`,
     'run',
     ...(before ? ['--before', 'modbus'] : []),
     '--listen',

@@ -8,9 +8,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
-import { Appliance } from '../dist/firmware/appliance.js';
-import type { BoardConfig } from '../dist/hal/board-config.js';
-import { parseBoards, selectBoard } from '../dist/hal/boards.js';
+import { Appliance } from '../dist/app/appliance.js';
+import type { BoardConfig } from '../dist/config/board-config.js';
+import { parseBoards, selectBoard } from '../dist/config/boards.js';
 import { resolveConfig } from '../dist/monitor/config.js';
 import { Monitor } from '../dist/monitor/monitor.js';
 

@@ -11,9 +11,10 @@ import pino from 'pino';
 // The compiled code in dist/ is what ships and what is measured (`npm run bench` builds it first).
 import { DeviceStateManager } from '../dist/firmware/device-state.js';
 import { EventLoopMonitor } from '../dist/firmware/event-loop.js';
-import { Gate } from '../dist/firmware/gate.js';
+import { Gate } from '../dist/firmware/gate/gate.js';
 import { selfDiagnosis } from '../dist/firmware/self-diagnosis.js';
-import { parseBoards, selectBoard } from '../dist/hal/boards.js';
+import { parseBoards, selectBoard } from '../dist/config/boards.js';
+import { gatePolicy } from '../dist/config/gate-policy.js';
 import { SimBoard } from '../dist/sim/board.js';
 import { VirtualClock } from '../dist/sim/clock.js';
 import { parseScenario, playScenario } from '../dist/sim/scenario.js';
@@ -107,7 +108,7 @@ function listen(server: Server): Promise<number> {
 }
 
 async function clientRun(port: number, total: number, concurrency: number): Promise<{ rate: number; errors: number; p50Ms: number }> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', new URL('./client.ts', import.meta.url).pathname, '127.0.0.1', String(port), String(total), String(concurrency)]);
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', new URL('./client.js', import.meta.url).pathname, '127.0.0.1', String(port), String(total), String(concurrency)]);
   return JSON.parse(stdout) as { rate: number; errors: number; p50Ms: number };
 }
 
@@ -128,7 +129,7 @@ async function acceptRate(): Promise<void> {
   eventLoop.start();
   const gate = new Gate({
     service: service.id,
-    policy: { recheckMs: 0, maxAgeMs: 3_600_000 },
+    policy: gatePolicy({ recheckMs: 0, maxAgeMs: 3_600_000 }),
     diagnose: selfDiagnosis({ service: service.id, dependsOn: service.dependsOn, devices, eventLoop, clock: board.clock, app: () => ({ ok: true }) }),
     logger: silent,
     onConnection: drain,
@@ -171,7 +172,7 @@ function clientHold(port: number): Promise<Socket> {
 /** Resident memory of the firmware process on the sim board, idle and after 5,000 connects. */
 async function residentMemory(): Promise<void> {
   // The V8 flags the package's start script, bin and systemd unit run the firmware with.
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', '--optimize-for-size', new URL('../dist/firmware/cli.js', import.meta.url).pathname, 'run', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=1', '--optimize-for-size', new URL('../dist/app/handcheck.js', import.meta.url).pathname, 'run', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0', '--log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const port = await new Promise<number>((resolve, reject) => {

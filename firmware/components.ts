@@ -4,7 +4,7 @@
  * runs these; they know nothing of connections or services.
  */
 import type { BoardHal } from '../hal/board.js';
-import type { ComponentConfig, ComponentKind, GpioLineConfig } from '../hal/board-config.js';
+import type { ComponentConfig, ComponentKind, GpioLineConfig } from '../config/board-config.js';
 import { Bme280Driver } from '../hal/drivers/bme280.js';
 import type { Driver, DriverCallOptions, Identity, Reading } from '../hal/drivers/driver.js';
 import { EthernetDriver } from '../hal/drivers/ethernet.js';

@@ -3,14 +3,16 @@
  * unknown, with its reason, last reading and when - and diagnoses components on request. Each
  * component's diagnosis runs under its own deadline on the board clock; components on different buses
  * run in parallel, transfers on one I2C bus are serialised by the bus itself. A component already
- * being diagnosed is not diagnosed twice: later callers share the running diagnosis.
+ * being diagnosed is not diagnosed twice: later callers share the running diagnosis, which is
+ * canceled only when every caller that waits for it has aborted.
  */
 import type { Logger } from 'pino';
 import type { BoardHal } from '../hal/board.js';
-import type { ComponentKind } from '../hal/board-config.js';
-import { withDeadline } from '../hal/deadline.js';
+import type { ComponentKind } from '../config/board-config.js';
+import { whileWanted, withDeadline } from '../hal/deadline.js';
 import type { Identity, Reading } from '../hal/drivers/driver.js';
-import { HalError, HandcheckError } from '../hal/errors.js';
+import { HalError } from '../hal/errors.js';
+import { HandcheckError } from '../config/errors.js';
 import { type ComponentCheck, type WatchdogHealth, createComponentCheck } from './components.js';
 
 export type ComponentStateName = 'ok' | 'degraded' | 'failed' | 'unknown';
@@ -45,14 +47,22 @@ export interface DeviceStateManagerOptions {
   watchdogHealth: () => WatchdogHealth;
 }
 
+/** One component's diagnosis in flight, shared by every caller that asked for it meanwhile. */
+interface RunningDiagnosis {
+  result: Promise<ComponentState>;
+  abort: AbortController;
+  /** Callers still waiting; at 0 after an abort, nobody wants the result and the run is canceled. */
+  waiters: number;
+  /** Board-clock start, to tell a stuck one. */
+  since: number;
+}
+
 export type StateListener = (state: Readonly<ComponentState>, previous: ComponentStateName) => void;
 
 export class DeviceStateManager {
   private readonly checks = new Map<string, ComponentCheck>();
   private readonly current = new Map<string, ComponentState>();
-  private readonly running = new Map<string, Promise<ComponentState>>();
-  /** Board-clock start of each running diagnosis, to tell a stuck one. */
-  private readonly runningSince = new Map<string, number>();
+  private readonly running = new Map<string, RunningDiagnosis>();
   private readonly listeners = new Set<StateListener>();
   private readonly board: BoardHal;
   private readonly logger: Logger;
@@ -99,34 +109,47 @@ export class DeviceStateManager {
     return () => this.listeners.delete(listener);
   }
 
-  /** Diagnoses the named components (all when omitted) and resolves with their new states. Never rejects for device faults. */
-  diagnose(ids: readonly string[] = this.componentIds): Promise<ComponentState[]> {
-    return Promise.all(
-      ids.map((id) => {
-        const check = this.checks.get(id);
-        if (!check) return Promise.reject(new UnknownComponentError(id, this.componentIds));
-        let run = this.running.get(id);
-        if (!run) {
-          this.runningSince.set(id, this.board.clock.now());
-          run = this.diagnoseOne(check).finally(() => {
-            this.running.delete(id);
-            this.runningSince.delete(id);
-          });
-          this.running.set(id, run);
-        }
-        return run;
-      }),
-    );
+  /**
+   * Diagnoses the named components (all when omitted) and resolves with their new states. Never
+   * rejects for device faults; rejects with ERR_HAL_CLOSED (`canceled`) when `signal` aborts first.
+   */
+  diagnose(ids: readonly string[] = this.componentIds, { signal }: { signal?: AbortSignal } = {}): Promise<ComponentState[]> {
+    return Promise.all(ids.map((id) => this.join(id, signal)));
   }
 
-  private async diagnoseOne(check: ComponentCheck): Promise<ComponentState> {
+  private join(id: string, signal: AbortSignal | undefined): Promise<ComponentState> {
+    const check = this.checks.get(id);
+    if (!check) return Promise.reject(new UnknownComponentError(id, this.componentIds));
+    let run = this.running.get(id);
+    if (!run) {
+      const abort = new AbortController();
+      const started: RunningDiagnosis = { result: this.diagnoseOne(check, abort.signal), abort, waiters: 0, since: this.board.clock.now() };
+      started.result = started.result.finally(() => this.running.delete(id));
+      this.running.set(id, started);
+      run = started;
+    }
+    const shared = run;
+    shared.waiters++;
+    if (!signal) return shared.result;
+    const leave = (): void => {
+      if (--shared.waiters === 0) shared.abort.abort();
+    };
+    return whileWanted(shared.result, signal, 'diagnosis', id).catch((err: unknown) => {
+      if (signal.aborted) leave();
+      throw err;
+    });
+  }
+
+  private async diagnoseOne(check: ComponentCheck, canceled: AbortSignal): Promise<ComponentState> {
     const clock = this.board.clock;
     const startedAt = clock.now();
     const timeoutMs = check.config.timeoutMs ?? 100;
     const abort = new AbortController();
+    const relay = (): void => abort.abort();
+    canceled.addEventListener('abort', relay, { once: true });
     let next: Pick<ComponentState, 'state' | 'reason' | 'code' | 'reading' | 'identity'>;
     try {
-      const result = await withDeadline(clock, check.run({ signal: abort.signal, timeoutMs }), 'diagnosis', check.id, { timeoutMs });
+      const result = await withDeadline(clock, check.run({ signal: abort.signal, timeoutMs }), 'diagnosis', check.id, { timeoutMs, signal: abort.signal });
       next = {
         state: result.health,
         reason: result.reasons.join('; '),
@@ -145,6 +168,8 @@ export class DeviceStateManager {
         identity: undefined,
       };
       if (!(err instanceof HandcheckError)) this.logger.error({ err, component: check.id }, 'component check threw a non-HAL error');
+    } finally {
+      canceled.removeEventListener('abort', relay);
     }
     const previous = this.state(check.id);
     const finishedAt = clock.now();
@@ -167,7 +192,7 @@ export class DeviceStateManager {
   oldestRunningMs(): number {
     let oldest = 0;
     const now = this.board.clock.now();
-    for (const since of this.runningSince.values()) oldest = Math.max(oldest, now - since);
+    for (const { since } of this.running.values()) oldest = Math.max(oldest, now - since);
     return oldest;
   }
 

@@ -5,13 +5,14 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { ServiceConfig } from '../hal/board-config.js';
+import type { ServiceConfig } from '../config/board-config.js';
 import type { BoardHal } from '../hal/board.js';
-import { HandcheckError } from '../hal/errors.js';
+import { HandcheckError } from '../config/errors.js';
+import { type HostPort, parseHostPort } from '../config/host-port.js';
 import type { WatchdogHealth } from './components.js';
 import { DeviceStateManager } from './device-state.js';
 import { EventLoopMonitor } from './event-loop.js';
-import { Gate, type GateDecision, type GateStats } from './gate.js';
+import { Gate, type GateDecision, type GateStats } from './gate/gate.js';
 import type { FirmwareMetrics } from './metrics.js';
 import { createModbusService } from './modbus-service.js';
 import { type AppHealthCheck, UnknownServiceError, selfDiagnosis } from './self-diagnosis.js';
@@ -52,11 +53,11 @@ export class ListenAddressError extends HandcheckError {
   }
 }
 
-export function parseHostPort(service: string, value: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) throw new ListenAddressError(service, value);
-  return { host: match[1] ?? match[2]!, port };
+/** `value` as HOST:PORT (port 0 picks a free port), or ERR_LISTEN_ADDRESS naming the service it was for. */
+export function listenAddress(service: string, value: string): HostPort {
+  const address = parseHostPort(value, { allowPortZero: true });
+  if (!address) throw new ListenAddressError(service, value);
+  return address;
 }
 
 export interface FirmwareStatus {
@@ -133,7 +134,7 @@ export class Firmware {
 
   private async startService(config: Readonly<ServiceConfig>): Promise<void> {
     const { board, logger, metrics } = this.options;
-    const listen = parseHostPort(config.id, this.options.listen?.[config.id] ?? config.listen);
+    const listen = listenAddress(config.id, this.options.listen?.[config.id] ?? config.listen);
     const handler = createModbusService({ board, devices: this.devices, service: config, logger: logger.child({ subsystem: 'modbus', service: config.id }) });
     const diagnose = selfDiagnosis({
       service: config.id,

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeviceStateManager } from './device-state.js';
-import type { Gate, GateStats } from './gate.js';
+import type { Gate, GateStats } from './gate/gate.js';
 
 const stateValues = { unknown: 0, ok: 1, degraded: 2, failed: 3 } as const;
 

@@ -11,7 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type GpioLineConfig, type ServiceConfig, componentQuantities } from '../hal/board-config.js';
+import { type GpioLineConfig, type ServiceConfig, componentQuantities } from '../config/board-config.js';
 import type { BoardHal } from '../hal/board.js';
 import type { GpioLine } from '../hal/gpio.js';
 import type { DeviceStateManager } from './device-state.js';

@@ -4,7 +4,7 @@
  * the answer; this module only knows how to tell healthy from not.
  */
 import type { Clock } from '../hal/clock.js';
-import { HandcheckError } from '../hal/errors.js';
+import { HandcheckError } from '../config/errors.js';
 import type { DeviceStateManager } from './device-state.js';
 import type { EventLoopMonitor } from './event-loop.js';
 import type { Diagnose, Failure, Verdict } from './verdict.js';
@@ -35,7 +35,7 @@ export class UnknownServiceError extends HandcheckError {
 export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
   const { dependsOn, devices, eventLoop, clock, app } = options;
   const maxLag = options.maxEventLoopLagMs ?? 1000;
-  return async () => {
+  return async (signal) => {
     const startedAt = clock.now();
     const began = performance.now();
     const failures: Failure[] = [];
@@ -45,7 +45,7 @@ export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
     if (lag > maxLag) {
       failures.push({ component: 'app', code: 'ERR_DIAG_EVENT_LOOP_LAG', reason: `event loop lag ${Math.round(lag)} ms > ${maxLag} ms` });
     }
-    for (const state of await devices.diagnose(dependsOn)) {
+    for (const state of await devices.diagnose(dependsOn, { signal })) {
       if (state.state === 'failed' || state.state === 'unknown') {
         const code = state.code ?? (state.state === 'failed' ? 'ERR_COMPONENT_FAILED' : 'ERR_COMPONENT_UNKNOWN');
         failures.push({ component: state.id, code, reason: state.reason });

@@ -6,7 +6,7 @@
  *   (1 sensor or power monitor, 2 network link or SFP, 3 serial peer, 4 GPIO status line, 5 watchdog).
  * The pattern runs on the board clock so a sim board's virtual time shows it at its own speed.
  */
-import type { ComponentKind } from '../hal/board-config.js';
+import type { ComponentKind } from '../config/board-config.js';
 import type { Clock, Timer } from '../hal/clock.js';
 import type { GpioLine, GpioValue } from '../hal/gpio.js';
 import type { ComponentState } from './device-state.js';

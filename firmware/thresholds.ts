@@ -3,7 +3,7 @@
  * `warnMin`/`warnMax` it degrades it. The board entry's ranges and, for SFP modules, the module's own
  * stored alarm and warning thresholds are both applied; the stricter judgement wins.
  */
-import type { Range } from '../hal/board-config.js';
+import type { Range } from '../config/board-config.js';
 import type { Reading } from '../hal/drivers/driver.js';
 
 export type Health = 'ok' | 'degraded' | 'failed';

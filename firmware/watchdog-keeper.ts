@@ -5,7 +5,7 @@
  * Kicks follow the board clock so the sim board's virtual time and its watchdog agree.
  */
 import type { Logger } from 'pino';
-import type { WatchdogConfig } from '../hal/board-config.js';
+import type { WatchdogConfig } from '../config/board-config.js';
 import type { Clock, Timer } from '../hal/clock.js';
 import type { Watchdog } from '../hal/watchdog.js';
 import type { WatchdogHealth } from './components.js';

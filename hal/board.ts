@@ -3,7 +3,7 @@
  * both provide a BoardHal; the firmware picks one at start-up from the board entry and never looks
  * behind it.
  */
-import type { BoardConfig } from './board-config.js';
+import type { BoardConfig } from '../config/board-config.js';
 import type { Clock } from './clock.js';
 import type { GpioController } from './gpio.js';
 import type { I2cBus } from './i2c.js';

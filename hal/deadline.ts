@@ -46,3 +46,32 @@ export function withDeadline<T>(
     );
   });
 }
+
+/**
+ * Waits for `operation` only while `signal` has not aborted; aborting fails the wait with
+ * ERR_HAL_CLOSED and `canceled: true`. The operation goes on (others may share it); a late
+ * rejection is swallowed.
+ */
+export function whileWanted<T>(operation: Promise<T>, signal: AbortSignal, what: string, target: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      operation.catch(() => undefined);
+      reject(new HalClosedError(`${what} on ${target} canceled`, { target, canceled: true }));
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    operation.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}

@@ -1,23 +1,8 @@
 /**
- * Error classes shared by every layer. Each class carries a stable `code` (`ERR_*`) that callers and
- * logs match on; messages are for people and may change. Every code is listed in docs/errors.md and a
- * test keeps that catalogue complete.
+ * The HAL's errors: one class per kind of device failure, each with a stable `ERR_HAL_*` code, and the
+ * mapping from Linux errno names to them.
  */
-
-export interface HandcheckErrorOptions {
-  cause?: unknown;
-}
-
-/** Base of every error handcheck throws. */
-export class HandcheckError extends Error {
-  readonly code: string;
-
-  constructor(code: string, message: string, options: HandcheckErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+import { HandcheckError, type HandcheckErrorOptions } from '../config/errors.js';
 
 export interface HalErrorOptions extends HandcheckErrorOptions {
   /** The device or line the operation addressed, e.g. `i2c-1@0x48` or `gpio:pinctrl-bcm2711/GPIO17`. */

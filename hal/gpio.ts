@@ -12,9 +12,10 @@
  * - After `close`, operations reject with ERR_HAL_CLOSED (`canceled: true`) and watchers stop.
  */
 
-export type GpioValue = 0 | 1;
+import type { GpioEdge, GpioValue } from '../config/board-config.js';
+
+export type { GpioEdge, GpioValue };
 export type GpioDirection = 'in' | 'out';
-export type GpioEdge = 'none' | 'rising' | 'falling' | 'both';
 
 export interface GpioLineSpec {
   /** Label of the GPIO chip, as in /sys/class/gpio/gpiochipN/label or `gpiodetect`. */

@@ -4,8 +4,9 @@
  */
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { HandcheckError } from '../hal/errors.js';
-import { type ConfigFile, type TargetSettings, parseAddress, readConfigFile, resolveConfig, selectTargets, targetFromArgument } from './config.js';
+import { HandcheckError } from '../config/errors.js';
+import { parseHostPort } from '../config/host-port.js';
+import { type ConfigFile, type TargetSettings, readConfigFile, resolveConfig, selectTargets, targetFromArgument } from './config.js';
 import { MonitorConfigError } from './errors.js';
 import { History } from './history.js';
 import { type MonitorHttpServer, startMonitorHttp } from './http.js';
@@ -139,7 +140,7 @@ export async function monitorCommand(argv: string[]): Promise<number> {
   let http: MonitorHttpServer | undefined;
   try {
     if (config.http) {
-      const { host, port } = parseAddress(config.http, { allowPortZero: true })!;
+      const { host, port } = parseHostPort(config.http, { allowPortZero: true })!;
       http = await startMonitorHttp({ monitor, host, port, logger: logger.child({ subsystem: 'http' }) });
       const a = http.address;
       process.stderr.write(`handcheck monitor: dashboard on http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/ (metrics at /metrics)\n`);

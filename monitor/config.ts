@@ -4,7 +4,9 @@
  * problem named by its JSON path, then frozen.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parseHostPort } from '../config/host-port.js';
+import { schemaIssues } from '../config/issues.js';
 import { type ConfigIssue, MonitorConfigError } from './errors.js';
 
 export type MonitorMode = 'probe' | 'hold';
@@ -82,7 +84,7 @@ const settingsProperties = {
 
 const labels = {
   type: 'object',
-  propertyNames: { pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
+  propertyNames: { pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$', description: 'a label name matching [a-zA-Z_][a-zA-Z0-9_]* (Prometheus label syntax)' },
   additionalProperties: { type: 'string', maxLength: 200 },
 } as const;
 
@@ -123,7 +125,7 @@ const schema = {
   },
 } as const;
 
-const ajv = new Ajv2020({ allErrors: true, strict: true });
+const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true });
 const validate = ajv.compile(schema);
 
 export interface ConfigFile {
@@ -135,34 +137,9 @@ export interface ConfigFile {
   alerts?: { command?: string; webhook?: { url: string; timeoutMs?: number }; retries?: number; backoffMs?: number };
 }
 
-function schemaIssue(error: ErrorObject): ConfigIssue {
-  const params = error.params as Record<string, unknown>;
-  if (error.keyword === 'additionalProperties') return { path: `${error.instancePath}/${String(params.additionalProperty)}`, message: `unknown key "${String(params.additionalProperty)}"` };
-  if (error.propertyName !== undefined) return { path: `${error.instancePath}/${error.propertyName}`, message: 'a label name must match [a-zA-Z_][a-zA-Z0-9_]* (Prometheus label syntax)' };
-  if (error.keyword === 'enum') return { path: error.instancePath, message: `must be one of ${(params.allowedValues as unknown[]).join(', ')}` };
-  return { path: error.instancePath, message: error.message ?? error.keyword };
-}
-
-/** `HOST:PORT` or `[V6]:PORT`. */
-export function parseAddress(value: string, options: { allowPortZero?: boolean } = {}): { host: string; port: number } | undefined {
-  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port < (options.allowPortZero ? 0 : 1) || port > 65535) return undefined;
-  return { host: match[1] ?? match[2]!, port };
-}
-
 /** Validates a parsed config document and resolves defaults; throws MonitorConfigError naming every problem. */
 export function resolveConfig(document: unknown, source: string): MonitorConfig {
-  if (!validate(document)) {
-    const issues: ConfigIssue[] = [];
-    // A refused key is reported through its own error, which carries the key: the propertyNames
-    // error about the whole object adds nothing.
-    for (const error of (validate.errors ?? []).filter((e) => e.keyword !== 'propertyNames')) {
-      const issue = schemaIssue(error);
-      if (!issues.some((i) => i.path === issue.path && i.message === issue.message)) issues.push(issue);
-    }
-    throw new MonitorConfigError(source, issues);
-  }
+  if (!validate(document)) throw new MonitorConfigError(source, schemaIssues(validate.errors ?? []));
   const file = document as unknown as ConfigFile;
   const issues: ConfigIssue[] = [];
   const { labels: defaultLabels = {}, ...defaults } = file.defaults ?? {};
@@ -170,7 +147,7 @@ export function resolveConfig(document: unknown, source: string): MonitorConfig 
   const targets: TargetConfig[] = [];
   file.targets.forEach((entry, i) => {
     const { name: given, address, labels: own = {}, ...settings } = entry;
-    const parsed = parseAddress(address);
+    const parsed = parseHostPort(address);
     if (!parsed) issues.push({ path: `/targets/${i}/address`, message: `"${address}" is not HOST:PORT with a port in 1-65535` });
     const name = given ?? address;
     const earlier = names.get(name);
@@ -194,7 +171,7 @@ export function resolveConfig(document: unknown, source: string): MonitorConfig 
     }
     targets.push(Object.freeze(resolved));
   });
-  if (file.http !== undefined && file.http !== '' && !parseAddress(file.http, { allowPortZero: true })) issues.push({ path: '/http', message: `"${file.http}" is not HOST:PORT` });
+  if (file.http !== undefined && file.http !== '' && !parseHostPort(file.http, { allowPortZero: true })) issues.push({ path: '/http', message: `"${file.http}" is not HOST:PORT` });
   if (issues.length > 0) throw new MonitorConfigError(source, issues);
   const alerts = file.alerts ?? {};
   return Object.freeze({

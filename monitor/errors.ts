@@ -1,20 +1,17 @@
 /**
  * Errors of the monitor. Every code is listed in docs/errors.md.
  */
-import { HandcheckError } from '../hal/errors.js';
+import { HandcheckError } from '../config/errors.js';
+import type { ConfigIssue } from '../config/issues.js';
 
-export interface ConfigIssue {
-  /** JSON pointer into the config file (`/targets/2/address`), or the command-line option. */
-  path: string;
-  message: string;
-}
+export type { ConfigIssue };
 
 /** The monitor's configuration (file or command line) is invalid; `issues` names every problem. */
 export class MonitorConfigError extends HandcheckError {
   readonly source: string;
   readonly issues: readonly ConfigIssue[];
 
-  constructor(source: string, issues: ConfigIssue[]) {
+  constructor(source: string, issues: readonly ConfigIssue[]) {
     super('ERR_MONITOR_CONFIG', `${source}: ${issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; ')}`);
     this.source = source;
     this.issues = issues;

@@ -4,7 +4,7 @@
  * the NIC counts packets, the watchdog resets the board when starved - all on one virtual clock, all
  * breakable through one fault registry.
  */
-import type { BoardConfig, ComponentConfig, GpioLineConfig } from '../hal/board-config.js';
+import type { BoardConfig, ComponentConfig, GpioLineConfig } from '../config/board-config.js';
 import type { BoardHal } from '../hal/board.js';
 import { HalNotFoundError } from '../hal/errors.js';
 import type { GpioValue } from '../hal/gpio.js';
@@ -22,7 +22,9 @@ import { type ActiveFault, FaultError, type FaultEvent, FaultRegistry, type Faul
 import { SimGpio } from './gpio.js';
 import { SimI2cBus } from './i2c-bus.js';
 import { SimNic } from './nic.js';
-import { ModbusRtuPeer, NmeaPeer, SimSerialBinding } from './serial.js';
+import { ModbusRtuPeer } from './peers/modbus-rtu.js';
+import { NmeaPeer } from './peers/nmea.js';
+import { SimSerialBinding } from './serial.js';
 import { SimWatchdog } from './watchdog.js';
 
 export type ChipModel = Tmp102Model | Lm75Model | Bme280Model | Ina219Model | SfpModel;

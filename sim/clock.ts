@@ -8,7 +8,7 @@
  */
 import { setImmediate as nextImmediate } from 'node:timers/promises';
 import { type Clock, type Timer, sleepOn } from '../hal/clock.js';
-import { HandcheckError } from '../hal/errors.js';
+import { HandcheckError } from '../config/errors.js';
 
 interface Scheduled {
   seq: number;

@@ -7,7 +7,7 @@
  * and use up one of `times`), so a fault acts exactly where the real hardware would fail.
  */
 import type { Clock, Timer } from '../hal/clock.js';
-import { HandcheckError } from '../hal/errors.js';
+import { HandcheckError } from '../config/errors.js';
 
 export type FaultKind =
   | 'nack'
@@ -61,6 +61,44 @@ export interface FaultSpec {
   times?: number;
   /** Kind-specific: `quantity` and `value` for out-of-range, `ratePerS` for drift and crc-errors, ... */
   params?: FaultParams;
+}
+
+const specFields = new Set(['target', 'kind', 'atMs', 'durationMs', 'times', 'params']);
+
+function isFaultKind(value: unknown): value is FaultKind {
+  return typeof value === 'string' && (faultKinds as readonly string[]).includes(value);
+}
+
+/**
+ * A fault spec from outside (the control endpoint's JSON, a command line): its shape checked, each
+ * problem named, before the registry checks the target and the numbers.
+ */
+export function parseFaultSpec(value: unknown): FaultSpec {
+  const bad = (message: string): never => {
+    throw new FaultError('ERR_SIM_FAULT_SPEC', message);
+  };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return bad('a fault must be a JSON object { "target", "kind", ... }');
+  const spec = value as Record<string, unknown>;
+  const unknown = Object.keys(spec).filter((key) => !specFields.has(key));
+  if (unknown.length > 0) bad(`unknown fault field(s): ${unknown.join(', ')} (allowed: ${[...specFields].join(', ')})`);
+  const { target, kind, atMs, durationMs, times, params } = spec;
+  if (typeof target !== 'string' || target === '') return bad('fault "target" must be a component, bus or GPIO line name');
+  if (!isFaultKind(kind)) return bad(`fault "kind" must be one of ${faultKinds.join(', ')}, got ${JSON.stringify(kind)}`);
+  for (const [key, number] of Object.entries({ atMs, durationMs, times })) {
+    if (number !== undefined && typeof number !== 'number') bad(`fault "${key}" must be a number, got ${JSON.stringify(number)}`);
+  }
+  const parsed: FaultSpec = { target, kind };
+  if (atMs !== undefined) parsed.atMs = atMs as number;
+  if (durationMs !== undefined) parsed.durationMs = durationMs as number;
+  if (times !== undefined) parsed.times = times as number;
+  if (params !== undefined) {
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) return bad('fault "params" must be an object of numbers, strings and booleans');
+    for (const [key, param] of Object.entries(params)) {
+      if (!['number', 'string', 'boolean'].includes(typeof param)) bad(`fault param "${key}" must be a number, string or boolean, got ${JSON.stringify(param)}`);
+    }
+    parsed.params = { ...(params as FaultParams) };
+  }
+  return parsed;
 }
 
 export interface ActiveFault {

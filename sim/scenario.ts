@@ -13,7 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { Timer } from '../hal/clock.js';
-import { HandcheckError } from '../hal/errors.js';
+import { HandcheckError } from '../config/errors.js';
 import type { SimBoard } from './board.js';
 import { type ActiveFault, type FaultSpec, faultKinds } from './faults.js';
 

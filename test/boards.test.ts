@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import schema from '../boards.schema.json' with { type: 'json' };
-import { componentQuantities, type BoardsFile, type ComponentConfig, type ComponentKind } from '../hal/board-config.js';
+import { componentQuantities, type BoardsFile, type ComponentConfig, type ComponentKind } from '../config/board-config.js';
 import {
   BoardNotFoundError,
   BoardsDuplicateError,
@@ -17,8 +17,8 @@ import {
   loadBoards,
   parseBoards,
   selectBoard,
-} from '../hal/boards.js';
-import { HandcheckError } from '../hal/errors.js';
+} from '../config/boards.js';
+import { HandcheckError } from '../config/errors.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = join(root, 'test/fixtures/boards');

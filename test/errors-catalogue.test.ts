@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const sourceDirs = ['hal', 'sim', 'firmware', 'monitor'].filter((dir) => existsSync(join(root, dir)));
+const sourceDirs = ['config', 'hal', 'sim', 'firmware', 'app', 'monitor'].filter((dir) => existsSync(join(root, dir)));
 const sourceExtensions = /\.(?:ts|mts|cts|js|mjs|cjs)$/;
 /** A quoted code; backticks are left out so that prose in doc comments does not count as use. */
 const codeLiteral = /(['"])(ERR_[A-Z0-9_]+)\1/g;

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { quantityMap } from '../firmware/modbus-service.js';
-import { parseBoards, selectBoard } from '../hal/boards.js';
+import { parseBoards, selectBoard } from '../config/boards.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };

@@ -6,7 +6,7 @@
  *   become exception responses 0x02 / 0x03; the connection goes on. Anything else a model throws is
  *   answered with exception 0x04 (server device failure).
  */
-import { HandcheckError, type HandcheckErrorOptions } from '../../hal/errors.js';
+import { HandcheckError, type HandcheckErrorOptions } from '../../config/errors.js';
 
 /** Base of every Modbus service error. */
 export class ModbusError extends HandcheckError {}

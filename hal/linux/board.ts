@@ -4,7 +4,7 @@
  * and the optional native packages are imported then, so constructing a LinuxBoard on a laptop
  * costs nothing and fails nothing.
  */
-import type { BoardConfig } from '../board-config.js';
+import type { BoardConfig } from '../../config/board-config.js';
 import type { BoardHal } from '../board.js';
 import { type Clock, systemClock } from '../clock.js';
 import { HalClosedError, HalInvalidArgumentError, HalNotFoundError } from '../errors.js';

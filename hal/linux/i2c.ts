@@ -20,7 +20,7 @@ import {
   halErrorFromErrno,
 } from '../errors.js';
 import { type ByteOrder, type I2cBus, type I2cTransferOptions, i2cTarget } from '../i2c.js';
-import type { I2cBusConfig } from '../board-config.js';
+import type { I2cBusConfig } from '../../config/board-config.js';
 import { type ModuleLoader, importPackage, loadOptional, moduleMember } from './optional.js';
 
 /** The part of i2c-bus's promisified bus (`openPromisified`) this adapter uses. */

@@ -24,7 +24,7 @@ import {
   sfpThresholdOffset,
   sfpUnit,
   sfpValueOffset,
-} from '../../hal/drivers/sfp.js';
+} from '../../hal/drivers/sff8472.js';
 import { HalNackError } from '../../hal/errors.js';
 import type { FaultKind } from '../faults.js';
 import type { I2cDeviceModel } from '../i2c-bus.js';

@@ -7,7 +7,7 @@ import { type ChildProcess, execFile } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Capture, Netns, ROOT, SERVER_V4, describeAsRoot, link, synAcksFrom, synsTo } from './netns.js';
 
-const cli = `${ROOT}/dist/firmware/cli.js`;
+const cli = `${ROOT}/dist/app/handcheck.js`;
 
 describeAsRoot('handcheck run --before on the sim board', () => {
   let server: Netns;

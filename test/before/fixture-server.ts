@@ -12,14 +12,15 @@
  */
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
-import type { GatePolicy } from '../../hal/board-config.js';
-import { Gate } from '../../firmware/gate.js';
+import type { GatePolicyInput } from '../../config/board-config.js';
+import { gatePolicy } from '../../config/gate-policy.js';
+import { Gate } from '../../firmware/gate/gate.js';
 import type { Verdict } from '../../firmware/verdict.js';
 
 interface ServerConfig {
   host: string;
   port: number;
-  policy: GatePolicy;
+  policy: GatePolicyInput;
   diagnosisTimeoutMs?: number;
   /** Install a SIGTERM handler that closes the gate, as the firmware does. */
   gracefulSignals?: boolean;
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
   try {
     gate = new Gate({
       service: 'fixture',
-      policy: config.policy,
+      policy: gatePolicy(config.policy),
       logger,
       diagnosisTimeoutMs: config.diagnosisTimeoutMs ?? 2000,
       closeTimeoutMs: 500,

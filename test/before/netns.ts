@@ -15,8 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { describeWhen, notRoot } from '../helpers/requirements.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SERVER = fileURLToPath(new URL('./fixture-server.ts', import.meta.url));
-const CLIENT = fileURLToPath(new URL('./fixture-client.ts', import.meta.url));
+const SERVER = fileURLToPath(new URL('./fixture-server.js', import.meta.url));
+const CLIENT = fileURLToPath(new URL('./fixture-client.js', import.meta.url));
 const ADDON = join(ROOT, 'native', 'build', 'Release', 'handcheck_nfqueue.node');
 
 /** Why these suites cannot run here, or undefined when they can. */

@@ -6,9 +6,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ruleTargets } from '../../firmware/gate-before.js';
-import { iptablesVariantFromEnv, taggedRules } from '../../firmware/iptables.js';
-import { hasNetAdmin } from '../../firmware/nfqueue.js';
+import { ruleTargets } from '../../firmware/gate/before.js';
+import { iptablesVariantFromEnv, taggedRules } from '../../firmware/gate/iptables.js';
+import { hasNetAdmin } from '../../firmware/gate/nfqueue.js';
 
 describe('ruleTargets', () => {
   it('covers both families for a dual-stack server on ::, without a destination', () => {

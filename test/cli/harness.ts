@@ -5,7 +5,7 @@ import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-export const cli = fileURLToPath(new URL('../../dist/firmware/cli.js', import.meta.url));
+export const cli = fileURLToPath(new URL('../../dist/app/handcheck.js', import.meta.url));
 const exec = promisify(execFile);
 
 export interface Firmware {

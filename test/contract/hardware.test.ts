@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'vitest';
-import { parseBoards, selectBoard } from '../../hal/boards.js';
+import { parseBoards, selectBoard } from '../../config/boards.js';
 import { LinuxBoard } from '../../hal/linux/board.js';
 import { halContract } from './suites.js';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe } from 'vitest';
-import { parseBoards, selectBoard } from '../../hal/boards.js';
+import { parseBoards, selectBoard } from '../../config/boards.js';
 import { SimBoard } from '../../sim/board.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { halContract } from './suites.js';

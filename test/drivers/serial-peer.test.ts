@@ -4,7 +4,9 @@ import { SerialPeerDriver, nmeaChecksum, parseNmeaSentence } from '../../hal/dri
 import { openSerialPort } from '../../hal/serial.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { FaultRegistry } from '../../sim/faults.js';
-import { ModbusRtuPeer, NmeaPeer, SimSerialBinding } from '../../sim/serial.js';
+import { ModbusRtuPeer } from '../../sim/peers/modbus-rtu.js';
+import { NmeaPeer } from '../../sim/peers/nmea.js';
+import { SimSerialBinding } from '../../sim/serial.js';
 
 const start = Date.UTC(2024, 2, 14, 12, 0, 0);
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SfpDriver, decodeSfpFlags } from '../../hal/drivers/sfp.js';
+import { decodeSfpFlags } from '../../hal/drivers/sff8472.js';
+import { SfpDriver } from '../../hal/drivers/sfp.js';
 import type { GpioLine } from '../../hal/gpio.js';
 import { SfpModel, lrThresholds } from '../../sim/chips/sfp.js';
 import { ByteRegisterModel } from '../../sim/chips/registers.js';

@@ -3,7 +3,7 @@
  * resets a connecting client; a healthy board never does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Appliance } from '../../firmware/appliance.js';
+import type { Appliance } from '../../app/appliance.js';
 import { applianceConfig, attempt, fate, open, readInputRegisters, serviceFaultMatrix, startAppliance } from './helpers.js';
 
 describe('every fault the service depends on resets a connecting client', () => {

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { parseBoards, selectBoard } from '../../hal/boards.js';
-import type { BoardConfig } from '../../hal/board-config.js';
+import { parseBoards, selectBoard } from '../../config/boards.js';
+import type { BoardConfig } from '../../config/board-config.js';
 import type { WatchdogHealth } from '../../firmware/components.js';
 import { DeviceStateManager } from '../../firmware/device-state.js';
 import { EventLoopMonitor } from '../../firmware/event-loop.js';
@@ -121,6 +121,31 @@ describe('DeviceStateManager on the sim appliance', () => {
     await board.clock.advance(1);
     const [state] = await run;
     expect(state).toMatchObject({ state: 'failed', code: 'ERR_HAL_TIMEOUT', durationMs: 30 });
+  });
+
+  it("shares a hung check between callers and cancels it only when every caller's signal aborted", async () => {
+    const config: BoardConfig = {
+      ...appliance,
+      i2c: appliance.i2c!.map((b) => ({ ...b, timeoutMs: 10_000 })),
+      components: appliance.components.map((c) => (c.id === 'board-temp' ? { ...c, timeoutMs: 30 } : c)),
+    };
+    const { board, devices } = setup(config);
+    board.inject({ target: 'board-temp', kind: 'bus-timeout' });
+    const first = new AbortController();
+    const second = new AbortController();
+    const firstRun = devices.diagnose(['board-temp'], { signal: first.signal });
+    const secondRun = devices.diagnose(['board-temp'], { signal: second.signal });
+    await board.clock.advance(5);
+    first.abort();
+    await expect(firstRun).rejects.toMatchObject({ code: 'ERR_HAL_CLOSED', canceled: true });
+    expect(devices.oldestRunningMs()).toBe(5);
+
+    second.abort();
+    await expect(secondRun).rejects.toMatchObject({ canceled: true });
+    await board.clock.advance(0);
+    expect(devices.oldestRunningMs()).toBe(0);
+    // Canceled, not failed: nobody waited long enough to learn whether the part is faulty.
+    expect(devices.state('board-temp')).toMatchObject({ state: 'unknown', durationMs: 5 });
   });
 
   it('rejects unknown component ids', async () => {

@@ -1,17 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { Socket, connect } from 'node:net';
 import pino from 'pino';
-import { Appliance, type ApplianceOptions } from '../../firmware/appliance.js';
-import type { BoardConfig, GatePolicy } from '../../hal/board-config.js';
+import { Appliance, type ApplianceOptions } from '../../app/appliance.js';
+import type { BoardConfig, GatePolicyInput } from '../../config/board-config.js';
+import { gatePolicy } from '../../config/gate-policy.js';
 import type { FaultKind } from '../../sim/faults.js';
-import { parseBoards, selectBoard } from '../../hal/boards.js';
+import { parseBoards, selectBoard } from '../../config/boards.js';
 
 export const boards = parseBoards(readFileSync(new URL('../../boards.json', import.meta.url), 'utf8'), 'boards.json');
 
 /** The sim appliance's entry with the Modbus service's gate policy replaced and everything on port 0. */
-export function applianceConfig(gate: GatePolicy = {}, patch: (config: BoardConfig) => BoardConfig = (c) => c): BoardConfig {
+export function applianceConfig(gate: GatePolicyInput = {}, patch: (config: BoardConfig) => BoardConfig = (c) => c): BoardConfig {
   const base = structuredClone(selectBoard(boards, 'sim-appliance')) as BoardConfig;
-  base.services = base.services.map((s) => ({ ...s, listen: '127.0.0.1:0', gate: { ...s.gate, ...gate } }));
+  base.services = base.services.map((s) => ({ ...s, listen: '127.0.0.1:0', gate: gatePolicy({ ...s.gate, ...gate }) }));
   return patch(base);
 }
 

@@ -62,7 +62,7 @@ describe('connection volume', () => {
   it('100,000 healthy connects from another process, zero resets', { timeout: 600_000 }, async () => {
     const { appliance, port } = await startAppliance(applianceConfig({ recheckMs: 0, reuse: 'never' }));
     try {
-      const client = new URL('../../bench/client.ts', import.meta.url).pathname;
+      const client = new URL('../../bench/client.js', import.meta.url).pathname;
       const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', client, '127.0.0.1', String(port), '100000', '32'], {
         env: { ...process.env, TSX_TSCONFIG_PATH: new URL('../../bench/tsconfig.json', import.meta.url).pathname },
       });

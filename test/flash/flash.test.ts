@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseFlashTarget, remoteScript, shellQuote } from '../../firmware/flash.js';
+import { parseFlashTarget, remoteScript, shellQuote } from '../../app/flash.js';
 import { CLIENT_V4, Netns, SERVER_V4, link } from '../before/netns.js';
 import { makeTempDir } from '../linux/fake-sysfs.js';
 import { describeAsRoot } from '../linux/root.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'firmware', 'cli.js');
+const CLI = join(ROOT, 'dist', 'app', 'handcheck.js');
 const exec = promisify(execFile);
 
 interface Result {
@@ -107,11 +107,11 @@ describe('handcheck flash --to DIR', () => {
     expect(modules).toEqual(expect.arrayContaining(['pino', 'ajv', 'prom-client', 'onoff', 'i2c-bus', 'serialport']));
     expect(modules).not.toContain('vitest');
     expect(modules).not.toContain('typescript');
-    expect(existsSync(join(dir, 'dist', 'firmware', 'flash.js'))).toBe(true);
+    expect(existsSync(join(dir, 'dist', 'app', 'flash.js'))).toBe(true);
     expect(existsSync(join(dir, 'dist', 'boards.schema.json'))).toBe(true);
 
     const unit = await readFile(join(dir, 'deploy', 'handcheck.service'), 'utf8');
-    expect(unit).toContain('ExecStart=@NODE@ --max-semi-space-size=1 --optimize-for-size @DIR@/dist/firmware/cli.js run --board rpi4 --boards @DIR@/boards.json');
+    expect(unit).toContain('ExecStart=@NODE@ --max-semi-space-size=1 --optimize-for-size @DIR@/dist/app/handcheck.js run --board rpi4 --boards @DIR@/boards.json');
     expect(unit).toMatch(/^Restart=always$/m);
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_ADMIN$/m);
     expect(unit).toMatch(/^SupplementaryGroups=gpio i2c dialout$/m);
@@ -128,20 +128,27 @@ describe('handcheck flash --to DIR', () => {
     expect(installed.code).toBe(0);
     const placed = await readFile(join(destdir, 'etc', 'systemd', 'system', 'handcheck.service'), 'utf8');
     const node = (await run('sh', ['-c', 'command -v node'])).stdout.trim();
-    expect(placed).toContain(`ExecStart=${node} --max-semi-space-size=1 --optimize-for-size ${dir}/dist/firmware/cli.js run --board rpi4 --boards ${dir}/boards.json`);
+    expect(placed).toContain(`ExecStart=${node} --max-semi-space-size=1 --optimize-for-size ${dir}/dist/app/handcheck.js run --board rpi4 --boards ${dir}/boards.json`);
     expect(placed).toContain(`WorkingDirectory=${dir}\n`);
     expect(await readFile(join(destdir, 'etc', 'udev', 'rules.d', '99-handcheck.rules'), 'utf8')).toBe(rules);
 
     // Started from the tree, outside the source checkout, on the sim board; probed with the tree's own CLI.
-    const firmware = spawn(process.execPath, [join(dir, 'dist', 'firmware', 'cli.js'), 'run', '--board', 'rpi4', '--sim', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0'], {
+    const firmware = spawn(process.execPath, [join(dir, 'dist', 'app', 'handcheck.js'), 'run', '--board', 'rpi4', '--sim', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0'], {
       cwd: temp.dir,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     try {
-      const [, port] = await waitFor(firmware, /service modbus \(modbus-tcp\) listening on 127\.0\.0\.1:(\d+)/, 'installed firmware');
-      const probe = await run(process.execPath, [join(dir, 'dist', 'firmware', 'cli.js'), 'probe', `127.0.0.1:${port}`], { cwd: temp.dir });
+      const [[, port], [, control]] = await Promise.all([
+        waitFor(firmware, /service modbus \(modbus-tcp\) listening on 127\.0\.0\.1:(\d+)/, 'installed firmware'),
+        waitFor(firmware, /control endpoint on http:\/\/127\.0\.0\.1:(\d+)/, 'installed firmware'),
+      ]);
+      const probe = await run(process.execPath, [join(dir, 'dist', 'app', 'handcheck.js'), 'probe', `127.0.0.1:${port}`], { cwd: temp.dir });
       expect(probe.stdout).toMatch(new RegExp(`^127\\.0\\.0\\.1:${port} up `));
       expect(probe.code).toBe(0);
+      // The board page ships with the tree: the control endpoint serves it from there.
+      const page = await fetch(`http://127.0.0.1:${control}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<html');
     } finally {
       const exited = new Promise((resolve) => firmware.once('exit', resolve));
       firmware.kill('SIGTERM');
@@ -240,12 +247,12 @@ describeAsRoot('handcheck flash over ssh', 'an sshd in a network namespace', ['i
     expect(out).toBe('');
 
     expect(JSON.parse(await readFile(join(dir, 'FLASHED.json'), 'utf8')).board).toBe('rpi4');
-    expect(await readFile(join(dir, 'dist', 'firmware', 'cli.js'))).toEqual(await readFile(CLI));
+    expect(await readFile(join(dir, 'dist', 'app', 'handcheck.js'))).toEqual(await readFile(CLI));
     expect(JSON.parse(await readFile(join(dir, 'boards.json'), 'utf8')).boards.map((b: { id: string }) => b.id)).toEqual(['rpi4']);
     // The restart ran on the board side of the link, in the new tree, after the install.
     expect(await readFile(trace, 'utf8')).toMatch(new RegExp(`^restart in ${dir} from ${CLIENT_V4.replaceAll('.', '\\.')} \\d+ 22\\n$`));
     const unit = await readFile(join(destdir, 'etc', 'systemd', 'system', 'handcheck.service'), 'utf8');
-    expect(unit).toContain(`ExecStart=/usr/bin/node --max-semi-space-size=1 --optimize-for-size ${dir}/dist/firmware/cli.js run --board rpi4`);
+    expect(unit).toContain(`ExecStart=/usr/bin/node --max-semi-space-size=1 --optimize-for-size ${dir}/dist/app/handcheck.js run --board rpi4`);
   });
 
   it('fails with ERR_FLASH_REMOTE and the board\'s own words when a command there fails', { timeout: 120_000 }, async () => {

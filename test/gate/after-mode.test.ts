@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Gate, resolveGatePolicy } from '../../firmware/gate.js';
-import { DiagnosisTimeoutError, GateModeUnavailableError, GatePolicyError } from '../../firmware/gate-errors.js';
+import { BoardsSchemaError } from '../../config/boards.js';
+import { gatePolicy } from '../../config/gate-policy.js';
+import { Gate } from '../../firmware/gate/gate.js';
+import { DiagnosisTimeoutError, GateModeUnavailableError } from '../../firmware/gate/errors.js';
 import { ERR_DIAG_FAILED, ERR_DIAG_INVALID, ERR_DIAG_TIMEOUT, SELF_DIAGNOSIS, type Verdict } from '../../firmware/verdict.js';
 import { HalTimeoutError } from '../../hal/errors.js';
 import { VirtualClock } from '../../sim/clock.js';
@@ -179,7 +181,7 @@ describe('gate modes and policy', () => {
     const create = (): Gate =>
       new Gate({
         service: 'modbus',
-        policy: { mode: 'before' },
+        policy: gatePolicy({ mode: 'before' }),
         diagnose: () => Promise.resolve(okVerdict()),
         logger: logSink().logger,
         onConnection: () => undefined,
@@ -189,37 +191,22 @@ describe('gate modes and policy', () => {
     delete process.env.HANDCHECK_NFQUEUE_ADDON;
   });
 
-  it('applies the documented defaults', () => {
-    expect(resolveGatePolicy('modbus')).toEqual({
-      mode: 'after',
-      onFail: 'reset',
-      reuse: 'while-held',
-      maxAgeMs: 30_000,
-      recheckMs: 0,
-      maxConnections: undefined,
-      idleTimeoutMs: undefined,
-      diagnosisTimeoutMs: 2000,
-      closeTimeoutMs: 2000,
-    });
-    expect(Object.isFrozen(resolveGatePolicy('modbus'))).toBe(true);
+  it('applies the defaults of boards.schema.json, the one place they are written', () => {
+    expect(gatePolicy()).toEqual({ mode: 'after', onFail: 'reset', reuse: 'while-held', maxAgeMs: 30_000, recheckMs: 0, failClosed: false, queue: 0 });
+    expect(Object.isFrozen(gatePolicy())).toBe(true);
+    const gate = new Gate({ service: 'modbus', policy: gatePolicy(), diagnose: () => Promise.resolve(okVerdict()), logger: logSink().logger, onConnection: () => undefined });
+    expect(gate.policy).toMatchObject({ diagnosisTimeoutMs: 2000, closeTimeoutMs: 2000 });
   });
 
   it.each([
-    [{ maxAgeMs: -1 }, 'gate.maxAgeMs'],
-    [{ recheckMs: Number.NaN }, 'gate.recheckMs'],
-    [{ maxConnections: 2.5 }, 'gate.maxConnections'],
-    [{ idleTimeoutMs: 0 }, 'gate.idleTimeoutMs'],
-    [{ onFail: 'drop' as 'reset' }, 'gate.onFail'],
-    [{ reuse: 'always' as 'never' }, 'gate.reuse'],
-  ])('rejects %o naming %s', (policy, field) => {
-    expect(() => resolveGatePolicy('modbus', policy)).toThrow(expect.objectContaining({ code: 'ERR_GATE_POLICY', field }));
-    expect(() => resolveGatePolicy('modbus', policy)).toThrow(GatePolicyError);
-    expect(() => resolveGatePolicy('modbus', policy)).toThrow(`service modbus: ${field}`);
-  });
-
-  it('rejects a diagnosisTimeoutMs below 1 ms', () => {
-    expect(() => resolveGatePolicy('modbus', {}, { diagnosisTimeoutMs: 0 })).toThrow(
-      expect.objectContaining({ code: 'ERR_GATE_POLICY', field: 'diagnosisTimeoutMs' }),
-    );
+    [{ maxAgeMs: -1 }, '/maxAgeMs'],
+    [{ recheckMs: Number.NaN }, '/recheckMs'],
+    [{ maxConnections: 2.5 }, '/maxConnections'],
+    [{ idleTimeoutMs: 0 }, '/idleTimeoutMs'],
+    [{ onFail: 'drop' as 'reset' }, '/onFail'],
+    [{ reuse: 'always' as 'never' }, '/reuse'],
+  ])('rejects %o naming %s', (policy, path) => {
+    expect(() => gatePolicy(policy, 'service modbus')).toThrow(expect.objectContaining({ code: 'ERR_BOARDS_SCHEMA', issues: [expect.objectContaining({ path })] }));
+    expect(() => gatePolicy(policy, 'service modbus')).toThrow(BoardsSchemaError);
   });
 });

@@ -6,8 +6,10 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { Gate, type GateDecision, type GateOptions } from '../../firmware/gate.js';
+import { Gate, type GateDecision, type GateOptions } from '../../firmware/gate/gate.js';
 import type { Diagnose, Failure, Verdict } from '../../firmware/verdict.js';
+import type { GatePolicyInput } from '../../config/board-config.js';
+import { gatePolicy } from '../../config/gate-policy.js';
 
 export const HOST = '127.0.0.1';
 
@@ -108,7 +110,7 @@ export interface Started {
   served: Socket[];
 }
 
-export type GateSetup = Partial<Omit<GateOptions, 'diagnose' | 'logger'>> & { diagnosis?: FakeDiagnosis };
+export type GateSetup = Partial<Omit<GateOptions, 'diagnose' | 'logger' | 'policy'>> & { diagnosis?: FakeDiagnosis; policy?: GatePolicyInput };
 
 /** Opens and tracks gates and clients; `cleanup()` in afterEach closes everything. */
 export class Rig {
@@ -129,6 +131,7 @@ export class Rig {
     const gate = new Gate({
       service: 'modbus',
       ...setup,
+      policy: gatePolicy(setup.policy),
       diagnose: diagnosis.diagnose,
       logger: sink.logger,
       onConnection: (socket) => {

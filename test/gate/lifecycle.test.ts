@@ -1,7 +1,8 @@
+import { gatePolicy } from '../../config/gate-policy.js';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Gate } from '../../firmware/gate.js';
-import { GateClosedError, GateListenError } from '../../firmware/gate-errors.js';
+import { Gate } from '../../firmware/gate/gate.js';
+import { GateClosedError, GateListenError } from '../../firmware/gate/errors.js';
 import { FakeDiagnosis, HOST, Rig, logSink, until } from './harness.js';
 
 const rig = new Rig();
@@ -145,7 +146,7 @@ describe('gate: close()', () => {
 
   it('refuses to listen after close, and reports a busy port with ERR_GATE_LISTEN', async () => {
     const { gate, port, sink } = await rig.start();
-    const other = new Gate({ service: 'modbus-2', diagnose: new FakeDiagnosis().diagnose, logger: sink.logger, onConnection: () => undefined });
+    const other = new Gate({ service: 'modbus-2', policy: gatePolicy(), diagnose: new FakeDiagnosis().diagnose, logger: sink.logger, onConnection: () => undefined });
 
     const err = await other.listen(HOST, port).catch((e: unknown) => e);
 
@@ -160,7 +161,7 @@ describe('gate: close()', () => {
   });
 
   it('rejects a listen that close() overtook', async () => {
-    const gate = new Gate({ service: 'modbus', diagnose: new FakeDiagnosis().diagnose, logger: logSink().logger, onConnection: () => undefined });
+    const gate = new Gate({ service: 'modbus', policy: gatePolicy(), diagnose: new FakeDiagnosis().diagnose, logger: logSink().logger, onConnection: () => undefined });
     const listening = gate.listen(HOST, 0);
     const closed = gate.close();
     await expect(listening).rejects.toMatchObject({ code: 'ERR_GATE_CLOSED' });

@@ -1,5 +1,6 @@
+import { gatePolicy } from '../../config/gate-policy.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Gate } from '../../firmware/gate.js';
+import { Gate } from '../../firmware/gate/gate.js';
 import { FakeDiagnosis, HOST, Rig, logSink, okVerdict, sensorFailure, until } from './harness.js';
 
 const rig = new Rig();
@@ -73,7 +74,7 @@ describe('gate: one structured log line per decision', () => {
   it('writes no accept lines at info level, but still every abnormal decision', async () => {
     const sink = logSink('info');
     const diagnosis = new FakeDiagnosis();
-    const gate = new Gate({ service: 'modbus', diagnose: diagnosis.diagnose, logger: sink.logger, onConnection: (s) => s.pipe(s) });
+    const gate = new Gate({ service: 'modbus', policy: gatePolicy(), diagnose: diagnosis.diagnose, logger: sink.logger, onConnection: (s) => s.pipe(s) });
     const { port } = await gate.listen(HOST, 0);
     try {
       const ok = rig.connect(port);

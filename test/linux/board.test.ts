@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BoardConfig } from '../../hal/board-config.js';
+import type { BoardConfig } from '../../config/board-config.js';
 import { systemClock } from '../../hal/clock.js';
 import { LinuxBoard } from '../../hal/linux/board.js';
 import type { OnoffGpio } from '../../hal/linux/gpio.js';

@@ -25,7 +25,7 @@ import { type FakeChip, makeGpioTree, makeTempDir, pi4Chips, pi5Chips } from './
 import { describeAsRoot } from './root.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BODY = fileURLToPath(new URL('./gpio-namespace-body.ts', import.meta.url));
+const BODY = fileURLToPath(new URL('./gpio-namespace-body.js', import.meta.url));
 
 /** The export half of the kernel's sysfs GPIO class, on the far end of a FIFO. */
 class FakeGpioKernel {

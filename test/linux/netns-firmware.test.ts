@@ -22,9 +22,9 @@ import { makeTempDir } from './fake-sysfs.js';
 import { describeAsRoot } from './root.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'firmware', 'cli.js');
-const STATUS = fileURLToPath(new URL('./net-status-body.ts', import.meta.url));
-const HOLD = fileURLToPath(new URL('./hold-client.ts', import.meta.url));
+const CLI = join(ROOT, 'dist', 'app', 'handcheck.js');
+const STATUS = fileURLToPath(new URL('./net-status-body.js', import.meta.url));
+const HOLD = fileURLToPath(new URL('./hold-client.js', import.meta.url));
 
 let temp: Awaited<ReturnType<typeof makeTempDir>>;
 beforeEach(async () => {

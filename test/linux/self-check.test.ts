@@ -10,16 +10,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BoardConfig } from '../../hal/board-config.js';
-import { loadBoards, selectBoard } from '../../hal/boards.js';
+import type { BoardConfig } from '../../config/board-config.js';
+import { loadBoards, selectBoard } from '../../config/boards.js';
 import { LinuxBoard } from '../../hal/linux/board.js';
-import { type SelfCheckReport, type SelfCheckRow, formatSelfCheck, selfCheck } from '../../hal/linux/self-check.js';
+import { type SelfCheckReport, type SelfCheckRow, formatSelfCheck, selfCheck } from '../../app/self-check.js';
 import { SimBoard } from '../../sim/board.js';
 import { type FakeChip, makeGpioTree, makeTempDir, pi4Chips, pi5Chips } from './fake-sysfs.js';
 import { describeAsRoot } from './root.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'firmware', 'cli.js');
+const CLI = join(ROOT, 'dist', 'app', 'handcheck.js');
 const boards = await loadBoards(join(ROOT, 'boards.json'));
 
 let temp: Awaited<ReturnType<typeof makeTempDir>>;

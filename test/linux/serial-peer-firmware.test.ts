@@ -10,13 +10,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BoardConfig } from '../../hal/board-config.js';
+import type { BoardConfig } from '../../config/board-config.js';
 import { LinuxBoard } from '../../hal/linux/board.js';
 import { DeviceStateManager } from '../../firmware/device-state.js';
 import { ptyPair } from './pty.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const PEER = fileURLToPath(new URL('./modbus-rtu-peer.ts', import.meta.url));
+const PEER = fileURLToPath(new URL('./modbus-rtu-peer.js', import.meta.url));
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

@@ -9,7 +9,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Appliance } from '../../firmware/appliance.js';
+import type { Appliance } from '../../app/appliance.js';
 import { type MonitorHttpServer, startMonitorHttp } from '../../monitor/http.js';
 import type { Monitor } from '../../monitor/monitor.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';

@@ -5,7 +5,7 @@
  * background recheck reaches the monitor as `lost` at once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Appliance } from '../../firmware/appliance.js';
+import type { Appliance } from '../../app/appliance.js';
 import type { Monitor } from '../../monitor/monitor.js';
 import { startFirmware } from '../cli/harness.js';
 import { applianceConfig, serviceFaultMatrix, startAppliance } from '../firmware/helpers.js';

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Appliance } from '../../firmware/appliance.js';
+import type { Appliance } from '../../app/appliance.js';
 import { MonitorHistoryError } from '../../monitor/errors.js';
 import { History } from '../../monitor/history.js';
 import { handcheck } from '../cli/harness.js';

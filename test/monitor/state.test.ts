@@ -2,7 +2,8 @@
  * Thresholds and transitions of one target, and the configuration they come from.
  */
 import { describe, expect, it } from 'vitest';
-import { parseAddress, resolveConfig, selectTargets, targetFromArgument } from '../../monitor/config.js';
+import { parseHostPort as parseAddress } from '../../config/host-port.js';
+import { resolveConfig, selectTargets, targetFromArgument } from '../../monitor/config.js';
 import { MonitorConfigError } from '../../monitor/errors.js';
 import { type Classification, type Observation, TargetTracker } from '../../monitor/state.js';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseBoards, selectBoard } from '../../hal/boards.js';
+import { parseBoards, selectBoard } from '../../config/boards.js';
 import { Bme280Driver } from '../../hal/drivers/bme280.js';
 import { Ina219Driver } from '../../hal/drivers/ina219.js';
 import { SfpDriver } from '../../hal/drivers/sfp.js';

@@ -5,10 +5,10 @@
  */
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Appliance } from '../../firmware/appliance.js';
-import { startControlServer } from '../../firmware/control.js';
+import type { Appliance } from '../../app/appliance.js';
+import { startControlServer } from '../../app/control.js';
 import type { ComponentState } from '../../firmware/device-state.js';
-import { type PageDecision, type PageSample, type PageSnapshot, type PageStatus, SimPage } from '../../firmware/ui.js';
+import { type PageDecision, type PageSample, type PageSnapshot, type PageStatus, SimPage } from '../../app/sim-page.js';
 import { open } from '../firmware/helpers.js';
 import { EventStream, type PageAppliance, client, json, startPageAppliance } from './harness.js';
 

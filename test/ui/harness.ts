@@ -1,6 +1,6 @@
 import { type IncomingMessage, request } from 'node:http';
 import { type Socket, connect, createServer } from 'node:net';
-import type { Appliance } from '../../firmware/appliance.js';
+import type { Appliance } from '../../app/appliance.js';
 import { applianceConfig, fate, startAppliance } from '../firmware/helpers.js';
 
 export interface PageAppliance {

@@ -3,25 +3,25 @@
  * a verdict from the self-diagnosis, or reuses the verdict of a connection still held (claim 5); an ok
  * verdict hands the socket to the application, an abnormal one cuts it with RST or FIN (claim 4).
  *
- * This file wires a net.Server to an Admission (gate-admission.ts: when to ask for a verdict, per mode)
- * and a VerdictSource (gate-verdicts.ts: single flight, deadline, reuse), and owns what happens to a
+ * This file wires a net.Server to an Admission (admission.ts: when to ask for a verdict, per mode)
+ * and a VerdictSource (verdicts.ts: single flight, deadline, reuse), and owns what happens to a
  * socket once it has its verdict: holding, idle timeout, recheck resets, limits, counters, logs, close.
  */
 import { EventEmitter } from 'node:events';
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import type { Logger } from 'pino';
-import type { GatePolicy } from '../hal/board-config.js';
-import { type Clock, type Timer, systemClock } from '../hal/clock.js';
-import { type Admission, type GateMode, createAdmission } from './gate-admission.js';
-import { GateClosedError, GateListenError, GatePolicyError } from './gate-errors.js';
-import { VerdictSource } from './gate-verdicts.js';
-import type { Diagnose, Failure, Verdict } from './verdict.js';
+import type { GatePolicy } from '../../config/board-config.js';
+import { type Clock, type Timer, systemClock } from '../../hal/clock.js';
+import { type Admission, type GateMode, createAdmission } from './admission.js';
+import { GateClosedError, GateListenError } from './errors.js';
+import { VerdictSource } from './verdicts.js';
+import type { Diagnose, Failure, Verdict } from '../verdict.js';
 
 export interface GateOptions {
   /** Service id, for logs, errors and decisions. */
   service: string;
-  /** The service's `gate` entry from boards.json; absent fields take the defaults of ResolvedGatePolicy. */
-  policy?: GatePolicy;
+  /** The service's resolved `gate` entry (loaded from boards.json, or built by `gatePolicy()`). */
+  policy: Readonly<GatePolicy>;
   diagnose: Diagnose;
   /** The gate logs through a child of it (`subsystem: 'gate'`, `service`). */
   logger: Logger;
@@ -42,15 +42,8 @@ export interface GateOptions {
   closeTimeoutMs?: number;
 }
 
-export interface ResolvedGatePolicy {
-  mode: GateMode;
-  onFail: 'reset' | 'close';
-  reuse: 'never' | 'while-held';
-  maxAgeMs: number;
-  /** 0: no background re-diagnosis. */
-  recheckMs: number;
-  maxConnections: number | undefined;
-  idleTimeoutMs: number | undefined;
+/** The board's policy plus the two bounds the gate sets itself. */
+export interface GateSettings extends GatePolicy {
   diagnosisTimeoutMs: number;
   closeTimeoutMs: number;
 }
@@ -108,58 +101,9 @@ export interface GateEvents {
   decision: [GateDecision];
 }
 
-const DEFAULTS = {
-  mode: 'after',
-  onFail: 'reset',
-  reuse: 'while-held',
-  maxAgeMs: 30_000,
-  recheckMs: 0,
-  diagnosisTimeoutMs: 2000,
-  closeTimeoutMs: 2000,
-} as const;
-
-function pick<T extends string>(service: string, field: string, value: T | undefined, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!allowed.includes(value)) {
-    throw new GatePolicyError(service, field, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function duration(service: string, field: string, value: number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new GatePolicyError(service, field, `must be a finite number of milliseconds >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function optionalPositive(service: string, field: string, value: number | undefined, integer: boolean): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    throw new GatePolicyError(service, field, `must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
-  }
-  return value;
-}
-
-/** Applies defaults to a service's gate policy and checks every field, naming the bad one. */
-export function resolveGatePolicy(
-  service: string,
-  policy: GatePolicy = {},
-  options: Pick<GateOptions, 'diagnosisTimeoutMs' | 'closeTimeoutMs'> = {},
-): Readonly<ResolvedGatePolicy> {
-  return Object.freeze({
-    mode: pick(service, 'gate.mode', policy.mode, ['after', 'before'], DEFAULTS.mode),
-    onFail: pick(service, 'gate.onFail', policy.onFail, ['reset', 'close'], DEFAULTS.onFail),
-    reuse: pick(service, 'gate.reuse', policy.reuse, ['never', 'while-held'], DEFAULTS.reuse),
-    maxAgeMs: duration(service, 'gate.maxAgeMs', policy.maxAgeMs, DEFAULTS.maxAgeMs, 0),
-    recheckMs: duration(service, 'gate.recheckMs', policy.recheckMs, DEFAULTS.recheckMs, 0),
-    maxConnections: optionalPositive(service, 'gate.maxConnections', policy.maxConnections, true),
-    idleTimeoutMs: optionalPositive(service, 'gate.idleTimeoutMs', policy.idleTimeoutMs, false),
-    diagnosisTimeoutMs: duration(service, 'diagnosisTimeoutMs', options.diagnosisTimeoutMs, DEFAULTS.diagnosisTimeoutMs, 1),
-    closeTimeoutMs: duration(service, 'closeTimeoutMs', options.closeTimeoutMs, DEFAULTS.closeTimeoutMs, 1),
-  });
-}
+/** Bounds the gate sets itself; they are not part of a board's policy. */
+const diagnosisTimeoutMs = 2000;
+const closeTimeoutMs = 2000;
 
 function peerOf(socket: Socket): string {
   const address = socket.remoteAddress;
@@ -175,7 +119,7 @@ type State = 'idle' | 'listening' | 'closing';
 
 export class Gate extends EventEmitter<GateEvents> {
   readonly service: string;
-  readonly policy: Readonly<ResolvedGatePolicy>;
+  readonly policy: Readonly<GateSettings>;
   private readonly log: Logger;
   private readonly onConnection: (socket: Socket) => void;
   private readonly clock: Clock;
@@ -205,7 +149,11 @@ export class Gate extends EventEmitter<GateEvents> {
   constructor(options: GateOptions) {
     super();
     this.service = options.service;
-    this.policy = resolveGatePolicy(options.service, options.policy, options);
+    this.policy = Object.freeze({
+      ...options.policy,
+      diagnosisTimeoutMs: options.diagnosisTimeoutMs ?? diagnosisTimeoutMs,
+      closeTimeoutMs: options.closeTimeoutMs ?? closeTimeoutMs,
+    });
     this.log = options.logger.child({ subsystem: 'gate', service: options.service });
     this.onConnection = options.onConnection;
     this.clock = options.clock ?? systemClock;
@@ -220,7 +168,7 @@ export class Gate extends EventEmitter<GateEvents> {
     });
     this.admission = createAdmission(this.policy.mode, {
       service: this.service,
-      policy: options.policy ?? {},
+      policy: options.policy,
       verdicts: this.verdicts,
       log: this.log,
       decide: (socket, verdict) => this.decide(socket, verdict),

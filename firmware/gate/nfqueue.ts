@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HandcheckError, type HandcheckErrorOptions } from '../hal/errors.js';
+import { HandcheckError, type HandcheckErrorOptions } from '../../config/errors.js';
 
 /** One queued packet as the addon reports it. */
 export interface QueuedPacket {
@@ -102,12 +102,12 @@ function nativeError(queue: number, what: string, err: unknown): NfqueueError {
 
 /**
  * Where the addon may be: HANDCHECK_NFQUEUE_ADDON, then native/build/Release beside the source tree
- * (firmware/ run through tsx) or beside dist/ (the built package).
+ * (firmware/gate/ run through tsx: two levels up) or beside dist/ (dist/firmware/gate/: three).
  */
 function candidates(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
   const fromEnv = process.env.HANDCHECK_NFQUEUE_ADDON;
-  const built = [join(here, '..', 'native', 'build', 'Release', ADDON_FILE), join(here, '..', '..', 'native', 'build', 'Release', ADDON_FILE)];
+  const built = [join(here, '..', '..', 'native', 'build', 'Release', ADDON_FILE), join(here, '..', '..', '..', 'native', 'build', 'Release', ADDON_FILE)];
   return fromEnv ? [fromEnv] : built;
 }
 

@@ -3,8 +3,8 @@
  * each with a deadline, and the reuse rule of claim 5. Knows nothing about sockets, so every admission
  * mode (after accept, before the SYN/ACK) asks the same source.
  */
-import type { Clock, Timer } from '../hal/clock.js';
-import { DiagnosisTimeoutError, GateClosedError } from './gate-errors.js';
+import type { Clock, Timer } from '../../hal/clock.js';
+import { DiagnosisTimeoutError, GateClosedError } from './errors.js';
 import {
   type Diagnose,
   ERR_DIAG_FAILED,
@@ -13,7 +13,7 @@ import {
   type Failure,
   SELF_DIAGNOSIS,
   type Verdict,
-} from './verdict.js';
+} from '../verdict.js';
 
 export interface VerdictSourceOptions {
   service: string;

@@ -2,7 +2,7 @@
  * The sim page: the board, the gate and the faults in a browser, served by the control endpoint.
  *
  * Routes it adds to the endpoint (behind the same bearer token):
- * - `GET /` the page, `GET /ui/FILE` its static files (shipped as they are in firmware/ui/, no build);
+ * - `GET /` the page, `GET /ui/FILE` its static files (shipped as they are in app/sim-page/, no build);
  * - `GET /events` server-sent events: `snapshot` on connect, `sample` (numeric readings and states
  *   for the chart) and `status` at every sample, `status` at every change, `decision` for each gate
  *   decision as it happens;
@@ -21,7 +21,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import type { GpioLineConfig } from '../hal/board-config.js';
+import type { GpioLineConfig } from '../config/board-config.js';
 import type { SimBoard } from '../sim/board.js';
 import { type ScenarioPlayback, parseScenario, playScenario } from '../sim/scenario.js';
 import type { Appliance, ApplianceStatus, RecordedDecision } from './appliance.js';
@@ -33,7 +33,7 @@ export interface SimPageOptions {
   sampleMs?: number;
   /** Samples kept for the chart. Default 900 (15 minutes at the default rate). */
   historyLimit?: number;
-  /** Where the static files are; default firmware/ui/ under the package root. */
+  /** Where the static files are; default app/sim-page/ under the package root. */
   assetsDir?: string;
 }
 
@@ -93,7 +93,7 @@ const securityHeaders = {
 };
 
 export function defaultAssetsDir(): string {
-  return join(packageRoot, 'firmware', 'ui');
+  return join(packageRoot, 'app', 'sim-page');
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -212,7 +212,7 @@ export class SimPage implements ControlRoutes {
     } catch (err) {
       throw new ControlError(
         'ERR_CONTROL_NOT_FOUND',
-        `page file ${name} not found in ${this.assetsDir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the package must ship firmware/ui/`,
+        `page file ${name} not found in ${this.assetsDir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the package must ship app/sim-page/`,
         404,
       );
     }

@@ -1,13 +1,14 @@
 /**
- * `handcheck check --board ID`: the start-up self-check of a real board (hal/linux/self-check.ts) on
+ * `handcheck check --board ID`: the start-up self-check of a real board (app/self-check.ts) on
  * its own, as a table; `handcheck run` prints the same table before it starts the firmware on a
  * Linux board.
  */
 import { parseArgs } from 'node:util';
-import type { BoardConfig } from '../hal/board-config.js';
-import { loadBoards, selectBoard } from '../hal/boards.js';
-import { HandcheckError } from '../hal/errors.js';
-import type { SelfCheckReport } from '../hal/linux/self-check.js';
+import type { BoardConfig } from '../config/board-config.js';
+import { loadBoards, selectBoard } from '../config/boards.js';
+import { HandcheckError } from '../config/errors.js';
+import { openBoard } from './board-select.js';
+import type { SelfCheckReport } from './self-check.js';
 
 export class SelfCheckSimBoardError extends HandcheckError {
   constructor(board: string) {
@@ -18,14 +19,13 @@ export class SelfCheckSimBoardError extends HandcheckError {
 /** Runs the self-check of a `linux` entry and writes the table to `write`. */
 export async function printSelfCheck(config: Readonly<BoardConfig>, write: (text: string) => void): Promise<SelfCheckReport> {
   if (config.backend !== 'linux') throw new SelfCheckSimBoardError(config.id);
-  const [{ LinuxBoard }, { selfCheck, formatSelfCheck }] = await Promise.all([import('../hal/linux/board.js'), import('../hal/linux/self-check.js')]);
-  const board = new LinuxBoard(config);
+  const [opened, { selfCheck, formatSelfCheck }] = await Promise.all([openBoard(config), import('./self-check.js')]);
   try {
-    const report = await selfCheck({ board });
+    const report = await selfCheck({ board: opened.hal });
     write(formatSelfCheck(report));
     return report;
   } finally {
-    await board.close();
+    await opened.hal.close();
   }
 }
 

@@ -1,4 +1,4 @@
-import { HandcheckError, type HandcheckErrorOptions } from '../hal/errors.js';
+import { HandcheckError, type HandcheckErrorOptions } from '../../config/errors.js';
 
 /** The gate policy asks for a mode this build cannot run (before mode needs the NFQUEUE addon). */
 export class GateModeUnavailableError extends HandcheckError {
@@ -9,19 +9,6 @@ export class GateModeUnavailableError extends HandcheckError {
     super('ERR_GATE_MODE_UNAVAILABLE', `service ${service}: gate mode '${mode}' is not available: ${why}`, options);
     this.service = service;
     this.mode = mode;
-  }
-}
-
-/** A gate policy or gate option has a value the gate cannot work with. */
-export class GatePolicyError extends HandcheckError {
-  readonly service: string;
-  /** The offending field, as in boards.json (`gate.maxAgeMs`). */
-  readonly field: string;
-
-  constructor(service: string, field: string, message: string) {
-    super('ERR_GATE_POLICY', `service ${service}: ${field} ${message}`);
-    this.service = service;
-    this.field = field;
   }
 }
 

@@ -1,10 +1,12 @@
 /**
  * The shape of a `boards.json` entry. `boards.schema.json` is the validated form of these types;
- * `loadBoards` (hal/boards.ts) checks a file against it once, at start-up, fills in the defaults the
+ * `loadBoards` (config/boards.ts) checks a file against it once, at start-up, fills in the defaults the
  * schema names (so a loaded entry has every knob marked "Default ..." below set) and freezes the
  * result.
  */
-import type { GpioEdge, GpioValue } from './gpio.js';
+/** A logical GPIO level: 1 is active, whatever the line's `activeLow`. */
+export type GpioValue = 0 | 1;
+export type GpioEdge = 'none' | 'rising' | 'falling' | 'both';
 
 /**
  * The quantities each component kind's driver reads, and so the only keys its `thresholds` (and its
@@ -176,21 +178,36 @@ export type ComponentConfig =
 
 export type ComponentKind = ComponentConfig['kind'];
 
-export interface GatePolicy {
-  /** Default `after`. */
+/**
+ * A service's gate policy as boards.json spells it: every field optional. `gatePolicy()`
+ * (config/gate-policy.ts) and the boards loader turn it into a GatePolicy with the schema's defaults.
+ */
+export interface GatePolicyInput {
   mode?: 'after' | 'before';
-  /** Default `reset`. */
   onFail?: 'reset' | 'close';
-  /** Default `while-held`. */
   reuse?: 'never' | 'while-held';
-  /** Oldest verdict a held connection lets a new one reuse. Default 30000. */
   maxAgeMs?: number;
-  /** Background re-diagnosis interval while connections are held; 0 turns it off. Default 0. */
   recheckMs?: number;
-  /** before mode: drop SYNs when the firmware is gone instead of letting them through. Default false. */
   failClosed?: boolean;
-  /** NFQUEUE number for before mode. Default 0. */
   queue?: number;
+  maxConnections?: number;
+  idleTimeoutMs?: number;
+}
+
+/** A resolved gate policy: what the gate works from. The defaults live in boards.schema.json alone. */
+export interface GatePolicy {
+  /** `after` (claim 2) or `before` (claim 3, NFQUEUE). */
+  mode: 'after' | 'before';
+  onFail: 'reset' | 'close';
+  reuse: 'never' | 'while-held';
+  /** Oldest verdict a held connection lets a new one reuse. */
+  maxAgeMs: number;
+  /** Background re-diagnosis interval while connections are held; 0 turns it off. */
+  recheckMs: number;
+  /** before mode: drop SYNs when the firmware is gone instead of letting them through. */
+  failClosed: boolean;
+  /** NFQUEUE number for before mode. */
+  queue: number;
   /** Absent: no limit. */
   maxConnections?: number;
   /** Absent: connections may stay idle forever. */
@@ -205,7 +222,7 @@ export interface ServiceConfig {
   /** Component ids diagnosed on each accepted connection, with the application behind the port. */
   dependsOn: string[];
   /** Always present once loaded, with every default filled in. */
-  gate?: GatePolicy;
+  gate: GatePolicy;
   /** Modbus: unit ids served (1-247). Default [1]. 0 and 255 are always accepted. */
   unitIds?: number[];
   /** Modbus: client IP addresses allowed to write; absent means everyone, empty means no one. */

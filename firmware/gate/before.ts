@@ -11,11 +11,12 @@
  * (accepted before the rules were in, or after its record expired) is diagnosed as in after mode.
  */
 import type { AddressInfo, Socket } from 'node:net';
-import { type Admission, type AdmissionContext, AfterAdmission } from './gate-admission.js';
-import { GateModeUnavailableError, GatePolicyError } from './gate-errors.js';
+import type { Admission, AdmissionContext } from './admission.js';
+import { AfterAdmission } from './after.js';
+import { GateModeUnavailableError } from './errors.js';
 import { type IpFamily, SynRules, iptablesVariantFromEnv } from './iptables.js';
 import { type QueueSubscription, type QueueVerdicts, type QueuedPacket, type SynHandler, hasNetAdmin, loadNfqueueAddon, subscribeQueue } from './nfqueue.js';
-import type { Verdict } from './verdict.js';
+import type { Verdict } from '../verdict.js';
 
 /** The mark bit an abnormal verdict sets; the REJECT rule matches it. */
 export const REJECT_MARK_BIT = 0x1;
@@ -139,13 +140,6 @@ export class BeforeAdmission implements Admission, SynHandler {
 
   constructor(ctx: AdmissionContext) {
     const { service, policy } = ctx;
-    if (policy.failClosed !== undefined && typeof policy.failClosed !== 'boolean') {
-      throw new GatePolicyError(service, 'gate.failClosed', `must be true or false, got ${JSON.stringify(policy.failClosed)}`);
-    }
-    const queue = policy.queue ?? 0;
-    if (!Number.isInteger(queue) || queue < 0 || queue > 65535) {
-      throw new GatePolicyError(service, 'gate.queue', `must be an NFQUEUE number, an integer 0-65535, got ${String(queue)}`);
-    }
     try {
       loadNfqueueAddon();
     } catch (err) {
@@ -160,8 +154,8 @@ export class BeforeAdmission implements Admission, SynHandler {
       );
     }
     this.ctx = ctx;
-    this.failClosed = policy.failClosed ?? false;
-    this.queueNum = queue;
+    this.failClosed = policy.failClosed;
+    this.queueNum = policy.queue;
     this.fallback = new AfterAdmission(ctx);
   }
 

@@ -4,14 +4,14 @@
  * what a reboot does on a Pi, where systemd restarts the service.
  */
 import type { Logger } from 'pino';
-import type { BoardConfig } from '../hal/board-config.js';
+import type { BoardConfig } from '../config/board-config.js';
 import type { GpioValue } from '../hal/gpio.js';
 import { type OpenedBoard, openBoard } from './board-select.js';
-import { type ControlApi, type ControlServer, type FaultApi, type FaultSpec, startControlServer } from './control.js';
-import { Firmware, type FirmwareStatus, parseHostPort } from './firmware.js';
-import type { GateDecision } from './gate.js';
-import { FirmwareMetrics } from './metrics.js';
-import { SimPage } from './ui.js';
+import { type ControlApi, type ControlServer, type FaultApi, startControlServer } from './control.js';
+import { Firmware, type FirmwareStatus, listenAddress } from '../firmware/firmware.js';
+import type { GateDecision } from '../firmware/gate/gate.js';
+import { FirmwareMetrics } from '../firmware/metrics.js';
+import { SimPage } from './sim-page.js';
 
 export interface ApplianceOptions {
   config: Readonly<BoardConfig>;
@@ -118,15 +118,9 @@ export class Appliance {
   }
 
   private async startControl(where: string): Promise<void> {
-    const { host, port } = parseHostPort('control', where);
+    const { host, port } = listenAddress('control', where);
     const sim = this.board.sim;
-    const faults: FaultApi | undefined = sim && {
-      catalogue: () => sim.faults.catalogue(),
-      list: () => sim.faults.list(),
-      inject: (spec: FaultSpec) => sim.faults.inject(spec as Parameters<typeof sim.faults.inject>[0]),
-      clear: (id) => sim.faults.clear(id),
-      clearAll: () => sim.faults.clearAll(),
-    };
+    const faults: FaultApi | undefined = sim?.faults;
     this.page = new SimPage(this);
     const api: ControlApi = { status: () => this.status(), metrics: () => this.metrics.render(), faults, routes: this.page };
     this.control = await startControlServer({ host, port, token: this.options.controlToken, api, logger: this.options.logger.child({ subsystem: 'control' }) });

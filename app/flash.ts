@@ -11,6 +11,7 @@
  *   boards.schema.json
  *   native/              the NFQUEUE addon's sources (and this machine's build, if any) for before mode
  *   deploy/              handcheck.service (systemd unit), 99-handcheck.rules (udev), install.sh
+ *   app/sim-page/        the board page's static files, served by the control endpoint
  *   docs/raspberry-pi.md
  *   FLASHED.json         what was flashed, from where, when
  *
@@ -24,9 +25,9 @@ import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } fr
 import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BoardConfig } from '../hal/board-config.js';
-import { loadBoards, selectBoard } from '../hal/boards.js';
-import { HandcheckError } from '../hal/errors.js';
+import type { BoardConfig } from '../config/board-config.js';
+import { loadBoards, selectBoard } from '../config/boards.js';
+import { HandcheckError } from '../config/errors.js';
 
 export class FlashError extends HandcheckError {}
 
@@ -154,8 +155,8 @@ async function build(root: string, enabled: boolean, out: string, log: (line: st
     return;
   }
   const built = join(root, 'dist');
-  if (!existsSync(join(built, 'firmware', 'cli.js'))) {
-    throw new FlashBuildError(`${join(built, 'firmware', 'cli.js')} does not exist: nothing built to flash${enabled ? '' : ' (--no-build)'}`);
+  if (!existsSync(join(built, 'app', 'handcheck.js'))) {
+    throw new FlashBuildError(`${join(built, 'app', 'handcheck.js')} does not exist: nothing built to flash${enabled ? '' : ' (--no-build)'}`);
   }
   await cp(built, out, { recursive: true });
 }
@@ -225,6 +226,8 @@ export async function layOutTree(options: {
   }
   const addon = join(root, 'native', 'build', 'Release', 'handcheck_nfqueue.node');
   if (existsSync(addon)) await cp(addon, join(out, 'native', 'build', 'Release', 'handcheck_nfqueue.node'));
+
+  await cp(join(root, 'app', 'sim-page'), join(out, 'app', 'sim-page'), { recursive: true });
 
   await mkdir(join(out, 'deploy'), { recursive: true });
   const unit = await readFile(join(root, 'deploy', 'handcheck.service.in'), 'utf8');

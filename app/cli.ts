@@ -1,23 +1,20 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --optimize-for-size
 /**
- * `handcheck`: run the firmware, diagnose once, inject faults into a running sim firmware, probe a
- * port as a client would, list and validate board entries.
- *
- * The V8 flags on the first line (also in `npm start` and the systemd unit) keep the young generation
- * small and the heap from growing for speed, which holds the firmware near 70 MB resident instead of
- * 100 MB after a burst of connections (BENCHMARKS.md).
+ * The `handcheck` commands: run the firmware, diagnose once, inject faults into a running sim
+ * firmware, probe a port as a client would, list and validate board entries. `main` returns the exit
+ * status; app/handcheck.ts is the executable that calls it.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { type BoardsFile, loadBoards, selectBoard } from '../hal/boards.js';
-import { HandcheckError } from '../hal/errors.js';
+import { type BoardsFile, loadBoards, selectBoard } from '../config/boards.js';
+import { HandcheckError } from '../config/errors.js';
 import { type ProbeResult, probe } from '../monitor/probe.js';
+import { parseFaultSpec } from '../sim/faults.js';
 import { Appliance } from './appliance.js';
 import { openBoard } from './board-select.js';
-import { DeviceStateManager } from './device-state.js';
-import { parseHostPort } from './firmware.js';
+import { DeviceStateManager } from '../firmware/device-state.js';
+import { listenAddress } from '../firmware/firmware.js';
 import { packageRoot } from './package-root.js';
 
 const defaultBoardsFile = process.env.HANDCHECK_BOARDS ?? resolve(packageRoot, 'boards.json');
@@ -171,7 +168,7 @@ async function diag(argv: string[]): Promise<number> {
       const [target, kind] = fault.split(':');
       if (!opened.sim) throw new UsageError('--fault needs the sim board (fault injection exists only there)');
       if (!target || !kind) throw new UsageError(`--fault must be TARGET:KIND, got "${fault}"`);
-      opened.sim.faults.inject({ target, kind: kind as never });
+      opened.sim.faults.inject(parseFaultSpec({ target, kind }));
     }
     const devices = new DeviceStateManager({
       board: opened.hal,
@@ -191,7 +188,7 @@ async function diag(argv: string[]): Promise<number> {
 }
 
 async function controlRequest(where: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<unknown> {
-  const { host, port } = parseHostPort('control', where);
+  const { host, port } = listenAddress('control', where);
   const response = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, {
     method,
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -256,7 +253,7 @@ async function probeCommand(argv: string[]): Promise<number> {
     options: { grace: { type: 'string', default: '300' }, timeout: { type: 'string', default: '2000' } },
   });
   if (positionals.length !== 1) throw new UsageError('probe needs exactly one HOST:PORT');
-  const { host, port } = parseHostPort('probe', positionals[0]!);
+  const { host, port } = listenAddress('probe', positionals[0]!);
   const outcome = await probe({ host, port, graceMs: Number(values.grace), connectTimeoutMs: Number(values.timeout) });
   process.stdout.write(`${positionals[0]} ${outcome.result} connect=${outcome.connectMs.toFixed(2)}ms${outcome.errno ? ` (${outcome.errno})` : ''}\n`);
   return probeExit[outcome.result];
@@ -307,7 +304,3 @@ export async function main(argv: string[]): Promise<number> {
     return code === 'ERR_USAGE' || code.startsWith('ERR_PARSE_ARGS') ? 64 : 1;
   }
 }
-
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import schema from '../boards.schema.json' with { type: 'json' };
 import {
   componentQuantities,
@@ -18,14 +18,14 @@ import {
   type Range,
 } from './board-config.js';
 import { HandcheckError, type HandcheckErrorOptions } from './errors.js';
+import { type ConfigIssue, count, schemaIssues } from './issues.js';
+import { parseHostPort } from './host-port.js';
+import { pointer, scanJson } from './json-text.js';
 
 export type { BoardConfig, BoardsFile } from './board-config.js';
 
 /** One problem in a boards file: where (a JSON pointer, `/boards/1/components/3/address`) and what. */
-export interface BoardsIssue {
-  readonly path: string;
-  readonly message: string;
-}
+export type BoardsIssue = ConfigIssue;
 
 /** Base of the errors about a boards file; `source` names the file (or what the text came from). */
 export class BoardsError extends HandcheckError {
@@ -93,10 +93,6 @@ export class BoardNotFoundError extends HandcheckError {
   }
 }
 
-function count(n: number, what: string): string {
-  return `${n} ${what}${n === 1 ? '' : 's'}`;
-}
-
 /** Reads, validates and freezes a boards file. */
 export async function loadBoards(path: string): Promise<BoardsFile> {
   let text: string;
@@ -112,11 +108,12 @@ export async function loadBoards(path: string): Promise<BoardsFile> {
 export function parseBoards(text: string, source: string): BoardsFile {
   // Editors on Windows save a byte order mark, which JSON.parse refuses.
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  const duplicateKeys = scanJson(body, source);
-  if (duplicateKeys.length > 0) throw new BoardsDuplicateError(source, duplicateKeys);
+  const scan = scanJson(body);
+  if (!scan.ok) throw new BoardsJsonError(source, scan.syntax.line, scan.syntax.column, scan.syntax.detail);
+  if (scan.duplicates.length > 0) throw new BoardsDuplicateError(source, scan.duplicates);
   const data: unknown = JSON.parse(body);
 
-  if (!validate(data)) throw new BoardsSchemaError(source, schemaIssues(validate.errors ?? []));
+  if (!validate(data)) throw new BoardsSchemaError(source, schemaIssues(validate.errors ?? [], showValue));
   const file = data as unknown as BoardsFile;
   const valueIssues = file.boards.flatMap((board, b) => checkValues(board, `/boards/${b}`));
   if (valueIssues.length > 0) throw new BoardsSchemaError(source, valueIssues);
@@ -136,236 +133,14 @@ export function selectBoard(file: BoardsFile, id: string): BoardConfig {
   return board;
 }
 
-// ---- JSON syntax --------------------------------------------------------------------------------
-
-/** JSON pointer escaping (RFC 6901). */
-function pointer(parent: string, key: string | number): string {
-  return `${parent}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
-}
-
-class JsonSyntax extends Error {
-  constructor(
-    readonly detail: string,
-    readonly at: number,
-  ) {
-    super(detail);
-  }
-}
-
-/**
- * Checks the text is strict JSON and returns the keys repeated within one object, which JSON.parse
- * would silently collapse to the last. JSON.parse on Node 20 often gives no position for an error,
- * and a position is what a person editing the file needs.
- */
-function scanJson(text: string, source: string): BoardsIssue[] {
-  const duplicates: BoardsIssue[] = [];
-  let pos = 0;
-
-  const describe = (at: number): string => {
-    if (at >= text.length) return 'unexpected end of file';
-    const hint = text.startsWith('//', at) || text.startsWith('/*', at) ? ' (JSON has no comments)' : '';
-    return `unexpected character ${JSON.stringify(text[at])}${hint}`;
-  };
-  const fail = (detail: string, at = pos): never => {
-    throw new JsonSyntax(detail, at);
-  };
-  const skipSpace = (): void => {
-    while (pos < text.length && ' \t\n\r'.includes(text[pos] as string)) pos++;
-  };
-  const expect = (char: string, what: string): void => {
-    if (text[pos] !== char) fail(`${describe(pos)}, expected ${what}`);
-    pos++;
-  };
-  const string = (): string => {
-    const start = pos;
-    expect('"', 'a string');
-    for (;;) {
-      const char = text[pos];
-      if (char === undefined) fail('unterminated string', start);
-      else if (char === '"') break;
-      else if (char === '\\') {
-        const escape = text[pos + 1];
-        if (escape === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(pos + 2, pos + 6))) fail('invalid \\u escape in string');
-          pos += 6;
-        } else if (escape !== undefined && '"\\/bfnrt'.includes(escape)) pos += 2;
-        else fail('invalid escape in string');
-      } else if (char < ' ') fail('control character in string (newlines must be written \\n)');
-      else pos++;
-    }
-    pos++;
-    return JSON.parse(text.slice(start, pos)) as string;
-  };
-  const number = (): void => {
-    const match = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
-    match.lastIndex = pos;
-    if (!match.exec(text)) fail(`${describe(pos)}, expected a value`);
-    pos = match.lastIndex;
-    if (/[0-9A-Za-z.]/.test(text[pos] ?? '')) fail(`invalid number (JSON has no hex, octal or leading zeros)`);
-  };
-  const value = (path: string): void => {
-    skipSpace();
-    const char = text[pos];
-    if (char === '{') object(path);
-    else if (char === '[') array(path);
-    else if (char === '"') string();
-    else if (char === '-' || (char !== undefined && char >= '0' && char <= '9')) number();
-    else {
-      const word = ['true', 'false', 'null'].find((literal) => text.startsWith(literal, pos));
-      if (!word) fail(`${describe(pos)}, expected a value`);
-      else pos += word.length;
-    }
-  };
-  const object = (path: string): void => {
-    pos++;
-    const seen = new Set<string>();
-    skipSpace();
-    if (text[pos] === '}') {
-      pos++;
-      return;
-    }
-    for (;;) {
-      skipSpace();
-      if (text[pos] === '}') fail("unexpected '}' after ',' (JSON allows no trailing comma)");
-      if (text[pos] !== '"') fail(`${describe(pos)}, expected a double-quoted key`);
-      const keyAt = pos;
-      const key = string();
-      if (seen.has(key)) {
-        duplicates.push({ path: pointer(path, key), message: `key ${JSON.stringify(key)} appears twice in one object (${where(text, keyAt)}); JSON would keep only the last` });
-      }
-      seen.add(key);
-      skipSpace();
-      expect(':', `':' after key ${JSON.stringify(key)}`);
-      value(pointer(path, key));
-      skipSpace();
-      if (text[pos] === '}') {
-        pos++;
-        return;
-      }
-      expect(',', "',' or '}' after a value in an object");
-    }
-  };
-  const array = (path: string): void => {
-    pos++;
-    skipSpace();
-    if (text[pos] === ']') {
-      pos++;
-      return;
-    }
-    for (let index = 0; ; index++) {
-      skipSpace();
-      if (index > 0 && text[pos] === ']') fail("unexpected ']' after ',' (JSON allows no trailing comma)");
-      value(pointer(path, index));
-      skipSpace();
-      if (text[pos] === ']') {
-        pos++;
-        return;
-      }
-      expect(',', "',' or ']' after a value in an array");
-    }
-  };
-
-  try {
-    value('');
-    skipSpace();
-    if (pos < text.length) fail(`${describe(pos)} after the end of the document`);
-  } catch (err) {
-    if (!(err instanceof JsonSyntax)) throw err;
-    const { line, column } = lineAndColumn(text, err.at);
-    throw new BoardsJsonError(source, line, column, err.detail);
-  }
-  return duplicates;
-}
-
-function lineAndColumn(text: string, at: number): { line: number; column: number } {
-  const before = text.slice(0, at);
-  const lineStart = before.lastIndexOf('\n') + 1;
-  return { line: before.split('\n').length, column: at - lineStart + 1 };
-}
-
-function where(text: string, at: number): string {
-  const { line, column } = lineAndColumn(text, at);
-  return `line ${line}, column ${column}`;
-}
-
-// ---- schema -------------------------------------------------------------------------------------
-
 const ajv = new Ajv2020({ allErrors: true, useDefaults: true, discriminator: true, verbose: true, strict: true });
 const validate = ajv.compile(schema);
-
-interface SchemaNode {
-  title?: string;
-  description?: string;
-  properties?: Record<string, unknown>;
-}
 
 function showValue(value: unknown, path: string): string {
   if (typeof value === 'number' && Number.isInteger(value) && /\/(address|ddmAddress)$/.test(path)) {
     return `0x${value.toString(16).padStart(2, '0')} (${value})`;
   }
   return JSON.stringify(value) ?? String(value);
-}
-
-function schemaIssues(errors: readonly ErrorObject[]): BoardsIssue[] {
-  // An anyOf that failed explains itself better than each of its branches' complaints.
-  const anyOfs = errors.filter((error) => error.keyword === 'anyOf');
-  const issues: BoardsIssue[] = [];
-  for (const error of errors) {
-    // The discriminator repeats what the enum on `kind` (or `required`) already says, and a failed
-    // propertyNames is reported through the errors of the key it refused, which name the rule.
-    if (error.keyword === 'discriminator' || error.keyword === 'propertyNames') continue;
-    if (anyOfs.some((any) => any !== error && error.schemaPath.startsWith(`${any.schemaPath}/`) && error.instancePath === any.instancePath)) continue;
-    const issue = schemaIssue(error);
-    if (!issues.some((seen) => seen.path === issue.path && seen.message === issue.message)) issues.push(issue);
-  }
-  return issues;
-}
-
-function schemaIssue(error: ErrorObject): BoardsIssue {
-  const node = (error.parentSchema ?? {}) as SchemaNode;
-  const params = error.params as Record<string, unknown>;
-  // Errors about a key itself (propertyNames) come with the object's path and the key beside it.
-  const path = error.propertyName === undefined ? error.instancePath : pointer(error.instancePath, error.propertyName);
-  const within = node.title ? ` in ${node.title}` : '';
-  const mustBe = (fallback: string): string =>
-    `${showValue(error.data, path)} is invalid: must be ${node.description ?? fallback}`;
-  switch (error.keyword) {
-    case 'additionalProperties': {
-      const key = String(params.additionalProperty);
-      const allowed = Object.keys(node.properties ?? {});
-      return {
-        path: pointer(path, key),
-        message: `unknown key ${JSON.stringify(key)}${within} (allowed: ${allowed.length > 0 ? allowed.join(', ') : 'none'})`,
-      };
-    }
-    case 'required': {
-      const key = String(params.missingProperty);
-      return { path: pointer(path, key), message: `missing required key ${JSON.stringify(key)}${within}` };
-    }
-    case 'type':
-      return { path, message: `must be ${String(params.type)}, got ${showValue(error.data, path)}` };
-    case 'enum':
-      return {
-        path,
-        message: `${showValue(error.data, path)} is not one of ${(params.allowedValues as unknown[]).map((value) => JSON.stringify(value)).join(', ')}`,
-      };
-    case 'minimum':
-    case 'maximum':
-    case 'exclusiveMinimum':
-    case 'exclusiveMaximum':
-      return { path, message: mustBe(`${String(params.comparison)} ${String(params.limit)}`) };
-    case 'pattern':
-    case 'anyOf':
-      return { path, message: mustBe(String(error.message)) };
-    case 'minItems':
-      return { path, message: `must have at least ${String(params.limit)} ${params.limit === 1 ? 'entry' : 'entries'}` };
-    case 'minProperties':
-      return { path, message: `must have at least ${count(Number(params.limit), 'key')}${within}` };
-    case 'uniqueItems':
-      return { path: pointer(path, Number(params.i)), message: `repeats entry ${String(params.j)} (${showValue((error.data as unknown[])[Number(params.i)], path)})` };
-    default:
-      return { path, message: String(error.message) };
-  }
 }
 
 // ---- values a schema cannot check ---------------------------------------------------------------
@@ -454,11 +229,6 @@ class Claims {
   }
 }
 
-function parseListen(listen: string): { host: string; port: number } {
-  const colon = listen.lastIndexOf(':');
-  return { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) };
-}
-
 const wildcardHosts = new Set(['0.0.0.0', '::', '']);
 
 function i2cAddresses(component: ComponentConfig): { key: 'address' | 'ddmAddress'; address: number }[] {
@@ -519,7 +289,13 @@ function checkDuplicates(file: BoardsFile): BoardsIssue[] {
     const listening: { host: string; port: number; path: string }[] = [];
     board.services.forEach((service, s) => {
       const at = pointer(pointer(pointer(path, 'services'), s), 'listen');
-      const { host, port } = parseListen(service.listen);
+      // The schema's pattern admitted the text; an address it cannot parse is reported by the firmware.
+      const parsed = parseHostPort(service.listen, { allowPortZero: true });
+      if (!parsed) {
+        issues.push({ path: at, message: `${JSON.stringify(service.listen)} is not HOST:PORT with a port 0-65535` });
+        return;
+      }
+      const { host, port } = parsed;
       // Port 0 asks the kernel for a free port, so any number of services may use it.
       if (port === 0) return;
       const clash = listening.find((other) => other.port === port && (other.host === host || wildcardHosts.has(other.host) || wildcardHosts.has(host)));
@@ -531,10 +307,8 @@ function checkDuplicates(file: BoardsFile): BoardsIssue[] {
     // before-mode services that share a queue must agree on failClosed.
     const queues = new Map<number, { failClosed: boolean; path: string }>();
     board.services.forEach((service, s) => {
-      const gate = service.gate ?? {};
-      if (gate.mode !== 'before') return;
-      const queue = gate.queue ?? 0;
-      const failClosed = gate.failClosed ?? false;
+      const { mode, queue, failClosed } = service.gate;
+      if (mode !== 'before') return;
       const at = pointer(pointer(pointer(pointer(path, 'services'), s), 'gate'), 'queue');
       const first = queues.get(queue);
       if (!first) queues.set(queue, { failClosed, path: at });

@@ -5,15 +5,16 @@
  */
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { GatePolicy } from '../hal/board-config.js';
-import { BeforeAdmission } from './gate-before.js';
-import type { VerdictSource } from './gate-verdicts.js';
-import type { Verdict } from './verdict.js';
+import type { GatePolicy } from '../../config/board-config.js';
+import { AfterAdmission } from './after.js';
+import { BeforeAdmission } from './before.js';
+import type { VerdictSource } from './verdicts.js';
+import type { Verdict } from '../verdict.js';
 
 export interface AdmissionContext {
   service: string;
-  /** The service's gate policy as configured, for fields only one mode reads (before: `queue`, `failClosed`). */
-  policy: GatePolicy;
+  /** The service's resolved gate policy, for fields only one mode reads (before: `queue`, `failClosed`). */
+  policy: Readonly<GatePolicy>;
   verdicts: VerdictSource;
   /** The gate's logger. */
   log: Logger;
@@ -36,53 +37,6 @@ export interface Admission {
   start?(address: AddressInfo): Promise<void>;
   /** After close(): releases what start() set up. The gate awaits it while closing. */
   stop?(): Promise<void>;
-}
-
-/**
- * Claim 2: the kernel has completed the handshake; the socket stays paused (bytes the client sends wait
- * in the kernel) until the verdict. Reused verdicts decide synchronously; everything else waits for the
- * one running diagnosis, and all sockets that arrived meanwhile are decided together when it settles.
- */
-export class AfterAdmission implements Admission {
-  readonly pauseOnConnect = true;
-  private readonly verdicts: VerdictSource;
-  private readonly decide: AdmissionContext['decide'];
-  private queue: Socket[] = [];
-  private subscribed = false;
-
-  constructor(ctx: AdmissionContext) {
-    this.verdicts = ctx.verdicts;
-    this.decide = ctx.decide;
-  }
-
-  get waiting(): number {
-    return this.queue.length;
-  }
-
-  admit(socket: Socket): void {
-    const reused = this.verdicts.reusable();
-    if (reused !== undefined) {
-      this.decide(socket, reused);
-      return;
-    }
-    this.queue.push(socket);
-    if (this.subscribed) return;
-    this.subscribed = true;
-    void this.verdicts.diagnose().then(this.flush);
-  }
-
-  close(): Socket[] {
-    const left = this.queue;
-    this.queue = [];
-    return left;
-  }
-
-  private readonly flush = (verdict: Verdict): void => {
-    this.subscribed = false;
-    const batch = this.queue;
-    this.queue = [];
-    for (const socket of batch) this.decide(socket, verdict);
-  };
 }
 
 export type GateMode = 'after' | 'before';

@@ -3,46 +3,17 @@
  * fault API (`GET/POST/DELETE /faults`). Loopback by default; bound anywhere else it demands a bearer
  * token, because it can change what the appliance does. Fault injection is offered only when the
  * firmware runs on the sim board - there is no route for it on real hardware. More routes (the sim page,
- * firmware/ui.ts) mount through `ControlApi.routes`; for browsers the token may also come as a cookie.
+ * app/sim-page.ts) mount through `ControlApi.routes`; for browsers the token may also come as a cookie.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { HandcheckError } from '../hal/errors.js';
+import { HandcheckError } from '../config/errors.js';
+import { type ActiveFault, type FaultRegistry, parseFaultSpec } from '../sim/faults.js';
 
-/** The fault shapes the sim board's registry uses, restated so the firmware does not depend on sim/. */
-export interface FaultSpec {
-  target: string;
-  kind: string;
-  atMs?: number;
-  durationMs?: number;
-  times?: number;
-  params?: Record<string, number | string | boolean>;
-}
-
-export interface ActiveFault {
-  readonly id: string;
-  readonly target: string;
-  readonly kind: string;
-  readonly params: Readonly<Record<string, number | string | boolean>>;
-  readonly startedAt: number | undefined;
-  readonly remaining: number | undefined;
-  readonly spec: Readonly<FaultSpec>;
-}
-
-export interface FaultKindInfo {
-  kind: string;
-  description: string;
-}
-
-export interface FaultApi {
-  catalogue(): Record<string, FaultKindInfo[]>;
-  list(): ActiveFault[];
-  inject(spec: FaultSpec): ActiveFault;
-  clear(id: string): void;
-  clearAll(): void;
-}
+/** The sim board's fault registry, as the endpoint uses it. */
+export type FaultApi = Pick<FaultRegistry, 'catalogue' | 'list' | 'inject' | 'clear' | 'clearAll'>;
 
 /** What a mounted set of routes (the sim page) learns of a request. */
 export interface ControlRequest {
@@ -142,25 +113,6 @@ export async function readJson(req: IncomingMessage, what = 'request body'): Pro
   }
 }
 
-function faultSpec(body: unknown): FaultSpec {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ControlError('ERR_CONTROL_BAD_REQUEST', 'fault must be a JSON object { "target", "kind", ... }');
-  }
-  const spec = body as Record<string, unknown>;
-  const allowed = new Set(['target', 'kind', 'atMs', 'durationMs', 'times', 'params']);
-  const unknown = Object.keys(spec).filter((key) => !allowed.has(key));
-  if (unknown.length > 0) throw new ControlError('ERR_CONTROL_BAD_REQUEST', `unknown fault field(s): ${unknown.join(', ')}`);
-  if (typeof spec.target !== 'string') throw new ControlError('ERR_CONTROL_BAD_REQUEST', 'fault "target" must be a component id string');
-  if (typeof spec.kind !== 'string') throw new ControlError('ERR_CONTROL_BAD_REQUEST', 'fault "kind" must be a string');
-  for (const key of ['atMs', 'durationMs', 'times'] as const) {
-    if (spec[key] !== undefined && typeof spec[key] !== 'number') throw new ControlError('ERR_CONTROL_BAD_REQUEST', `fault "${key}" must be a number`);
-  }
-  if (spec.params !== undefined && (typeof spec.params !== 'object' || spec.params === null || Array.isArray(spec.params))) {
-    throw new ControlError('ERR_CONTROL_BAD_REQUEST', 'fault "params" must be an object');
-  }
-  return spec as unknown as FaultSpec;
-}
-
 function describeFault(fault: ActiveFault): Record<string, unknown> {
   return { id: fault.id, target: fault.target, kind: fault.kind, params: fault.params, startedAt: fault.startedAt, remaining: fault.remaining, spec: fault.spec };
 }
@@ -216,7 +168,7 @@ export async function startControlServer({ host, port, token, api, logger }: Con
     }
     if (route === 'GET /faults') return send(res, 200, { kinds: faults().catalogue(), active: faults().list().map(describeFault) });
     if (route === 'POST /faults') {
-      const fault = faults().inject(faultSpec(await readJson(req)));
+      const fault = faults().inject(parseFaultSpec(await readJson(req)));
       logger.warn({ fault: describeFault(fault) }, 'fault injected');
       return send(res, 201, describeFault(fault));
     }

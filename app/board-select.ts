@@ -3,7 +3,7 @@
  * entry's `backend`, or the sim board for any entry when asked (`--sim`), so a Pi's board file can be
  * exercised on a laptop. Everything after this sees only the BoardHal interface.
  */
-import type { BoardConfig } from '../hal/board-config.js';
+import type { BoardConfig } from '../config/board-config.js';
 import type { BoardHal } from '../hal/board.js';
 import { SimBoard } from '../sim/board.js';
 

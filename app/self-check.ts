@@ -11,17 +11,17 @@
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BoardConfig, ComponentConfig } from '../board-config.js';
-import type { BoardHal } from '../board.js';
-import { Bme280Driver } from '../drivers/bme280.js';
-import type { Driver } from '../drivers/driver.js';
-import { Ina219Driver } from '../drivers/ina219.js';
-import { Lm75Driver } from '../drivers/lm75.js';
-import { SfpDriver } from '../drivers/sfp.js';
-import { Tmp102Driver } from '../drivers/tmp102.js';
-import type { I2cBus } from '../i2c.js';
-import { type GpioChipInfo, defaultGpioRoot, listGpioChips, raspberryPiGpioChips, resolveGpioLine } from './gpio-chips.js';
-import { defaultWatchdogSysfsRoot, watchdogSysfsName } from './watchdog.js';
+import type { BoardConfig, ComponentConfig } from '../config/board-config.js';
+import type { BoardHal } from '../hal/board.js';
+import { Bme280Driver } from '../hal/drivers/bme280.js';
+import type { Driver } from '../hal/drivers/driver.js';
+import { Ina219Driver } from '../hal/drivers/ina219.js';
+import { Lm75Driver } from '../hal/drivers/lm75.js';
+import { SfpDriver } from '../hal/drivers/sfp.js';
+import { Tmp102Driver } from '../hal/drivers/tmp102.js';
+import type { I2cBus } from '../hal/i2c.js';
+import { type GpioChipInfo, defaultGpioRoot, listGpioChips, raspberryPiGpioChips, resolveGpioLine } from '../hal/linux/gpio-chips.js';
+import { defaultWatchdogSysfsRoot, watchdogSysfsName } from '../hal/linux/watchdog.js';
 
 export type SelfCheckStatus = 'ok' | 'warn' | 'fail';
 

@@ -10,7 +10,7 @@
  * SIGTERM / SIGINT / SIGHUP when nobody else handles them.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { HandcheckError, type HandcheckErrorOptions } from '../hal/errors.js';
+import { HandcheckError, type HandcheckErrorOptions } from '../../config/errors.js';
 
 /** An iptables command failed; `command` is the one that did. */
 export class IptablesError extends HandcheckError {
