@@ -17,7 +17,7 @@ const codeLiteral = /(['"])(ERR_[A-Z0-9_]+)\1/g;
 async function sourceFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   const nested = await Promise.all(
-    entries.map((entry) => {
+    entries.map(async (entry) => {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) return entry.name === 'node_modules' ? [] : sourceFiles(path);
       return sourceExtensions.test(entry.name) && !entry.name.endsWith('.d.ts') ? [path] : [];

@@ -130,7 +130,7 @@ function renderHeader(status) {
   setText($('clock-now'), clock ? `${formatTime(clock.now)} (${clock.mode})` : formatTime(Date.now()));
   $('clock-speed-label').hidden = !clock;
   if (clock) setText($('clock-speed'), `${clock.speed} x`);
-  for (const button of $('speed-buttons').children) button.setAttribute('aria-pressed', String(Number(button.dataset.speed) === clock?.speed));
+  for (const button of /** @type {HTMLCollectionOf<HTMLElement>} */ ($('speed-buttons').children)) button.setAttribute('aria-pressed', String(Number(button.dataset.speed) === clock?.speed));
 }
 
 /** Raw sysfs counters (rx_packets, ...) are shown in the NIC box, not repeated in the component list. */
@@ -341,7 +341,7 @@ async function toggleFault(target, kind) {
     for (const fault of matching) await api('DELETE', `/faults/${encodeURIComponent(fault.id)}`);
     return;
   }
-  const duration = Number($('fault-duration').value);
+  const duration = Number(/** @type {HTMLInputElement} */ ($('fault-duration')).value);
   await api('POST', '/faults', { target, kind, ...(duration > 0 ? { durationMs: duration } : {}) });
 }
 
@@ -370,7 +370,7 @@ function buildFaultTargets() {
 
 function renderFaults() {
   const active = activeFaults();
-  for (const button of $('targets').querySelectorAll('button[data-kind]')) {
+  for (const button of /** @type {NodeListOf<HTMLButtonElement>} */ ($('targets').querySelectorAll('button[data-kind]'))) {
     const on = active.some((f) => f.target === button.dataset.target && f.kind === button.dataset.kind);
     if (button.getAttribute('aria-pressed') !== String(on)) button.setAttribute('aria-pressed', String(on));
   }
@@ -413,7 +413,7 @@ function renderFaults() {
 
 async function playScenario(event) {
   event.preventDefault();
-  const file = $('scenario-file').files?.[0];
+  const file = /** @type {HTMLInputElement} */ ($('scenario-file')).files?.[0];
   if (!file) {
     notice('Choose a scenario file first.');
     return;
@@ -432,7 +432,7 @@ function quantities() {
 }
 
 function renderQuantityOptions() {
-  const select = $('quantity');
+  const select = /** @type {HTMLSelectElement} */ ($('quantity'));
   const all = quantities();
   const current = [...select.options].map((o) => o.value);
   if (all.length === current.length && all.every((q, i) => q === current[i])) return;
@@ -603,7 +603,7 @@ function init() {
   $('stop-scenarios').addEventListener('click', () => void api('DELETE', '/scenario'));
   $('scenario-form').addEventListener('submit', (event) => void playScenario(event));
   $('quantity').addEventListener('change', (event) => {
-    view.quantity = event.target.value;
+    view.quantity = /** @type {HTMLSelectElement} */ (event.target).value;
     renderChart();
   });
   window.addEventListener('resize', scheduleChart);
