@@ -114,7 +114,7 @@ export async function readJson(req: IncomingMessage, what = 'request body'): Pro
 }
 
 function describeFault(fault: ActiveFault): Record<string, unknown> {
-  return { id: fault.id, target: fault.target, kind: fault.kind, params: fault.params, startedAt: fault.startedAt, remaining: fault.remaining, spec: fault.spec };
+  return { id: fault.id, target: fault.target, kind: fault.kind, params: fault.params, startedAt: fault.startedAt, remaining: fault.remaining, hits: fault.hits, spec: fault.spec };
 }
 
 function tokenMatches(given: string, token: string): boolean {

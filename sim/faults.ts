@@ -109,6 +109,8 @@ export interface ActiveFault {
   /** Board time the fault took effect, or undefined while it waits for `atMs`. */
   startedAt: number | undefined;
   remaining: number | undefined;
+  /** Operations the fault has acted on so far: a test can tell a fault that took effect from one nothing touched. */
+  hits: number;
   readonly spec: Readonly<FaultSpec>;
 }
 
@@ -185,6 +187,7 @@ export class FaultRegistry {
       params: Object.freeze({ ...spec.params }),
       startedAt: undefined,
       remaining: spec.times,
+      hits: 0,
       spec: Object.freeze({ ...spec }),
     };
     const entry: Entry = { fault, timers: [] };
@@ -200,10 +203,16 @@ export class FaultRegistry {
     return fault;
   }
 
-  /** The first started fault of `kind` on `target`, without using it up. */
+  /**
+   * The first started fault of `kind` on `target`, without using it up. A model asks when the fault
+   * would change what it answers, so a fault found counts as a hit.
+   */
   active(target: string, kind: FaultKind): ActiveFault | undefined {
     for (const { fault } of this.entries.values()) {
-      if (fault.target === target && fault.kind === kind && fault.startedAt !== undefined) return fault;
+      if (fault.target === target && fault.kind === kind && fault.startedAt !== undefined) {
+        fault.hits += 1;
+        return fault;
+      }
     }
     return undefined;
   }

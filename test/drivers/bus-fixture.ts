@@ -8,6 +8,7 @@ import type { ChipContext } from '../../sim/chips/context.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { FaultRegistry } from '../../sim/faults.js';
 import { SimI2cBus } from '../../sim/i2c-bus.js';
+import { watchFaults } from '../helpers/faults.js';
 import { settle } from '../helpers/settle.js';
 
 export const BUS_ID = 'i2c-1';
@@ -54,34 +55,41 @@ export function transportFaultTests(setup: () => DriverUnderTest): void {
 
   it('nack: the read rejects with ERR_HAL_NACK naming the device', async () => {
     const { fx, driver, componentId } = setup();
+    const watch = watchFaults(fx.faults);
     fx.faults.inject({ target: componentId, kind: 'nack' });
     await expect(fx.settle(driver.read())).rejects.toMatchObject({ code: 'ERR_HAL_NACK', target: driver.target });
     await expect(fx.settle(driver.identify())).rejects.toMatchObject({ code: 'ERR_HAL_NACK' });
+    watch.expectAllHit();
   });
 
   it("bus-timeout: the read rejects with ERR_HAL_TIMEOUT after the caller's timeoutMs of virtual time", async () => {
     const { fx, driver, componentId } = setup();
+    const watch = watchFaults(fx.faults);
     fx.faults.inject({ target: componentId, kind: 'bus-timeout' });
     const started = fx.clock.now();
     await expect(fx.settle(driver.read({ timeoutMs: 5 }))).rejects.toMatchObject({ code: 'ERR_HAL_TIMEOUT' });
     const waited = fx.clock.now() - started;
     expect(waited).toBeGreaterThanOrEqual(5);
     expect(waited).toBeLessThan(fx.bus.defaultTimeoutMs);
+    watch.expectAllHit();
   });
 
   it('stuck-bus on the bus id: the read rejects with ERR_HAL_BUS_BUSY', async () => {
     const { fx, driver } = setup();
+    const watch = watchFaults(fx.faults);
     fx.faults.inject({ target: BUS_ID, kind: 'stuck-bus' });
     await expect(fx.settle(driver.read())).rejects.toMatchObject({ code: 'ERR_HAL_BUS_BUSY' });
+    watch.expectAllHit();
   });
 
   it('times: 2 fails exactly two operations, then the part answers again', async () => {
     const { fx, driver, componentId } = setup();
-    fx.faults.inject({ target: componentId, kind: 'nack', times: 2 });
+    const fault = fx.faults.inject({ target: componentId, kind: 'nack', times: 2 });
     await expect(fx.settle(driver.read())).rejects.toMatchObject({ code: 'ERR_HAL_NACK' });
     await expect(fx.settle(driver.read())).rejects.toMatchObject({ code: 'ERR_HAL_NACK' });
     await expect(fx.settle(driver.read())).resolves.toBeTypeOf('object');
     expect(fx.faults.list()).toHaveLength(0);
+    expect(fault.hits).toBe(2);
   });
 
   it('an aborted signal cancels the call with ERR_HAL_CLOSED and canceled: true', async () => {
