@@ -155,6 +155,10 @@ export class Firmware {
       },
       logger,
       onConnection: (socket) => handler.onConnection(socket),
+      watchDependencies: (onChange) =>
+        this.devices.onChange((state) => {
+          if (config.dependsOn.includes(state.id)) onChange({ component: state.id, state: state.state, reason: state.reason });
+        }),
     });
     if (this.options.onDecision) gate.on('decision', this.options.onDecision);
     metrics.watchGate(gate);

@@ -36,10 +36,24 @@ export interface GateOptions {
   /** Deadline of one self-diagnosis. Default 2000 ms. */
   diagnosisTimeoutMs?: number;
   /**
+   * Subscribes the gate to state changes, learned between diagnoses, of the components the service
+   * depends on (a GPIO status edge, a carrier change, a background reading); returns the unsubscribe.
+   * A change to a state that fails a verdict withdraws the reusable verdict at once and, with
+   * `recheckMs`, re-diagnoses now, so that held connections are cut without waiting for the recheck.
+   */
+  watchDependencies?: (onChange: (change: DependencyChange) => void) => () => void;
+  /**
    * Bound, in real time, on waiting for a peer to answer our FIN (close(), onFail 'close', idle close)
    * before the socket is destroyed. Default 2000 ms.
    */
   closeTimeoutMs?: number;
+}
+
+/** A component the service depends on changed state between diagnoses. */
+export interface DependencyChange {
+  component: string;
+  state: 'ok' | 'degraded' | 'failed' | 'unknown';
+  reason: string;
 }
 
 /** The board's policy plus the two bounds the gate sets itself. */
@@ -130,6 +144,7 @@ export class Gate extends EventEmitter<GateEvents> {
   private state: State = 'idle';
   private closing: Promise<void> | undefined;
   private recheckTimer: Timer | undefined;
+  private readonly unwatchDependencies: () => void;
   private readonly counters = {
     connections: 0,
     accepted: 0,
@@ -187,6 +202,8 @@ export class Gate extends EventEmitter<GateEvents> {
         gate.log.debug({ peer: peerOf(this), err: { code: (err as NodeJS.ErrnoException).code, message: err.message } }, 'connection error');
       }
     };
+
+    this.unwatchDependencies = options.watchDependencies?.((change) => this.dependencyChanged(change)) ?? (() => undefined);
 
     this.server = createServer({ pauseOnConnect: this.admission.pauseOnConnect }, (socket) => this.accept(socket));
     this.server.on('error', (err) => {
@@ -261,6 +278,7 @@ export class Gate extends EventEmitter<GateEvents> {
   private async shutdown(): Promise<void> {
     const wasListening = this.state === 'listening';
     this.state = 'closing';
+    this.unwatchDependencies();
     this.stopRecheck();
     const serverClosed = new Promise<void>((resolve) => {
       if (wasListening) this.server.close(() => resolve());
@@ -398,6 +416,14 @@ export class Gate extends EventEmitter<GateEvents> {
   private stopRecheck(): void {
     this.recheckTimer?.cancel();
     this.recheckTimer = undefined;
+  }
+
+  private dependencyChanged({ component, state, reason }: DependencyChange): void {
+    // Only the states that fail a verdict make the reusable one untrue; degraded still passes.
+    if (state !== 'failed' && state !== 'unknown') return;
+    this.verdicts.withdraw(`component ${component} ${state}: ${reason}`);
+    this.log.info({ component, state, reason, held: this.held.size }, 'reusable verdict withdrawn: a dependency changed state');
+    if (this.policy.recheckMs > 0 && this.held.size > 0 && this.state === 'listening') void this.verdicts.diagnose();
   }
 
   /**

@@ -2,6 +2,10 @@
  * Where the gate's verdicts come from: one running diagnosis at a time per service (single flight),
  * each with a deadline, and the reuse rule of claim 5. Knows nothing about sockets, so every admission
  * mode (after accept, before the SYN/ACK) asks the same source.
+ *
+ * A reusable verdict is withdrawn the moment something says it is no longer true - a dependency
+ * changed state between diagnoses (`withdraw`), a diagnosis found a fault, the last held connection
+ * ended, the gate closes - and `onWithdraw` listeners (a kernel-side verdict cache) hear of it at once.
  */
 import type { Clock, Timer } from '../../hal/clock.js';
 import { DiagnosisTimeoutError, GateClosedError } from './errors.js';
@@ -43,6 +47,19 @@ function isVerdict(value: unknown): value is Verdict {
   return typeof v.ok === 'boolean' && Array.isArray(v.failures);
 }
 
+/** Why a reusable verdict stopped being reusable before its age limit. */
+export interface Withdrawal {
+  /**
+   * - `component`: a component the service depends on changed state between diagnoses;
+   * - `abnormal`: a diagnosis (a recheck, a new connection) found a fault;
+   * - `released`: no connection admitted as ok is held any more;
+   * - `closed`: the gate is closing.
+   */
+  cause: 'component' | 'abnormal' | 'released' | 'closed';
+  /** For logs: what happened. */
+  reason: string;
+}
+
 export class VerdictSource {
   private readonly options: VerdictSourceOptions;
   private flight: Promise<Verdict> | undefined;
@@ -54,6 +71,12 @@ export class VerdictSource {
   private holders = 0;
   private closed = false;
   private readonly reusableListeners = new Set<(remainingMs: number) => void>();
+  private readonly withdrawListeners = new Set<(withdrawal: Withdrawal) => void>();
+  /**
+   * Counts withdrawals by a component: a diagnosis that started before one may have read the part
+   * before it changed, so its ok verdict decides its own waiters but is not offered for reuse.
+   */
+  private epoch = 0;
   private diagnosedCount = 0;
   private timeoutCount = 0;
   private last: Verdict | undefined;
@@ -89,8 +112,35 @@ export class VerdictSource {
 
   /** A held connection ended. */
   release(): void {
+    if (this.holders === 1) this.announceWithdrawal({ cause: 'released', reason: 'no connection admitted as ok is held' });
     this.holders--;
     if (this.holders === 0) this.reusableChanged();
+  }
+
+  /**
+   * Something the source cannot see changed - a component the service depends on went bad between
+   * diagnoses: the reusable verdict, if any, is dropped now, and so is the result of a diagnosis
+   * already running, for reuse. The next connection is diagnosed.
+   */
+  withdraw(reason: string): void {
+    this.epoch++;
+    this.announceWithdrawal({ cause: 'component', reason });
+    this.reusableView = undefined;
+    this.reusableChanged();
+  }
+
+  /**
+   * Tells `listener` each time a verdict that was reusable stops being so before its `maxAgeMs` ran
+   * out, synchronously, before any later connection is admitted. Expiry by age is not announced.
+   */
+  onWithdraw(listener: (withdrawal: Withdrawal) => void): () => void {
+    this.withdrawListeners.add(listener);
+    return () => this.withdrawListeners.delete(listener);
+  }
+
+  private announceWithdrawal(withdrawal: Withdrawal): void {
+    if (this.withdrawListeners.size === 0 || this.reusableForMs() === 0) return;
+    for (const listener of this.withdrawListeners) listener(withdrawal);
   }
 
   /**
@@ -142,6 +192,7 @@ export class VerdictSource {
   /** Stops reuse and cancels the running diagnosis; its waiters get an abnormal verdict at once. */
   close(): void {
     if (this.closed) return;
+    this.announceWithdrawal({ cause: 'closed', reason: `gate of service ${this.options.service} closing` });
     this.closed = true;
     this.reusableView = undefined;
     this.reusableChanged();
@@ -151,6 +202,7 @@ export class VerdictSource {
   private run(): Promise<Verdict> {
     const { clock, diagnose, timeoutMs, service } = this.options;
     const startedAt = clock.now();
+    const epoch = this.epoch;
     const controller = new AbortController();
     this.diagnosedCount++;
     return new Promise<Verdict>((resolve) => {
@@ -161,7 +213,7 @@ export class VerdictSource {
         timer.cancel();
         this.flight = undefined;
         this.cancelFlight = undefined;
-        if (record) this.record(verdict, startedAt);
+        if (record) this.record(verdict, startedAt, epoch);
         resolve(verdict);
       };
       const failed = (failure: Failure): Verdict => ({
@@ -213,9 +265,13 @@ export class VerdictSource {
     };
   }
 
-  private record(verdict: Verdict, startedAt: number): void {
+  private record(verdict: Verdict, startedAt: number, epoch: number): void {
     this.last = verdict;
-    if (verdict.ok && this.options.reuse === 'while-held') {
+    if (!verdict.ok) {
+      const failed = verdict.failures.map((f) => f.component).join(', ');
+      this.announceWithdrawal({ cause: 'abnormal', reason: `self-diagnosis abnormal: ${failed}` });
+    }
+    if (verdict.ok && this.options.reuse === 'while-held' && epoch === this.epoch) {
       this.reusableView = Object.freeze({ ...verdict, reused: true });
       // Age is measured on the gate's clock: the diagnosis may stamp `startedAt` on another one.
       this.reusableSince = startedAt;
