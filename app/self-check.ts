@@ -11,14 +11,10 @@
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BoardConfig, ComponentConfig } from '../config/board-config.js';
+import type { BoardConfig } from '../config/board-config.js';
+import { i2cAddresses, i2cBusOf } from '../config/component-kinds.js';
+import { componentDriver } from '../firmware/component-kinds.js';
 import type { BoardHal } from '../hal/board.js';
-import { Bme280Driver } from '../hal/drivers/bme280.js';
-import type { Driver } from '../hal/drivers/driver.js';
-import { Ina219Driver } from '../hal/drivers/ina219.js';
-import { Lm75Driver } from '../hal/drivers/lm75.js';
-import { SfpDriver } from '../hal/drivers/sfp.js';
-import { Tmp102Driver } from '../hal/drivers/tmp102.js';
 import type { I2cBus } from '../hal/i2c.js';
 import { type GpioChipInfo, defaultGpioRoot, listGpioChips, raspberryPiGpioChips, resolveGpioLine } from '../hal/linux/gpio-chips.js';
 import { defaultWatchdogSysfsRoot, watchdogSysfsName } from '../hal/linux/watchdog.js';
@@ -61,8 +57,6 @@ const boardForChip: Record<string, string> = {
   'pinctrl-bcm2711': 'rpi4',
   'pinctrl-rp1': 'rpi5',
 };
-
-const i2cKinds = new Set<ComponentConfig['kind']>(['tmp102', 'lm75', 'bme280', 'ina219', 'sfp']);
 
 function errnoOf(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
@@ -195,23 +189,6 @@ async function gpioRows(config: Readonly<BoardConfig>, root: string, checker: Ac
   return rows;
 }
 
-function driverFor(component: Readonly<ComponentConfig>, bus: I2cBus, board: BoardHal): Driver | undefined {
-  switch (component.kind) {
-    case 'tmp102':
-      return new Tmp102Driver(bus, component.address);
-    case 'lm75':
-      return new Lm75Driver(bus, component.address);
-    case 'bme280':
-      return new Bme280Driver(bus, component.address, board.clock);
-    case 'ina219':
-      return new Ina219Driver(bus, component.address, { shuntOhms: component.shuntOhms, maxCurrentA: component.maxCurrentA }, board.clock);
-    case 'sfp':
-      return new SfpDriver(bus, { address: component.address ?? 0x50, ddmAddress: component.ddmAddress ?? 0x51 });
-    default:
-      return undefined;
-  }
-}
-
 /** The failed row for a device file the process cannot use; `missingHint` says how to enable an absent one. */
 function deniedRow(area: SelfCheckRow['area'], item: string, denied: { errno: string; detail: string }, missingHint = ''): SelfCheckRow {
   const missing = denied.errno === 'ENOENT';
@@ -234,15 +211,15 @@ async function i2cRows(board: BoardHal, checker: AccessChecker, timeoutMs: numbe
       }
     }
     for (const component of config.components) {
-      if (!i2cKinds.has(component.kind) || !('bus' in component) || component.bus !== busConfig.id) continue;
-      const address = 'address' in component && component.address !== undefined ? component.address : 0x50;
+      const chip = componentDriver(component).chip;
+      if (!chip || i2cBusOf(component) !== busConfig.id) continue;
+      const address = i2cAddresses(component)[0]?.address ?? 0;
       const where = `${component.kind} at 0x${address.toString(16).padStart(2, '0')}`;
       if (!bus) {
         rows.push({ area: 'i2c', item: component.id, status: 'fail', detail: `${where}: not identified, bus ${busConfig.id} unavailable (see above)` });
         continue;
       }
-      const driver = driverFor(component, bus, board);
-      if (!driver) continue;
+      const driver = chip(component, bus, board);
       try {
         const identity = await driver.identify(timeoutMs === undefined ? {} : { timeoutMs });
         rows.push({ area: 'i2c', item: component.id, status: 'ok', detail: `${where}: ${identity.part}` });

@@ -4,25 +4,13 @@
  * schema names (so a loaded entry has every knob marked "Default ..." below set) and freezes the
  * result.
  */
+import type { ComponentConfig } from './component-kinds.js';
+
+export type * from './component-kinds.js';
+
 /** A logical GPIO level: 1 is active, whatever the line's `activeLow`. */
 export type GpioValue = 0 | 1;
 export type GpioEdge = 'none' | 'rising' | 'falling' | 'both';
-
-/**
- * The quantities each component kind's driver reads, and so the only keys its `thresholds` (and its
- * `sim.initial` values) may use. boards.schema.json repeats these lists; a test keeps the two equal.
- */
-export const componentQuantities = {
-  tmp102: ['temperatureC'],
-  lm75: ['temperatureC'],
-  bme280: ['temperatureC', 'pressurePa', 'humidityPct'],
-  ina219: ['busVoltageV', 'shuntVoltageV', 'currentA', 'powerW'],
-  sfp: ['temperatureC', 'vccV', 'txBiasMa', 'txPowerMw', 'rxPowerMw'],
-  ethernet: ['speedMbps', 'crcErrorsPerS', 'rxErrorsPerS'],
-  'serial-peer': ['latencyMs'],
-  'gpio-status': [],
-  watchdog: [],
-} as const satisfies Record<ComponentKind, readonly string[]>;
 
 /** A range for one quantity a driver reads. Past `warn*` the component is degraded; past `min`/`max`, failed. */
 export interface Range {
@@ -81,102 +69,6 @@ export interface NetInterfaceConfig {
   /** Kernel interface name (`eth0`, `end0` on Bookworm). Ethernet components name one of these. */
   name: string;
 }
-
-interface ComponentBase {
-  id: string;
-  /** What it is, for people: "board temperature", "uplink SFP". */
-  description?: string;
-  /** Per-diagnosis timeout. Default 100 ms. */
-  timeoutMs?: number;
-  /** Keyed by the kind's quantity names (`componentQuantities`); the schema rejects any other key. */
-  thresholds?: Record<string, Range>;
-}
-
-interface I2cComponentBase extends ComponentBase {
-  bus: string;
-  address: number;
-}
-
-export interface Tmp102Component extends I2cComponentBase {
-  kind: 'tmp102';
-}
-
-export interface Lm75Component extends I2cComponentBase {
-  kind: 'lm75';
-}
-
-export interface Bme280Component extends I2cComponentBase {
-  kind: 'bme280';
-}
-
-export interface Ina219Component extends I2cComponentBase {
-  kind: 'ina219';
-  /** Shunt resistor in ohms. */
-  shuntOhms: number;
-  /**
-   * Largest current expected, sets the calibration. `shuntOhms * maxCurrentA` must lie within
-   * 20.48-320 mV: above, the shunt ADC saturates; below, the 16-bit calibration register overflows.
-   */
-  maxCurrentA: number;
-}
-
-export interface SfpComponent extends ComponentBase {
-  kind: 'sfp';
-  bus: string;
-  /** Identity EEPROM, SFF-8472 A0h. Default 0x50. */
-  address?: number;
-  /** Digital diagnostics, SFF-8472 A2h. Default 0x51. */
-  ddmAddress?: number;
-  /** Names of input entries in the board's `gpio` table. */
-  lines?: { modDef0?: string; los?: string; txFault?: string };
-  /** Expected identity; a module that does not match is failed. */
-  expect?: { vendor?: string; partNumber?: string };
-}
-
-export interface EthernetComponent extends ComponentBase {
-  kind: 'ethernet';
-  /** Name of an entry in the board's `net` list. */
-  interface: string;
-  /** Name of an output entry in the board's `gpio` table driving the link LED. */
-  ledLine?: string;
-  /** Minimum speed for ok; below it the link is degraded. */
-  minSpeedMbps?: number;
-}
-
-export interface SerialPeerComponent extends ComponentBase {
-  kind: 'serial-peer';
-  /** Id of an entry in the board's `serial` list. */
-  port: string;
-  protocol: 'modbus-rtu' | 'nmea';
-  /** Modbus unit id to probe. Default 1. */
-  unitId?: number;
-}
-
-export interface GpioStatusComponent extends ComponentBase {
-  kind: 'gpio-status';
-  /** Name of an input entry in the board's `gpio` table. */
-  line: string;
-  /** The logical value that means healthy. */
-  expect: GpioValue;
-}
-
-/** Diagnoses the board's `watchdog` entry, which must exist. */
-export interface WatchdogComponent extends ComponentBase {
-  kind: 'watchdog';
-}
-
-export type ComponentConfig =
-  | Tmp102Component
-  | Lm75Component
-  | Bme280Component
-  | Ina219Component
-  | SfpComponent
-  | EthernetComponent
-  | SerialPeerComponent
-  | GpioStatusComponent
-  | WatchdogComponent;
-
-export type ComponentKind = ComponentConfig['kind'];
 
 /**
  * A service's gate policy as boards.json spells it: every field optional. `gatePolicy()`

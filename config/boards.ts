@@ -9,14 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import schema from '../boards.schema.json' with { type: 'json' };
-import {
-  componentQuantities,
-  type BoardConfig,
-  type BoardsFile,
-  type ComponentConfig,
-  type GpioLineConfig,
-  type Range,
-} from './board-config.js';
+import type { BoardConfig, BoardsFile, GpioLineConfig, Range } from './board-config.js';
+import { gpioReferences, i2cAddresses, i2cBusOf, kindSpec } from './component-kinds.js';
 import { HandcheckError, type HandcheckErrorOptions } from './errors.js';
 import { type ConfigIssue, count, schemaIssues } from './issues.js';
 import { parseHostPort } from './host-port.js';
@@ -162,10 +156,6 @@ function checkRange(range: Range, path: string): BoardsIssue[] {
   return issues;
 }
 
-/** INA219 datasheet: the shunt ADC spans +-320 mV (PGA /8), and calibration = 0.04096 / (Imax/32768 * R) must fit 16 bits. */
-const ina219MaxShuntV = 0.32;
-const ina219MinShuntV = (0.04096 * 32768) / 0xffff;
-
 function checkGpioLine(name: string, line: GpioLineConfig, path: string): BoardsIssue[] {
   const issues: BoardsIssue[] = [];
   const keys = line.direction === 'out' ? (['edge', 'debounceMs'] as const) : (['initial'] as const);
@@ -185,17 +175,7 @@ function checkValues(board: BoardConfig, path: string): BoardsIssue[] {
     for (const [quantity, range] of Object.entries(component.thresholds ?? {})) {
       issues.push(...checkRange(range, pointer(pointer(at, 'thresholds'), quantity)));
     }
-    if (component.kind === 'ina219') {
-      const fullScale = component.shuntOhms * component.maxCurrentA;
-      // 0.1 ohm x 3.2 A is 0.32000000000000006 V in binary floating point, and exactly the limit.
-      const slack = 1e-9;
-      if (fullScale > ina219MaxShuntV + slack || fullScale < ina219MinShuntV - slack) {
-        issues.push({
-          path: pointer(at, 'maxCurrentA'),
-          message: `${component.maxCurrentA} A through ${component.shuntOhms} ohm is ${(fullScale * 1000).toFixed(2)} mV; the INA219 needs ${(ina219MinShuntV * 1000).toFixed(2)}-${ina219MaxShuntV * 1000} mV at full scale`,
-        });
-      }
-    }
+    for (const issue of kindSpec(component.kind).check?.(component) ?? []) issues.push({ path: pointer(at, issue.field), message: issue.message });
   });
   if (board.watchdog?.kickIntervalMs !== undefined && board.watchdog.kickIntervalMs >= board.watchdog.timeoutS * 1000) {
     issues.push({
@@ -231,24 +211,6 @@ class Claims {
 
 const wildcardHosts = new Set(['0.0.0.0', '::', '']);
 
-function i2cAddresses(component: ComponentConfig): { key: 'address' | 'ddmAddress'; address: number }[] {
-  switch (component.kind) {
-    case 'tmp102':
-    case 'lm75':
-    case 'bme280':
-    case 'ina219':
-      return [{ key: 'address', address: component.address }];
-    case 'sfp':
-      // Both are filled in by the schema defaults (0x50, 0x51).
-      return [
-        { key: 'address', address: component.address as number },
-        { key: 'ddmAddress', address: component.ddmAddress as number },
-      ];
-    default:
-      return [];
-  }
-}
-
 function checkDuplicates(file: BoardsFile): BoardsIssue[] {
   const issues: BoardsIssue[] = [];
   const boardIds = new Claims(issues);
@@ -279,10 +241,11 @@ function checkDuplicates(file: BoardsFile): BoardsIssue[] {
 
     const addresses = new Claims(issues);
     board.components.forEach((component, c) => {
-      if (!('bus' in component)) return;
-      for (const { key, address } of i2cAddresses(component)) {
+      const bus = i2cBusOf(component);
+      if (bus === undefined) return;
+      for (const { field, address } of i2cAddresses(component)) {
         const hex = `0x${address.toString(16).padStart(2, '0')}`;
-        addresses.claim(`${component.bus}\0${address}`, pointer(pointer(pointer(path, 'components'), c), key), (first) => `I2C address ${hex} on bus ${JSON.stringify(component.bus)} is already taken by ${first}`);
+        addresses.claim(`${bus}\0${address}`, pointer(pointer(pointer(path, 'components'), c), field), (first) => `I2C address ${hex} on bus ${JSON.stringify(bus)} is already taken by ${first}`);
       }
     });
 
@@ -345,36 +308,35 @@ function checkReferences(board: BoardConfig, path: string): BoardsIssue[] {
   board.components.forEach((component, c) => {
     const at = pointer(pointer(path, 'components'), c);
     const role = `component ${JSON.stringify(component.id)}`;
-    switch (component.kind) {
-      case 'tmp102':
-      case 'lm75':
-      case 'bme280':
-      case 'ina219':
-      case 'sfp':
-        if (!busIds.has(component.bus)) {
-          issues.push({ path: pointer(at, 'bus'), message: `${role} is on I2C bus ${JSON.stringify(component.bus)}, which the board does not define (${known(busIds)})` });
-        }
-        if (component.kind === 'sfp') {
-          for (const [key, name] of Object.entries(component.lines ?? {})) line(name, pointer(pointer(at, 'lines'), key), 'in', `${role} ${key}`);
-        }
-        break;
-      case 'ethernet':
-        if (!netNames.has(component.interface)) {
-          issues.push({ path: pointer(at, 'interface'), message: `${role} watches interface ${JSON.stringify(component.interface)}, which the board's net list does not define (${known(netNames)})` });
-        }
-        if (component.ledLine !== undefined) line(component.ledLine, pointer(at, 'ledLine'), 'out', `${role} ledLine`);
-        break;
-      case 'serial-peer':
-        if (!serialIds.has(component.port)) {
-          issues.push({ path: pointer(at, 'port'), message: `${role} uses serial port ${JSON.stringify(component.port)}, which the board does not define (${known(serialIds)})` });
-        }
-        break;
-      case 'gpio-status':
-        line(component.line, pointer(at, 'line'), 'in', role);
-        break;
-      case 'watchdog':
-        if (!board.watchdog) issues.push({ path: at, message: `${role} diagnoses the board's watchdog, but the board has no "watchdog" entry` });
-        break;
+    const value = (field: string): string => String((component as unknown as Record<string, unknown>)[field]);
+    for (const reference of kindSpec(component.kind).references) {
+      switch (reference.to) {
+        case 'i2c-bus':
+          if (!busIds.has(value(reference.field))) {
+            issues.push({ path: pointer(at, reference.field), message: `${role} is on I2C bus ${JSON.stringify(value(reference.field))}, which the board does not define (${known(busIds)})` });
+          }
+          break;
+        case 'net-interface':
+          if (!netNames.has(value(reference.field))) {
+            issues.push({ path: pointer(at, reference.field), message: `${role} watches interface ${JSON.stringify(value(reference.field))}, which the board's net list does not define (${known(netNames)})` });
+          }
+          break;
+        case 'serial-port':
+          if (!serialIds.has(value(reference.field))) {
+            issues.push({ path: pointer(at, reference.field), message: `${role} uses serial port ${JSON.stringify(value(reference.field))}, which the board does not define (${known(serialIds)})` });
+          }
+          break;
+        case 'watchdog':
+          if (!board.watchdog) issues.push({ path: at, message: `${role} diagnoses the board's watchdog, but the board has no "watchdog" entry` });
+          break;
+        case 'gpio-line':
+          break;
+      }
+    }
+    for (const { field, role: within, name, direction } of gpioReferences(component)) {
+      const where = within === undefined ? pointer(at, field) : pointer(pointer(at, field), within);
+      // A component's one `line` is the component itself; other fields and roles are named.
+      line(name, where, direction, field === 'line' ? role : `${role} ${within ?? field}`);
     }
   });
 
@@ -395,7 +357,7 @@ function checkReferences(board: BoardConfig, path: string): BoardsIssue[] {
       issues.push({ path: at, message: `sim.initial names component ${JSON.stringify(id)}, which the board does not define (${known(componentIds.keys())})` });
       continue;
     }
-    const quantities: readonly string[] = componentQuantities[component.kind];
+    const quantities = kindSpec(component.kind).quantities;
     for (const quantity of Object.keys(values)) {
       if (!quantities.includes(quantity)) {
         issues.push({ path: pointer(at, quantity), message: `a ${component.kind} has no quantity ${JSON.stringify(quantity)} (it reads: ${quantities.join(', ') || 'nothing'})` });

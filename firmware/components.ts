@@ -1,19 +1,13 @@
 /**
  * One diagnosable part of the board per entry of `components`: it opens the HAL handles it needs on
  * first use, proves the part's identity, reads it, and judges the reading. The device-state manager
- * runs these; they know nothing of connections or services.
+ * runs these; they know nothing of connections or services. These are the shapes of check; which
+ * kind uses which is firmware/component-kinds.ts.
  */
 import type { BoardHal } from '../hal/board.js';
 import type { ComponentConfig, ComponentKind, GpioLineConfig } from '../config/board-config.js';
-import { Bme280Driver } from '../hal/drivers/bme280.js';
 import type { Driver, DriverCallOptions, Identity, Reading } from '../hal/drivers/driver.js';
-import { EthernetDriver } from '../hal/drivers/ethernet.js';
-import { Ina219Driver } from '../hal/drivers/ina219.js';
-import { Lm75Driver } from '../hal/drivers/lm75.js';
-import { SerialPeerDriver } from '../hal/drivers/serial-peer.js';
-import { SfpDriver } from '../hal/drivers/sfp.js';
-import { Tmp102Driver } from '../hal/drivers/tmp102.js';
-import { HalIdentityError, HalNotFoundError } from '../hal/errors.js';
+import { HalNotFoundError } from '../hal/errors.js';
 import type { GpioLine } from '../hal/gpio.js';
 import { type Health, type Judgement, judge, worse } from './thresholds.js';
 
@@ -57,7 +51,7 @@ interface Closable {
 }
 
 /** Handed to a check's `open`: opens GPIO lines by board name and keeps handles to close later. */
-interface Handles {
+export interface Handles {
   line(name: string): Promise<GpioLine>;
   hold<T extends Closable>(handle: T): T;
 }
@@ -65,14 +59,14 @@ interface Handles {
 /** Errors after which the handles are reopened on the next run: the device went away and may come back. */
 const reopenAfter = new Set(['ERR_HAL_CLOSED', 'ERR_HAL_NOT_FOUND']);
 
-interface DriverCheckOptions<D extends Driver> {
+export interface DriverCheckOptions<D extends Driver> {
   /** Judgement beyond the board's ranges: flags, the part's own limits. */
   assess?: (reading: Reading, driver: D, options: DriverCallOptions, identity: Identity) => Promise<Judgement> | Judgement;
   /** Throws when the identity found is not the one the board entry expects. */
   verify?: (identity: Identity) => void;
 }
 
-class DriverCheck<D extends Driver> implements ComponentCheck {
+export class DriverCheck<D extends Driver> implements ComponentCheck {
   private driver: D | undefined;
   private readonly held: Closable[] = [];
 
@@ -131,11 +125,11 @@ class DriverCheck<D extends Driver> implements ComponentCheck {
   }
 }
 
-function flag(reading: Reading, key: string, health: Health, reason: string): Judgement | undefined {
+export function flag(reading: Reading, key: string, health: Health, reason: string): Judgement | undefined {
   return reading[key] === true ? { health, reasons: [reason] } : undefined;
 }
 
-function combine(...judgements: Array<Judgement | undefined>): Judgement {
+export function combine(...judgements: Array<Judgement | undefined>): Judgement {
   let health: Health = 'ok';
   const reasons: string[] = [];
   for (const j of judgements) {
@@ -146,7 +140,7 @@ function combine(...judgements: Array<Judgement | undefined>): Judgement {
   return { health, reasons };
 }
 
-class GpioStatusCheck implements ComponentCheck {
+export class GpioStatusCheck implements ComponentCheck {
   private line: GpioLine | undefined;
 
   constructor(
@@ -178,7 +172,7 @@ class GpioStatusCheck implements ComponentCheck {
   }
 }
 
-class WatchdogCheck implements ComponentCheck {
+export class WatchdogCheck implements ComponentCheck {
   constructor(
     readonly config: Readonly<ComponentConfig>,
     private readonly health: () => WatchdogHealth,
@@ -198,99 +192,4 @@ class WatchdogCheck implements ComponentCheck {
   }
 
   async close(): Promise<void> {}
-}
-
-export function createComponentCheck(component: Readonly<ComponentConfig>, { board, watchdogHealth }: CheckContext): ComponentCheck {
-  switch (component.kind) {
-    case 'tmp102':
-      return new DriverCheck(component, board, async () => new Tmp102Driver(await board.i2c(component.bus), component.address));
-    case 'lm75':
-      return new DriverCheck(component, board, async () => new Lm75Driver(await board.i2c(component.bus), component.address));
-    case 'bme280':
-      return new DriverCheck(component, board, async () => new Bme280Driver(await board.i2c(component.bus), component.address, board.clock));
-    case 'ina219':
-      return new DriverCheck(
-        component,
-        board,
-        async () =>
-          new Ina219Driver(await board.i2c(component.bus), component.address, {
-            shuntOhms: component.shuntOhms,
-            maxCurrentA: component.maxCurrentA,
-          }, board.clock),
-        { assess: (reading) => combine(flag(reading, 'overflow', 'failed', 'current past the shunt range (OVF)')) },
-      );
-    case 'sfp': {
-      // The thresholds a module stores never change; they are read again only when another module sits in the cage.
-      let stored: { identity: string; thresholds: Awaited<ReturnType<SfpDriver['thresholds']>> } | undefined;
-      const moduleThresholds = async (driver: SfpDriver, options: DriverCallOptions, identity: Identity) => {
-        const key = JSON.stringify(identity);
-        if (stored?.identity !== key) stored = { identity: key, thresholds: await driver.thresholds(options) };
-        return stored.thresholds;
-      };
-      return new DriverCheck(
-        component,
-        board,
-        async (handles) => {
-          const lines = component.lines ?? {};
-          return new SfpDriver(await board.i2c(component.bus), {
-            address: component.address ?? 0x50,
-            ddmAddress: component.ddmAddress ?? 0x51,
-            lines: {
-              ...(lines.modDef0 ? { modDef0: await handles.line(lines.modDef0) } : {}),
-              ...(lines.los ? { los: await handles.line(lines.los) } : {}),
-              ...(lines.txFault ? { txFault: await handles.line(lines.txFault) } : {}),
-            },
-          });
-        },
-        {
-          assess: async (reading, driver, options, identity) =>
-            combine(
-              reading.present === false ? { health: 'failed', reasons: ['module not present'] } : undefined,
-              flag(reading, 'rxLos', 'failed', 'receiver loss of signal (RX_LOS)'),
-              flag(reading, 'txFault', 'failed', 'transmitter fault (TX_FAULT)'),
-              judge(reading, await moduleThresholds(driver, options, identity), 'module thresholds'),
-            ),
-          verify: (identity) => {
-            const expect = component.expect;
-            const vendor = identity.details?.vendor;
-            const partNumber = identity.details?.partNumber;
-            if (expect?.vendor !== undefined && vendor !== expect.vendor) {
-              throw new HalIdentityError(`SFP vendor is "${String(vendor)}", expected "${expect.vendor}"`, { target: component.id });
-            }
-            if (expect?.partNumber !== undefined && partNumber !== expect.partNumber) {
-              throw new HalIdentityError(`SFP part number is "${String(partNumber)}", expected "${expect.partNumber}"`, { target: component.id });
-            }
-          },
-        },
-      );
-    }
-    case 'ethernet':
-      return new DriverCheck(
-        component,
-        board,
-        async (handles) =>
-          new EthernetDriver(await board.net.open(component.interface), board.clock, component.ledLine ? await handles.line(component.ledLine) : undefined),
-        {
-          assess: (reading) =>
-            combine(
-              reading.carrier === false ? { health: 'failed', reasons: [`no carrier on ${component.interface}`] } : undefined,
-              component.minSpeedMbps !== undefined && typeof reading.speedMbps === 'number' && reading.speedMbps < component.minSpeedMbps
-                ? { health: 'degraded', reasons: [`link at ${reading.speedMbps} Mb/s, below ${component.minSpeedMbps}`] }
-                : undefined,
-            ),
-        },
-      );
-    case 'serial-peer': {
-      const port = board.config.serial?.find((p) => p.id === component.port);
-      return new DriverCheck(component, board, async (handles) => {
-        if (!port) throw new HalNotFoundError(`board ${board.config.id} has no serial port "${component.port}"`, { target: component.port });
-        const opened = handles.hold(await board.serial.open(port));
-        return new SerialPeerDriver(opened, board.clock, { protocol: component.protocol, unitId: component.unitId ?? 1 });
-      });
-    }
-    case 'gpio-status':
-      return new GpioStatusCheck(component, board);
-    case 'watchdog':
-      return new WatchdogCheck(component, watchdogHealth);
-  }
 }

@@ -13,7 +13,8 @@ import { whileWanted, withDeadline } from '../hal/deadline.js';
 import type { Identity, Reading } from '../hal/drivers/driver.js';
 import { HalError } from '../hal/errors.js';
 import { HandcheckError } from '../config/errors.js';
-import { type ComponentCheck, type WatchdogHealth, createComponentCheck } from './components.js';
+import type { ComponentCheck, WatchdogHealth } from './components.js';
+import { createComponentCheck } from './component-kinds.js';
 
 export type ComponentStateName = 'ok' | 'degraded' | 'failed' | 'unknown';
 

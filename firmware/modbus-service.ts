@@ -11,7 +11,8 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type GpioLineConfig, type ServiceConfig, componentQuantities } from '../config/board-config.js';
+import type { GpioLineConfig, ServiceConfig } from '../config/board-config.js';
+import { gpioReferences, kindSpec } from '../config/component-kinds.js';
 import type { BoardHal } from '../hal/board.js';
 import type { GpioLine } from '../hal/gpio.js';
 import type { DeviceStateManager } from './device-state.js';
@@ -38,7 +39,7 @@ export function quantityMap(board: BoardHal['config']): MapEntry[] {
   const entries: MapEntry[] = [];
   for (const component of board.components) {
     // Register order is the driver's quantity list, so the map never depends on what a reading happens to hold.
-    for (const quantity of componentQuantities[component.kind]) {
+    for (const quantity of kindSpec(component.kind).quantities) {
       entries.push({ register: quantityBase + 2 * entries.length, component: component.id, quantity });
     }
   }
@@ -70,7 +71,11 @@ class BoardDataModel implements ModbusDataModel {
     this.quantities = quantityMap(board.config);
     const gpio = Object.entries(board.config.gpio ?? {});
     this.inputs = gpio.filter(([, l]) => l.direction === 'in');
-    const firmwareOwned = new Set([board.config.statusLed, ...board.config.components.map((c) => (c.kind === 'ethernet' ? c.ledLine : undefined))]);
+    // Output lines a component names (link LEDs) are driven by the firmware, like the status LED.
+    const firmwareOwned = new Set([
+      board.config.statusLed,
+      ...board.config.components.flatMap((c) => gpioReferences(c).filter((r) => r.direction === 'out').map((r) => r.name)),
+    ]);
     this.outputs = gpio.filter(([name, l]) => l.direction === 'out' && !firmwareOwned.has(name));
   }
 

@@ -3,25 +3,13 @@
  * - steady on: every component ok;
  * - slow blink (1 s on, 1 s off): something degraded;
  * - blink code: N short blinks, then a pause, where N names the first failed component's class
- *   (1 sensor or power monitor, 2 network link or SFP, 3 serial peer, 4 GPIO status line, 5 watchdog).
+ *   (each kind's `blinkCode` in firmware/component-kinds.ts).
  * The pattern runs on the board clock so a sim board's virtual time shows it at its own speed.
  */
-import type { ComponentKind } from '../config/board-config.js';
 import type { Clock, Timer } from '../hal/clock.js';
 import type { GpioLine, GpioValue } from '../hal/gpio.js';
+import { componentDrivers } from './component-kinds.js';
 import type { ComponentState } from './device-state.js';
-
-export const blinkCodes: Record<ComponentKind, number> = {
-  tmp102: 1,
-  lm75: 1,
-  bme280: 1,
-  ina219: 1,
-  ethernet: 2,
-  sfp: 2,
-  'serial-peer': 3,
-  'gpio-status': 4,
-  watchdog: 5,
-};
 
 const stepMs = 250;
 
@@ -29,7 +17,7 @@ const stepMs = 250;
 export function ledPattern(states: readonly Pick<ComponentState, 'kind' | 'state'>[]): GpioValue[] {
   const failed = states.find((s) => s.state === 'failed');
   if (failed) {
-    const blinks = blinkCodes[failed.kind];
+    const blinks = componentDrivers[failed.kind].blinkCode;
     return [...Array.from({ length: blinks }, () => [1, 0] as GpioValue[]).flat(), 0, 0, 0, 0];
   }
   if (states.some((s) => s.state === 'degraded')) return [1, 1, 1, 1, 0, 0, 0, 0];

@@ -4,30 +4,22 @@
  * the NIC counts packets, the watchdog resets the board when starved - all on one virtual clock, all
  * breakable through one fault registry.
  */
-import type { BoardConfig, ComponentConfig, GpioLineConfig } from '../config/board-config.js';
+import type { BoardConfig } from '../config/board-config.js';
 import type { BoardHal } from '../hal/board.js';
 import { HalNotFoundError } from '../hal/errors.js';
 import type { GpioValue } from '../hal/gpio.js';
 import type { I2cBus } from '../hal/i2c.js';
 import { type SerialController, openSerialPort } from '../hal/serial.js';
 import type { Watchdog } from '../hal/watchdog.js';
-import { Bme280Model } from './chips/bme280.js';
-import { type ChipContext, Quantity } from './chips/context.js';
-import { Ina219Model } from './chips/ina219.js';
-import { Lm75Model } from './chips/lm75.js';
-import { SfpModel } from './chips/sfp.js';
-import { Tmp102Model } from './chips/tmp102.js';
+import { Quantity } from './chips/context.js';
+import { type SimPart, componentModel, physicalLevel } from './component-models.js';
 import { VirtualClock } from './clock.js';
 import { type ActiveFault, FaultError, type FaultEvent, FaultRegistry, type FaultSpec } from './faults.js';
 import { SimGpio } from './gpio.js';
 import { SimI2cBus } from './i2c-bus.js';
 import { SimNic } from './nic.js';
-import { ModbusRtuPeer } from './peers/modbus-rtu.js';
-import { NmeaPeer } from './peers/nmea.js';
 import { SimSerialBinding } from './serial.js';
 import { SimWatchdog } from './watchdog.js';
-
-export type ChipModel = Tmp102Model | Lm75Model | Bme280Model | Ina219Model | SfpModel;
 
 export interface SimBoardOptions {
   /** Share a clock between boards or start at a fixed time; default a new clock at the wall-clock now. */
@@ -48,8 +40,9 @@ export class SimBoard implements BoardHal {
   readonly net: SimNic;
   readonly serialBinding: SimSerialBinding;
   readonly serial: SerialController;
-  /** Chip models by component id, for tests and scenarios that set physical values. */
-  readonly models = new Map<string, ChipModel>();
+  /** Models by component id, for tests and scenarios that set physical values. */
+  readonly models = new Map<string, object>();
+  private readonly parts: SimPart[] = [];
   private readonly buses = new Map<string, SimI2cBus>();
   private readonly simWatchdog: SimWatchdog | undefined;
   private readonly resetListeners = new Set<(event: BoardResetEvent) => void>();
@@ -73,7 +66,17 @@ export class SimBoard implements BoardHal {
     for (const bus of config.i2c ?? []) {
       this.buses.set(bus.id, new SimI2cBus(bus.id, this.clock, this.faults, bus.timeoutMs ?? 50));
     }
-    for (const component of config.components) this.build(component);
+    for (const component of config.components) {
+      const part = componentModel(component).build(component, {
+        config,
+        chip: { clock: this.clock, faults: this.faults, id: component.id, initial: config.sim?.initial?.[component.id] ?? {} },
+        bus: (id) => this.bus(id),
+        nic: this.nic,
+        serialBinding: this.serialBinding,
+      });
+      if (part.model) this.models.set(component.id, part.model);
+      this.parts.push(part);
+    }
     this.defineGpioLines();
 
     if (config.watchdog) {
@@ -89,76 +92,20 @@ export class SimBoard implements BoardHal {
     });
   }
 
-  private context(component: ComponentConfig): ChipContext {
-    return { clock: this.clock, faults: this.faults, id: component.id, initial: this.config.sim?.initial?.[component.id] ?? {} };
-  }
-
   private bus(id: string): SimI2cBus {
     const bus = this.buses.get(id);
     if (!bus) throw new HalNotFoundError(`board ${this.config.id} has no I2C bus "${id}"`, { target: id });
     return bus;
   }
 
-  private build(component: ComponentConfig): void {
-    switch (component.kind) {
-      case 'tmp102':
-      case 'lm75':
-      case 'bme280': {
-        const Model = { tmp102: Tmp102Model, lm75: Lm75Model, bme280: Bme280Model }[component.kind];
-        const model = new Model(this.context(component));
-        this.bus(component.bus).attach(component.address, model, component.id);
-        this.models.set(component.id, model);
-        return;
-      }
-      case 'ina219': {
-        const model = new Ina219Model(this.context(component), { shuntOhms: component.shuntOhms });
-        this.bus(component.bus).attach(component.address, model, component.id);
-        this.models.set(component.id, model);
-        return;
-      }
-      case 'sfp': {
-        const model = new SfpModel(this.context(component));
-        const bus = this.bus(component.bus);
-        bus.attach(component.address ?? 0x50, model.a0, component.id);
-        bus.attach(component.ddmAddress ?? 0x51, model.a2, component.id);
-        this.models.set(component.id, model);
-        return;
-      }
-      case 'ethernet':
-        this.nic.addInterface(component.interface, { faultTarget: component.id });
-        return;
-      case 'serial-peer': {
-        const port = (this.config.serial ?? []).find((p) => p.id === component.port);
-        if (!port) throw new HalNotFoundError(`board ${this.config.id} has no serial port "${component.port}"`, { target: component.port });
-        const peer = component.protocol === 'modbus-rtu' ? new ModbusRtuPeer({ unitId: component.unitId ?? 1 }) : new NmeaPeer();
-        this.serialBinding.addPeer(port.path, peer, component.id);
-        return;
-      }
-      case 'gpio-status':
-      case 'watchdog':
-        return;
-    }
-  }
-
   private defineGpioLines(): void {
     const sources = new Map<string, () => GpioValue>();
     const levels = new Map<string, GpioValue>();
-    const table = this.config.gpio ?? {};
-    for (const component of this.config.components) {
-      if (component.kind === 'sfp' && component.lines) {
-        const model = this.models.get(component.id) as SfpModel;
-        const { modDef0, los, txFault } = component.lines;
-        // MOD_DEF0 is grounded by a present module; LOS and TX_FAULT are open-collector, high when asserted.
-        if (modDef0) sources.set(modDef0, () => (model.present ? 0 : 1));
-        if (los) sources.set(los, () => (model.rxLos ? 1 : 0));
-        if (txFault) sources.set(txFault, () => (model.txFault ? 1 : 0));
-      }
-      if (component.kind === 'gpio-status') {
-        const line = table[component.line];
-        if (line) levels.set(component.line, physicalLevel(line, component.expect));
-      }
+    for (const part of this.parts) {
+      for (const [name, source] of Object.entries(part.sources ?? {})) sources.set(name, source);
+      for (const [name, level] of Object.entries(part.levels ?? {})) levels.set(name, level);
     }
-    for (const [name, line] of Object.entries(table)) {
+    for (const [name, line] of Object.entries(this.config.gpio ?? {})) {
       const source = sources.get(name);
       this.gpio.define(name, line, source ? { source } : { level: levels.get(name) ?? physicalLevel(line, line.initial ?? 0) });
     }
@@ -216,9 +163,4 @@ export class SimBoard implements BoardHal {
     await this.gpio.close();
     for (const bus of [...this.buses.values()].reverse()) await bus.close();
   }
-}
-
-/** The physical level a line rests at for a logical value. */
-function physicalLevel(line: GpioLineConfig, logical: GpioValue): GpioValue {
-  return (line.activeLow ? logical ^ 1 : logical) as GpioValue;
 }

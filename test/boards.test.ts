@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import schema from '../boards.schema.json' with { type: 'json' };
-import { componentQuantities, type BoardsFile, type ComponentConfig, type ComponentKind } from '../config/board-config.js';
+import type { BoardsFile, ComponentConfig, ComponentKind } from '../config/board-config.js';
+import { componentKinds } from '../config/component-kinds.js';
 import {
   BoardNotFoundError,
   BoardsDuplicateError,
@@ -275,7 +276,7 @@ describe('the real boards.json', () => {
     const file = await loadBoards(boardsPath);
     for (const board of file.boards) {
       for (const part of board.components) {
-        const quantities: readonly string[] = componentQuantities[part.kind];
+        const quantities: readonly string[] = componentKinds[part.kind].quantities;
         for (const key of Object.keys(part.thresholds ?? {})) expect(quantities, `${board.id}/${part.id}`).toContain(key);
       }
     }
@@ -293,7 +294,7 @@ describe('the real boards.json', () => {
 describe('boards.schema.json', () => {
   it('lists for each kind exactly the quantities the drivers read', () => {
     const defs = schema.$defs as Record<string, { properties?: Record<string, unknown> }>;
-    for (const [kind, quantities] of Object.entries(componentQuantities) as [ComponentKind, readonly string[]][]) {
+    for (const [kind, { quantities }] of Object.entries(componentKinds) as [ComponentKind, { quantities: readonly string[] }][]) {
       const branch = defs[`component-${kind}`];
       expect(branch, kind).toBeDefined();
       const thresholds = defs[`thresholds-${kind}`];
@@ -304,6 +305,21 @@ describe('boards.schema.json', () => {
         expect(Object.keys(thresholds?.properties ?? {}), kind).toEqual([...quantities]);
       }
     }
-    expect(schema.$defs.component.properties.kind.enum).toEqual(Object.keys(componentQuantities));
+    expect(schema.$defs.component.properties.kind.enum).toEqual(Object.keys(componentKinds));
+  });
+
+  it('has in each kind the I2C address fields (with the defaults) and reference fields the registry names', () => {
+    const defs = schema.$defs as Record<string, { required?: string[]; properties?: Record<string, { default?: unknown }> }>;
+    for (const [kind, spec] of Object.entries(componentKinds) as [ComponentKind, (typeof componentKinds)[ComponentKind]][]) {
+      const branch = defs[`component-${kind}`];
+      for (const { field, ...rest } of 'i2c' in spec ? spec.i2c : []) {
+        const fallback = 'default' in rest ? rest.default : undefined;
+        expect(branch?.properties?.[field]?.default, `${kind}.${field}`).toBe(fallback);
+        if (fallback === undefined) expect(branch?.required, `${kind}.${field}`).toContain(field);
+      }
+      for (const reference of spec.references) {
+        if ('field' in reference) expect(Object.keys(branch?.properties ?? {}), kind).toContain(reference.field);
+      }
+    }
   });
 });

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { quantityMap } from '../firmware/modbus-service.js';
 import { parseBoards, selectBoard } from '../config/boards.js';
+import { componentKinds } from '../config/component-kinds.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
@@ -27,5 +28,20 @@ describe('README', () => {
     expect(documented).toEqual(quantityMap(config));
     const states = /^\| IR 0-(\d+) \| states of ([\w, -]+) \|$/m.exec(readme);
     expect(states?.[2]?.split(', ')).toEqual(config.components.map((c) => c.id));
+  });
+
+  it('lists the quantities of every component kind that reads any, in register order', () => {
+    const paragraph = /Quantities per component kind, in register order: ([^]*?)\.\n/.exec(readme)?.[1] ?? '';
+    const documented: Record<string, string[]> = {};
+    for (const entry of paragraph.replace(/\n/g, ' ').split('; ')) {
+      const match = /^(.+?) `([^`]+)`$/.exec(entry.trim());
+      for (const kind of match?.[1]?.split(' and ') ?? []) documented[kind] = match![2]!.split(', ');
+    }
+    const expected = Object.fromEntries(
+      Object.entries(componentKinds)
+        .filter(([, spec]) => spec.quantities.length > 0)
+        .map(([kind, spec]) => [kind, [...spec.quantities]]),
+    );
+    expect(documented).toEqual(expected);
   });
 });

@@ -1,0 +1,155 @@
+/**
+ * How the firmware diagnoses each component kind, one entry per kind: the check the device-state
+ * manager runs, the driver alone for chips (the self-check identifies them without reading), and the
+ * status LED's blink code. What a kind is in the board entry (quantities, addresses, references) is
+ * config/component-kinds.ts; how the sim board models it is sim/component-models.ts.
+ */
+import type { BoardHal } from '../hal/board.js';
+import { type ComponentConfig, type ComponentKind, type ComponentOf, i2cAddress } from '../config/component-kinds.js';
+import { Bme280Driver } from '../hal/drivers/bme280.js';
+import type { Driver, DriverCallOptions, Identity } from '../hal/drivers/driver.js';
+import { EthernetDriver } from '../hal/drivers/ethernet.js';
+import { Ina219Driver } from '../hal/drivers/ina219.js';
+import { Lm75Driver } from '../hal/drivers/lm75.js';
+import { SerialPeerDriver } from '../hal/drivers/serial-peer.js';
+import { SfpDriver, type SfpDriverOptions } from '../hal/drivers/sfp.js';
+import { Tmp102Driver } from '../hal/drivers/tmp102.js';
+import { HalIdentityError, HalNotFoundError } from '../hal/errors.js';
+import type { I2cBus } from '../hal/i2c.js';
+import {
+  type CheckContext,
+  type ComponentCheck,
+  DriverCheck,
+  type DriverCheckOptions,
+  GpioStatusCheck,
+  WatchdogCheck,
+  combine,
+  flag,
+} from './components.js';
+import { judge } from './thresholds.js';
+
+export interface ComponentKindDriver<K extends ComponentKind> {
+  /**
+   * Blinks of the status LED when a component of this kind is the first failed one, by class: 1 sensor
+   * or power monitor, 2 network link or SFP, 3 serial peer, 4 GPIO status line, 5 watchdog.
+   */
+  blinkCode: number;
+  /** A chip on an I2C bus: its driver on that bus. `identify()` on it reads identity registers only. */
+  chip?: (component: Readonly<ComponentOf<K>>, bus: I2cBus, board: BoardHal) => Driver;
+  check: (component: Readonly<ComponentOf<K>>, context: CheckContext) => ComponentCheck;
+}
+
+/** The check of a chip: its driver on its bus, opened on first use. */
+function chipCheck<K extends ComponentKind, D extends Driver>(
+  component: Readonly<ComponentOf<K> & { bus: string }>,
+  { board }: CheckContext,
+  chip: (component: Readonly<ComponentOf<K>>, bus: I2cBus, board: BoardHal) => D,
+  options: DriverCheckOptions<D> = {},
+): ComponentCheck {
+  return new DriverCheck(component, board, async () => chip(component, await board.i2c(component.bus), board), options);
+}
+
+const tmp102 = (component: Readonly<ComponentOf<'tmp102'>>, bus: I2cBus) => new Tmp102Driver(bus, component.address);
+const lm75 = (component: Readonly<ComponentOf<'lm75'>>, bus: I2cBus) => new Lm75Driver(bus, component.address);
+const bme280 = (component: Readonly<ComponentOf<'bme280'>>, bus: I2cBus, board: BoardHal) => new Bme280Driver(bus, component.address, board.clock);
+const ina219 = (component: Readonly<ComponentOf<'ina219'>>, bus: I2cBus, board: BoardHal) =>
+  new Ina219Driver(bus, component.address, { shuntOhms: component.shuntOhms, maxCurrentA: component.maxCurrentA }, board.clock);
+const sfp = (component: Readonly<ComponentOf<'sfp'>>, bus: I2cBus, _board: BoardHal, lines: SfpDriverOptions['lines'] = {}) =>
+  new SfpDriver(bus, { address: i2cAddress(component, 'address'), ddmAddress: i2cAddress(component, 'ddmAddress'), lines });
+
+function sfpCheck(component: Readonly<ComponentOf<'sfp'>>, context: CheckContext): ComponentCheck {
+  // The thresholds a module stores never change; they are read again only when another module sits in the cage.
+  let stored: { identity: string; thresholds: Awaited<ReturnType<SfpDriver['thresholds']>> } | undefined;
+  const moduleThresholds = async (driver: SfpDriver, options: DriverCallOptions, identity: Identity) => {
+    const key = JSON.stringify(identity);
+    if (stored?.identity !== key) stored = { identity: key, thresholds: await driver.thresholds(options) };
+    return stored.thresholds;
+  };
+  const { board } = context;
+  return new DriverCheck(
+    component,
+    board,
+    async (handles) => {
+      const lines = component.lines ?? {};
+      return sfp(component, await board.i2c(component.bus), board, {
+        ...(lines.modDef0 ? { modDef0: await handles.line(lines.modDef0) } : {}),
+        ...(lines.los ? { los: await handles.line(lines.los) } : {}),
+        ...(lines.txFault ? { txFault: await handles.line(lines.txFault) } : {}),
+      });
+    },
+    {
+      assess: async (reading, driver, options, identity) =>
+        combine(
+          reading.present === false ? { health: 'failed', reasons: ['module not present'] } : undefined,
+          flag(reading, 'rxLos', 'failed', 'receiver loss of signal (RX_LOS)'),
+          flag(reading, 'txFault', 'failed', 'transmitter fault (TX_FAULT)'),
+          judge(reading, await moduleThresholds(driver, options, identity), 'module thresholds'),
+        ),
+      verify: (identity) => {
+        const expect = component.expect;
+        const vendor = identity.details?.vendor;
+        const partNumber = identity.details?.partNumber;
+        if (expect?.vendor !== undefined && vendor !== expect.vendor) {
+          throw new HalIdentityError(`SFP vendor is "${String(vendor)}", expected "${expect.vendor}"`, { target: component.id });
+        }
+        if (expect?.partNumber !== undefined && partNumber !== expect.partNumber) {
+          throw new HalIdentityError(`SFP part number is "${String(partNumber)}", expected "${expect.partNumber}"`, { target: component.id });
+        }
+      },
+    },
+  );
+}
+
+export const componentDrivers = {
+  tmp102: { blinkCode: 1, chip: tmp102, check: (component, context) => chipCheck(component, context, tmp102) },
+  lm75: { blinkCode: 1, chip: lm75, check: (component, context) => chipCheck(component, context, lm75) },
+  bme280: { blinkCode: 1, chip: bme280, check: (component, context) => chipCheck(component, context, bme280) },
+  ina219: {
+    blinkCode: 1,
+    chip: ina219,
+    check: (component, context) =>
+      chipCheck(component, context, ina219, { assess: (reading) => combine(flag(reading, 'overflow', 'failed', 'current past the shunt range (OVF)')) }),
+  },
+  sfp: { blinkCode: 2, chip: sfp, check: sfpCheck },
+  ethernet: {
+    blinkCode: 2,
+    check: (component, { board }) =>
+      new DriverCheck(
+        component,
+        board,
+        async (handles) =>
+          new EthernetDriver(await board.net.open(component.interface), board.clock, component.ledLine ? await handles.line(component.ledLine) : undefined),
+        {
+          assess: (reading) =>
+            combine(
+              reading.carrier === false ? { health: 'failed', reasons: [`no carrier on ${component.interface}`] } : undefined,
+              component.minSpeedMbps !== undefined && typeof reading.speedMbps === 'number' && reading.speedMbps < component.minSpeedMbps
+                ? { health: 'degraded', reasons: [`link at ${reading.speedMbps} Mb/s, below ${component.minSpeedMbps}`] }
+                : undefined,
+            ),
+        },
+      ),
+  },
+  'serial-peer': {
+    blinkCode: 3,
+    check: (component, { board }) => {
+      const port = board.config.serial?.find((p) => p.id === component.port);
+      return new DriverCheck(component, board, async (handles) => {
+        if (!port) throw new HalNotFoundError(`board ${board.config.id} has no serial port "${component.port}"`, { target: component.port });
+        const opened = handles.hold(await board.serial.open(port));
+        return new SerialPeerDriver(opened, board.clock, { protocol: component.protocol, unitId: component.unitId ?? 1 });
+      });
+    },
+  },
+  'gpio-status': { blinkCode: 4, check: (component, { board }) => new GpioStatusCheck(component, board) },
+  watchdog: { blinkCode: 5, check: (component, { watchdogHealth }) => new WatchdogCheck(component, watchdogHealth) },
+} satisfies { [K in ComponentKind]: ComponentKindDriver<K> };
+
+/** The firmware's entry for a component's kind. */
+export function componentDriver(component: Readonly<ComponentConfig>): ComponentKindDriver<ComponentKind> {
+  return componentDrivers[component.kind] as unknown as ComponentKindDriver<ComponentKind>;
+}
+
+export function createComponentCheck(component: Readonly<ComponentConfig>, context: CheckContext): ComponentCheck {
+  return componentDriver(component).check(component, context);
+}
