@@ -18,12 +18,17 @@ export interface OpenBoardOptions {
   forceSim?: boolean;
   /** Virtual seconds per real second on the sim board; default 1. */
   simSpeed?: number;
+  /**
+   * `realtime` (default): the sim board's clock follows the wall clock, as a running appliance's.
+   * `manual`: it stands still until driven (`clock.runUntil`), for one-shot commands.
+   */
+  simClock?: 'realtime' | 'manual';
 }
 
 export async function openBoard(config: Readonly<BoardConfig>, options: OpenBoardOptions = {}): Promise<OpenedBoard> {
   if (config.backend === 'sim' || options.forceSim) {
     const sim = new SimBoard(config);
-    sim.clock.startRealtime(options.simSpeed ?? 1);
+    if (options.simClock !== 'manual') sim.clock.startRealtime(options.simSpeed ?? 1);
     return { hal: sim, sim };
   }
   const { LinuxBoard } = await import('../hal/linux/board.js');

@@ -48,4 +48,22 @@ describe('VirtualClock', () => {
     await expect(clock.advance(10)).rejects.toMatchObject({ code: 'ERR_SIM_CLOCK' });
     clock.stopRealtime();
   });
+
+  it('runs until work settles, moving time only while everything waits on the clock', async () => {
+    const clock = new VirtualClock(0);
+    // Computing between timers (a busy or slow host) costs no virtual time: the timer still fires at 50.
+    const busy = (ms: number): void => {
+      for (const end = performance.now() + ms; performance.now() < end; );
+    };
+    const work = (async () => {
+      busy(30);
+      await new Promise((resolve) => setImmediate(resolve));
+      busy(30);
+      await clock.sleep(50);
+      return clock.now();
+    })();
+    expect(await clock.runUntil(work)).toBe(50);
+    await expect(clock.runUntil(clock.sleep(500), { limitMs: 100 })).rejects.toMatchObject({ code: 'ERR_SIM_CLOCK' });
+    await expect(clock.runUntil(Promise.reject(new Error('broken')))).rejects.toThrow('broken');
+  });
 });
