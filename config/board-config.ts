@@ -26,7 +26,15 @@ export interface I2cBusConfig {
   device: string;
   /** Per-transfer timeout. Default 50 ms. */
   timeoutMs?: number;
+  /**
+   * The kernel's adapter driver, which decides how the bus fails (the errno, and how long a hung
+   * transfer holds it): `bcm2835` on a Pi Zero 2 W and Pi 4, `designware` on a Pi 5 (RP1). The sim
+   * board fails the same way. Default `generic`.
+   */
+  adapter?: I2cAdapterKind;
 }
+
+export type I2cAdapterKind = 'bcm2835' | 'designware' | 'generic';
 
 /** An entry of the board's `gpio` table; the table's key is the name components refer to. */
 export interface GpioLineConfig {

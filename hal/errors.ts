@@ -45,10 +45,35 @@ export class HalTimeoutError extends HalError {
   }
 }
 
-/** The bus is held by someone else or stuck (EBUSY, EAGAIN, SDA held low). */
+/**
+ * The adapter found the bus busy or lost it (Documentation/i2c/fault-codes.rst: EBUSY "busy for
+ * longer than allowed", EAGAIN lost arbitration to another master or to a chip holding SDA low).
+ */
 export class HalBusBusyError extends HalError {
   constructor(message: string, options: HalErrorOptions = {}) {
     super('ERR_HAL_BUS_BUSY', message, options);
+  }
+}
+
+/**
+ * A kernel driver is bound to the I2C address, so i2c-dev refuses it (I2C_SLAVE answers EBUSY,
+ * i2cdev_ioctl / i2cdev_check_addr in drivers/i2c/i2c-dev.c). The bus is fine: the address is
+ * owned, not stuck, and nothing we could do to the bus would free it.
+ */
+export class HalAddressInUseError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_ADDRESS_IN_USE', message, options);
+  }
+}
+
+/**
+ * The bus is still occupied by an earlier transfer whose caller gave up: the kernel has not ended
+ * it yet (it does at the adapter's own timeout), so this transfer failed at once instead of queueing
+ * behind it.
+ */
+export class HalBusHeldError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_BUS_HELD', message, options);
   }
 }
 

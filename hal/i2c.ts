@@ -5,11 +5,15 @@
  * Rules:
  * - Transfers on one bus never overlap: an implementation queues them in call order, and the
  *   timeout of a queued transfer counts from the call, so a stuck bus fails everything behind it
- *   on time instead of hanging.
+ *   on time instead of hanging (hal/i2c-queue.ts).
+ * - A timeout frees the caller, not the bus: the transfer stays on the bus until the adapter driver
+ *   gives up, and meanwhile new transfers reject at once with ERR_HAL_BUS_HELD.
  * - Word transfers state their byte order. SMBus words are little-endian (`le`); many sensors
  *   (TMP102, INA219, SFP DDM values) send the most significant byte first (`be`).
- * - A device that does not acknowledge rejects with ERR_HAL_NACK; a transfer that does not finish,
- *   ERR_HAL_TIMEOUT; a bus held low or by another master, ERR_HAL_BUS_BUSY.
+ * - Errors are the adapter driver's: a device that does not acknowledge rejects with ERR_HAL_NACK;
+ *   a transfer that does not finish, ERR_HAL_TIMEOUT (or ERR_HAL_IO for the bcm2835's clock-stretch
+ *   timeout); a bus the adapter finds busy or loses, ERR_HAL_BUS_BUSY; an address a kernel driver
+ *   owns, ERR_HAL_ADDRESS_IN_USE.
  * - After `close`, transfers reject with ERR_HAL_CLOSED (`canceled: true`), queued ones included.
  */
 

@@ -64,7 +64,7 @@ export class SimBoard implements BoardHal {
     this.serial = { open: (spec) => openSerialPort(binding, clock, spec) };
 
     for (const bus of config.i2c ?? []) {
-      this.buses.set(bus.id, new SimI2cBus(bus.id, this.clock, this.faults, bus.timeoutMs ?? 50));
+      this.buses.set(bus.id, new SimI2cBus(bus.id, this.clock, this.faults, { defaultTimeoutMs: bus.timeoutMs ?? 50, adapter: bus.adapter ?? 'generic' }));
     }
     for (const component of config.components) {
       const part = componentModel(component).build(component, {

@@ -3,13 +3,17 @@
  * the rules of hal/i2c.ts: one transfer at a time per bus in call order, every transfer under a
  * deadline counted from the call, kernel errno mapped to HalError codes, SMBus words byte-swapped
  * for big-endian chips.
+ *
+ * There is no bus recovery here: the Pi's i2c-bcm2835 driver has none (no bus_recovery_info), and
+ * closing and reopening /dev/i2c-N only reopens a file - the adapter, and a chip holding SDA low,
+ * are unchanged. A stuck bus fails its components until the chip lets go or is power-cycled.
  */
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, readFile, readlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { Clock } from '../clock.js';
-import { withDeadline } from '../deadline.js';
 import {
-  HalBusBusyError,
+  HalAddressInUseError,
   HalClosedError,
   type HalError,
   HalInvalidArgumentError,
@@ -20,6 +24,7 @@ import {
   halErrorFromErrno,
 } from '../errors.js';
 import { type ByteOrder, type I2cBus, type I2cTransferOptions, i2cTarget } from '../i2c.js';
+import { type HeldTransfer, I2cTransferQueue, type TransferState } from '../i2c-queue.js';
 import type { I2cBusConfig } from '../../config/board-config.js';
 import { type ModuleLoader, importPackage, loadOptional, moduleMember } from './optional.js';
 
@@ -43,50 +48,44 @@ export interface LinuxI2cBusOptions {
   defaultTimeoutMs?: number;
   /** Pause before the one retry after a NACK. Default 5 ms. */
   nackRetryDelayMs?: number;
+  /** The adapter number N of /dev/i2c-N, to name the kernel driver holding an address. */
+  busNumber?: number;
+  /** Default /sys/bus/i2c/devices. */
+  sysfsDevices?: string;
 }
 
 /** The longest raw read or write i2c-dev performs in one call. */
 const maxRawLength = 8192;
 
-interface TransferState {
-  abandoned: boolean;
-}
-
 export class LinuxI2cBus implements I2cBus {
   readonly defaultTimeoutMs: number;
   private readonly clock: Clock;
   private readonly nackRetryDelayMs: number;
-  private handle: Promise<I2cBusHandle> | undefined;
-  private readonly openHandle: (() => Promise<I2cBusHandle>) | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly busNumber: number | undefined;
+  private readonly sysfsDevices: string;
+  private readonly queue: I2cTransferQueue;
+  /** Addresses a kernel driver owns, with the error that found out; see `addressInUse`. */
+  private readonly owned = new Map<number, HalAddressInUseError>();
   private closed = false;
   private closing: Promise<void> | undefined;
 
-  /**
-   * `handle` is an i2c-bus promisified bus, or a factory that opens one on the first transfer (in
-   * the queue and under that transfer's deadline).
-   */
+  /** `handle` is an i2c-bus promisified bus. */
   constructor(
     readonly id: string,
-    handle: I2cBusHandle | (() => Promise<I2cBusHandle>),
+    private readonly handle: I2cBusHandle,
     options: LinuxI2cBusOptions,
   ) {
     this.clock = options.clock;
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 50;
     this.nackRetryDelayMs = options.nackRetryDelayMs ?? 5;
-    if (typeof handle === 'function') this.openHandle = handle;
-    else this.handle = Promise.resolve(handle);
+    this.busNumber = options.busNumber;
+    this.sysfsDevices = options.sysfsDevices ?? '/sys/bus/i2c/devices';
+    this.queue = new I2cTransferQueue(this.clock, id);
   }
 
-  private getHandle(): Promise<I2cBusHandle> {
-    if (!this.handle) {
-      const opening = (this.openHandle as () => Promise<I2cBusHandle>)();
-      this.handle = opening;
-      opening.catch(() => {
-        if (this.handle === opening) this.handle = undefined;
-      });
-    }
-    return this.handle;
+  /** The transfer holding the bus after its caller gave up (the kernel has not ended it yet). */
+  held(): HeldTransfer | undefined {
+    return this.queue.held();
   }
 
   private run<T>(addr: number, what: string, op: (h: I2cBusHandle) => Promise<T>, opts: I2cTransferOptions | undefined, check?: () => void): Promise<T> {
@@ -98,15 +97,11 @@ export class LinuxI2cBus implements I2cBus {
     } catch (err) {
       return Promise.reject(err);
     }
-    const timeoutMs = opts?.timeoutMs ?? this.defaultTimeoutMs;
-    const state: TransferState = { abandoned: false };
-    const transfer = this.queue.then(() => this.execute(target, what, op, state));
-    this.queue = transfer.catch(() => undefined);
-    return withDeadline(this.clock, transfer, what, target, { timeoutMs, signal: opts?.signal }).catch((err: unknown) => {
-      // A caller that gave up must not see its transfer run later: a write it was told failed
-      // would otherwise still reach the chip.
-      state.abandoned = true;
-      throw err;
+    const owned = this.owned.get(addr);
+    if (owned) return Promise.reject(owned);
+    return this.queue.run(target, what, (state) => this.execute(addr, target, what, op, state), {
+      timeoutMs: opts?.timeoutMs ?? this.defaultTimeoutMs,
+      signal: opts?.signal,
     });
   }
 
@@ -117,7 +112,7 @@ export class LinuxI2cBus implements I2cBus {
    * absent or dead NACKs twice and fails. Nothing else is retried: a timeout or busy bus would only
    * make the queue behind it wait longer.
    */
-  private async execute<T>(target: string, what: string, op: (h: I2cBusHandle) => Promise<T>, state: TransferState): Promise<T> {
+  private async execute<T>(addr: number, target: string, what: string, op: (h: I2cBusHandle) => Promise<T>, state: TransferState): Promise<T> {
     const skipped = (): HalError | undefined =>
       this.closed
         ? new HalClosedError(`${what} on ${target}: bus ${this.id} closed before the transfer started`, { target, canceled: true })
@@ -126,22 +121,16 @@ export class LinuxI2cBus implements I2cBus {
           : undefined;
     const before = skipped();
     if (before) throw before;
-    let handle: I2cBusHandle;
     try {
-      handle = await this.getHandle();
+      return await op(this.handle);
     } catch (err) {
-      throw halErrorFromErrno(err, `open ${this.id} for ${what}`, target);
-    }
-    try {
-      return await op(handle);
-    } catch (err) {
+      if (isAddressOwned(err)) throw await this.addressInUse(addr, target, what, err);
       const mapped = halErrorFromErrno(err, what, target);
-      if (mapped instanceof HalBusBusyError) return this.recover(target, what, op, mapped, skipped);
       if (!(mapped instanceof HalNackError)) throw mapped;
       await this.clock.sleep(this.nackRetryDelayMs);
       if (skipped()) throw mapped;
       try {
-        return await op(handle);
+        return await op(this.handle);
       } catch (retryErr) {
         throw halErrorFromErrno(retryErr, `${what} (retried after NACK)`, target);
       }
@@ -149,34 +138,25 @@ export class LinuxI2cBus implements I2cBus {
   }
 
   /**
-   * Stuck-bus recovery, attempted once before the transfer fails: close the adapter's file and open
-   * it again (only when this bus opens its own handle), which lets adapter drivers that implement
-   * bus recovery (i2c_recover_bus: nine SCL pulses and a STOP) run it on the next transfer, and
-   * clears a handle left in a bad state. A bus still busy after that fails with ERR_HAL_BUS_BUSY, and
-   * the component using it is marked failed.
+   * i2c-bus keeps the file it opened for an address even when selecting the address failed, and
+   * would send the next transfer on that file to whatever address it has (none selected: 0x00, the
+   * general call). So an owned address stays refused here, without touching the bus, until the
+   * firmware restarts. The driver is named from sysfs (N-00AA/driver) when the bus number is known.
    */
-  private async recover<T>(
-    target: string,
-    what: string,
-    op: (h: I2cBusHandle) => Promise<T>,
-    busy: HalBusBusyError,
-    skipped: () => HalError | undefined,
-  ): Promise<T> {
-    if (!this.openHandle || skipped()) throw busy;
-    const stale = this.handle;
-    this.handle = undefined;
-    await (await stale?.catch(() => undefined))?.close().catch(() => undefined);
-    let handle: I2cBusHandle;
-    try {
-      handle = await this.getHandle();
-    } catch (err) {
-      throw halErrorFromErrno(err, `reopen ${this.id} to recover a stuck bus`, target);
+  private async addressInUse(addr: number, target: string, what: string, err: unknown): Promise<HalAddressInUseError> {
+    let holder = '';
+    if (this.busNumber !== undefined) {
+      const device = join(this.sysfsDevices, `${this.busNumber}-${addr.toString(16).padStart(4, '0')}`);
+      const driver = await readlink(join(device, 'driver')).then(basename, () => undefined);
+      const name = (await readFile(join(device, 'name'), 'utf8').catch(() => '')).trim();
+      if (driver) holder = ` (${driver}${name && name !== driver ? `, device ${name}` : ''})`;
     }
-    try {
-      return await op(handle);
-    } catch (err) {
-      throw halErrorFromErrno(err, `${what} (after reopening ${this.id} to recover a stuck bus)`, target);
-    }
+    const error = new HalAddressInUseError(
+      `${what} on ${target}: a kernel driver${holder} holds the address, so i2c-dev refuses it (EBUSY); the bus is not stuck. Remove the kernel's device or its overlay and restart, or read the chip through that driver`,
+      { target, errno: 'EBUSY', cause: err },
+    );
+    this.owned.set(addr, error);
+    return error;
   }
 
   readByte(addr: number, cmd: number, opts?: I2cTransferOptions): Promise<number> {
@@ -278,18 +258,27 @@ export class LinuxI2cBus implements I2cBus {
     this.closing ??= (async () => {
       this.closed = true;
       let timer: { cancel(): void } | undefined;
-      await Promise.race([this.queue, new Promise<void>((resolve) => (timer = this.clock.setTimeout(resolve, this.defaultTimeoutMs)))]);
+      await Promise.race([this.queue.idle(), new Promise<void>((resolve) => (timer = this.clock.setTimeout(resolve, this.defaultTimeoutMs)))]);
       timer?.cancel();
-      const handle = await this.handle?.catch(() => undefined);
-      if (!handle) return;
       try {
-        await handle.close();
+        await this.handle.close();
       } catch (err) {
         throw halErrorFromErrno(err, 'close', this.id);
       }
     })();
     return this.closing;
   }
+}
+
+/**
+ * i2c-bus selects the address with ioctl(I2C_SLAVE) before the first transfer to it and reports a
+ * failure there with syscall "setAddr"; i2c-dev answers EBUSY only when a kernel driver is bound to
+ * the address (i2cdev_ioctl, i2cdev_check_addr in drivers/i2c/i2c-dev.c).
+ */
+function isAddressOwned(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, syscall } = err as { code?: unknown; syscall?: unknown };
+  return code === 'EBUSY' && syscall === 'setAddr';
 }
 
 function swap16(word: number): number {
@@ -360,5 +349,5 @@ export async function openLinuxI2cBus(config: I2cBusConfig, options: OpenLinuxI2
   } catch (err) {
     throw halErrorFromErrno(err, 'open', config.id);
   }
-  return new LinuxI2cBus(config.id, handle, { ...options, defaultTimeoutMs: config.timeoutMs ?? options.defaultTimeoutMs });
+  return new LinuxI2cBus(config.id, handle, { busNumber, ...options, defaultTimeoutMs: config.timeoutMs ?? options.defaultTimeoutMs });
 }

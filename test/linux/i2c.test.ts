@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
@@ -232,46 +232,57 @@ describe('LinuxI2cBus at the i2c-bus boundary', () => {
     expect((await rejection(bus.readByte(0x48, 2))).canceled).toBe(true);
   });
 
-  it('opens a factory-made handle on the first transfer only', async () => {
-    let opened = 0;
-    const lazy = new LinuxI2cBus(
-      'i2c-3',
-      async () => {
-        opened += 1;
-        return handle;
-      },
-      { clock },
-    );
-    expect(opened).toBe(0);
-    handle.reply.byte = 7;
-    expect(await lazy.readByte(0x20, 0)).toBe(7);
-    expect(await lazy.readByte(0x20, 0)).toBe(7);
-    expect(opened).toBe(1);
-    expect(lazy.defaultTimeoutMs).toBe(50);
-  });
-});
-
-describe('stuck-bus recovery', () => {
-  it('reopens the adapter once on a busy bus and retries; still busy fails busy, naming the attempt', async () => {
-    const handles = [new FakeHandle(), new FakeHandle(), new FakeHandle()];
-    handles[0]!.failures = ['EAGAIN'];
-    handles[1]!.reply.byte = 9;
-    handles[2]!.failures = ['EBUSY'];
-    let opened = 0;
-    const own = new LinuxI2cBus('i2c-5', async () => handles[opened++]!, { clock });
-    expect(await own.readByte(0x48, 0)).toBe(9);
-    expect([opened, handles[0]!.closed]).toEqual([2, 1]);
-
-    handles[1]!.failures = ['EAGAIN'];
-    const err = await rejection(own.readByte(0x48, 0));
-    expect(err.code).toBe('ERR_HAL_BUS_BUSY');
-    expect(err.message).toContain('after reopening i2c-5 to recover a stuck bus');
-    expect(opened).toBe(3);
+  it('fails new transfers at once while a hung one still holds the bus, and queues again once the kernel gives up', async () => {
+    handle.manual = true;
+    const hung = rejection(bus.readWord(0x48, 0, 'be', { timeoutMs: 100 }));
+    await clock.advance(100);
+    expect((await hung).code).toBe('ERR_HAL_TIMEOUT');
+    // i2c-bus's worker is still in the kernel (up to the adapter's 1 s): nothing may queue behind it.
+    const held = await rejection(bus.readByte(0x49, 0));
+    expect([held.code, held.target]).toEqual(['ERR_HAL_BUS_HELD', 'i2c-1@0x49']);
+    expect(held.message).toContain('still held by read word on i2c-1@0x48');
+    expect(bus.held()).toMatchObject({ what: 'read word', target: 'i2c-1@0x48', since: 0 });
+    handle.pending.shift()?.reject(errno('ETIMEDOUT'));
+    await tick();
+    expect(bus.held()).toBeUndefined();
+    handle.manual = false;
+    handle.reply.byte = 5;
+    expect(await bus.readByte(0x49, 0)).toBe(5);
+    expect(handle.calls).toEqual([`readWord ${0x48} 0`, `readByte ${0x49} 0`]);
   });
 
-  it('does not reopen a handle it was given', async () => {
-    handle.failures = ['EAGAIN'];
+  it('reports EBUSY from selecting the address (i2c-bus setAddr: ioctl I2C_SLAVE, i2c-dev.c i2cdev_check_addr) as a kernel driver owning it, naming the driver, without recovery, and keeps refusing that address', async () => {
+    const temp = await makeTempDir('i2c-owned');
+    try {
+      await mkdir(join(temp.dir, '1-0048'));
+      await writeFile(join(temp.dir, '1-0048', 'name'), 'tmp102\n');
+      await symlink('../../../bus/i2c/drivers/tmp102', join(temp.dir, '1-0048', 'driver'));
+      let calls = 0;
+      handle.readWord = () => {
+        calls += 1;
+        return Promise.reject(Object.assign(errno('EBUSY', 'Device or resource busy'), { syscall: 'setAddr' }));
+      };
+      const owned = new LinuxI2cBus('i2c-1', handle, { clock, busNumber: 1, sysfsDevices: temp.dir });
+      const err = await rejection(owned.readWord(0x48, 0x01, 'be'));
+      expect([err.code, err.errno, err.target]).toEqual(['ERR_HAL_ADDRESS_IN_USE', 'EBUSY', 'i2c-1@0x48']);
+      expect(err.message).toContain('a kernel driver (tmp102) holds the address');
+      expect(err.message).toContain('the bus is not stuck');
+      // i2c-bus keeps the file whose address selection failed; the next transfer on it would go to 0x00.
+      expect((await rejection(owned.readByte(0x48, 0x00))).code).toBe('ERR_HAL_ADDRESS_IN_USE');
+      expect([calls, handle.calls, handle.closed]).toEqual([1, [], 0]);
+      handle.reply.byte = 3;
+      expect(await owned.readByte(0x49, 0)).toBe(3);
+    } finally {
+      await temp.remove();
+    }
+  });
+
+  it('keeps EBUSY from a transfer itself (an SMBus adapter busy too long, fault-codes.rst) as ERR_HAL_BUS_BUSY, and never reopens the bus', async () => {
+    handle.failures = ['EBUSY', 'EAGAIN'];
     expect((await rejection(bus.readByte(0x48, 0))).code).toBe('ERR_HAL_BUS_BUSY');
+    expect((await rejection(bus.readByte(0x48, 0))).code).toBe('ERR_HAL_BUS_BUSY');
+    handle.reply.byte = 1;
+    expect(await bus.readByte(0x48, 0)).toBe(1);
     expect(handle.closed).toBe(0);
   });
 });
