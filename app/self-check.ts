@@ -9,9 +9,9 @@
  * which only reads identity registers.
  */
 import { constants } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
+import { access, readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BoardConfig } from '../config/board-config.js';
+import type { BoardConfig, WatchdogConfig } from '../config/board-config.js';
 import { i2cAddresses, i2cBusOf } from '../config/component-kinds.js';
 import { componentDriver } from '../firmware/component-kinds.js';
 import type { BoardHal } from '../hal/board.js';
@@ -45,6 +45,10 @@ export interface SelfCheckOptions {
   gpioRoot?: string;
   /** Default /sys/class/watchdog. */
   watchdogSysfsRoot?: string;
+  /** Where to look for another process holding the watchdog. Default /proc. */
+  procRoot?: string;
+  /** systemd's configuration, for RuntimeWatchdogSec. Default /etc/systemd. */
+  systemdConfDir?: string;
   /** Default /etc/group. */
   groupFile?: string;
   /** Per identify() transfer; default the bus's own timeout. */
@@ -253,7 +257,94 @@ async function readAttribute(dir: string, name: string): Promise<string> {
   return (await readFile(join(dir, name), 'utf8')).trim();
 }
 
-async function watchdogRows(config: Readonly<BoardConfig>, sysfsRoot: string, checker: AccessChecker): Promise<SelfCheckRow[]> {
+/** bcm2835_wdt's max_timeout: WDOG_TICKS_TO_SECS(PM_WDOG_TIME_SET) = 0xfffff >> 16 (drivers/watchdog/bcm2835_wdt.c). */
+const bcm2835MaxTimeoutS = 15;
+
+/** systemd's RuntimeWatchdogSec as its config files set it (the last assignment wins), or undefined when unset or off. */
+async function runtimeWatchdogSec(confDir: string): Promise<{ value: string; file: string } | undefined> {
+  const dropIns = await readdir(join(confDir, 'system.conf.d')).then(
+    (names) => names.filter((n) => n.endsWith('.conf')).sort().map((n) => join(confDir, 'system.conf.d', n)),
+    () => [],
+  );
+  let found: { value: string; file: string } | undefined;
+  for (const file of [join(confDir, 'system.conf'), ...dropIns]) {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    for (const line of text.split('\n')) {
+      const match = /^\s*RuntimeWatchdogSec\s*=\s*(\S*)\s*$/.exec(line);
+      if (match) found = { value: match[1] ?? '', file };
+    }
+  }
+  return found && !['', '0', 'off'].includes(found.value.toLowerCase()) ? found : undefined;
+}
+
+/**
+ * Processes with the watchdog open, from their /proc/PID/fd links; another user's are visible only
+ * to root. The core lets one opener at a time (watchdog_dev.c watchdog_open: EBUSY), and
+ * /dev/watchdog and /dev/watchdogN are the same device.
+ */
+async function watchdogHolders(procRoot: string, paths: string[]): Promise<Array<{ pid: number; comm: string }>> {
+  const holders: Array<{ pid: number; comm: string }> = [];
+  const pids = await readdir(procRoot).catch(() => []);
+  for (const pid of pids.filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)) {
+    const fds = await readdir(join(procRoot, pid, 'fd')).catch(() => []);
+    for (const fd of fds) {
+      const target = await readlink(join(procRoot, pid, 'fd', fd)).catch(() => '');
+      if (paths.includes(target)) {
+        const comm = (await readFile(join(procRoot, pid, 'comm'), 'utf8').catch(() => '?')).trim();
+        holders.push({ pid: Number(pid), comm });
+        break;
+      }
+    }
+  }
+  return holders;
+}
+
+async function watchdogHolderRow(wd: WatchdogConfig, dir: string, procRoot: string, systemdConfDir: string): Promise<SelfCheckRow | undefined> {
+  const name = watchdogSysfsName(wd.device);
+  const holders = await watchdogHolders(procRoot, [wd.device, `/dev/${name}`, ...(name === 'watchdog0' ? ['/dev/watchdog'] : [])]);
+  const systemd = await runtimeWatchdogSec(systemdConfDir);
+  const state = await readAttribute(dir, 'state').catch(() => undefined);
+  const systemdFix = 'set RuntimeWatchdogSec=off in /etc/systemd/system.conf (or a drop-in in /etc/systemd/system.conf.d/) and reboot, or remove the board entry\'s watchdog and leave the Pi to systemd\'s';
+  const byName = holders.map((h) => `pid ${h.pid} (${h.comm})`).join(', ');
+  if (holders.some((h) => h.pid === 1) || (systemd && (holders.length > 0 || state === 'active'))) {
+    const setting = systemd ? `RuntimeWatchdogSec=${systemd.value} in ${systemd.file}` : 'its RuntimeWatchdogSec';
+    return {
+      area: 'watchdog',
+      item: 'holder',
+      status: 'fail',
+      detail: `systemd holds ${wd.device} (${setting}${byName ? `; ${byName}` : ''}): the firmware's open fails with EBUSY and it cannot kick; ${systemdFix}`,
+      code: 'ERR_HAL_BUS_BUSY',
+    };
+  }
+  if (holders.length > 0) {
+    return {
+      area: 'watchdog',
+      item: 'holder',
+      status: 'fail',
+      detail: `held by ${byName}: the device allows one opener, so the firmware's open fails with EBUSY; stop that process or remove the board entry's watchdog`,
+      code: 'ERR_HAL_BUS_BUSY',
+    };
+  }
+  if (systemd) {
+    return {
+      area: 'watchdog',
+      item: 'holder',
+      status: 'warn',
+      detail: `RuntimeWatchdogSec=${systemd.value} in ${systemd.file}: systemd opens the watchdog at boot, and then the firmware's open fails with EBUSY; ${systemdFix}`,
+    };
+  }
+  if (state === 'active') {
+    return {
+      area: 'watchdog',
+      item: 'holder',
+      status: 'warn',
+      detail: `already running (sysfs state active) and no process found holding it${process.getuid?.() === 0 ? '' : ' (only root sees other users\' open files)'}: another program may hold it, or the last one closed it without the magic close`,
+    };
+  }
+  return undefined;
+}
+
+async function watchdogRows(config: Readonly<BoardConfig>, sysfsRoot: string, checker: AccessChecker, procRoot: string, systemdConfDir: string): Promise<SelfCheckRow[]> {
   const wd = config.watchdog;
   if (!wd) return [];
   const rows: SelfCheckRow[] = [];
@@ -272,18 +363,22 @@ async function watchdogRows(config: Readonly<BoardConfig>, sysfsRoot: string, ch
     rows.push({ area: 'watchdog', item: 'timeout', status: 'fail', detail: `unreadable: ${why}`, code: 'ERR_HAL_UNSUPPORTED' });
     return rows;
   }
-  const maxText = await readAttribute(dir, 'max_timeout').catch(() => undefined);
-  const maxS = maxText === undefined ? undefined : Number(maxText);
   if (!denied) rows.push({ area: 'watchdog', item: wd.device, status: 'ok', detail: `${identity}, writable` });
+  const holder = await watchdogHolderRow(wd, dir, procRoot, systemdConfDir);
+  if (holder) rows.push(holder);
+  // max_timeout reads 0 where the driver sets max_hw_heartbeat_ms instead and the core emulates longer timeouts.
+  const maxText = await readAttribute(dir, 'max_timeout').catch(() => undefined);
+  const sysfsMax = maxText === undefined ? undefined : Number(maxText);
+  const maxS = sysfsMax !== undefined && Number.isInteger(sysfsMax) && sysfsMax > 0 ? sysfsMax : wd.driver === 'bcm2835' ? bcm2835MaxTimeoutS : undefined;
   const requested = wd.timeoutS;
   if (timeoutS === requested) {
     rows.push({ area: 'watchdog', item: 'timeout', status: 'ok', detail: `${timeoutS} s in force, as requested` });
-  } else if (maxS !== undefined && Number.isFinite(maxS) && requested > maxS) {
+  } else if (maxS !== undefined && requested > maxS) {
     rows.push({
       area: 'watchdog',
       item: 'timeout',
       status: 'warn',
-      detail: `clamped: requested ${requested} s, the hardware allows at most ${maxS} s; ${timeoutS} s in force`,
+      detail: `refused: requested ${requested} s, the driver counts at most ${maxS} s and refuses more with EINVAL (it does not clamp); ${timeoutS} s stays in force; set timeoutS to ${maxS} or less`,
     });
   } else {
     // Node cannot issue WDIOC_SETTIMEOUT, so the keeper runs with the timeout already in force, and
@@ -322,7 +417,7 @@ export async function selfCheck(options: SelfCheckOptions): Promise<SelfCheckRep
     ...(await gpioRows(config, options.gpioRoot ?? defaultGpioRoot, checker)),
     ...(await i2cRows(board, checker, options.timeoutMs)),
     ...(await serialRows(config, checker)),
-    ...(await watchdogRows(config, options.watchdogSysfsRoot ?? defaultWatchdogSysfsRoot, checker)),
+    ...(await watchdogRows(config, options.watchdogSysfsRoot ?? defaultWatchdogSysfsRoot, checker, options.procRoot ?? '/proc', options.systemdConfDir ?? '/etc/systemd')),
     ...(await netRows(board)),
   ];
   return {

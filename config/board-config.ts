@@ -71,6 +71,12 @@ export interface WatchdogConfig {
   timeoutS: number;
   /** How often the firmware kicks it; less than the timeout. Absent: the keeper uses a third of the timeout. */
   kickIntervalMs?: number;
+  /**
+   * The kernel driver: `bcm2835` (bcm2835_wdt, every Raspberry Pi) counts at most 15 s and refuses a
+   * longer timeout with EINVAL; `generic`, a driver whose longer timeouts the watchdog core emulates.
+   * Default `generic`.
+   */
+  driver?: 'bcm2835' | 'generic';
 }
 
 export interface NetInterfaceConfig {

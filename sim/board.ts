@@ -83,7 +83,9 @@ export class SimBoard implements BoardHal {
       const component = config.components.find((c) => c.kind === 'watchdog');
       this.simWatchdog = new SimWatchdog(config.watchdog.device, this.clock, this.faults, {
         faultTarget: component?.id ?? 'watchdog',
-        timeoutS: config.watchdog.timeoutS,
+        ...(config.watchdog.driver === 'bcm2835'
+          ? { timeoutS: 15, maxTimeoutS: 15, identity: 'Broadcom BCM2835 Watchdog timer' }
+          : { timeoutS: config.watchdog.timeoutS }),
         onExpire: () => this.reset(),
       });
     }

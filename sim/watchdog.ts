@@ -1,8 +1,14 @@
 /**
- * A simulated hardware watchdog with the semantics of Linux /dev/watchdog on a Raspberry Pi: opening
- * arms it, a kick restarts the countdown, the timeout is clamped to what the hardware can count
- * (`maxTimeoutS`, about 15 s on the BCM2835), and the magic close disarms it. When the countdown runs
- * out the board resets.
+ * A simulated hardware watchdog with the semantics of Linux /dev/watchdog: opening arms it (a second
+ * opener gets EBUSY, watchdog_dev.c watchdog_open), a kick restarts the countdown, and the magic
+ * close disarms it. When the countdown runs out the board resets.
+ *
+ * The timeout follows the driver. bcm2835_wdt (drivers/watchdog/bcm2835_wdt.c) counts at most
+ * `WDOG_TICKS_TO_SECS(PM_WDOG_TIME_SET)` = 0xfffff >> 16 = 15 s, sets `max_timeout` to that and no
+ * `max_hw_heartbeat_ms`, so the watchdog core refuses anything longer with EINVAL
+ * (watchdog_dev.c watchdog_set_timeout / watchdog_timeout_invalid) - it never clamps - and it starts
+ * with its `.timeout` of 15 s in force. A generic driver with `max_hw_heartbeat_ms` has longer
+ * timeouts emulated by the core, so any timeout of at least 1 s is accepted.
  */
 import type { Clock, Timer } from '../hal/clock.js';
 import { HalBusBusyError, HalClosedError, HalInvalidArgumentError } from '../hal/errors.js';
@@ -16,7 +22,9 @@ export const watchdogFaultKinds = [
 export interface SimWatchdogOptions {
   /** Fault target; default `watchdog`. */
   faultTarget?: string;
+  /** The timeout in force before anyone sets one. Default 10 s. */
   timeoutS?: number;
+  /** Longer timeouts are refused with EINVAL; absent, any timeout is accepted. */
   maxTimeoutS?: number;
   identity?: string;
   /** Called when the countdown runs out. */
@@ -27,7 +35,7 @@ export class SimWatchdog implements Watchdog {
   readonly target: string;
   private readonly faultTarget: string;
   private timeoutS: number;
-  private readonly maxTimeoutS: number;
+  private readonly maxTimeoutS: number | undefined;
   private readonly identity: string;
   private armed = false;
   private open_ = false;
@@ -46,7 +54,7 @@ export class SimWatchdog implements Watchdog {
     this.target = `watchdog:${device}`;
     this.faultTarget = options.faultTarget ?? 'watchdog';
     this.timeoutS = options.timeoutS ?? 10;
-    this.maxTimeoutS = options.maxTimeoutS ?? 15;
+    this.maxTimeoutS = options.maxTimeoutS;
     this.identity = options.identity ?? 'Simulated Watchdog';
     faults.register(this.faultTarget, watchdogFaultKinds);
   }
@@ -96,7 +104,13 @@ export class SimWatchdog implements Watchdog {
     if (!Number.isInteger(seconds) || seconds < 1) {
       throw new HalInvalidArgumentError(`watchdog timeout must be a whole number of seconds >= 1, got ${seconds}`, { target: this.target, errno: 'EINVAL' });
     }
-    this.timeoutS = Math.min(seconds, this.maxTimeoutS);
+    if (this.maxTimeoutS !== undefined && seconds > this.maxTimeoutS) {
+      throw new HalInvalidArgumentError(`watchdog timeout ${seconds} s is above the ${this.maxTimeoutS} s the hardware counts; ${this.timeoutS} s stays in force`, {
+        target: this.target,
+        errno: 'EINVAL',
+      });
+    }
+    this.timeoutS = seconds;
     this.restart();
     return this.timeoutS;
   }

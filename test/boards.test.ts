@@ -242,7 +242,7 @@ describe('the real boards.json', () => {
     expect(board.gpio?.['status-led']?.direction).toBe('out');
     expect(board.gpio?.relay?.direction).toBe('out');
     expect(board.statusLed).toBe('status-led');
-    expect(board.watchdog).toEqual({ device: '/dev/watchdog', timeoutS: 10 });
+    expect(board.watchdog).toEqual({ device: '/dev/watchdog', timeoutS: 10, driver: 'generic' });
     expect(component(board, 'board-temp').thresholds?.temperatureC).toMatchObject({ warnMax: 70, max: 85 });
     expect(component(board, 'rail-5v').thresholds?.busVoltageV).toMatchObject({ min: 4.75, max: 5.25 });
     expect(board.services).toHaveLength(1);

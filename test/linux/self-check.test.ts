@@ -5,7 +5,7 @@
  * runs `handcheck check` as an unprivileged user to see permission failures as a user would.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -57,12 +57,35 @@ async function watchdogClass(attributes: Record<string, string>): Promise<string
 
 const bcm2835 = { identity: 'Broadcom BCM2835 Watchdog timer', timeout: '15', max_timeout: '15' };
 
-async function check(config: BoardConfig, chips: FakeChip[] | undefined, watchdog: Record<string, string> = bcm2835): Promise<SelfCheckReport> {
+/** A /proc with one process per entry, each holding the files named (as its fd links show them). */
+async function procTree(processes: Array<{ pid: number; comm: string; files: string[] }>): Promise<string> {
+  const root = join(temp.dir, 'proc');
+  await mkdir(root, { recursive: true });
+  for (const { pid, comm, files } of processes) {
+    await mkdir(join(root, String(pid), 'fd'), { recursive: true });
+    await writeFile(join(root, String(pid), 'comm'), `${comm}\n`);
+    for (const [i, file] of files.entries()) await symlink(file, join(root, String(pid), 'fd', String(i + 3)));
+  }
+  return root;
+}
+
+async function check(
+  config: BoardConfig,
+  chips: FakeChip[] | undefined,
+  watchdog: Record<string, string> = bcm2835,
+  host: { procRoot?: string; systemdConfDir?: string } = {},
+): Promise<SelfCheckReport> {
   const sys = join(temp.dir, 'sys');
   const gpioRoot = chips ? await makeGpioTree(sys, chips) : join(sys, 'class', 'gpio');
   const watchdogSysfsRoot = await watchdogClass(watchdog);
   sim = new SimBoard(config);
-  return selfCheck({ board: sim, gpioRoot, watchdogSysfsRoot });
+  return selfCheck({
+    board: sim,
+    gpioRoot,
+    watchdogSysfsRoot,
+    procRoot: host.procRoot ?? (await procTree([])),
+    systemdConfDir: host.systemdConfDir ?? join(temp.dir, 'etc-systemd'),
+  });
 }
 
 function row(report: SelfCheckReport, area: SelfCheckRow['area'], item: string): SelfCheckRow {
@@ -127,12 +150,55 @@ describe('self-check on a Pi 4 layout', () => {
     expect(line.detail).toContain('gpio529; already exported');
   });
 
-  it('says the watchdog is clamped when the entry asks for more than the hardware allows', async () => {
+  it('says bcm2835_wdt refuses a timeout above 15 s with EINVAL instead of clamping it (bcm2835_wdt.c max_timeout; watchdog_dev.c watchdog_timeout_invalid)', async () => {
     const report = await check(await entry('rpi4', { timeoutS: 30 }), pi4Chips);
     expect(row(report, 'watchdog', 'timeout')).toMatchObject({
       status: 'warn',
-      detail: 'clamped: requested 30 s, the hardware allows at most 15 s; 15 s in force',
+      detail: 'refused: requested 30 s, the driver counts at most 15 s and refuses more with EINVAL (it does not clamp); 15 s stays in force; set timeoutS to 15 or less',
     });
+  });
+
+  it('never says "at most 0 s": a max_timeout of 0 (a driver with max_hw_heartbeat_ms) is no maximum, and a bcm2835 entry falls back to the driver\'s 15 s', async () => {
+    const generic = await entry('rpi4', { timeoutS: 30 });
+    generic.watchdog = { ...generic.watchdog!, driver: 'generic' };
+    const report = await check(generic, pi4Chips, { identity: 'iTCO_wdt', timeout: '15', max_timeout: '0' });
+    expect(formatSelfCheck(report)).not.toContain('at most 0 s');
+    expect(row(report, 'watchdog', 'timeout').detail).toContain('requested 30 s, 15 s in force');
+  });
+
+  it('falls back to bcm2835_wdt\'s 15 s for a bcm2835 entry whose sysfs max_timeout reads 0', async () => {
+    const pi = await check(await entry('rpi4', { timeoutS: 30 }), pi4Chips, { ...bcm2835, max_timeout: '0' });
+    expect(row(pi, 'watchdog', 'timeout').detail).toContain('counts at most 15 s');
+  });
+
+  it('fails the watchdog when systemd holds it (RuntimeWatchdogSec), naming the setting and what to change', async () => {
+    const confDir = join(temp.dir, 'etc-systemd');
+    await mkdir(join(confDir, 'system.conf.d'), { recursive: true });
+    await writeFile(join(confDir, 'system.conf'), '[Manager]\n#RuntimeWatchdogSec=off\n');
+    await writeFile(join(confDir, 'system.conf.d', 'watchdog.conf'), '[Manager]\nRuntimeWatchdogSec=15\n');
+    const procRoot = await procTree([
+      { pid: 1, comm: 'systemd', files: ['/dev/null', '/dev/watchdog0'] },
+      { pid: 742, comm: 'sshd', files: ['/dev/null'] },
+    ]);
+    const report = await check(await entry('rpi4'), pi4Chips, { ...bcm2835, state: 'active' }, { procRoot, systemdConfDir: confDir });
+    const holder = row(report, 'watchdog', 'holder');
+    expect(holder).toMatchObject({ status: 'fail', code: 'ERR_HAL_BUS_BUSY' });
+    expect(holder.detail).toContain(`RuntimeWatchdogSec=15 in ${join(confDir, 'system.conf.d', 'watchdog.conf')}; pid 1 (systemd)`);
+    expect(holder.detail).toContain('fails with EBUSY');
+    expect(holder.detail).toContain('set RuntimeWatchdogSec=off');
+  });
+
+  it('fails the watchdog held by another process', async () => {
+    const held = await check(await entry('rpi4'), pi4Chips, bcm2835, { procRoot: await procTree([{ pid: 610, comm: 'watchdog', files: ['/dev/watchdog'] }]) });
+    expect(row(held, 'watchdog', 'holder')).toMatchObject({ status: 'fail', detail: expect.stringContaining('held by pid 610 (watchdog)') });
+  });
+
+  it('warns of a RuntimeWatchdogSec that will take the watchdog at the next boot', async () => {
+    const confDir = join(temp.dir, 'etc-systemd-2');
+    await mkdir(confDir, { recursive: true });
+    await writeFile(join(confDir, 'system.conf'), '[Manager]\nRuntimeWatchdogSec=1min\n');
+    const later = await check(await entry('rpi4'), pi4Chips, bcm2835, { systemdConfDir: confDir });
+    expect(row(later, 'watchdog', 'holder')).toMatchObject({ status: 'warn', detail: expect.stringContaining('RuntimeWatchdogSec=1min') });
   });
 
   it('is all ok when the timeout in force is the one requested', async () => {

@@ -1,7 +1,17 @@
+/**
+ * The simulated watchdog follows drivers/watchdog/bcm2835_wdt.c (max_timeout and .timeout both
+ * WDOG_TICKS_TO_SECS(PM_WDOG_TIME_SET) = 15 s, no max_hw_heartbeat_ms) and the watchdog core in
+ * drivers/watchdog/watchdog_dev.c (single opener, EINVAL above max_timeout).
+ */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parseBoards, selectBoard } from '../../config/boards.js';
+import { SimBoard } from '../../sim/board.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { FaultRegistry } from '../../sim/faults.js';
 import { SimWatchdog } from '../../sim/watchdog.js';
+
+const boards = parseBoards(readFileSync(new URL('../../boards.json', import.meta.url), 'utf8'), 'boards.json');
 
 function setup(timeoutS = 10) {
   const clock = new VirtualClock(0);
@@ -26,13 +36,36 @@ describe('SimWatchdog', () => {
     expect(wdt.isArmed).toBe(false);
   });
 
-  it('clamps the timeout to what the hardware can count and reports the applied value', async () => {
+  it('refuses a timeout above what the hardware counts with EINVAL and keeps the one in force, never clamping (watchdog_dev.c watchdog_set_timeout: watchdog_timeout_invalid)', async () => {
     const { wdt } = setup();
     await wdt.open();
-    expect(await wdt.setTimeout(60)).toBe(15);
-    expect(await wdt.getTimeout()).toBe(15);
+    const err = await wdt.setTimeout(60).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_HAL_INVALID_ARG', errno: 'EINVAL' });
+    expect(await wdt.getTimeout()).toBe(10);
+    expect(await wdt.setTimeout(15)).toBe(15);
     await expect(wdt.setTimeout(0)).rejects.toMatchObject({ code: 'ERR_HAL_INVALID_ARG' });
   });
+
+  it('without a hardware maximum (the core emulating long timeouts) accepts any timeout', async () => {
+    const clock = new VirtualClock(0);
+    const wdt = new SimWatchdog('/dev/watchdog', clock, new FaultRegistry(clock), { onExpire: () => undefined });
+    await wdt.open();
+    expect(await wdt.setTimeout(600)).toBe(600);
+  });
+
+  it.each(['rpi4', 'rpi5', 'rpi-zero-2w'])(
+    '%s simulates bcm2835_wdt: 15 s in force at open (.timeout = WDOG_TICKS_TO_SECS(0xfffff)), 10 s accepted, 30 s refused with EINVAL',
+    async (id) => {
+      const board = new SimBoard(selectBoard(boards, id), { clock: new VirtualClock(0) });
+      const wdt = await board.watchdog();
+      expect(await wdt.open()).toEqual({ identity: 'Broadcom BCM2835 Watchdog timer', timeoutS: 15 });
+      await expect(wdt.setTimeout(30)).rejects.toMatchObject({ errno: 'EINVAL' });
+      expect(await wdt.getTimeout()).toBe(15);
+      expect(await wdt.setTimeout(10)).toBe(10);
+      await wdt.close({ magic: true });
+      await board.close();
+    },
+  );
 
   it('magic close disarms; a plain close leaves it armed', async () => {
     const disarmed = setup();
