@@ -86,6 +86,9 @@ interface RealtimeFollow {
   catchingUp: boolean;
 }
 
+/** The longest delay Node's setTimeout honours (a signed 32-bit count of ms). */
+export const maxNodeTimerMs = 2 ** 31 - 1;
+
 export class VirtualClock implements Clock {
   private current: number;
   private seq = 0;
@@ -237,7 +240,9 @@ export class VirtualClock implements Clock {
     const next = this.timers.peek();
     if (!next) return;
     rt.armedDue = next.due;
-    const realDelay = Math.max(0, (next.due - this.now()) / rt.speed);
+    // Node fires a timer set past 2^31-1 ms after 1 ms instead (TimeoutOverflowWarning): wait the
+    // longest it can, then rearm for what is left.
+    const realDelay = Math.min(maxNodeTimerMs, Math.max(0, (next.due - this.now()) / rt.speed));
     rt.handle = setTimeout(() => {
       if (this.realtime !== rt) return;
       rt.handle = undefined;

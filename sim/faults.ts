@@ -114,9 +114,47 @@ export interface ActiveFault {
   readonly spec: Readonly<FaultSpec>;
 }
 
+/** A parameter a fault kind takes, with the range the model can represent. */
+export type FaultParamRule =
+  | { type: 'number'; min: number; max: number; why: string }
+  | { type: 'string'; values?: readonly string[] };
+
 export interface FaultKindInfo {
   kind: FaultKind;
   description: string;
+  /** The params this kind takes; any other param is refused. None: the kind takes no params. */
+  params?: Readonly<Record<string, FaultParamRule>>;
+}
+
+/**
+ * Longest `atMs` and `durationMs`: a Node timer cannot wait longer (2^31-1 ms, about 24.8 days), and
+ * the realtime clock arms one for the next virtual timer.
+ */
+export const maxFaultMs = 2 ** 31 - 1;
+/** Most `times`: beyond it, a fault that counts operations is a persistent one. */
+export const maxFaultTimes = 1_000_000;
+const maxStringParam = 64;
+
+function checkParams(target: string, info: FaultKindInfo, params: Readonly<FaultParams>): void {
+  const rules = info.params ?? {};
+  for (const [name, value] of Object.entries(params)) {
+    const rule = rules[name];
+    const where = `fault ${info.kind} on "${target}": param "${name}"`;
+    if (!rule) {
+      const known = Object.keys(rules);
+      throw new FaultError('ERR_SIM_FAULT_SPEC', `${where} is not one it takes (${known.length > 0 ? `it takes: ${known.join(', ')}` : 'it takes none'})`);
+    }
+    if (rule.type === 'number') {
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < rule.min || value > rule.max) {
+        throw new FaultError('ERR_SIM_FAULT_SPEC', `${where} must be a number from ${rule.min} to ${rule.max} (${rule.why}), got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
+      }
+    } else if (typeof value !== 'string' || value.length > maxStringParam || (rule.values && !rule.values.includes(value))) {
+      throw new FaultError(
+        'ERR_SIM_FAULT_SPEC',
+        `${where} must be ${rule.values ? `one of ${rule.values.join(', ')}` : `a string of at most ${maxStringParam} characters`}, got ${JSON.stringify(value)}`,
+      );
+    }
+  }
 }
 
 export class FaultError extends HandcheckError {
@@ -165,7 +203,8 @@ export class FaultRegistry {
     if (!kinds) {
       throw new FaultError('ERR_SIM_FAULT_TARGET', `no fault target "${spec.target}"; known: ${[...this.targets.keys()].join(', ')}`);
     }
-    if (!kinds.has(spec.kind)) {
+    const info = kinds.get(spec.kind);
+    if (!info) {
       throw new FaultError(
         'ERR_SIM_FAULT_KIND',
         `target "${spec.target}" does not support fault "${spec.kind}"; it supports: ${[...kinds.keys()].join(', ')}`,
@@ -173,13 +212,14 @@ export class FaultRegistry {
     }
     for (const field of ['atMs', 'durationMs'] as const) {
       const value = spec[field];
-      if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
-        throw new FaultError('ERR_SIM_FAULT_SPEC', `fault ${field} must be a number >= 0, got ${String(value)}`);
+      if (value !== undefined && !(typeof value === 'number' && value >= 0 && value <= maxFaultMs)) {
+        throw new FaultError('ERR_SIM_FAULT_SPEC', `fault ${field} must be a number from 0 to ${maxFaultMs} ms, got ${String(value)}`);
       }
     }
-    if (spec.times !== undefined && !(Number.isInteger(spec.times) && spec.times > 0)) {
-      throw new FaultError('ERR_SIM_FAULT_SPEC', `fault times must be an integer > 0, got ${String(spec.times)}`);
+    if (spec.times !== undefined && !(Number.isInteger(spec.times) && spec.times > 0 && spec.times <= maxFaultTimes)) {
+      throw new FaultError('ERR_SIM_FAULT_SPEC', `fault times must be an integer from 1 to ${maxFaultTimes}, got ${String(spec.times)}`);
     }
+    checkParams(spec.target, info, spec.params ?? {});
     const fault: ActiveFault = {
       id: `f${this.nextId++}`,
       target: spec.target,
@@ -196,7 +236,9 @@ export class FaultRegistry {
     const start = (): void => {
       fault.startedAt = this.clock.now();
       this.emit('started', fault);
-      if (spec.durationMs !== undefined) entry.timers.push(this.clock.setTimeout(() => this.clear(fault.id), spec.durationMs));
+      // A listener may have used up the last of `times` (an unplugged serial line hits its open
+      // port as the fault starts): then the fault is gone and has no duration left to time.
+      if (spec.durationMs !== undefined && this.entries.has(fault.id)) entry.timers.push(this.clock.setTimeout(() => this.clear(fault.id), spec.durationMs));
     };
     if (spec.atMs) entry.timers.push(this.clock.setTimeout(start, spec.atMs));
     else start();

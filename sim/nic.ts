@@ -15,7 +15,11 @@ import type { FaultKindInfo, FaultRegistry } from './faults.js';
 
 export const nicFaultKinds: FaultKindInfo[] = [
   { kind: 'carrier-down', description: 'cable pulled or peer port down: no carrier, operstate down, no traffic' },
-  { kind: 'crc-errors', description: 'rx_crc_errors and rx_errors climb at params.ratePerS (default 100) per second' },
+  {
+    kind: 'crc-errors',
+    description: 'rx_crc_errors and rx_errors climb at params.ratePerS (default 100) per second',
+    params: { ratePerS: { type: 'number', min: 0, max: 1_488_095, why: 'no more frames than a 1 Gb/s link carries: 64-byte frames plus 20 bytes of preamble and gap' } },
+  },
 ];
 
 export interface SimNicInterfaceOptions {

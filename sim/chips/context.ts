@@ -14,10 +14,21 @@ export interface ChipContext {
   readonly initial: Readonly<Record<string, number>>;
 }
 
+/** Values a fault may force or drift to stay within: far past any sensor's range, still exact in a register. */
+const valueLimit = 1_000_000;
+
 export const valueFaultKinds: FaultKindInfo[] = [
   { kind: 'wrong-identity', description: 'a different chip answers at this address' },
-  { kind: 'out-of-range', description: 'params.quantity reads params.value (default: far past the limits)' },
-  { kind: 'drift', description: 'params.quantity drifts by params.ratePerS units per second' },
+  {
+    kind: 'out-of-range',
+    description: 'params.quantity reads params.value (default: far past the limits)',
+    params: { quantity: { type: 'string' }, value: { type: 'number', min: -valueLimit, max: valueLimit, why: 'far past any sensor range' } },
+  },
+  {
+    kind: 'drift',
+    description: 'params.quantity drifts by params.ratePerS units per second',
+    params: { quantity: { type: 'string' }, ratePerS: { type: 'number', min: -valueLimit, max: valueLimit, why: 'units per second' } },
+  },
 ];
 
 /**

@@ -45,7 +45,11 @@ export const sfpFaultKinds = [
   ...valueFaultKinds,
   { kind: 'los' as const, description: 'loss of signal: RX_LOS set, RX power near 0' },
   { kind: 'tx-fault' as const, description: 'laser fault: TX_FAULT set, TX power 0' },
-  { kind: 'ddm-alarm' as const, description: 'params.quantity (default temperatureC) past the module high alarm threshold, alarm flags set' },
+  {
+    kind: 'ddm-alarm' as const,
+    description: 'params.quantity (default temperatureC) past the module high alarm threshold, alarm flags set',
+    params: { quantity: { type: 'string' as const, values: sfpQuantities } },
+  },
   { kind: 'unplugged' as const, description: 'module pulled from the cage: MOD_DEF0 high, EEPROMs do not answer' },
 ];
 

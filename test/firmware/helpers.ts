@@ -98,6 +98,6 @@ export function serviceFaultMatrix(config: BoardConfig): {
   return {
     targets: [...new Set([...dependencies.map((c) => c.id), ...buses, ...healthyLevel.keys()])],
     healthyLevel,
-    params: { drift: { ratePerS: 1e9 }, 'crc-errors': { ratePerS: 1e6 } },
+    params: { drift: { ratePerS: 1e6 }, 'crc-errors': { ratePerS: 1e6 } },
   };
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { VirtualClock } from '../../sim/clock.js';
 
 describe('VirtualClock', () => {
@@ -65,5 +65,22 @@ describe('VirtualClock', () => {
     expect(await clock.runUntil(work)).toBe(50);
     await expect(clock.runUntil(clock.sleep(500), { limitMs: 100 })).rejects.toMatchObject({ code: 'ERR_SIM_CLOCK' });
     await expect(clock.runUntil(Promise.reject(new Error('broken')))).rejects.toThrow('broken');
+  });
+
+  it('following real time, arms no Node timer longer than Node honours (2^31-1 ms), which would fire after 1 ms', () => {
+    // Node clamps a longer delay to 1 ms (lib/internal/timers.js, TimeoutOverflowWarning): a fault
+    // lasting 25 days used to wake the board every millisecond.
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    const clock = new VirtualClock(0);
+    try {
+      clock.startRealtime(1);
+      clock.setTimeout(() => undefined, 3_000_000_000);
+      const delays = spy.mock.calls.map((call) => call[1] ?? 0);
+      expect(delays.length).toBeGreaterThan(0);
+      expect(Math.max(...delays)).toBe(2 ** 31 - 1);
+    } finally {
+      clock.stopRealtime();
+      spy.mockRestore();
+    }
   });
 });
