@@ -121,7 +121,7 @@ export class Appliance {
     const { host, port } = listenAddress('control', where);
     const sim = this.board.sim;
     const faults: FaultApi | undefined = sim?.faults;
-    this.page = new SimPage(this);
+    this.page = new SimPage(this, { logger: this.options.logger.child({ subsystem: 'sim-page' }) });
     const api: ControlApi = { status: () => this.status(), metrics: () => this.metrics.render(), faults, routes: this.page };
     this.control = await startControlServer({ host, port, token: this.options.controlToken, api, logger: this.options.logger.child({ subsystem: 'control' }) });
   }

@@ -21,6 +21,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import type { GpioLineConfig } from '../config/board-config.js';
 import type { SimBoard } from '../sim/board.js';
 import { type ScenarioPlayback, parseScenario, playScenario } from '../sim/scenario.js';
@@ -35,6 +36,10 @@ export interface SimPageOptions {
   historyLimit?: number;
   /** Where the static files are; default app/sim-page/ under the package root. */
   assetsDir?: string;
+  /** Told when the page itself is missing from the install. */
+  logger?: Logger;
+  /** Playbacks kept (playing, then the most recent finished ones); more playing at once are refused. Default 16. */
+  maxPlaybacks?: number;
 }
 
 /** A gate decision stamped with the board-clock time it was made; the appliance keeps the last 200. */
@@ -122,6 +127,8 @@ export class SimPage implements ControlRoutes {
   private readonly sampleMs: number;
   private readonly historyLimit: number;
   private readonly assetsDir: string;
+  private readonly logger: Logger | undefined;
+  private readonly maxPlaybacks: number;
   private readonly clients = new Map<ServerResponse, { sample: boolean }>();
   private readonly history: PageSample[] = [];
   private readonly playbacks: Array<{ info: PagePlayback; playback: ScenarioPlayback }> = [];
@@ -140,6 +147,8 @@ export class SimPage implements ControlRoutes {
     this.sampleMs = options.sampleMs ?? 1000;
     this.historyLimit = options.historyLimit ?? 900;
     this.assetsDir = options.assetsDir ?? defaultAssetsDir();
+    this.logger = options.logger;
+    this.maxPlaybacks = options.maxPlaybacks ?? 16;
     this.unsubscribe.push(
       appliance.onDecision((decision) => {
         this.broadcast('decision', decision);
@@ -210,11 +219,11 @@ export class SimPage implements ControlRoutes {
       if (!type) throw new Error(`no content type for ${name}`);
       body = await readFile(join(this.assetsDir, name));
     } catch (err) {
-      throw new ControlError(
-        'ERR_CONTROL_NOT_FOUND',
-        `page file ${name} not found in ${this.assetsDir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the package must ship app/sim-page/`,
-        404,
-      );
+      // Where the firmware is installed is the appliance's business, not an anonymous client's.
+      if (name.endsWith('.html')) {
+        this.logger?.error({ file: join(this.assetsDir, name), err }, 'sim page file missing; the package must ship app/sim-page/');
+      }
+      throw new ControlError('ERR_CONTROL_NOT_FOUND', `no page file ${name}`, 404);
     }
     res.writeHead(status, { 'content-type': type, ...securityHeaders });
     res.end(body);
@@ -230,6 +239,10 @@ export class SimPage implements ControlRoutes {
   private play(body: unknown): PagePlayback {
     const sim = this.requireSim('scenario playback');
     const scenario = parseScenario(body, 'POST /scenario');
+    this.forgetFinished(this.maxPlaybacks - 1);
+    if (this.playbacks.length >= this.maxPlaybacks) {
+      throw new ControlError('ERR_CONTROL_TOO_MANY', `${this.playbacks.length} scenarios are playing; stop them first (DELETE /scenario)`, 429);
+    }
     const startedAt = sim.clock.now();
     const lastAtMs = Math.max(0, ...scenario.steps.map((step) => step.atMs));
     const playback = playScenario(sim, scenario);
@@ -259,8 +272,17 @@ export class SimPage implements ControlRoutes {
       playback.stop();
       stopped.push(info.id);
     }
+    this.forgetFinished(0);
     this.changed(false);
     return stopped;
+  }
+
+  /** Drops the oldest finished playbacks until at most `keep` playbacks are left (playing ones stay). */
+  private forgetFinished(keep: number): void {
+    for (let i = 0; i < this.playbacks.length && this.playbacks.length > keep; ) {
+      if (this.playbacks[i]!.info.state === 'playing') i += 1;
+      else this.playbacks.splice(i, 1);
+    }
   }
 
   private scenarioList(): PagePlayback[] {

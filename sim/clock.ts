@@ -16,6 +16,8 @@ interface Scheduled {
   intervalMs: number | undefined;
   fn: () => void;
   canceled: boolean;
+  /** A one-shot timer that fired has left the heap. */
+  fired: boolean;
 }
 
 export class ClockError extends HandcheckError {
@@ -34,6 +36,13 @@ class TimerHeap {
 
   peek(): Scheduled | undefined {
     return this.items[0];
+  }
+
+  /** Keeps only the items `keep` accepts, and restores the heap order. */
+  filter(keep: (item: Scheduled) => boolean): void {
+    const kept = this.items.filter(keep);
+    this.items.length = 0;
+    for (const item of kept) this.push(item);
   }
 
   private less(a: Scheduled, b: Scheduled): boolean {
@@ -95,6 +104,8 @@ export class VirtualClock implements Clock {
   private readonly timers = new TimerHeap();
   private realtime: RealtimeFollow | undefined;
   private driving = false;
+  /** Canceled timers still in the heap; a far-off timer canceled would otherwise stay until its due time. */
+  private canceledInHeap = 0;
 
   /** @param startMs virtual epoch milliseconds to start at; defaults to the wall clock now. */
   constructor(startMs: number = Date.now()) {
@@ -137,16 +148,23 @@ export class VirtualClock implements Clock {
 
   /** Timers not yet fired or canceled. */
   get pending(): number {
-    return this.timers.size;
+    return this.timers.size - this.canceledInHeap;
   }
 
   private schedule(fn: () => void, ms: number, intervalMs: number | undefined): Timer {
-    const item: Scheduled = { seq: this.seq++, due: this.now() + Math.max(0, ms), intervalMs, fn, canceled: false };
+    const item: Scheduled = { seq: this.seq++, due: this.now() + Math.max(0, ms), intervalMs, fn, canceled: false, fired: false };
     this.timers.push(item);
     if (this.realtime && item.due < this.realtime.armedDue) this.rearmRealtime();
     return {
       cancel: () => {
+        if (item.canceled) return;
         item.canceled = true;
+        item.fn = () => undefined;
+        if (!item.fired) this.canceledInHeap += 1;
+        if (this.canceledInHeap > 64 && this.canceledInHeap * 2 > this.timers.size) {
+          this.timers.filter((t) => !t.canceled);
+          this.canceledInHeap = 0;
+        }
       },
     };
   }
@@ -157,13 +175,16 @@ export class VirtualClock implements Clock {
       const next = this.timers.peek();
       if (!next || next.due > limit) return false;
       this.timers.pop();
-      if (next.canceled) continue;
+      if (next.canceled) {
+        this.canceledInHeap -= 1;
+        continue;
+      }
       if (next.due > this.current) this.current = next.due;
       if (next.intervalMs !== undefined) {
         next.due += next.intervalMs;
         next.seq = this.seq++;
         this.timers.push(next);
-      }
+      } else next.fired = true;
       next.fn();
       return true;
     }

@@ -124,10 +124,10 @@ describe('handcheck run lifecycle', () => {
   });
 
   it('asks for the bearer token when one is set', async () => {
-    const fw = await startFirmware(['--control-token', 's3cret']);
+    const fw = await startFirmware(['--control-token', 's3cret-token-for-tests']);
     try {
       expect((await fetch(`http://${fw.control}/status`)).status).toBe(401);
-      expect((await fetch(`http://${fw.control}/status`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200);
+      expect((await fetch(`http://${fw.control}/status`, { headers: { authorization: 'Bearer s3cret-token-for-tests' } })).status).toBe(200);
     } finally {
       await fw.stop();
     }

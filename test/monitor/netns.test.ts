@@ -118,7 +118,7 @@ describeWhen(notRoot('the namespace suite (ip netns, veth, iptables)'), 'the mon
   it('the firmware in before mode: a fault -> refused (RST without a SYN/ACK), cleared -> up', async (ctx) => {
     requireOrSkip(ctx, beforeMissing);
     // Off loopback, the control endpoint insists on a token.
-    const token = `t${process.pid}`;
+    const token = `token-for-test-${process.pid}`;
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
     const firmware = await spawnInNs(
       [process.execPath, cli, 'run', '--listen', `modbus=${NS_V4}:${PORTS.modbus}`, '--before', 'modbus', '--control', `${NS_V4}:${PORTS.control}`, '--control-token', token, '--log-level', 'warn'],

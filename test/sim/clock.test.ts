@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it, vi } from 'vitest';
 import { VirtualClock } from '../../sim/clock.js';
 
@@ -82,5 +84,24 @@ describe('VirtualClock', () => {
       clock.stopRealtime();
       spy.mockRestore();
     }
+  });
+
+  it('lets go of a canceled far-off timer at once, not at its due time', async () => {
+    // A scenario stopped with DELETE /scenario cancels steps due in hours; they held their closures
+    // (and the scenario) until then.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const clock = new VirtualClock(0);
+    const held: Array<WeakRef<object>> = [];
+    const timers = Array.from({ length: 200 }, () => {
+      const payload = { bytes: new Uint8Array(1024) };
+      held.push(new WeakRef(payload));
+      return clock.setTimeout(() => payload.bytes.fill(1), 3_600_000);
+    });
+    for (const timer of timers) timer.cancel();
+    expect(clock.pending).toBe(0);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    gc();
+    expect(held.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
   });
 });

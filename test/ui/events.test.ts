@@ -10,7 +10,7 @@ import { startControlServer } from '../../app/control.js';
 import type { ComponentState } from '../../firmware/device-state.js';
 import { type PageDecision, type PageSample, type PageSnapshot, type PageStatus, SimPage } from '../../app/sim-page.js';
 import { open } from '../firmware/helpers.js';
-import { EventStream, type PageAppliance, client, json, startPageAppliance } from './harness.js';
+import { EventStream, type PageAppliance, client, json, jsonType, startPageAppliance } from './harness.js';
 
 let running: PageAppliance | undefined;
 let stream: EventStream | undefined;
@@ -45,7 +45,7 @@ describe('GET /events', () => {
     expect(sample.readings['board-temp']).toEqual({ temperatureC: 41.5 });
     expect(sample.states['board-temp']).toBe('ok');
 
-    const injected = await json(await fetch(`${base}/faults`, { method: 'POST', body: JSON.stringify({ target: 'board-temp', kind: 'nack' }) }));
+    const injected = await json(await fetch(`${base}/faults`, { method: 'POST', headers: jsonType, body: JSON.stringify({ target: 'board-temp', kind: 'nack' }) }));
     expect(injected.status).toBe(201);
     const failed = await stream.next<PageStatus>('status', (s) => component(s, 'board-temp').state === 'failed');
     expect(component(failed, 'board-temp')).toMatchObject({ code: 'ERR_HAL_NACK', reason: expect.stringContaining('i2c-1@0x48') });
@@ -99,7 +99,7 @@ describe('POST /scenario', () => {
         { atMs: 5000, clear: 'dropout' },
       ],
     };
-    const started = await json(await fetch(`${base}/scenario`, { method: 'POST', body: JSON.stringify(scenario) }));
+    const started = await json(await fetch(`${base}/scenario`, { method: 'POST', headers: jsonType, body: JSON.stringify(scenario) }));
     expect(started.status).toBe(201);
     expect(started.body).toMatchObject({ id: 's1', name: 'sensor drops out', steps: 3, state: 'playing' });
     expect(started.body.endsAt).toBe((started.body.startedAt as number) + 5000);
@@ -122,13 +122,13 @@ describe('POST /scenario', () => {
     running = await startPageAppliance();
     const { base, appliance } = running;
     appliance.board.sim!.clock.stopRealtime();
-    const bad = await json(await fetch(`${base}/scenario`, { method: 'POST', body: JSON.stringify({ steps: [{ atMs: 0, inject: { target: 'board-temp', kind: 'melt' } }] }) }));
+    const bad = await json(await fetch(`${base}/scenario`, { method: 'POST', headers: jsonType, body: JSON.stringify({ steps: [{ atMs: 0, inject: { target: 'board-temp', kind: 'melt' } }] }) }));
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatchObject({ code: 'ERR_SIM_SCENARIO', message: expect.stringContaining('/steps/0/inject/kind') });
-    const notJson = await json(await fetch(`${base}/scenario`, { method: 'POST', body: '{ steps: ' }));
+    const notJson = await json(await fetch(`${base}/scenario`, { method: 'POST', headers: jsonType, body: '{ steps: ' }));
     expect(notJson.body.error).toMatchObject({ code: 'ERR_CONTROL_BAD_REQUEST' });
 
-    await fetch(`${base}/scenario`, { method: 'POST', body: JSON.stringify({ steps: [{ atMs: 60_000, inject: { target: 'eth0', kind: 'carrier-down' } }] }) });
+    await fetch(`${base}/scenario`, { method: 'POST', headers: jsonType, body: JSON.stringify({ steps: [{ atMs: 60_000, inject: { target: 'eth0', kind: 'carrier-down' } }] }) });
     const stopped = await json(await fetch(`${base}/scenario`, { method: 'DELETE' }));
     expect(stopped.body).toEqual({ stopped: ['s1'] });
     await appliance.board.sim!.clock.advance(60_000);
@@ -140,9 +140,9 @@ describe('POST /clock', () => {
   it('changes the speed of the virtual clock and refuses nonsense', async () => {
     running = await startPageAppliance();
     const { base, appliance } = running;
-    expect(await json(await fetch(`${base}/clock`, { method: 'POST', body: JSON.stringify({ speed: 10 }) }))).toEqual({ status: 200, body: { speed: 10 } });
+    expect(await json(await fetch(`${base}/clock`, { method: 'POST', headers: jsonType, body: JSON.stringify({ speed: 10 }) }))).toEqual({ status: 200, body: { speed: 10 } });
     expect(appliance.board.sim!.clock.speed).toBe(10);
-    const bad = await json(await fetch(`${base}/clock`, { method: 'POST', body: JSON.stringify({ speed: 0 }) }));
+    const bad = await json(await fetch(`${base}/clock`, { method: 'POST', headers: jsonType, body: JSON.stringify({ speed: 0 }) }));
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatchObject({ code: 'ERR_CONTROL_BAD_REQUEST', message: expect.stringContaining('got 0') });
   });
@@ -178,7 +178,7 @@ describe('the page behind the endpoint', () => {
   });
 
   it('with a token: shows a token form, trades the right token for a cookie the endpoint accepts', async () => {
-    running = await startPageAppliance({ token: 's3cret-token' });
+    running = await startPageAppliance({ token: 's3cret-token-for-tests' });
     const { base } = running;
     const form = await fetch(`${base}/`);
     expect(form.status).toBe(401);
@@ -190,15 +190,15 @@ describe('the page behind the endpoint', () => {
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get('set-cookie')).toBeNull();
 
-    const right = await fetch(`${base}/login`, { method: 'POST', body: new URLSearchParams({ token: 's3cret-token' }), redirect: 'manual' });
+    const right = await fetch(`${base}/login`, { method: 'POST', body: new URLSearchParams({ token: 's3cret-token-for-tests' }), redirect: 'manual' });
     expect(right.status).toBe(303);
     expect(right.headers.get('location')).toBe('/');
     const cookie = right.headers.get('set-cookie')!;
-    expect(cookie).toBe('handcheck_token=s3cret-token; HttpOnly; SameSite=Strict; Path=/');
+    expect(cookie).toBe('handcheck_token=s3cret-token-for-tests; HttpOnly; SameSite=Strict; Path=/');
     const pair = cookie.split(';')[0]!;
     expect((await fetch(`${base}/`, { headers: { cookie: pair } })).status).toBe(200);
     expect((await fetch(`${base}/status`, { headers: { cookie: pair } })).status).toBe(200);
-    expect((await fetch(`${base}/status`, { headers: { cookie: 'handcheck_token=s3cret-tokex' } })).status).toBe(401);
+    expect((await fetch(`${base}/status`, { headers: { cookie: 'handcheck_token=s3cret-token-for-tesTs' } })).status).toBe(401);
     const opened = await EventStream.open(`${base}/events`, { cookie: pair });
     stream = opened.stream;
     expect(opened.response.statusCode).toBe(200);
@@ -225,7 +225,7 @@ describe('the page behind the endpoint', () => {
         ['POST', '/clock', { speed: 2 }],
         ['POST', '/faults', { target: 'board-temp', kind: 'nack' }],
       ] as const) {
-        const res = await json(await fetch(`${base}${path}`, { method, body: JSON.stringify(body) }));
+        const res = await json(await fetch(`${base}${path}`, { method, headers: jsonType, body: JSON.stringify(body) }));
         expect([path, res.status, (res.body.error as { code: string }).code]).toEqual([path, 404, 'ERR_CONTROL_NO_FAULTS']);
       }
     } finally {

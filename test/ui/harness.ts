@@ -76,6 +76,9 @@ export class EventStream {
   }
 }
 
+/** The only body type the endpoint takes as JSON. */
+export const jsonType = { 'content-type': 'application/json' };
+
 export async function json(response: Response): Promise<{ status: number; body: Record<string, unknown> }> {
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
