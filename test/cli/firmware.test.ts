@@ -55,7 +55,7 @@ describe('handcheck run on the sim board', () => {
   it('refuses bad fault requests with a code naming what is wrong', async () => {
     expect(await handcheck('fault', 'inject', 'nowhere', 'nack', '--control', fw.control)).toMatchObject({ code: 1, stderr: expect.stringContaining('ERR_SIM_FAULT_TARGET') });
     expect(await handcheck('fault', 'inject', 'board-temp', 'los', '--control', fw.control)).toMatchObject({ code: 1, stderr: expect.stringContaining('ERR_SIM_FAULT_KIND') });
-    const response = await fetch(`http://${fw.control}/faults`, { method: 'POST', body: '{"target":' });
+    const response = await fetch(`http://${fw.control}/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"target":' });
     expect(response.status).toBe(400);
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe('ERR_CONTROL_BAD_REQUEST');
     expect((await fetch(`http://${fw.control}/nope`)).status).toBe(404);
@@ -170,5 +170,24 @@ describe('one-shot commands', () => {
     expect(refused).toMatchObject({ code: 2, stdout: expect.stringContaining('refused') });
     expect(await handcheck('nonsense')).toMatchObject({ code: 64 });
     expect(await handcheck('probe')).toMatchObject({ code: 64, stderr: expect.stringContaining('ERR_USAGE') });
+  });
+});
+
+describe('handcheck run against faults that used to kill it', () => {
+  it('survives a serial fault that uses up its one time as it starts (it used to kill the process when its duration ran out)', async () => {
+    const own = await startFirmware();
+    try {
+      const boardNow = async () => ((await (await fetch(`http://${own.control}/status`)).json()) as { sim: { clock: { now: number } } }).sim.clock.now;
+      const injectedAt = await boardNow();
+      const injected = await handcheck('fault', 'inject', 'meter', 'unplugged', '--times', '1', '--duration', '500', '--control', own.control);
+      expect(injected.code).toBe(0);
+      // The board clock follows real time: wait until it is well past the fault's duration.
+      while ((await boardNow()) < injectedAt + 1500) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(own.process.exitCode).toBeNull();
+      expect(own.logs()).not.toMatch(/no active fault with id/);
+      expect((await handcheck('probe', `127.0.0.1:${own.port}`)).code).toBe(0);
+    } finally {
+      await own.stop();
+    }
   });
 });
