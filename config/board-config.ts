@@ -98,6 +98,7 @@ export interface GatePolicyInput {
   queue?: number;
   maxConnections?: number;
   idleTimeoutMs?: number;
+  keepAliveMs?: number;
 }
 
 /** A resolved gate policy: what the gate works from. The defaults live in boards.schema.json alone. */
@@ -118,6 +119,8 @@ export interface GatePolicy {
   maxConnections?: number;
   /** Absent: connections may stay idle forever. */
   idleTimeoutMs?: number;
+  /** Idle ms before TCP keepalive probes start on a connection, so a client that vanished is reclaimed; 0 turns them off. */
+  keepAliveMs: number;
 }
 
 export interface ServiceConfig {

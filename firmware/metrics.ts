@@ -19,7 +19,7 @@ const gateCounters: Record<GateCounter, string> = {
   closed: 'connections cut with FIN on an abnormal verdict',
   diagnosed: 'self-diagnoses run',
   diagnosisTimeouts: 'self-diagnoses that missed their deadline',
-  rejectedLimit: 'connections reset because maxConnections were open',
+  rejectedLimit: 'connections reset without diagnosis because maxConnections were open (not a fault)',
   idleClosed: 'held connections closed after the idle timeout',
   recheckReset: 'held connections reset because a background re-diagnosis failed',
 };

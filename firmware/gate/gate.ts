@@ -118,6 +118,8 @@ export interface GateEvents {
 /** Bounds the gate sets itself; they are not part of a board's policy. */
 const diagnosisTimeoutMs = 2000;
 const closeTimeoutMs = 2000;
+/** At most one log line per this long about connections reset at maxConnections; the rest are counted into it. */
+const limitLogEveryMs = 10_000;
 
 function peerOf(socket: Socket): string {
   const address = socket.remoteAddress;
@@ -144,6 +146,7 @@ export class Gate extends EventEmitter<GateEvents> {
   private state: State = 'idle';
   private closing: Promise<void> | undefined;
   private recheckTimer: Timer | undefined;
+  private limitLog: { since: number | undefined; unlogged: number } = { since: undefined, unlogged: 0 };
   private readonly unwatchDependencies: () => void;
   private readonly counters = {
     connections: 0,
@@ -308,6 +311,9 @@ export class Gate extends EventEmitter<GateEvents> {
 
   private accept(socket: Socket): void {
     this.counters.connections++;
+    // A client that vanished (power cut, cable pulled, NAT entry dropped) sends no FIN: without
+    // probes its connection would be held, and count against maxConnections, for ever.
+    if (this.policy.keepAliveMs > 0) socket.setKeepAlive(true, this.policy.keepAliveMs);
     const max = this.policy.maxConnections;
     if (max !== undefined && this.held.size + this.admission.waiting >= max) {
       this.rejectForLimit(socket, max);
@@ -366,16 +372,16 @@ export class Gate extends EventEmitter<GateEvents> {
 
   private rejectForLimit(socket: Socket, max: number): void {
     this.counters.rejectedLimit++;
-    const logging = this.log.isLevelEnabled('warn');
     const notify = this.listenerCount('decision') > 0;
-    if (logging || notify) {
-      const peer = peerOf(socket);
-      if (logging) {
-        const context = { action: 'limit', peer, held: this.held.size, waiting: this.admission.waiting, maxConnections: max };
-        this.log.warn(context, 'connection reset: maxConnections reached');
-      }
-      if (notify) this.emit('decision', { service: this.service, action: 'limit', peer, verdict: undefined });
-    }
+    const peer = peerOf(socket);
+    // Not a fault: said so, once, and then summarised, so a flood at the limit cannot flood the log.
+    const now = performance.now();
+    if (this.limitLog.since === undefined || now - this.limitLog.since >= limitLogEveryMs) {
+      const context = { action: 'limit', peer, held: this.held.size, waiting: this.admission.waiting, maxConnections: max, alsoReset: this.limitLog.unlogged };
+      this.log.warn(context, `connection reset without diagnosis: maxConnections (${max}) reached, not a fault${this.limitLog.unlogged > 0 ? ` (${this.limitLog.unlogged} more since the last such line)` : ''}`);
+      this.limitLog = { since: now, unlogged: 0 };
+    } else this.limitLog.unlogged++;
+    if (notify) this.emit('decision', { service: this.service, action: 'limit', peer, verdict: undefined });
     socket.resetAndDestroy();
   }
 
