@@ -107,9 +107,11 @@ export class DriverCheck<D extends Driver> implements ComponentCheck {
       const reading = await this.driver.read(options);
       const own = judge(reading, this.config.thresholds);
       const extra = await this.assess(reading, this.driver, options, identity);
+      // What the part gets wrong without disproving its identity degrades it: the kernel would warn and carry on.
+      const warnings = identity.warnings ?? [];
       return {
-        health: worse(own.health, extra.health),
-        reasons: [...own.reasons, ...extra.reasons],
+        health: worse(worse(own.health, extra.health), warnings.length > 0 ? 'degraded' : 'ok'),
+        reasons: [...own.reasons, ...extra.reasons, ...warnings],
         reading,
         identity,
       };

@@ -73,10 +73,10 @@ export const componentModels = {
       bus.attach(i2cAddress(component, 'address'), model.a0, component.id);
       bus.attach(i2cAddress(component, 'ddmAddress'), model.a2, component.id);
       const { modDef0, los, txFault } = component.lines ?? {};
-      // MOD_DEF0 is grounded by a present module; LOS and TX_FAULT are open-collector, high when asserted.
+      // MOD_DEF0 is grounded by a present module; TX_FAULT is open-collector, high when asserted; LOS as A0h byte 65 says.
       const sources: Record<string, () => GpioValue> = {};
       if (modDef0) sources[modDef0] = () => (model.present ? 0 : 1);
-      if (los) sources[los] = () => (model.rxLos ? 1 : 0);
+      if (los) sources[los] = () => model.losPin;
       if (txFault) sources[txFault] = () => (model.txFault ? 1 : 0);
       return { model, sources };
     },

@@ -22,6 +22,8 @@ export interface Identity {
   /** The part found, e.g. `TMP102`, `BME280`, `SFP FINISAR FTLF8519P3BNL`. */
   part: string;
   details?: Record<string, string | number | boolean>;
+  /** What the part gets wrong without disproving its identity (an SFP's bad CC_EXT); the check degrades. */
+  warnings?: string[];
 }
 
 export type ReadingValue = number | boolean | string;

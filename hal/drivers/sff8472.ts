@@ -31,6 +31,25 @@ export const sfpFlagBits: Readonly<Record<SfpQuantity, { byte: 0 | 1; high: numb
 };
 
 export const sfpIdentifierSfp = 0x03;
+/** A0h byte 1: serial ID defined by the two-wire interface (SFP_PHYS_EXT_ID_SFP, include/linux/sfp.h). */
+export const sfpExtendedIdentifierSfp = 0x04;
+/**
+ * The kernel reads the EEPROMs in blocks of this many bytes (SFP_EEPROM_BLOCK_SIZE, drivers/net/phy/sfp.c
+ * sfp_i2c_read): some modules fail longer reads.
+ */
+export const sfpEepromBlockSize = 16;
+
+/** What A0h byte 65 says of the LOS pin (SFP_OPTIONS_LOS_NORMAL bit 1, SFP_OPTIONS_LOS_INVERTED bit 2). */
+export type SfpLosSignal = 'normal' | 'inverted' | 'none';
+
+/**
+ * As sfp.c sfp_sm_link_check_los: exactly one of the two bits makes the pin meaningful; neither, or
+ * both, means LOS is not implemented and the pin means nothing.
+ */
+export function decodeSfpLosSignal(byte65: number): SfpLosSignal {
+  const bits = byte65 & 0x06;
+  return bits === 0x02 ? 'normal' : bits === 0x04 ? 'inverted' : 'none';
+}
 
 /** Constants of an externally calibrated module (A2h 56-91). */
 export interface SfpCalibration {

@@ -12,7 +12,28 @@
 import { HalIdentityError, HalNotFoundError, HalUnsupportedError } from '../errors.js';
 import type { GpioLine } from '../gpio.js';
 import { type I2cBus, type I2cTransferOptions, i2cTarget } from '../i2c.js';
-import { type EnhancedOptions, type SfpCalibration, type SfpDiagnosticType, type SfpFlags, type SfpQuantity, type SfpThresholds, ascii, decodeEnhancedOptions, decodeSfpDiagnosticType, decodeSfpFlags, decodeSfpThresholds, decodeSfpValue, parseSfpCalibration, sfpChecksum, sfpIdentifierSfp, sfpQuantities, sfpValueOffset } from './sff8472.js';
+import {
+  type EnhancedOptions,
+  type SfpCalibration,
+  type SfpFlags,
+  type SfpLosSignal,
+  type SfpQuantity,
+  type SfpThresholds,
+  ascii,
+  decodeEnhancedOptions,
+  decodeSfpDiagnosticType,
+  decodeSfpFlags,
+  decodeSfpLosSignal,
+  decodeSfpThresholds,
+  decodeSfpValue,
+  parseSfpCalibration,
+  sfpChecksum,
+  sfpEepromBlockSize,
+  sfpExtendedIdentifierSfp,
+  sfpIdentifierSfp,
+  sfpQuantities,
+  sfpValueOffset,
+} from './sff8472.js';
 import { type DriverCallOptions, type Driver, type Identity, type SelfTestCheck, type SelfTestResult, selfTestResult } from './driver.js';
 
 export interface SfpIdentity extends Identity {
@@ -26,20 +47,26 @@ export interface SfpIdentity extends Identity {
     /** A0h 84-91 as stored: YYMMDD and an optional lot code. */
     dateCode: string;
     wavelengthNm: number;
+    /** A2h is read: A0h byte 92 says DDM is implemented and needs no address change. */
     ddm: boolean;
     calibration: 'internal' | 'external';
+    los: SfpLosSignal;
   };
 }
 
 export type SfpReading = {
-  temperatureC: number;
-  vccV: number;
-  txBiasMa: number;
-  txPowerMw: number;
-  rxPowerMw: number;
+  /** The measurements are absent when the module has no usable DDM (A0h byte 92). */
+  temperatureC?: number;
+  vccV?: number;
+  txBiasMa?: number;
+  txPowerMw?: number;
+  rxPowerMw?: number;
   /** True whenever `read` resolves: an empty cage rejects with ERR_HAL_NOT_FOUND (MOD_DEF0) or ERR_HAL_NACK. */
   present: boolean;
-  /** Cage LOS pin high, or the soft RX_LOS bit (A2h 110 bit 1) when the module implements it. */
+  /**
+   * The cage's LOS pin at the level A0h byte 65 defines (high when normal, low when inverted; ignored
+   * when LOS is not implemented), or the soft RX_LOS bit (A2h 110 bit 1) when the module implements it.
+   */
   rxLos: boolean;
   txFault: boolean;
   /** Any alarm flag (A2h 112-113) set; false when the module implements no flags. */
@@ -84,11 +111,11 @@ export class SfpDriver implements Driver<SfpReading> {
     return { ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }), ...(options.signal ? { signal: options.signal } : {}) };
   }
 
-  /** Reads `length` bytes from `start`, in block reads of at most 32 bytes. */
+  /** Reads `length` bytes from `start` in the kernel's 16-byte blocks. */
   private async bytes(address: number, start: number, length: number, options: DriverCallOptions): Promise<Buffer> {
     const parts: Buffer[] = [];
-    for (let at = start; at < start + length; at += 32) {
-      parts.push(await this.bus.readBlock(address, at, Math.min(32, start + length - at), this.transfer(options)));
+    for (let at = start; at < start + length; at += sfpEepromBlockSize) {
+      parts.push(await this.bus.readBlock(address, at, Math.min(sfpEepromBlockSize, start + length - at), this.transfer(options)));
     }
     return Buffer.concat(parts);
   }
@@ -105,56 +132,52 @@ export class SfpDriver implements Driver<SfpReading> {
     const a0 = await this.bytes(this.address, 0, 96, options);
     const identifier = a0[0]!;
     if (identifier !== sfpIdentifierSfp) {
-      throw new HalIdentityError(`${this.target}: identifier byte 0x${identifier.toString(16).padStart(2, '0')} is not SFP/SFP+ (0x03)`, { target: this.target });
+      throw new HalIdentityError(`${this.target}: identifier byte 0x${hex(identifier)} is not SFP/SFP+ (0x03)`, { target: this.target });
     }
-    this.checkSum(a0, 0, 63, 'CC_BASE');
-    this.checkSum(a0, 64, 95, 'CC_EXT');
-    const diagnostics = decodeSfpDiagnosticType(a0[92]!);
+    // sfp.c sfp_module_supported: an SFP is 0x03 with extended identifier 0x04.
+    if (a0[1] !== sfpExtendedIdentifierSfp) {
+      throw new HalIdentityError(`${this.target}: extended identifier byte 1 is 0x${hex(a0[1]!)}, not 0x04 (serial ID defined by the two-wire interface)`, { target: this.target });
+    }
+    const base = checksumProblem(a0, 0, 63, 'CC_BASE');
+    if (base) throw new HalIdentityError(`${this.target}: ${base}`, { target: this.target });
+    const { ext, warnings } = extended(a0.subarray(64, 96));
+    const diagnostics = decodeSfpDiagnosticType(ext[92 - 64]!);
     const details: SfpIdentity['details'] = {
       identifier,
       vendor: ascii(a0, 20, 35),
-      vendorOui: [...a0.subarray(37, 40)].map((byte) => byte.toString(16).padStart(2, '0')).join(':'),
+      vendorOui: [...a0.subarray(37, 40)].map((byte) => hex(byte)).join(':'),
       partNumber: ascii(a0, 40, 55),
       revision: ascii(a0, 56, 59),
-      serial: ascii(a0, 68, 83),
-      dateCode: ascii(a0, 84, 91),
+      serial: ascii(ext, 68 - 64, 83 - 64),
+      dateCode: ascii(ext, 84 - 64, 91 - 64),
       wavelengthNm: a0.readUInt16BE(60),
-      ddm: diagnostics.implemented,
+      ddm: diagnostics.implemented && !diagnostics.addressChangeRequired,
       calibration: diagnostics.calibration,
+      los: decodeSfpLosSignal(ext[65 - 64]!),
     };
-    return { part: `SFP ${details.vendor} ${details.partNumber}`, details };
+    return { part: `SFP ${details.vendor} ${details.partNumber}`, details, ...(warnings.length > 0 ? { warnings } : {}) };
   }
 
-  private checkSum(block: Buffer, from: number, at: number, name: string): void {
-    const computed = sfpChecksum(block.subarray(from, at));
-    const stored = block[at]!;
-    if (computed !== stored) {
-      throw new HalIdentityError(
-        `${this.target}: ${name} checksum (byte ${at}) is 0x${stored.toString(16).padStart(2, '0')}, bytes ${from}-${at - 1} sum to 0x${computed.toString(16).padStart(2, '0')}`,
-        { target: this.target },
-      );
-    }
-  }
-
-  /** What the module says about its diagnostics (A0h 92-93), and its calibration when external. */
-  private async diagnostics(options: DriverCallOptions): Promise<{ type: SfpDiagnosticType; enhanced: EnhancedOptions; cal: SfpCalibration | undefined }> {
-    const info = await this.bus.readBlock(this.address, 92, 2, this.transfer(options));
-    const type = decodeSfpDiagnosticType(info[0]!);
-    if (!type.implemented) {
-      throw new HalUnsupportedError(`${this.target}: module implements no digital diagnostics (A0h byte 92 bit 6 clear)`, { target: this.target });
-    }
-    const cal = type.calibration === 'external' ? parseSfpCalibration(await this.bytes(this.ddmAddress, 56, 36, options)) : undefined;
-    return { type, enhanced: decodeEnhancedOptions(info[1]!), cal };
+  /** What the module says about its diagnostics and LOS (A0h 64-95), and its calibration when A2h is to be read. */
+  private async diagnostics(options: DriverCallOptions): Promise<{ usable: boolean; enhanced: EnhancedOptions; los: SfpLosSignal; cal: SfpCalibration | undefined }> {
+    const { ext } = extended(await this.bytes(this.address, 64, 32, options));
+    const type = decodeSfpDiagnosticType(ext[92 - 64]!);
+    // sfp.c sfp_hwmon_insert: no DDM, or an address change required, and the kernel leaves A2h alone.
+    const usable = type.implemented && !type.addressChangeRequired;
+    const cal = usable && type.calibration === 'external' ? parseSfpCalibration(await this.bytes(this.ddmAddress, 56, 36, options)) : undefined;
+    return { usable, enhanced: decodeEnhancedOptions(usable ? ext[93 - 64]! : 0), los: decodeSfpLosSignal(ext[65 - 64]!), cal };
   }
 
   async read(options: DriverCallOptions = {}): Promise<SfpReading> {
     await this.requirePresent();
-    const { enhanced, cal } = await this.diagnostics(options);
-    const a2 = await this.bus.readBlock(this.ddmAddress, 96, 22, this.transfer(options));
+    const { usable, enhanced, los, cal } = await this.diagnostics(options);
+    const pin = this.lines.los && los !== 'none' ? await level(this.lines.los) : undefined;
+    const losLine = pin === undefined ? false : los === 'inverted' ? pin === 0 : pin === 1;
+    const txFaultLine = this.lines.txFault ? (await level(this.lines.txFault)) === 1 : false;
+    if (!usable) return { present: true, rxLos: losLine, txFault: txFaultLine, alarm: false, warning: false };
+    const a2 = await this.bytes(this.ddmAddress, 96, 22, options);
     const value = (quantity: SfpQuantity): number => decodeSfpValue(quantity, a2, sfpValueOffset[quantity] - 96, cal);
     const status = a2[110 - 96]!;
-    const losLine = this.lines.los ? (await level(this.lines.los)) === 1 : false;
-    const txFaultLine = this.lines.txFault ? (await level(this.lines.txFault)) === 1 : false;
     const flags = a2.subarray(112 - 96, 118 - 96);
     return {
       temperatureC: value('temperatureC'),
@@ -170,23 +193,28 @@ export class SfpDriver implements Driver<SfpReading> {
     };
   }
 
-  /** The module's own alarm (`min`/`max`) and warning (`warnMin`/`warnMax`) thresholds, A2h 0-39. */
-  async thresholds(options: DriverCallOptions = {}): Promise<SfpThresholds> {
+  /**
+   * The module's own alarm (`min`/`max`) and warning (`warnMin`/`warnMax`) thresholds, A2h 0-39;
+   * undefined when the module has no usable DDM.
+   */
+  async thresholds(options: DriverCallOptions = {}): Promise<SfpThresholds | undefined> {
     await this.requirePresent();
-    const { cal } = await this.diagnostics(options);
-    return decodeSfpThresholds(await this.bytes(this.ddmAddress, 0, 40, options), cal);
+    const { usable, cal } = await this.diagnostics(options);
+    return usable ? decodeSfpThresholds(await this.bytes(this.ddmAddress, 0, 40, options), cal) : undefined;
   }
 
   /** The alarm and warning flags, A2h 112-113 and 116-117; rejects with ERR_HAL_UNSUPPORTED when the module has none. */
   async flags(options: DriverCallOptions = {}): Promise<SfpFlags> {
     await this.requirePresent();
-    const { enhanced } = await this.diagnostics(options);
+    const { usable, enhanced } = await this.diagnostics(options);
+    if (!usable) throw new HalUnsupportedError(`${this.target}: module has no digital diagnostics the host can read (A0h byte 92)`, { target: this.target });
     if (!enhanced.alarmFlags) {
       throw new HalUnsupportedError(`${this.target}: module implements no alarm/warning flags (A0h byte 93 bit 7 clear)`, { target: this.target });
     }
     const bytes = await this.bus.readBlock(this.ddmAddress, 112, 6, this.transfer(options));
     return decodeSfpFlags(bytes.subarray(0, 2), bytes.subarray(4, 6));
   }
+
 
   async selfTest(options: DriverCallOptions = {}): Promise<SelfTestResult> {
     const checks: SelfTestCheck[] = [];
@@ -210,11 +238,11 @@ export class SfpDriver implements Driver<SfpReading> {
     });
     const reading = await this.read(options);
     const limits = decodeSfpThresholds(a2.subarray(0, 40), identity.details.calibration === 'external' ? parseSfpCalibration(a2.subarray(56, 92)) : undefined);
-    const outside = sfpQuantities.filter((quantity) => reading[quantity] > limits[quantity].max || reading[quantity] < limits[quantity].min);
+    const outside = sfpQuantities.filter((quantity) => { const value = reading[quantity]; return value !== undefined && (value > limits[quantity].max || value < limits[quantity].min); });
     checks.push({
       name: 'within module alarm thresholds',
       ok: outside.length === 0,
-      detail: outside.length === 0 ? 'all values inside' : outside.map((q) => `${q} ${round(reading[q])} outside ${round(limits[q].min)}..${round(limits[q].max)}`).join('; '),
+      detail: outside.length === 0 ? 'all values inside' : outside.map((q) => `${q} ${round(reading[q] ?? Number.NaN)} outside ${round(limits[q].min)}..${round(limits[q].max)}`).join('; '),
     });
     checks.push({ name: 'no TX fault', ok: !reading.txFault });
     checks.push({ name: 'no loss of signal', ok: !reading.rxLos });
@@ -224,4 +252,25 @@ export class SfpDriver implements Driver<SfpReading> {
 
 function round(value: number): number {
   return Math.round(value * 10_000) / 10_000;
+}
+
+function hex(byte: number): string {
+  return byte.toString(16).padStart(2, '0');
+}
+
+/** Why the checksum byte `at` of `block` does not match bytes `from`..`at - 1`, or undefined when it does. */
+function checksumProblem(block: Buffer, from: number, at: number, name: string, offset = 0): string | undefined {
+  const computed = sfpChecksum(block.subarray(from, at));
+  const stored = block[at]!;
+  return computed === stored ? undefined : `${name} checksum (byte ${at + offset}) is 0x${hex(stored)}, bytes ${from + offset}-${at + offset - 1} sum to 0x${hex(computed)}`;
+}
+
+/**
+ * A0h 64-95 as the kernel uses it: with a bad CC_EXT, sfp.c sfp_sm_mod_probe warns ("EEPROM
+ * extended structure checksum failure") and zeroes the extended part - the module stays, without
+ * LOS, DDM or the other options that part declares.
+ */
+function extended(ext: Buffer): { ext: Buffer; warnings: string[] } {
+  const problem = checksumProblem(ext, 0, 31, 'CC_EXT', 64);
+  return problem ? { ext: Buffer.alloc(32), warnings: [`${problem}: options, diagnostics and serial number ignored`] } : { ext, warnings: [] };
 }

@@ -39,6 +39,19 @@ export interface SfpModelIdentity {
 
 export interface SfpModelOptions {
   calibration?: 'internal' | 'external';
+  /**
+   * What A0h byte 65 says of the LOS pin: `normal` (bit 1, high = loss of signal), `inverted` (bit 2,
+   * low = loss), `none` (neither: the pin is not driven and the cage's pull-up holds it high). Default `normal`.
+   */
+  los?: 'normal' | 'inverted' | 'none';
+  /** A0h byte 92 bit 6, digital diagnostics implemented. Default true. */
+  ddm?: boolean;
+  /** A0h byte 92 bit 2: A2h is reached only after an address change. Default false. */
+  addressChange?: boolean;
+  /** A0h byte 1. Default 0x04, serial ID defined by the two-wire interface. */
+  extendedIdentifier?: number;
+  /** Store a wrong CC_EXT (A0h byte 95). Default false. */
+  badCcExt?: boolean;
 }
 
 export const sfpFaultKinds = [
@@ -94,6 +107,7 @@ export class SfpModel {
   readonly rxPowerMw: Quantity;
   readonly thresholds: SfpThresholds = lrThresholds;
   readonly calibration: 'internal' | 'external';
+  private readonly options: SfpModelOptions;
   /** Soft TX disable (A2h byte 110 bit 6), as the host last wrote it. */
   softTxDisable = false;
 
@@ -103,6 +117,7 @@ export class SfpModel {
     options: SfpModelOptions = {},
   ) {
     this.calibration = options.calibration ?? 'internal';
+    this.options = options;
     this.temperatureC = new Quantity(ctx, 'temperatureC', 34.2, 95);
     this.vccV = new Quantity(ctx, 'vccV', 3.31, 3.9);
     this.txBiasMa = new Quantity(ctx, 'txBiasMa', 38.4, 110);
@@ -119,6 +134,13 @@ export class SfpModel {
 
   get rxLos(): boolean {
     return this.present && this.ctx.faults.active(this.ctx.id, 'los') !== undefined;
+  }
+
+  /** The level of the cage's LOS pin, as A0h byte 65 defines it for this module. */
+  get losPin(): 0 | 1 {
+    const los = this.options.los ?? 'normal';
+    if (los === 'none') return 1;
+    return (los === 'inverted' ? !this.rxLos : this.rxLos) ? 1 : 0;
   }
 
   get txFault(): boolean {
@@ -198,7 +220,7 @@ export class SfpModel {
   private serialId(): Buffer {
     const m = Buffer.alloc(256);
     m[0] = sfpIdentifierSfp;
-    m[1] = 0x04; // serial ID module definition
+    m[1] = this.options.extendedIdentifier ?? 0x04; // serial ID module definition
     m[2] = 0x07; // LC connector
     m[3] = 0x20; // 10GBASE-LR
     m[11] = 0x06; // 64B/66B
@@ -211,14 +233,15 @@ export class SfpModel {
     putAscii(m, 56, 59, 'A');
     m.writeUInt16BE(1310, 60);
     m[63] = sfpChecksum(m.subarray(0, 63));
-    m[65] = 0x1a; // LOS, TX_FAULT and TX_DISABLE implemented
+    // TX_FAULT and TX_DISABLE implemented, and LOS as the options say.
+    m[65] = 0x18 | { normal: 0x02, inverted: 0x04, none: 0 }[this.options.los ?? 'normal'];
     putAscii(m, 68, 83, this.identity.serial);
     putAscii(m, 84, 91, '220314');
     // DDM implemented, internal or external calibration, average RX power.
-    m[92] = 0x40 | (this.calibration === 'external' ? 0x10 : 0x20) | 0x08;
+    m[92] = (this.options.ddm === false ? 0 : 0x40) | (this.calibration === 'external' ? 0x10 : 0x20) | 0x08 | (this.options.addressChange ? 0x04 : 0);
     m[93] = 0xf0; // alarm/warning flags, soft TX_DISABLE, soft TX_FAULT, soft RX_LOS
     m[94] = 0x08; // SFF-8472 rev 12.3
-    m[95] = sfpChecksum(m.subarray(64, 95));
+    m[95] = (sfpChecksum(m.subarray(64, 95)) + (this.options.badCcExt ? 1 : 0)) & 0xff;
     return m;
   }
 
@@ -298,6 +321,7 @@ class SfpDiagnostics extends ByteRegisterModel {
     const wraps = end > 256;
     if (!(wraps || (start < 118 && end > 96))) return;
     this.module.measure(this.memory);
-    this.module.countRead();
+    // One read of the measurements, however many blocks it takes, uses up one of `times`.
+    if (wraps || (start <= 96 && end > 96)) this.module.countRead();
   }
 }
