@@ -32,13 +32,17 @@ export function describeAsRoot(name: string, body: () => void): void {
   describeWhen(whyNotRunnable(), name, body);
 }
 
-export function run(command: string, args: string[], input?: string): Promise<string> {
+/**
+ * Runs a command to completion. `timeoutMs` only turns a hang into a failure that says so: a command
+ * that is slow on a loaded machine (a flash over ssh) passes a bound near its test's own timeout.
+ */
+export function run(command: string, args: string[], timeoutMs = 20_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(command, args, { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${command} ${args.join(' ')} failed: ${stderr || err.message}`));
+    execFile(command, args, { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err?.killed) reject(new Error(`${command} ${args.join(' ')} was killed after ${timeoutMs} ms without finishing: ${stderr}`));
+      else if (err) reject(new Error(`${command} ${args.join(' ')} failed: ${stderr || err.message}`));
       else resolve(stdout);
     });
-    if (input !== undefined) child.stdin?.end(input);
   });
 }
 
@@ -59,8 +63,8 @@ export class Netns {
     return ns;
   }
 
-  exec(command: string, args: string[], input?: string): Promise<string> {
-    return run('ip', ['netns', 'exec', this.name, command, ...args], input);
+  exec(command: string, args: string[], timeoutMs?: number): Promise<string> {
+    return run('ip', ['netns', 'exec', this.name, command, ...args], timeoutMs);
   }
 
   spawn(command: string, args: string[]): ChildProcess {

@@ -3,10 +3,10 @@
  * CLI, curl-free HTTP (fetch), and real Modbus clients from Debian (mbpoll, python3-pymodbus).
  */
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { admitted } from '../firmware/helpers.js';
 import { requireOrSkip } from '../helpers/requirements.js';
-import { type Firmware, handcheck, program, startFirmware } from './harness.js';
+import { type Firmware, handcheck, program, startFirmware } from '../helpers/processes.js';
 
 const python = '/usr/bin/python3';
 
@@ -105,9 +105,8 @@ print(json.dumps({"info": {str(k): v.decode() for k, v in info.information.items
 describe('handcheck run lifecycle', () => {
   it('SIGTERM ends held connections with FIN and exits 0', async () => {
     const fw = await startFirmware();
-    const socket = connect({ host: '127.0.0.1', port: fw.port });
-    await new Promise((resolve) => socket.once('connect', resolve));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Held: the service has answered on it.
+    const socket = await admitted(fw.port);
     const ended = new Promise<string>((resolve) => {
       socket.once('end', () => resolve('FIN'));
       socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));

@@ -4,13 +4,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
-import { applianceConfig, attempt, fate, open, readInputRegisters, serviceFaultMatrix, startAppliance } from './helpers.js';
+import { watchFaults } from '../helpers/faults.js';
+import { until } from '../helpers/wait.js';
+import { admitted, applianceConfig, attempt, fate, open, readInputRegisters, serviceFaultMatrix, startAppliance } from './helpers.js';
 
 describe('every fault the service depends on resets a connecting client', () => {
   let appliance: Appliance;
-  let port: number;
   beforeAll(async () => {
-    ({ appliance, port } = await startAppliance(applianceConfig({ recheckMs: 0 })));
+    ({ appliance } = await startAppliance(applianceConfig({ recheckMs: 0 })));
   });
   afterAll(() => appliance.stop());
 
@@ -26,31 +27,33 @@ describe('every fault the service depends on resets a connecting client', () => 
   for (const target of targets) {
     it(`${target}: each fault kind -> RST; cleared -> accepted`, async () => {
       const sim = appliance.board.sim!;
+      const watch = watchFaults(sim.faults);
       for (const { kind } of sim.faults.catalogue()[target]!) {
         const harmless = (kind === 'stuck-high' && healthyLevel.get(target) === 1) || (kind === 'stuck-low' && healthyLevel.get(target) === 0);
         sim.faults.inject({ target, kind, ...(params[kind] ? { params: params[kind] } : {}) });
-        expect(`${kind}: ${await attempt(port, 400)}`).toBe(`${kind}: ${harmless ? 'open' : 'reset'}`);
+        // A fault shows in the first diagnosis that meets it: a sensor in normal mode (BME280) shows
+        // it with its next measurement, one standby period later, so connects before that are accepted.
+        let seen = await attempt(appliance);
+        if (harmless) expect(`${kind}: ${seen}`).toBe(`${kind}: open`);
+        else await until(async () => seen === 'reset' || (seen = await attempt(appliance)) === 'reset', `${target} ${kind} to reset a connect (last: ${seen})`);
         sim.faults.clearAll();
         // Once cleared, the next diagnoses see it gone: a sensor in normal mode shows a fresh measurement
         // one standby period later, an error rate once its window no longer holds the burst.
-        let after = await attempt(port, 150);
-        for (let tries = 0; after !== 'open' && tries < 5; tries++) {
-          await new Promise((resolve) => setTimeout(resolve, 100));
-          after = await attempt(port, 150);
-        }
-        expect(`after ${kind}: ${after}`).toBe(`after ${kind}: open`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        let after = '';
+        await until(async () => (after = await attempt(appliance)) === 'open', `a connect accepted after clearing ${target} ${kind} (last: ${after})`);
       }
+      watch.stop();
+      watch.expectAllHit();
     });
   }
 });
 
 describe('gate policies through the running firmware', () => {
   it('onFail close answers a failed diagnosis with FIN instead of RST', async () => {
-    const { appliance, port } = await startAppliance(applianceConfig({ onFail: 'close' }));
+    const { appliance } = await startAppliance(applianceConfig({ onFail: 'close' }));
     try {
       appliance.board.sim!.faults.inject({ target: 'board-temp', kind: 'nack' });
-      expect(await attempt(port, 400)).toBe('closed');
+      expect(await attempt(appliance)).toBe('closed');
     } finally {
       await appliance.stop();
     }
@@ -60,16 +63,14 @@ describe('gate policies through the running firmware', () => {
     const { appliance, port } = await startAppliance(applianceConfig({ recheckMs: 0 }));
     try {
       const gate = appliance.services[0]!.gate;
-      const first = await open(port);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      const first = await admitted(port);
       const diagnosed = gate.stats().diagnosed;
-      const second = await open(port);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      const second = await admitted(port);
       expect(gate.stats()).toMatchObject({ diagnosed, reused: 1, held: 2 });
       // While the first connection is held, even a fault goes unseen by new connections: that is the
       // claim, and why maxAgeMs and recheckMs exist.
       appliance.board.sim!.faults.inject({ target: 'board-temp', kind: 'nack' });
-      expect(await attempt(port, 150)).toBe('open');
+      expect(await attempt(appliance)).toBe('open');
       first.destroy();
       second.destroy();
     } finally {
@@ -78,13 +79,18 @@ describe('gate policies through the running firmware', () => {
   });
 
   it('maxAgeMs: a held connection stops hiding a fault once its verdict is too old', async () => {
-    const { appliance, port } = await startAppliance(applianceConfig({ recheckMs: 0, maxAgeMs: 200 }));
+    // The gate keeps verdict age on the system clock. The reuse must come within maxAgeMs of the held
+    // connection's verdict, so maxAgeMs is far above what a connect costs on a loaded machine.
+    const maxAgeMs = 1500;
+    const { appliance, port } = await startAppliance(applianceConfig({ recheckMs: 0, maxAgeMs }));
     try {
-      const held = await open(port);
+      const held = await admitted(port);
+      // The verdict it holds was made before its answer arrived, so it is older than this.
+      const heldAt = Date.now();
       appliance.board.sim!.faults.inject({ target: 'rail-5v', kind: 'nack' });
-      expect(await attempt(port, 100)).toBe('open');
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      expect(await attempt(port, 300)).toBe('reset');
+      expect(await attempt(appliance)).toBe('open');
+      await until(() => Date.now() - heldAt > maxAgeMs, 'the held verdict to outlive maxAgeMs');
+      expect(await attempt(appliance)).toBe('reset');
       held.destroy();
     } finally {
       await appliance.stop();
@@ -94,12 +100,11 @@ describe('gate policies through the running firmware', () => {
   it('recheckMs: a fault injected while connections are held resets them all', async () => {
     const { appliance, port } = await startAppliance(applianceConfig({ recheckMs: 100 }));
     try {
-      const clients = await Promise.all([open(port), open(port)]);
-      const fates = clients.map((c) => fate(c, 2000));
-      const injectedAt = performance.now();
+      // How soon is for the bench to measure (bench/monitor.ts: fault -> held connection lost).
+      const clients = await Promise.all([admitted(port), admitted(port)]);
+      const fates = clients.map((c) => fate(c, 10_000));
       appliance.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
       expect(await Promise.all(fates)).toEqual(['reset', 'reset']);
-      expect(performance.now() - injectedAt).toBeLessThan(100 + 500);
       expect(appliance.services[0]!.gate.stats().recheckReset).toBe(2);
     } finally {
       await appliance.stop();
@@ -132,7 +137,8 @@ describe('Modbus write access', () => {
       socket.on('data', (chunk: Buffer) => answers.push(chunk));
       socket.write(Buffer.from([0, 1, 0, 0, 0, 6, 1, 5, 0, 0, 0xff, 0]));
       socket.write(readInputRegisters(2, 0, 1));
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The exception (9 bytes) and the read's answer (11 bytes).
+      await until(() => Buffer.concat(answers).length >= 20, 'both answers');
       const all = Buffer.concat(answers);
       expect([...all.subarray(0, 9)]).toEqual([0, 1, 0, 0, 0, 3, 1, 0x85, 0x01]);
       expect(all.readUInt16BE(9)).toBe(2);
@@ -152,12 +158,11 @@ describe('watchdog', () => {
     try {
       const stallUntil = Date.now() + 1500;
       while (Date.now() < stallUntil);
-      const deadline = Date.now() + 5000;
-      while (appliance.restartCount === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      await until(() => appliance.restartCount > 0, 'the firmware to restart after the board reset');
       expect(appliance.board.sim!.resets).toBe(1);
       expect(appliance.restartCount).toBe(1);
       expect(appliance.services[0]!.port).toBe(port);
-      expect(await attempt(port, 150)).toBe('open');
+      expect(await attempt(appliance)).toBe('open');
       const wdt = appliance.board.sim!.watchdogModel!;
       expect(wdt.isArmed).toBe(true);
     } finally {

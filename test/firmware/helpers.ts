@@ -2,10 +2,12 @@ import { readFileSync } from 'node:fs';
 import { Socket, connect } from 'node:net';
 import pino from 'pino';
 import { Appliance, type ApplianceOptions } from '../../app/appliance.js';
+import type { GateDecision } from '../../firmware/gate/gate.js';
 import type { BoardConfig, GatePolicyInput } from '../../config/board-config.js';
 import { gatePolicy } from '../../config/gate-policy.js';
 import type { FaultKind } from '../../sim/faults.js';
 import { parseBoards, selectBoard } from '../../config/boards.js';
+import { until } from '../helpers/wait.js';
 
 export const boards = parseBoards(readFileSync(new URL('../../boards.json', import.meta.url), 'utf8'), 'boards.json');
 
@@ -32,20 +34,65 @@ export function open(port: number): Promise<Socket> {
   });
 }
 
-/** Connects and resolves with what became of the connection within `ms` (see `fate`). */
-export async function attempt(port: number, ms: number): Promise<'reset' | 'closed' | 'open' | 'refused'> {
-  let socket: Socket;
+/**
+ * Connects to the appliance's first service and resolves with what its gate made of the connection:
+ * 'open' once the gate's decision for it is to accept, else the client's 'reset' (RST) or 'closed'
+ * (FIN), or 'refused'. Decided by events alone, so a slow machine cannot pass a late RST for 'open';
+ * the bound only turns a hang into a failure. Nothing is sent: a request would start reads of its own.
+ * Resolves once the gate has let the connection go, so that the next connect cannot reuse its verdict.
+ */
+export async function attempt(appliance: Appliance, boundMs = 10_000): Promise<'reset' | 'closed' | 'open' | 'refused'> {
+  const { gate, port } = appliance.services[0]!;
+  const heldBefore = gate.stats().held;
+  const accepted = new Set<string>();
+  let peer: string | undefined;
+  let settle: (result: 'reset' | 'closed' | 'open' | 'refused') => void = () => undefined;
+  const onDecision = (decision: GateDecision): void => {
+    if (decision.action !== 'accept') return;
+    accepted.add(decision.peer);
+    if (decision.peer === peer) settle('open');
+  };
+  gate.on('decision', onDecision);
+  const socket = connect({ host: '127.0.0.1', port });
   try {
-    socket = await open(port);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ECONNRESET') return 'reset';
-    if (code === 'ECONNREFUSED') return 'refused';
-    throw err;
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`connection to ${port}: no decision, RST or FIN within ${boundMs} ms`)), boundMs);
+      settle = (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      };
+      socket.on('data', () => undefined);
+      socket.once('connect', () => {
+        peer = `127.0.0.1:${socket.localPort}`;
+        if (accepted.has(peer)) settle('open');
+      });
+      socket.once('end', () => settle('closed'));
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNRESET') settle('reset');
+        else if (err.code === 'ECONNREFUSED') settle('refused');
+        else {
+          clearTimeout(timer);
+          reject(err);
+        }
+      });
+    });
+  } finally {
+    gate.off('decision', onDecision);
+    socket.destroy();
+    await until(() => gate.stats().held <= heldBefore, 'the gate to let the connection go');
   }
-  const result = await fate(socket, ms);
-  socket.destroy();
-  return result;
+}
+
+/** A connection the gate admitted: resolves once the service has answered a request on it. */
+export async function admitted(port: number): Promise<Socket> {
+  const socket = await open(port);
+  socket.write(readInputRegisters(1, 0, 1));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('data', () => resolve());
+    socket.once('error', reject);
+    socket.once('end', () => reject(new Error('closed by the gate instead of admitted')));
+  });
+  return socket;
 }
 
 /** Resolves with how a connection ended: 'reset' (RST), 'closed' (FIN), or 'open' if neither within `ms`. */

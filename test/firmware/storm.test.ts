@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { until } from '../helpers/wait.js';
 import { applianceConfig, open, readInputRegisters, startAppliance } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
@@ -34,14 +35,6 @@ function roundTrip(port: number, id: number): Promise<void> {
       resolve();
     });
   });
-}
-
-async function until(condition: () => boolean, limitMs = 5000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 async function run(total: number, concurrency: number, task: (i: number) => Promise<void>): Promise<string[]> {
@@ -85,10 +78,10 @@ describe('connection volume', () => {
     try {
       const gate = appliance.services[0]!.gate;
       const held = await open(port);
-      await until(() => gate.stats().held === 1);
+      await until(() => gate.stats().held === 1, 'the first connection to be held');
       const before = heapAfterGc();
       const errors = await run(10_000, 200, (i) => roundTrip(port, i));
-      await until(() => gate.stats().held === 1);
+      await until(() => gate.stats().held === 1, 'the storm connections to close');
       const after = heapAfterGc();
       const stats = gate.stats();
       expect(errors.slice(0, 5)).toEqual([]);

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseFlashTarget, remoteScript, shellQuote } from '../../app/flash.js';
 import { CLIENT_V4, Netns, SERVER_V4, link } from '../before/netns.js';
+import { waitForOutput } from '../helpers/wait.js';
 import { makeTempDir } from '../linux/fake-sysfs.js';
 import { describeAsRoot } from '../linux/root.js';
 
@@ -66,26 +67,6 @@ describe('flash targets', () => {
   });
 });
 
-/** Waits for a line on the child's stderr matching `pattern`. */
-function waitFor(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 20_000): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`${what}: nothing matched ${pattern} in ${timeoutMs} ms: ${text}`)), timeoutMs);
-    child.stderr?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      const match = pattern.exec(text);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code}: ${text}`));
-    });
-  });
-}
-
 describe('handcheck flash --to DIR', () => {
   it('lays out a tree that runs on its own: built code, production modules, the board entry, unit, rules, installer', { timeout: 180_000 }, async () => {
     const dir = join(temp.dir, 'opt', 'handcheck');
@@ -139,8 +120,8 @@ describe('handcheck flash --to DIR', () => {
     });
     try {
       const [[, port], [, control]] = await Promise.all([
-        waitFor(firmware, /service modbus \(modbus-tcp\) listening on 127\.0\.0\.1:(\d+)/, 'installed firmware'),
-        waitFor(firmware, /control endpoint on http:\/\/127\.0\.0\.1:(\d+)/, 'installed firmware'),
+        waitForOutput(firmware, /service modbus \(modbus-tcp\) listening on 127\.0\.0\.1:(\d+)/, 'installed firmware'),
+        waitForOutput(firmware, /control endpoint on http:\/\/127\.0\.0\.1:(\d+)/, 'installed firmware'),
       ]);
       const probe = await run(process.execPath, [join(dir, 'dist', 'app', 'handcheck.js'), 'probe', `127.0.0.1:${port}`], { cwd: temp.dir });
       expect(probe.stdout).toMatch(new RegExp(`^127\\.0\\.0\\.1:${port} up `));
@@ -213,7 +194,7 @@ describeAsRoot('handcheck flash over ssh', 'an sshd in a network namespace', ['i
     // Debian's sshd refuses to start without its privilege separation directory, which systemd would create.
     await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
     sshd = server.spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(keys.dir, 'sshd_config')]);
-    await waitFor(sshd, /Server listening on 198\.18\.0\.1 port 22/, 'sshd');
+    await waitForOutput(sshd, /Server listening on 198\.18\.0\.1 port 22/, 'sshd');
   });
 
   afterAll(async () => {
@@ -243,7 +224,7 @@ describeAsRoot('handcheck flash over ssh', 'an sshd in a network namespace', ['i
       '--install-command', `DESTDIR=${shellQuote(destdir)} ./deploy/install.sh`,
       '--restart-command', `echo "restart in $(pwd) from $SSH_CLIENT" > ${shellQuote(trace)}`,
     ];
-    const out = await client.exec('env', [`PATH=${process.env.PATH}`, process.execPath, ...args]).catch((err: Error) => err.message);
+    const out = await client.exec('env', [`PATH=${process.env.PATH}`, process.execPath, ...args], 110_000).catch((err: Error) => err.message);
     expect(out).toBe('');
 
     expect(JSON.parse(await readFile(join(dir, 'FLASHED.json'), 'utf8')).board).toBe('rpi4');
@@ -261,7 +242,7 @@ describeAsRoot('handcheck flash over ssh', 'an sshd in a network namespace', ['i
       .exec('env', [
         `PATH=${process.env.PATH}`, process.execPath, CLI, 'flash', '--board', 'rpi5', '--to', `root@${SERVER_V4}:${dir}`, '--no-build', ...sshArgs(),
         '--install-command', '', '--restart-command', 'echo "unit handcheck.service not found" >&2; exit 5',
-      ])
+      ], 110_000)
       .then(
         () => 'exit 0',
         (err: Error) => err.message,

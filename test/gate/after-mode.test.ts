@@ -8,7 +8,9 @@ import { DiagnosisTimeoutError, GateModeUnavailableError } from '../../firmware/
 import { ERR_DIAG_FAILED, ERR_DIAG_INVALID, ERR_DIAG_TIMEOUT, SELF_DIAGNOSIS, type Verdict } from '../../firmware/verdict.js';
 import { HalTimeoutError } from '../../hal/errors.js';
 import { VirtualClock } from '../../sim/clock.js';
-import { FakeDiagnosis, HOST, Rig, deferred, logSink, okVerdict, sensorFailure, until } from './harness.js';
+import { FakeDiagnosis, HOST, Rig, deferred, okVerdict, sensorFailure } from './harness.js';
+import { logSink } from '../helpers/log.js';
+import { until } from '../helpers/wait.js';
 
 const rig = new Rig();
 afterEach(() => rig.cleanup());

@@ -1,15 +1,14 @@
 /**
- * Shared pieces of the gate suites: a Diagnose the test drives, a pino logger writing to a sink the
- * test reads, gates on 127.0.0.1 port 0 that are closed after each test, and loopback clients whose
- * fate (data, FIN, RST) is recorded.
+ * Shared pieces of the gate suites: a Diagnose the test drives, gates on 127.0.0.1 port 0 that are
+ * closed after each test, and loopback clients whose fate (data, FIN, RST) is recorded.
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { Gate, type GateDecision, type GateOptions } from '../../firmware/gate/gate.js';
 import type { Diagnose, Failure, Verdict } from '../../firmware/verdict.js';
 import type { GatePolicyInput } from '../../config/board-config.js';
 import { gatePolicy } from '../../config/gate-policy.js';
+import { type LogSink, logSink } from '../helpers/log.js';
+import { until } from '../helpers/wait.js';
 
 export const HOST = '127.0.0.1';
 
@@ -72,32 +71,6 @@ export class FakeDiagnosis {
     this.behaviour = () => gate.promise;
     return gate;
   }
-}
-
-export interface LogSink {
-  logger: pino.Logger;
-  /** Every line written so far, parsed. */
-  lines(): Record<string, unknown>[];
-  /** Lines that carry an `action` (the gate's decisions). */
-  decisions(): Record<string, unknown>[];
-}
-
-export function logSink(level: pino.Level = 'debug'): LogSink {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  const logger = pino({ level }, stream);
-  const lines = (): Record<string, unknown>[] =>
-    chunks
-      .join('')
-      .split('\n')
-      .filter((line) => line.length > 0)
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  return { logger, lines, decisions: () => lines().filter((line) => 'action' in line) };
 }
 
 export interface Started {
@@ -217,17 +190,5 @@ export class Client {
 
   destroy(): void {
     this.socket.destroy();
-  }
-}
-
-/**
- * Waits until `condition` holds, checking after every turn of I/O. Waits for sockets to do what they
- * already were told to, never for time to pass; the bound only turns a hang into a readable failure.
- */
-export async function until(condition: () => boolean, what: string, boundMs = 5000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > boundMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }

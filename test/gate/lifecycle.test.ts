@@ -3,7 +3,9 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Gate } from '../../firmware/gate/gate.js';
 import { GateClosedError, GateListenError } from '../../firmware/gate/errors.js';
-import { FakeDiagnosis, HOST, Rig, logSink, until } from './harness.js';
+import { FakeDiagnosis, HOST, Rig } from './harness.js';
+import { logSink } from '../helpers/log.js';
+import { until } from '../helpers/wait.js';
 
 const rig = new Rig();
 afterEach(() => rig.cleanup());
@@ -54,15 +56,23 @@ describe('gate: limits and idle connections', () => {
   });
 
   it('closes a held connection with FIN after idleTimeoutMs without traffic either way', async () => {
-    const { gate, port, decisions } = await rig.start({ policy: { idleTimeoutMs: 150 } });
+    // The timeout must outlast the slowest round trip, which a loaded machine stretches: measured here
+    // first, on a gate without one, and the timeout set well above it.
+    const probe = await rig.start();
+    const measuring = rig.connect(probe.port);
+    let slowestMs = 0;
+    for (let i = 0; i < 20; i++) {
+      const sent = Date.now();
+      expect(await measuring.roundTrip('poll')).toBe('poll');
+      slowestMs = Math.max(slowestMs, Date.now() - sent);
+    }
+    const idleTimeoutMs = Math.max(150, 10 * slowestMs);
+    const { gate, port, decisions } = await rig.start({ policy: { idleTimeoutMs } });
     const client = rig.connect(port);
     await client.connected;
     const opened = Date.now();
-    // Traffic both ways keeps it open well past the idle timeout.
-    while (Date.now() - opened < 400) {
-      expect(await client.roundTrip('poll')).toBe('poll');
-      await new Promise((resolve) => setTimeout(resolve, 40));
-    }
+    // Traffic both ways, back to back, keeps it open well past the idle timeout.
+    while (Date.now() - opened < 2.5 * idleTimeoutMs) expect(await client.roundTrip('poll')).toBe('poll');
     expect(client.closed).toBe(false);
 
     const fate = await client.fate;

@@ -1,7 +1,9 @@
 import { gatePolicy } from '../../config/gate-policy.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Gate } from '../../firmware/gate/gate.js';
-import { FakeDiagnosis, HOST, Rig, logSink, okVerdict, sensorFailure, until } from './harness.js';
+import { FakeDiagnosis, HOST, Rig, okVerdict, sensorFailure } from './harness.js';
+import { logSink } from '../helpers/log.js';
+import { until } from '../helpers/wait.js';
 
 const rig = new Rig();
 afterEach(() => rig.cleanup());

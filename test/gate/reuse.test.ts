@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../sim/clock.js';
-import { Rig, badVerdict, okVerdict, sensorFailure, until } from './harness.js';
+import { Rig, badVerdict, okVerdict, sensorFailure } from './harness.js';
+import { until } from '../helpers/wait.js';
 
 const rig = new Rig();
 afterEach(() => rig.cleanup());

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DependencyChange } from '../../firmware/gate/gate.js';
 import { VerdictSource, type Withdrawal } from '../../firmware/gate/verdicts.js';
 import { VirtualClock } from '../../sim/clock.js';
-import { FakeDiagnosis, Rig, okVerdict, until } from './harness.js';
+import { until } from '../helpers/wait.js';
+import { FakeDiagnosis, Rig, okVerdict } from './harness.js';
 
 const rig = new Rig();
 afterEach(() => rig.cleanup());

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { type NetStatus, netCounterNames } from '../../hal/net.js';
 import { Netns } from '../before/netns.js';
+import { until, waitForOutput } from '../helpers/wait.js';
 import { makeTempDir } from './fake-sysfs.js';
 import { describeAsRoot } from './root.js';
 
@@ -35,35 +36,16 @@ afterEach(async () => {
   await temp.remove();
 });
 
-/** Everything read from the watchdog FIFO until the firmware closes it. */
-function recordWatchdog(fifo: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+/** What is read from the watchdog FIFO: so far, and everything once the firmware closes it. */
+function recordWatchdog(fifo: string): { received: () => number; all: Promise<Buffer> } {
+  const chunks: Buffer[] = [];
+  const all = new Promise<Buffer>((resolve, reject) => {
     const stream = createReadStream(fifo);
     stream.on('data', (chunk) => chunks.push(chunk as Buffer));
     stream.once('end', () => resolve(Buffer.concat(chunks)));
     stream.once('error', reject);
   });
-}
-
-function waitFor(child: ChildProcess, pattern: RegExp, what: string, output: () => string, timeoutMs = 20_000): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      const match = pattern.exec(output());
-      if (match) {
-        clearTimeout(timer);
-        child.stderr?.off('data', check);
-        resolve(match);
-      }
-    };
-    const timer = setTimeout(() => reject(new Error(`${what}: nothing matched ${pattern} in ${timeoutMs} ms: ${output()}`)), timeoutMs);
-    child.stderr?.on('data', check);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code}: ${output()}`));
-    });
-    check();
-  });
+  return { received: () => chunks.reduce((n, c) => n + c.length, 0), all };
 }
 
 describeAsRoot('firmware on a veth in a network namespace', 'network and mount namespaces', ['ip', 'unshare', 'mount', 'mkfifo'], () => {
@@ -88,14 +70,6 @@ describeAsRoot('firmware on a veth in a network namespace', 'network and mount n
     return out.split(' ')[1] ?? out;
   }
 
-  async function probeUntil(port: number, wanted: string): Promise<string> {
-    let last = '';
-    for (let i = 0; i < 50 && last !== wanted; i++) {
-      last = await probe(port);
-      if (last !== wanted) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    return last;
-  }
 
   it('LinuxNetController follows carrier and operstate as the link goes down and up', async () => {
     const up = await status();
@@ -115,7 +89,7 @@ describeAsRoot('firmware on a veth in a network namespace', 'network and mount n
     expect(Object.values(back.counters).every((n) => Number.isSafeInteger(n) && n >= 0)).toBe(true);
   });
 
-  async function startFirmware(): Promise<{ child: ChildProcess; port: number; stderr: () => string; stdout: () => string; watchdog: Promise<Buffer> }> {
+  async function startFirmware(): Promise<{ child: ChildProcess; port: number; stderr: () => string; stdout: () => string; watchdog: ReturnType<typeof recordWatchdog> }> {
     const wdClass = join(temp.dir, 'watchdog-class');
     await mkdir(join(wdClass, 'watchdog0'), { recursive: true });
     await writeFile(join(wdClass, 'watchdog0', 'identity'), 'Broadcom BCM2835 Watchdog timer\n');
@@ -149,7 +123,7 @@ describeAsRoot('firmware on a veth in a network namespace', 'network and mount n
     let stdout = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    const [, port] = await waitFor(child, /service modbus \(modbus-tcp\) listening on 127\.0\.0\.1:(\d+)/, 'firmware', () => stderr);
+    const [, port] = await waitForOutput(child, /service modbus \(modbus-tcp\) listening on 127\.0\.0\.1:(\d+)/, 'firmware');
     return { child, port: Number(port), stderr: () => stderr, stdout: () => stdout, watchdog };
   }
 
@@ -174,12 +148,14 @@ describeAsRoot('firmware on a veth in a network namespace', 'network and mount n
     expect(fw.stdout()).toContain('no carrier on hcnic0');
 
     await ns.exec('ip', ['link', 'set', 'hcnic1', 'up']);
-    expect(await probeUntil(fw.port, 'up')).toBe('up');
+    // Healed once the link is up again and a diagnosis has seen it.
+    let last = '';
+    await until(async () => (last = await probe(fw.port)) === 'up', `a probe to be up again (last: ${last})`, 30_000);
 
     const exited = new Promise<number | null>((resolve) => fw.child.once('exit', resolve));
     fw.child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    const written = await fw.watchdog;
+    const written = await fw.watchdog.all;
     // Kicks every 200 ms for the seconds the test ran, then the magic close as the last byte.
     expect(written.length).toBeGreaterThan(5);
     expect(written.subarray(-1).toString()).toBe('V');
@@ -188,9 +164,9 @@ describeAsRoot('firmware on a veth in a network namespace', 'network and mount n
 
   it('leaves the watchdog armed (no magic close) when the firmware is killed', { timeout: 30_000 }, async () => {
     const fw = await startFirmware();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await until(() => fw.watchdog.received() > 1, 'two kicks');
     fw.child.kill('SIGKILL');
-    const written = await fw.watchdog;
+    const written = await fw.watchdog.all;
     expect(written.length).toBeGreaterThan(1);
     expect([...written].every((byte) => byte === 0)).toBe(true);
   });

@@ -1,14 +1,13 @@
 /**
  * Shared pieces of the Modbus tests: a data model laid out like the examples of the Modbus Application
- * Protocol spec V1.1b3, a log sink, a real server on 127.0.0.1 port 0, and a raw TCP client that
+ * Protocol spec V1.1b3, a real server on 127.0.0.1 port 0, and a raw TCP client that
  * reassembles MBAP responses.
  */
 import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { expect } from 'vitest';
 import { TableDataModel, type DeviceIdentification } from '../../firmware/modbus/data-model.js';
+import { type LogSink, logSink } from '../helpers/log.js';
 import { serveModbus, type ModbusSession, type ModbusSessionOptions } from '../../firmware/modbus/session.js';
 
 export const identification: DeviceIdentification = {
@@ -42,30 +41,6 @@ export function specModel(): TableDataModel {
   model.holdingRegisters[109] = 100;
   model.inputRegisters[8] = 10;
   return model;
-}
-
-export interface LogSink {
-  logger: pino.Logger;
-  lines(): Record<string, unknown>[];
-}
-
-export function logSink(): LogSink {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return {
-    logger: pino({ level: 'debug' }, stream),
-    lines: () =>
-      chunks
-        .join('')
-        .split('\n')
-        .filter((line) => line.length > 0)
-        .map((line) => JSON.parse(line) as Record<string, unknown>),
-  };
 }
 
 export interface TestServer {

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Firmware, cli, handcheck, startFirmware } from '../cli/harness.js';
+import { type Firmware, cli, handcheck, startFirmware } from '../helpers/processes.js';
 import { tempDir } from './helpers.js';
 
 interface Line {

@@ -13,7 +13,8 @@ import type { Appliance } from '../../app/appliance.js';
 import { type MonitorHttpServer, startMonitorHttp } from '../../monitor/http.js';
 import type { Monitor } from '../../monitor/monitor.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
-import { reach, silent, sleep, startMonitor } from './helpers.js';
+import { silent } from '../helpers/log.js';
+import { reach, startMonitor } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -105,7 +106,7 @@ describe('dashboard and HTTP endpoint', () => {
     const updateDocs = process.env.HANDCHECK_UPDATE_SCREENSHOTS === '1';
     try {
       // The picture for the README wants timelines with more than a few seconds of history.
-      if (updateDocs) await sleep(8000);
+      if (updateDocs) await new Promise((resolve) => setTimeout(resolve, 8000));
       await page.goto(base);
       await page.waitForSelector('body[data-ready="1"]');
       // Through locators and attributes: this test compiles without the DOM library.
@@ -130,7 +131,8 @@ describe('dashboard and HTTP endpoint', () => {
       expect(await page.textContent('tr[data-target="osaka-pump-1"] td.reason')).toMatch(/^RST /);
       expect(await page.textContent('#n-down')).toBe('3 down');
       await page.waitForFunction('document.title.startsWith("3 down")');
-      await sleep(300);
+      // Two frames, so that the screenshot shows what was rendered.
+      await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
       mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
       await page.screenshot({ path: join(ROOT, 'test-artifacts', 'monitor-dashboard.png'), fullPage: true });
       if (updateDocs) await page.screenshot({ path: join(ROOT, 'docs', 'monitor-dashboard.png'), fullPage: true });

@@ -7,9 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
 import type { Monitor } from '../../monitor/monitor.js';
-import { startFirmware } from '../cli/harness.js';
+import { startFirmware } from '../helpers/processes.js';
 import { applianceConfig, serviceFaultMatrix, startAppliance } from '../firmware/helpers.js';
-import { nextTransition, reach, sleep, startMonitor } from './helpers.js';
+import { until } from '../helpers/wait.js';
+import { nextResults, nextTransition, reach, startMonitor } from './helpers.js';
 
 const { targets, healthyLevel, params } = serviceFaultMatrix(applianceConfig());
 
@@ -42,10 +43,7 @@ describe('probe mode: every fault kind in after mode -> reset, cleared -> up', (
         await reach(monitor, 'appliance', 'up', 5000);
         if (harmless) {
           sim.faults.inject({ target, kind });
-          const results: string[] = [];
-          const off = monitor.onResult((_, o) => results.push(o.result));
-          await sleep(300);
-          off();
+          const results = await nextResults(monitor, 'appliance', 3);
           expect(`${kind}: ${[...new Set(results)].join(',')}`).toBe(`${kind}: up`);
           sim.faults.clearAll();
           continue;
@@ -90,15 +88,20 @@ describe('probe mode: other gate policies and dead firmware', () => {
     const monitor = startMonitor({ targets: [{ name: 'fw', address: `127.0.0.1:${firmware.port}`, intervalMs: 50, graceMs: 30 }] });
     try {
       await reach(monitor, 'fw', 'up');
-      const down = nextTransition(monitor, 'fw', undefined);
+      const transitions: string[] = [];
+      const off = monitor.onTransition((t) => transitions.push(`${t.from} -> ${t.to}`));
+      const refused = nextTransition(monitor, 'fw', 'refused');
       await firmware.stop('SIGKILL');
-      expect(await down).toMatchObject({ from: 'up', to: 'refused', reason: 'RST to the SYN' });
-      await sleep(200);
+      expect(await refused).toMatchObject({ to: 'refused', reason: 'RST to the SYN' });
+      off();
+      // A probe whose handshake completed as the process died sees its connection reset by the kernel:
+      // that one result may come first.
+      expect(transitions.join(', ')).toMatch(/^(up -> reset, reset|up) -> refused$/);
+      expect(await nextResults(monitor, 'fw', 3)).toEqual(['refused', 'refused', 'refused']);
       expect(monitor.target('fw')).toMatchObject({ state: 'refused', last: { result: 'refused', errno: 'ECONNREFUSED' } });
     } finally {
       await monitor.close();
-      // The harness's stop() waits for an exit that a process already killed by a signal never reports again.
-      if (firmware.process.exitCode === null && firmware.process.signalCode === null) await firmware.stop('SIGKILL');
+      await firmware.stop('SIGKILL');
     }
   });
 
@@ -110,8 +113,8 @@ describe('probe mode: other gate policies and dead firmware', () => {
       const results: string[] = [];
       monitor.onResult((_, o) => results.push(o.result));
       appliance.board.sim!.faults.inject({ target: 'board-temp', kind: 'nack', times: 1 });
-      await sleep(400);
-      expect(results).toContain('reset');
+      await until(() => results.includes('reset'), 'the probe that meets the one failed read');
+      await nextResults(monitor, 'a', 2);
       expect(monitor.target('a')!.state).toBe('up');
       const down = nextTransition(monitor, 'a', undefined);
       appliance.board.sim!.faults.inject({ target: 'board-temp', kind: 'nack' });
@@ -130,31 +133,26 @@ describe('probe mode: other gate policies and dead firmware', () => {
 });
 
 describe('hold mode', () => {
-  it('learns of a fault found by the firmware recheck within recheckMs + 50 ms (bound here: + 250 ms), then reconnects', async () => {
+  // How soon is for the bench to measure (bench/monitor.ts: fault -> held connection lost, <= recheckMs + 50 ms).
+  it('learns of a fault found by the firmware recheck as a lost held connection, then reconnects', async () => {
     const recheckMs = 100;
     const { appliance, port } = await startAppliance(applianceConfig({ recheckMs }));
     const monitor = startMonitor({ targets: [{ name: 'held', address: `127.0.0.1:${port}`, mode: 'hold', intervalMs: 500, graceMs: 50 }] });
     try {
+      const gate = appliance.services[0]!.gate;
       await reach(monitor, 'held', 'up');
-      await sleep(50);
-      expect(monitor.target('held')!.held).toBe(true);
-      expect(appliance.services[0]!.gate.stats().held).toBe(1);
-      const latencies: number[] = [];
+      await until(() => monitor.target('held')!.held === true && gate.stats().held === 1, 'the monitor to hold its connection');
       for (let i = 0; i < 3; i++) {
-        const lost = nextTransition(monitor, 'held', undefined, 2000);
-        const injectedAt = Date.now();
+        const lost = nextTransition(monitor, 'held', undefined, 10_000);
         appliance.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
         const transition = await lost;
-        latencies.push(transition.at - injectedAt);
         expect(transition).toMatchObject({ from: 'up', to: 'lost', reason: expect.stringMatching(/^RST on the held connection after [\d.]+ s held$/) });
         // The reconnect meets the failing diagnosis.
-        await reach(monitor, 'held', 'reset', 2000);
+        await reach(monitor, 'held', 'reset', 10_000);
         appliance.board.sim!.faults.clearAll();
-        await reach(monitor, 'held', 'up', 3000);
-        await sleep(30);
-        expect(monitor.target('held')!.held).toBe(true);
+        await reach(monitor, 'held', 'up', 10_000);
+        await until(() => monitor.target('held')!.held === true && gate.stats().held === 1, 'the monitor to hold its connection again');
       }
-      expect(Math.max(...latencies)).toBeLessThan(recheckMs + 250);
     } finally {
       await monitor.close();
       await appliance.stop();

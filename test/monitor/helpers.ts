@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { type ConfigFile, resolveConfig } from '../../monitor/config.js';
 import { Monitor, type MonitorOptions } from '../../monitor/monitor.js';
 import type { TargetState, Transition } from '../../monitor/state.js';
+import { silent } from '../helpers/log.js';
 
-export const silent = pino({ level: 'silent' });
 
 /** Starts a monitor on a config document (validated as a file would be). */
 export function startMonitor(document: ConfigFile, options: Partial<MonitorOptions> = {}): Monitor {
@@ -43,4 +42,21 @@ export function tempDir(): { dir: string; remove: () => void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves with the results of the next `count` probes of `target`, in order. */
+export function nextResults(monitor: Monitor, target: string, count: number, timeoutMs = 10_000): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const results: string[] = [];
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`${target}: ${results.length} of ${count} probe results within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const off = monitor.onResult((config, outcome) => {
+      if (config.name !== target) return;
+      results.push(outcome.result);
+      if (results.length < count) return;
+      clearTimeout(timer);
+      off();
+      resolve(results);
+    });
+  });
+}

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
 import { MonitorHistoryError } from '../../monitor/errors.js';
 import { History } from '../../monitor/history.js';
-import { handcheck } from '../cli/harness.js';
+import { handcheck } from '../helpers/processes.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
-import { nextTransition, reach, startMonitor, tempDir } from './helpers.js';
+import { nextResults, nextTransition, reach, startMonitor, tempDir } from './helpers.js';
 
 describe('history', () => {
   const tmp = tempDir();
@@ -37,12 +37,9 @@ describe('history', () => {
     try {
       // Before its first probe, the new monitor already knows what the old one last saw.
       expect(second.target('pump-1')).toMatchObject({ state: 'reset', since: reset.at, reason: reset.reason });
-      const results: string[] = [];
-      second.onResult((_, o) => results.push(o.result));
       const transitions: string[] = [];
       second.onTransition((t) => transitions.push(`${t.from}->${t.to}`));
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      expect(results).toContain('reset');
+      expect(await nextResults(second, 'pump-1', 2)).toContain('reset');
       // Seeing the same state again after the restart is no transition.
       expect(transitions).toEqual([]);
       const up = nextTransition(second, 'pump-1', 'up');

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Monitor } from '../../monitor/monitor.js';
-import { cli } from '../cli/harness.js';
+import { cli } from '../helpers/processes.js';
 import { describeWhen, notRoot, requireOrSkip } from '../helpers/requirements.js';
 import { nextTransition, reach, startMonitor } from './helpers.js';
 

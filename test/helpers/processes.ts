@@ -1,9 +1,11 @@
 /**
- * Runs the built `handcheck` command as users run it: a real process, real ports, real signals.
+ * Processes as users run them: the built `handcheck` command (a real process, real ports, real
+ * signals), and any program to completion.
  */
 import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { waitForOutput } from './wait.js';
 
 export const cli = fileURLToPath(new URL('../../dist/app/handcheck.js', import.meta.url));
 const exec = promisify(execFile);
@@ -17,34 +19,20 @@ export interface Firmware {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** `handcheck run` with its service and control endpoint on ports 0. */
 export async function startFirmware(args: string[] = []): Promise<Firmware> {
   const child = spawn(process.execPath, [cli, 'run', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0', ...args]);
   let out = '';
-  let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const ready = await new Promise<{ port: number; control: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`firmware did not start: ${err}`)), 15_000);
-    child.stderr.on('data', (chunk: Buffer) => {
-      err += chunk.toString();
-      const port = /listening on 127\.0\.0\.1:(\d+)/.exec(err);
-      const control = /control endpoint on http:\/\/([\d.]+:\d+)/.exec(err);
-      if (port && control) {
-        clearTimeout(timer);
-        resolve({ port: Number(port[1]), control: control[1]! });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`firmware exited with ${code}: ${err}`));
-    });
-  });
+  const [, port, control] = await waitForOutput(child, /listening on 127\.0\.0\.1:(\d+)[\s\S]*control endpoint on http:\/\/([\d.]+:\d+)/, 'firmware');
   return {
     process: child,
-    ...ready,
+    port: Number(port),
+    control: control!,
     logs: () => out,
     stop: (signal = 'SIGTERM') =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode);
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
         child.once('exit', (code) => resolve(code));
         child.kill(signal);
       }),
