@@ -6,6 +6,7 @@
  * side holds the SYNs and RSTs but not one SYN/ACK.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { until } from '../helpers/wait.js';
 import {
   CLIENT_V4,
   CLIENT_V6,
@@ -157,8 +158,9 @@ describeAsRoot('before mode: slow diagnoses and held connections', () => {
     const gate = new FixtureServer(server, { host: SERVER_V4, port: PORT + 2, policy: { mode: 'before', recheckMs: 200, queue: 1 } });
     await gate.started();
     await gate.command('delay 300', 'delay');
-    const holding = connectFrom(client, { host: SERVER_V4, port: PORT + 2, holdMs: 3000 });
-    while ((await gate.stats()).held !== 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    // Held until the failing recheck cuts it, however long the clients below take to start.
+    const holding = connectFrom(client, { host: SERVER_V4, port: PORT + 2, holdMs: 60_000 });
+    await until(async () => (await gate.stats()).held === 1, 'the first connection to be held');
     const quick = await connectFrom(client, { host: SERVER_V4, port: PORT + 2, count: 5 });
     expect(outcomes(quick)).toEqual({ connected: 5 });
     // No SYN of these waited for a diagnosis: the held connection's verdict answered at once.

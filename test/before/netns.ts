@@ -195,7 +195,7 @@ export interface ClientResult {
 }
 
 export async function connectFrom(ns: Netns, config: { host: string; port: number; count?: number; timeoutMs?: number; holdMs?: number }): Promise<ClientResult[]> {
-  const out = await ns.exec('node', ['--import', 'tsx', CLIENT, JSON.stringify(config)]);
+  const out = await ns.exec('node', ['--import', 'tsx', CLIENT, JSON.stringify(config)], 20_000 + (config.holdMs ?? 0));
   return (JSON.parse(out) as { results: ClientResult[] }).results;
 }
 

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admitted } from '../firmware/helpers.js';
 import { requireOrSkip } from '../helpers/requirements.js';
+import { until } from '../helpers/wait.js';
 import { type Firmware, handcheck, program, startFirmware } from '../helpers/processes.js';
 
 const python = '/usr/bin/python3';
@@ -181,7 +182,7 @@ describe('handcheck run against faults that used to kill it', () => {
       const injected = await handcheck('fault', 'inject', 'meter', 'unplugged', '--times', '1', '--duration', '500', '--control', own.control);
       expect(injected.code).toBe(0);
       // The board clock follows real time: wait until it is well past the fault's duration.
-      while ((await boardNow()) < injectedAt + 1500) await new Promise((resolve) => setTimeout(resolve, 100));
+      await until(async () => (await boardNow()) >= injectedAt + 1500, "the board clock past the fault's duration");
       expect(own.process.exitCode).toBeNull();
       expect(own.logs()).not.toMatch(/no active fault with id/);
       expect((await handcheck('probe', `127.0.0.1:${own.port}`)).code).toBe(0);
