@@ -35,7 +35,8 @@ describe('handcheck run on the sim board', () => {
     expect(metrics).toMatch(/handcheck_diagnosis_duration_seconds_bucket/);
   });
 
-  it('probe, fault inject, probe again: up, then reset, then up after clear', async () => {
+  // Six CLI processes; each start can take seconds on a loaded machine.
+  it('probe, fault inject, probe again: up, then reset, then up after clear', { timeout: 120_000 }, async () => {
     const target = `127.0.0.1:${fw.port}`;
     const up = await handcheck('probe', target);
     expect(up).toMatchObject({ code: 0, stdout: expect.stringContaining(' up ') });

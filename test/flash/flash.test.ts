@@ -68,7 +68,7 @@ describe('flash targets', () => {
 });
 
 describe('handcheck flash --to DIR', () => {
-  it('lays out a tree that runs on its own: built code, production modules, the board entry, unit, rules, installer', { timeout: 180_000 }, async () => {
+  it('lays out a tree that runs on its own: built code, production modules, the board entry, unit, rules, installer', { timeout: 300_000 }, async () => {
     const dir = join(temp.dir, 'opt', 'handcheck');
     const flashed = await run(process.execPath, [CLI, 'flash', '--board', 'rpi4', '--to', dir]);
     expect(flashed.stderr).toContain('flash: building');

@@ -5,6 +5,7 @@
 import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { patientBoardsFile } from './boards.js';
 import { waitForOutput } from './wait.js';
 
 export const cli = fileURLToPath(new URL('../../dist/app/handcheck.js', import.meta.url));
@@ -19,9 +20,10 @@ export interface Firmware {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `handcheck run` with its service and control endpoint on ports 0. */
+/** `handcheck run` on ports 0, with patient component deadlines unless `args` name a boards file. */
 export async function startFirmware(args: string[] = []): Promise<Firmware> {
-  const child = spawn(process.execPath, [cli, 'run', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0', ...args]);
+  const boards = args.includes('--boards') ? [] : ['--boards', patientBoardsFile()];
+  const child = spawn(process.execPath, [cli, 'run', '--listen', 'modbus=127.0.0.1:0', '--control', '127.0.0.1:0', ...boards, ...args]);
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const [, port, control] = await waitForOutput(child, /listening on 127\.0\.0\.1:(\d+)[\s\S]*control endpoint on http:\/\/([\d.]+:\d+)/, 'firmware');
