@@ -13,6 +13,10 @@ import type { GateDecision } from '../firmware/gate/gate.js';
 import { FirmwareMetrics } from '../firmware/metrics.js';
 import { SimPage } from './sim-page.js';
 
+/** First wait before retrying a failed restart; it doubles up to the maximum. */
+const firstRestartBackoffMs = 250;
+const maxRestartBackoffMs = 30_000;
+
 export interface ApplianceOptions {
   config: Readonly<BoardConfig>;
   logger: Logger;
@@ -33,8 +37,19 @@ export interface SimStatus {
   faults: ReturnType<FaultApi['list']>;
 }
 
+/** The firmware failed to come back after a reset and is retrying; its services are not listening meanwhile. */
+export interface FirmwareDown {
+  /** Board-clock ms of the first failed attempt. */
+  since: number;
+  attempts: number;
+  lastError: { code: string; message: string };
+  retryInMs: number;
+}
+
 export interface ApplianceStatus extends FirmwareStatus {
   restarts: number;
+  /** Present while the firmware is down after a reset, retrying. */
+  down: FirmwareDown | undefined;
   /** The last gate decisions, oldest first, each stamped with the board-clock time it was made. */
   recentDecisions: RecordedDecision[];
   sim: SimStatus | undefined;
@@ -70,6 +85,9 @@ export class Appliance {
   private page: SimPage | undefined;
   private restarts = 0;
   private restarting: Promise<void> | undefined;
+  private down: FirmwareDown | undefined;
+  /** Cuts a restart backoff short when the appliance stops. */
+  private readonly stopSignal = new AbortController();
   private stopping: Promise<void> | undefined;
   private readonly decisions = new DecisionLog(200);
   private readonly decisionListeners = new Set<(decision: RecordedDecision) => void>();
@@ -147,12 +165,29 @@ export class Appliance {
     return () => this.decisionListeners.delete(listener);
   }
 
+  /**
+   * After a reset, brings the firmware back; an attempt that fails (its port briefly taken, a device
+   * not back yet) is retried with backoff, on the board clock, until it succeeds or the appliance stops.
+   */
   private restart(): Promise<void> {
     this.restarting ??= (async () => {
       await this.firmware.stop({ magic: false });
-      if (this.stopping) return;
-      await this.startFirmware(this.bound);
-      this.restarts += 1;
+      const clock = this.board.hal.clock;
+      for (let attempt = 1; !this.stopping; attempt++) {
+        try {
+          await this.startFirmware(this.bound);
+          this.restarts += 1;
+          if (this.down) this.options.logger.info({ attempts: attempt }, 'firmware back after a reset');
+          this.down = undefined;
+          return;
+        } catch (err) {
+          const retryInMs = Math.min(maxRestartBackoffMs, firstRestartBackoffMs * 2 ** (attempt - 1));
+          const lastError = { code: (err as { code?: string }).code ?? 'ERR_UNEXPECTED', message: (err as Error).message };
+          this.down = { since: this.down?.since ?? clock.now(), attempts: attempt, lastError, retryInMs };
+          this.options.logger.error({ err, attempt, retryInMs }, 'firmware failed to come back after a reset; retrying');
+          await clock.sleep(retryInMs, this.stopSignal.signal).catch(() => undefined);
+        }
+      }
     })()
       .catch((err: unknown) => this.options.logger.fatal({ err }, 'firmware failed to come back after a reset'))
       .finally(() => {
@@ -167,6 +202,7 @@ export class Appliance {
     return {
       ...this.firmware.status(),
       restarts: this.restarts,
+      down: this.down,
       recentDecisions: this.decisions.list(),
       sim: sim && {
         clock: { now: sim.clock.now(), mode: sim.clock.mode, speed: sim.clock.speed },
@@ -181,6 +217,7 @@ export class Appliance {
   /** Orderly stop: firmware first (gates FIN their connections), then the control endpoint, then the board. */
   stop(options: { magic: boolean } = { magic: true }): Promise<void> {
     this.stopping ??= (async () => {
+      this.stopSignal.abort();
       await this.restarting;
       this.page?.close();
       await this.firmware?.stop(options);

@@ -2,6 +2,7 @@
  * The firmware on the sim board over real loopback sockets: every fault the Modbus service depends on
  * resets a connecting client; a healthy board never does.
  */
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
 import { watchFaults } from '../helpers/faults.js';
@@ -166,6 +167,38 @@ describe('watchdog', () => {
       const wdt = appliance.board.sim!.watchdogModel!;
       expect(wdt.isArmed).toBe(true);
     } finally {
+      await appliance.stop();
+    }
+  });
+
+  it('a restart that cannot listen (its port briefly taken) is retried with backoff; /status says the service is down meanwhile', async () => {
+    const { appliance, port } = await startAppliance(
+      applianceConfig({}, (c) => ({ ...c, watchdog: { device: '/dev/watchdog', timeoutS: 1, kickIntervalMs: 200 } })),
+    );
+    const squatter = createServer();
+    try {
+      // The firmware closes its listening socket as the reset begins; take the port before it is back.
+      appliance.board.sim!.onReset(() => squatter.listen(port, '127.0.0.1'));
+      appliance.board.sim!.faults.inject({ target: 'watchdog', kind: 'starve' });
+      const until = async (what: string, done: () => boolean): Promise<void> => {
+        const deadline = Date.now() + 10_000;
+        while (!done()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      };
+      await until('a failed restart', () => appliance.status().down !== undefined);
+      const down = appliance.status();
+      expect(down.down).toMatchObject({ attempts: 1, lastError: { code: 'ERR_GATE_LISTEN' } });
+      expect(down.services[0]!.stats.listening).toBe(false);
+      appliance.board.sim!.faults.clearAll();
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+      await until('the firmware back', () => appliance.restartCount === 1);
+      expect(appliance.status().down).toBeUndefined();
+      expect(appliance.status().services[0]!.stats.listening).toBe(true);
+      expect(await attempt(port, 150)).toBe('open');
+    } finally {
+      squatter.close();
       await appliance.stop();
     }
   });
