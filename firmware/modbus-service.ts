@@ -18,6 +18,7 @@ import type { GpioLine } from '../hal/gpio.js';
 import type { DeviceStateManager } from './device-state.js';
 import type { ServiceHandler } from './firmware.js';
 import { type DeviceIdentification, type ModbusDataModel } from './modbus/data-model.js';
+import { LogSummary } from './log-summary.js';
 import { ModbusIllegalAddressError } from './modbus/errors.js';
 import { type ModbusSession, serveModbus } from './modbus/session.js';
 
@@ -186,6 +187,7 @@ export function createModbusService({ board, devices, service, logger }: ModbusS
   const sessions = new Set<Socket>();
   const allow = service.writeAllow && new Set(service.writeAllow.map(plainAddress));
   const canWrite = allow ? (remote: string) => allow.has(plainAddress(remote)) : undefined;
+  const notModbus = new LogSummary(logger, 'warn', 'closing a connection: the byte stream is not Modbus TCP');
   return {
     onConnection(socket: Socket): void {
       const session: ModbusSession = serveModbus(socket, {
@@ -193,6 +195,7 @@ export function createModbusService({ board, devices, service, logger }: ModbusS
         ...(service.unitIds ? { unitIds: [...service.unitIds] } : {}),
         ...(canWrite ? { canWrite } : {}),
         logger,
+        notModbus: (context) => notModbus.note(context),
       });
       sessions.add(socket);
       void session.closed.then(() => sessions.delete(socket));

@@ -14,6 +14,7 @@ import type { GatePolicy } from '../../config/board-config.js';
 import { type Clock, type Timer, systemClock } from '../../hal/clock.js';
 import { type Admission, type GateMode, createAdmission } from './admission.js';
 import { GateClosedError, GateListenError } from './errors.js';
+import { LogSummary } from '../log-summary.js';
 import { VerdictSource } from './verdicts.js';
 import type { Diagnose, Failure, Verdict } from '../verdict.js';
 
@@ -118,8 +119,6 @@ export interface GateEvents {
 /** Bounds the gate sets itself; they are not part of a board's policy. */
 const diagnosisTimeoutMs = 2000;
 const closeTimeoutMs = 2000;
-/** At most one log line per this long about connections reset at maxConnections; the rest are counted into it. */
-const limitLogEveryMs = 10_000;
 
 function peerOf(socket: Socket): string {
   const address = socket.remoteAddress;
@@ -146,7 +145,7 @@ export class Gate extends EventEmitter<GateEvents> {
   private state: State = 'idle';
   private closing: Promise<void> | undefined;
   private recheckTimer: Timer | undefined;
-  private limitLog: { since: number | undefined; unlogged: number } = { since: undefined, unlogged: 0 };
+  private readonly limitLog: LogSummary;
   private readonly unwatchDependencies: () => void;
   private readonly counters = {
     connections: 0,
@@ -173,6 +172,7 @@ export class Gate extends EventEmitter<GateEvents> {
       closeTimeoutMs: options.closeTimeoutMs ?? closeTimeoutMs,
     });
     this.log = options.logger.child({ subsystem: 'gate', service: options.service });
+    this.limitLog = new LogSummary(this.log, 'warn', `connection reset without diagnosis: maxConnections (${String(this.policy.maxConnections)}) reached, not a fault`);
     this.onConnection = options.onConnection;
     this.clock = options.clock ?? systemClock;
     this.verdicts = new VerdictSource({
@@ -374,13 +374,8 @@ export class Gate extends EventEmitter<GateEvents> {
     this.counters.rejectedLimit++;
     const notify = this.listenerCount('decision') > 0;
     const peer = peerOf(socket);
-    // Not a fault: said so, once, and then summarised, so a flood at the limit cannot flood the log.
-    const now = performance.now();
-    if (this.limitLog.since === undefined || now - this.limitLog.since >= limitLogEveryMs) {
-      const context = { action: 'limit', peer, held: this.held.size, waiting: this.admission.waiting, maxConnections: max, alsoReset: this.limitLog.unlogged };
-      this.log.warn(context, `connection reset without diagnosis: maxConnections (${max}) reached, not a fault${this.limitLog.unlogged > 0 ? ` (${this.limitLog.unlogged} more since the last such line)` : ''}`);
-      this.limitLog = { since: now, unlogged: 0 };
-    } else this.limitLog.unlogged++;
+    // Not a fault: said so, and summarised, so a flood at the limit cannot flood the log.
+    this.limitLog.note({ action: 'limit', peer, held: this.held.size, waiting: this.admission.waiting, maxConnections: max });
     if (notify) this.emit('decision', { service: this.service, action: 'limit', peer, verdict: undefined });
     socket.resetAndDestroy();
   }

@@ -34,6 +34,11 @@ export interface ModbusSessionOptions {
    */
   canWrite?: (remoteAddress: string) => boolean;
   logger: Logger;
+  /**
+   * Where a connection that is not Modbus TCP is reported; shared by the sessions of a service so a
+   * garbage flood writes a line per window, not per connection. Default: a warning per connection.
+   */
+  notModbus?: (context: { remote: string; code: string; message: string }) => void;
   /** Received requests that may wait for their answer before the session stops reading. Default 16. */
   maxInFlight?: number;
 }
@@ -79,7 +84,8 @@ function checkOptions(options: ModbusSessionOptions): { unitIds: Set<number>; ma
 export function serveModbus(socket: Socket, options: ModbusSessionOptions): ModbusSession {
   const { unitIds, maxInFlight } = checkOptions(options);
   const remoteAddress = socket.remoteAddress ?? 'unknown';
-  const logger = options.logger.child({ component: 'modbus', remote: `${remoteAddress}:${socket.remotePort ?? 0}` });
+  const remote = `${remoteAddress}:${socket.remotePort ?? 0}`;
+  const logger = options.logger.child({ component: 'modbus', remote });
   const writeAllowed = options.canWrite ? options.canWrite(remoteAddress) : true;
   const parser = new MbapParser();
   const queue: MbapFrame[] = [];
@@ -123,7 +129,10 @@ export function serveModbus(socket: Socket, options: ModbusSessionOptions): Modb
         frame = parser.next();
       } catch {
         reason = parser.error;
-        logger.warn({ err: reason }, 'closing the connection: the byte stream is not Modbus TCP');
+        // No stack: it is the client's bytes that are wrong, not this code.
+        const context = { remote, code: reason?.code ?? 'ERR_MODBUS_FRAME', message: reason?.message ?? '' };
+        if (options.notModbus) options.notModbus(context);
+        else logger.warn(context, 'closing the connection: the byte stream is not Modbus TCP');
         break;
       }
       if (!frame) break;

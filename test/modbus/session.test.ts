@@ -162,7 +162,9 @@ describe('serveModbus', () => {
     expect(end?.requests).toBe(1);
     const warning = sink.lines().find((line) => line.level === 40);
     expect(warning?.msg).toBe('closing the connection: the byte stream is not Modbus TCP');
-    expect((warning?.err as { code?: string } | undefined)?.code).toBe('ERR_MODBUS_FRAME');
+    expect(warning?.code).toBe('ERR_MODBUS_FRAME');
+    expect(warning?.message).toContain('protocol');
+    expect(warning).not.toHaveProperty('err');
   });
 
   it('closes on a length past 254 without waiting for the bytes it announces', async () => {
