@@ -49,7 +49,7 @@ function chipCheck<K extends ComponentKind, D extends Driver>(
   return new DriverCheck(component, board, async () => chip(component, await board.i2c(component.bus), board), options);
 }
 
-const tmp102 = (component: Readonly<ComponentOf<'tmp102'>>, bus: I2cBus) => new Tmp102Driver(bus, component.address);
+const tmp102 = (component: Readonly<ComponentOf<'tmp102'>>, bus: I2cBus, board: BoardHal) => new Tmp102Driver(bus, component.address, board.clock);
 const lm75 = (component: Readonly<ComponentOf<'lm75'>>, bus: I2cBus) => new Lm75Driver(bus, component.address);
 const bme280 = (component: Readonly<ComponentOf<'bme280'>>, bus: I2cBus, board: BoardHal) => new Bme280Driver(bus, component.address, board.clock);
 const ina219 = (component: Readonly<ComponentOf<'ina219'>>, bus: I2cBus, board: BoardHal) =>

@@ -6,7 +6,14 @@
  *
  * The part has no identification register; like the Linux tmp102 driver, identification checks that
  * the read-only resolution bits R1:R0 read 11 and the unused low bits read 0.
+ *
+ * A chip left in shutdown (SD = 1, by an earlier program) holds its last conversion forever. The
+ * kernel's tmp102_probe clears SD at start and waits one conversion (CONVERSION_TIME_MS, 35 ms)
+ * before the first reading; `read` does the same whenever the configuration last seen has SD set, so
+ * a frozen value is never reported as a live one. Unlike the kernel it clears only SD and OS: TM,
+ * EM and the conversion rate stay as the board uses them (the ALERT line may be wired).
  */
+import type { Clock } from '../clock.js';
 import { HalIdentityError } from '../errors.js';
 import { type I2cBus, i2cTarget } from '../i2c.js';
 import { type Driver, type DriverCallOptions, type Identity, type SelfTestCheck, type SelfTestResult, selfTestResult } from './driver.js';
@@ -43,6 +50,8 @@ export const TMP102_CONFREG_MASK =
   TMP102_CONF.CR1;
 
 export const TMP102_POWER_ON_CONFIG = 0x60a0;
+/** drivers/hwmon/tmp102.c CONVERSION_TIME_MS: the first conversion after leaving shutdown. */
+export const TMP102_CONVERSION_MS = 35;
 export const TMP102_LSB_C = 0.0625;
 
 /** True when `config` has the fixed bits of a TMP102 (the Linux driver's probe check). */
@@ -74,25 +83,41 @@ function hex16(value: number): string {
 export class Tmp102Driver implements Driver<Tmp102Reading> {
   readonly target: string;
 
+  /** The configuration last read by `identify`; undefined until then, and once shutdown was left. */
+  private lastConfig: number | undefined;
+  private awake = false;
+
   constructor(
     private readonly bus: I2cBus,
     private readonly address: number,
+    private readonly clock: Clock,
   ) {
     this.target = i2cTarget(bus.id, address);
   }
 
   async identify(options: DriverCallOptions = {}): Promise<Identity> {
     const config = await this.bus.readWord(this.address, TMP102_REG.config, 'be', options);
+    this.lastConfig = config;
     if (!tmp102ConfigLooksRight(config)) {
       throw new HalIdentityError(
         `${this.target}: expected a TMP102 (configuration register with R1:R0 = 11 and low nibble 0, power-on ${hex16(TMP102_POWER_ON_CONFIG)}), found configuration ${hex16(config)}`,
         { target: this.target },
       );
     }
-    return { part: 'TMP102', details: { config: hex16(config), extendedMode: (config & TMP102_CONF.EM) !== 0 } };
+    return { part: 'TMP102', details: { config: hex16(config), extendedMode: (config & TMP102_CONF.EM) !== 0, shutdown: (config & TMP102_CONF.SD) !== 0 } };
   }
 
   async read(options: DriverCallOptions = {}): Promise<Tmp102Reading> {
+    const seen = this.lastConfig;
+    if (seen === undefined ? !this.awake : (seen & TMP102_CONF.SD) !== 0) {
+      const config = seen ?? (await this.bus.readWord(this.address, TMP102_REG.config, 'be', options));
+      if (config & TMP102_CONF.SD) {
+        await this.bus.writeWord(this.address, TMP102_REG.config, config & ~(TMP102_CONF.SD | TMP102_CONF.OS) & 0xffff, 'be', options);
+        await this.clock.sleep(TMP102_CONVERSION_MS);
+      }
+      this.lastConfig = undefined;
+      this.awake = true;
+    }
     const word = await this.bus.readWord(this.address, TMP102_REG.temperature, 'be', options);
     return { temperatureC: tmp102TemperatureToC(word) };
   }

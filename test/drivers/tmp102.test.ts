@@ -14,7 +14,7 @@ beforeEach(() => {
   fx = busFixture();
   model = new Tmp102Model(fx.context(ID, { temperatureC: 21.5 }));
   fx.bus.attach(ADDR, model, ID);
-  driver = new Tmp102Driver(fx.bus, ADDR);
+  driver = new Tmp102Driver(fx.bus, ADDR, fx.clock);
 });
 
 // SBOS397 table 6 (12-bit) and table 7 (13-bit, extended mode): temperature -> register digital output.
@@ -107,16 +107,52 @@ describe('TMP102 driver on the simulated bus', () => {
     expect(result.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['converting', 'limits']);
   });
 
-  it('shutdown freezes the temperature until a one-shot conversion completes', async () => {
+  it('the model in shutdown freezes the temperature until a one-shot conversion completes', async () => {
+    const raw = async (): Promise<number> => tmp102TemperatureToC(await fx.bus.readWord(ADDR, TMP102_REG.temperature, 'be'));
     model.temperatureC.set(30);
     await fx.bus.writeWord(ADDR, TMP102_REG.config, 0x60a0 | TMP102_CONF.SD, 'be');
     model.temperatureC.set(45);
-    expect((await driver.read()).temperatureC).toBe(30);
+    expect(await raw()).toBe(30);
     await fx.bus.writeWord(ADDR, TMP102_REG.config, 0x60a0 | TMP102_CONF.SD | TMP102_CONF.OS, 'be');
     expect((await fx.bus.readWord(ADDR, TMP102_REG.config, 'be')) & TMP102_CONF.OS).toBe(0);
     await fx.clock.advance(26);
-    expect((await driver.read()).temperatureC).toBe(45);
+    expect(await raw()).toBe(45);
     expect((await fx.bus.readWord(ADDR, TMP102_REG.config, 'be')) & TMP102_CONF.OS).toBe(TMP102_CONF.OS);
+  });
+
+  // drivers/hwmon/tmp102.c tmp102_probe: SD cleared at start, the first reading one conversion
+  // (CONVERSION_TIME_MS, 35 ms) later.
+  it('takes a chip left in shutdown out of it, as the kernel probe does, and never reports the frozen value', async () => {
+    model.temperatureC.set(30);
+    await fx.bus.writeWord(ADDR, TMP102_REG.config, 0x60a0 | TMP102_CONF.SD, 'be');
+    model.temperatureC.set(45);
+    expect((await fx.settle(driver.identify())).details).toMatchObject({ shutdown: true });
+    const started = fx.clock.now();
+    expect((await fx.settle(driver.read())).temperatureC).toBe(45);
+    expect(fx.clock.now() - started).toBeGreaterThanOrEqual(35);
+    expect((await fx.bus.readWord(ADDR, TMP102_REG.config, 'be')) & TMP102_CONF.SD).toBe(0);
+    expect((await fx.settle(driver.identify())).details).toMatchObject({ shutdown: false, config: '0x60a0' });
+  });
+
+  it('wakes a chip put into shutdown later, at the next identify and read, and a fresh driver on its first read', async () => {
+    await fx.settle(driver.identify());
+    expect((await fx.settle(driver.read())).temperatureC).toBe(21.5);
+    await fx.bus.writeWord(ADDR, TMP102_REG.config, 0x60a0 | TMP102_CONF.SD, 'be');
+    model.temperatureC.set(60);
+    await fx.settle(driver.identify());
+    expect((await fx.settle(driver.read())).temperatureC).toBe(60);
+
+    await fx.bus.writeWord(ADDR, TMP102_REG.config, 0x60a0 | TMP102_CONF.SD, 'be');
+    model.temperatureC.set(61);
+    const fresh = new Tmp102Driver(fx.bus, ADDR, fx.clock);
+    expect((await fx.settle(fresh.read())).temperatureC).toBe(61);
+  });
+
+  it('fails the read, not reports a stale value, when the chip cannot be taken out of shutdown', async () => {
+    await fx.bus.writeWord(ADDR, TMP102_REG.config, 0x60a0 | TMP102_CONF.SD, 'be');
+    await fx.settle(driver.identify());
+    fx.faults.inject({ target: ID, kind: 'nack' });
+    await expect(fx.settle(driver.read())).rejects.toMatchObject({ code: 'ERR_HAL_NACK' });
   });
 
   it('the AL bit goes active (low) at THIGH and clears below TLOW', async () => {
