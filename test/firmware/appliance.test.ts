@@ -180,23 +180,16 @@ describe('watchdog', () => {
       // The firmware closes its listening socket as the reset begins; take the port before it is back.
       appliance.board.sim!.onReset(() => squatter.listen(port, '127.0.0.1'));
       appliance.board.sim!.faults.inject({ target: 'watchdog', kind: 'starve' });
-      const until = async (what: string, done: () => boolean): Promise<void> => {
-        const deadline = Date.now() + 10_000;
-        while (!done()) {
-          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-      };
-      await until('a failed restart', () => appliance.status().down !== undefined);
+      await until(() => appliance.status().down !== undefined, 'a failed restart');
       const down = appliance.status();
       expect(down.down).toMatchObject({ attempts: 1, lastError: { code: 'ERR_GATE_LISTEN' } });
       expect(down.services[0]!.stats.listening).toBe(false);
       appliance.board.sim!.faults.clearAll();
       await new Promise<void>((resolve) => squatter.close(() => resolve()));
-      await until('the firmware back', () => appliance.restartCount === 1);
+      await until(() => appliance.restartCount === 1, 'the firmware back');
       expect(appliance.status().down).toBeUndefined();
       expect(appliance.status().services[0]!.stats.listening).toBe(true);
-      expect(await attempt(port, 150)).toBe('open');
+      expect(await attempt(appliance)).toBe('open');
     } finally {
       squatter.close();
       await appliance.stop();
