@@ -33,6 +33,13 @@ export interface Tmp102Component extends I2cComponentBase {
 
 export interface Lm75Component extends I2cComponentBase {
   kind: 'lm75';
+  /**
+   * How the part is proven: `detect` by the register tricks of the kernel's lm75_detect, which only
+   * the National LM75 and LM75A pass; `declared` takes the board entry's word for it, as the kernel
+   * does for a device instantiated explicitly - for clones (LM75B, TMP75, DS75...) that lm75_detect
+   * rejects on purpose. Default `detect`.
+   */
+  identity?: 'detect' | 'declared';
 }
 
 export interface Bme280Component extends I2cComponentBase {

@@ -31,9 +31,15 @@ function hex8(value: number): string {
 export class Lm75Driver implements Driver<Lm75Reading> {
   readonly target: string;
 
+  /**
+   * `identity`: `detect` runs lm75_detect's checks (drivers/hwmon/lm75.c), which reject clones on
+   * purpose; `declared` only proves something answers at the address, as an explicitly instantiated
+   * device is trusted.
+   */
   constructor(
     private readonly bus: I2cBus,
     private readonly address: number,
+    private readonly identity: 'detect' | 'declared' = 'detect',
   ) {
     this.target = i2cTarget(bus.id, address);
   }
@@ -48,6 +54,7 @@ export class Lm75Driver implements Driver<Lm75Reading> {
 
   async identify(options: DriverCallOptions = {}): Promise<Identity> {
     const conf = await this.byte(LM75_REG.config, options);
+    if (this.identity === 'declared') return { part: 'LM75-compatible (declared)', details: { config: hex8(conf) } };
     if (conf & LM75_CONF.UNUSED) throw this.mismatch('configuration bits 7-5 = 0', `configuration ${hex8(conf)}`);
 
     let hyst: number;

@@ -93,6 +93,18 @@ describe('LM75 driver on the simulated bus', () => {
 describe('LM75 faults', () => {
   transportFaultTests(() => ({ fx, driver, componentId: ID }));
 
+  // drivers/hwmon/lm75.c lm75_detect: clones are not detected on purpose and must be instantiated
+  // explicitly; the component's identity policy is that choice.
+  it('identity declared: a clone lm75_detect rejects (a TMP75 with resolution bits in its configuration) is accepted and read', async () => {
+    fx.faults.inject({ target: ID, kind: 'wrong-identity' });
+    await expect(fx.settle(driver.identify())).rejects.toMatchObject({ code: 'ERR_HAL_IDENTITY' });
+    const declared = new Lm75Driver(fx.bus, ADDR, 'declared');
+    expect(await fx.settle(declared.identify())).toEqual({ part: 'LM75-compatible (declared)', details: { config: '0x60' } });
+    expect((await fx.settle(declared.read())).temperatureC).toBe(30);
+    fx.faults.inject({ target: ID, kind: 'nack' });
+    await expect(fx.settle(declared.identify())).rejects.toMatchObject({ code: 'ERR_HAL_NACK' });
+  });
+
   it('wrong-identity: identify rejects with ERR_HAL_IDENTITY naming found and expected', async () => {
     fx.faults.inject({ target: ID, kind: 'wrong-identity' });
     const err = await driver.identify().catch((e: unknown) => e);
