@@ -44,6 +44,19 @@ export class FirmwareMetrics {
         for (const state of self.devices?.states() ?? []) this.set({ component: state.id, kind: state.kind }, stateValues[state.state]);
       },
     });
+    new Gauge({
+      name: 'handcheck_watchdog_last_reset_by_watchdog',
+      help: "1 when the driver's boot status says the last reset was the watchdog's (WDIOF_CARDRESET), 0 when not; absent where the driver cannot tell",
+      labelNames: ['component'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const state of self.devices?.states() ?? []) {
+          const value = state.kind === 'watchdog' ? state.reading?.lastResetByWatchdog : undefined;
+          if (typeof value === 'boolean') this.set({ component: state.id }, value ? 1 : 0);
+        }
+      },
+    });
     for (const [field, help] of Object.entries(gateCounters) as Array<[GateCounter, string]>) {
       new Counter({
         name: `handcheck_gate_${field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`,

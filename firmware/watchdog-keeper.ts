@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { WatchdogConfig } from '../config/board-config.js';
 import type { Clock, Timer } from '../hal/clock.js';
-import type { Watchdog } from '../hal/watchdog.js';
+import { type Watchdog, WDIOF_CARDRESET } from '../hal/watchdog.js';
 import type { WatchdogHealth } from './components.js';
 import type { EventLoopMonitor } from './event-loop.js';
 
@@ -31,6 +31,8 @@ export class WatchdogKeeper {
   private lastKickAt: number | undefined;
   private withheld: string | undefined;
   private failure: string | undefined;
+  /** From the driver's boot status (WDIOF_CARDRESET); undefined where the driver cannot tell. */
+  private lastResetByWatchdog: boolean | undefined;
   kicks = 0;
 
   constructor(private readonly options: WatchdogKeeperOptions) {}
@@ -39,7 +41,16 @@ export class WatchdogKeeper {
     const { watchdog, config, clock, logger } = this.options;
     try {
       const info = await watchdog.open();
-      this.appliedTimeoutS = await watchdog.setTimeout(config.timeoutS).catch(() => info.timeoutS);
+      if (info.bootStatus !== undefined) {
+        this.lastResetByWatchdog = (info.bootStatus & WDIOF_CARDRESET) !== 0;
+        if (this.lastResetByWatchdog) logger.warn({ identity: info.identity, bootStatus: info.bootStatus }, 'the last reset of this board was the watchdog\'s');
+      }
+      // A driver that refuses the timeout (EINVAL above its maximum, as bcm2835_wdt above 15 s) keeps
+      // the one in force, which the hardware is known to hold: the keeper kicks for that one.
+      this.appliedTimeoutS = await watchdog.setTimeout(config.timeoutS).catch((err: unknown) => {
+        logger.warn({ err, requestedS: config.timeoutS, appliedS: info.timeoutS }, 'watchdog refused the requested timeout; keeping the timeout in force');
+        return info.timeoutS;
+      });
     } catch (err) {
       this.failure = err instanceof Error ? err.message : String(err);
       logger.error({ err }, 'watchdog could not be armed');
@@ -89,6 +100,7 @@ export class WatchdogKeeper {
       timeoutS: this.appliedTimeoutS ?? 0,
       kicks: this.kicks,
       sinceKickMs: this.lastKickAt === undefined ? -1 : this.options.clock.now() - this.lastKickAt,
+      ...(this.lastResetByWatchdog === undefined ? {} : { lastResetByWatchdog: this.lastResetByWatchdog }),
     };
     if (this.failure) return { health: 'failed', reason: this.failure, reading };
     if (this.withheld) return { health: 'failed', reason: `kicks withheld: ${this.withheld}`, reading };

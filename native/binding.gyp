@@ -7,6 +7,13 @@
       "libraries": ["-lnetfilter_queue", "-lnfnetlink"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "handcheck_ioctl",
+      "sources": ["src/ioctl.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"]
     }
   ]
 }

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import type { EventLoopMonitor } from '../../firmware/event-loop.js';
 import { StatusLed, ledPattern } from '../../firmware/status-led.js';
 import { WatchdogKeeper } from '../../firmware/watchdog-keeper.js';
+import { HalInvalidArgumentError } from '../../hal/errors.js';
 import type { GpioValue } from '../../hal/gpio.js';
+import { type Watchdog, WDIOF_CARDRESET } from '../../hal/watchdog.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { FaultRegistry } from '../../sim/faults.js';
 import { SimGpio } from '../../sim/gpio.js';
@@ -86,6 +88,38 @@ describe('WatchdogKeeper', () => {
     await b.stop({ magic: false });
     await crashed.clock.advance(60_000);
     expect(crashed.resets).toEqual([10_000]);
+  });
+
+  it('keeps the timeout in force, and says so, when the driver refuses the one asked (EINVAL as bcm2835_wdt above 15 s)', async () => {
+    const { clock, watchdog, resets } = watchdogSetup(15);
+    const refusing: Watchdog = Object.assign(Object.create(watchdog) as Watchdog, {
+      setTimeout: (seconds: number) =>
+        Promise.reject(new HalInvalidArgumentError(`refused a timeout of ${seconds} s (EINVAL)`, { target: watchdog.target, errno: 'EINVAL' })),
+    });
+    const lines: Array<{ msg: string; requestedS?: number; appliedS?: number }> = [];
+    const logger = pino({}, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
+    const keeper = new WatchdogKeeper({ watchdog: refusing, config: { device: '/dev/watchdog', timeoutS: 60 }, clock, eventLoop: loop(), logger });
+    await keeper.start();
+    await clock.advance(100_000);
+    expect(resets).toEqual([]);
+    expect(keeper.health()).toMatchObject({ health: 'ok', reading: { timeoutS: 10 } });
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'watchdog refused the requested timeout; keeping the timeout in force', requestedS: 60, appliedS: 10 }));
+  });
+
+  it("reports the driver's boot status: whether the last reset was the watchdog's", async () => {
+    for (const [bootStatus, expected] of [[WDIOF_CARDRESET, true], [0, false]] as const) {
+      const { clock, watchdog } = watchdogSetup();
+      const withStatus: Watchdog = Object.assign(Object.create(watchdog) as Watchdog, {
+        open: async () => ({ ...(await watchdog.open()), bootStatus }),
+      });
+      const keeper = new WatchdogKeeper({ watchdog: withStatus, config: { device: '/dev/watchdog', timeoutS: 10 }, clock, eventLoop: loop(), logger: pino({ level: 'silent' }) });
+      await keeper.start();
+      expect(keeper.health().reading.lastResetByWatchdog).toBe(expected);
+    }
+    const { clock, watchdog } = watchdogSetup();
+    const unknown = new WatchdogKeeper({ watchdog, config: { device: '/dev/watchdog', timeoutS: 10 }, clock, eventLoop: loop(), logger: pino({ level: 'silent' }) });
+    await unknown.start();
+    expect(unknown.health().reading).not.toHaveProperty('lastResetByWatchdog');
   });
 });
 

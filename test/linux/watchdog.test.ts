@@ -37,6 +37,7 @@ describe('LinuxWatchdog', () => {
     const device = join(temp.dir, 'watchdog');
     await writeFile(device, '');
     const wd = new LinuxWatchdog(device, { sysfsRoot: sysfs });
+    // A regular file answers the watchdog ioctls with ENOTTY: the backend falls back to sysfs.
     expect(await wd.open()).toEqual({ identity: 'Broadcom BCM2835 Watchdog timer', timeoutS: 15 });
     expect(await wd.open()).toEqual({ identity: 'Broadcom BCM2835 Watchdog timer', timeoutS: 15 });
     await wd.kick();
@@ -86,9 +87,9 @@ describe('LinuxWatchdog', () => {
     expect(Buffer.concat(chunks)).toEqual(Buffer.from('\0\0V'));
   });
 
-  it('accepts only the timeout already in force, and says the ioctl is missing otherwise', async () => {
+  it('without the ioctl addon: accepts only the timeout already in force, and says the ioctl is missing otherwise', async () => {
     await fakeWatchdogClass('watchdog0', bcm2835);
-    const wd = new LinuxWatchdog(join(temp.dir, 'watchdog'), { sysfsRoot: sysfs });
+    const wd = new LinuxWatchdog(join(temp.dir, 'watchdog'), { sysfsRoot: sysfs, ioctl: null });
     expect(await wd.getTimeout()).toBe(15);
     expect(await wd.setTimeout(15)).toBe(15);
     const err = await rejection(wd.setTimeout(30));
@@ -97,24 +98,33 @@ describe('LinuxWatchdog', () => {
     expect(err.message).toContain('in force is 15 s');
   });
 
-  it('reports a driver without time left as unsupported', async () => {
+  it('without the ioctl addon: reports a driver without time left as unsupported', async () => {
     const { timeleft: _omitted, ...withoutTimeleft } = bcm2835;
     await fakeWatchdogClass('watchdog0', withoutTimeleft);
-    const wd = new LinuxWatchdog(join(temp.dir, 'watchdog'), { sysfsRoot: sysfs });
+    const wd = new LinuxWatchdog(join(temp.dir, 'watchdog'), { sysfsRoot: sysfs, ioctl: null });
     const err = await rejection(wd.timeLeft());
     expect(err.code).toBe('ERR_HAL_UNSUPPORTED');
     expect(err.message).toContain('WDIOC_GETTIMELEFT');
   });
 
-  it('fails before arming when sysfs has no watchdog attributes', async () => {
+  it('without the ioctl addon: fails before arming when sysfs has no watchdog attributes', async () => {
     const fifo = join(temp.dir, 'watchdog');
     execFileSync('mkfifo', [fifo]);
-    const wd = new LinuxWatchdog(fifo, { sysfsRoot: sysfs });
+    const wd = new LinuxWatchdog(fifo, { sysfsRoot: sysfs, ioctl: null });
     // Opening a FIFO for writing with no reader would block: the rejection shows the device was never opened.
     const err = await rejection(wd.open());
     expect(err.code).toBe('ERR_HAL_UNSUPPORTED');
     expect(err.message).toContain('CONFIG_WATCHDOG_SYSFS');
     await rm(fifo);
+  });
+
+  it("without the ioctl addon: reads the boot status from sysfs where the kernel has it", async () => {
+    await fakeWatchdogClass('watchdog0', { ...bcm2835, bootstatus: '32' });
+    const device = join(temp.dir, 'watchdog');
+    await writeFile(device, '');
+    const wd = new LinuxWatchdog(device, { sysfsRoot: sysfs, ioctl: null });
+    expect(await wd.open()).toEqual({ identity: 'Broadcom BCM2835 Watchdog timer', timeoutS: 15, bootStatus: 32 });
+    await wd.close({ magic: true });
   });
 
   it('does not create a missing device', async () => {

@@ -1,0 +1,100 @@
+/**
+ * The ioctl half of the native addon (native/src/ioctl.cc): watchdog WDIOC_* and the GPIO character
+ * device's v2 uAPI, on file descriptors opened by Node. It is optional like every native part: where it
+ * is not built, the watchdog falls back to sysfs and the GPIO character device backend reports
+ * ERR_HAL_UNSUPPORTED naming the build step.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HalUnsupportedError } from '../errors.js';
+
+export interface WatchdogSupport {
+  identity: string;
+  /** WDIOF_* bits the driver supports. */
+  options: number;
+  firmwareVersion: number;
+}
+
+export interface GpioChipInfo {
+  name: string;
+  label: string;
+  lines: number;
+}
+
+export interface GpioLineInfo {
+  name: string;
+  consumer: string;
+  offset: number;
+  /** GPIO_V2_LINE_FLAG_* bits. */
+  flags: number;
+}
+
+export interface GpioEdgeEvent {
+  rising: boolean;
+  timestampNs: bigint;
+  seqno: number;
+}
+
+export interface IoctlBinding {
+  wdtSetTimeout(fd: number, seconds: number): number;
+  wdtGetTimeout(fd: number): number;
+  wdtGetTimeLeft(fd: number): number;
+  wdtGetSupport(fd: number): WatchdogSupport;
+  wdtGetBootStatus(fd: number): number;
+  gpioChipInfo(chipFd: number): GpioChipInfo;
+  gpioLineInfo(chipFd: number, offset: number): GpioLineInfo;
+  gpioRequestLine(chipFd: number, offset: number, consumer: string, flags: number, outputValue: boolean | null): number;
+  gpioSetConfig(lineFd: number, flags: number, outputValue: boolean | null): void;
+  gpioGetValue(lineFd: number): number;
+  gpioSetValue(lineFd: number, value: boolean): void;
+  EdgeWatch: new (lineFd: number, onEvents: (events: GpioEdgeEvent[]) => void) => { close(): void };
+}
+
+/** linux/gpio.h, enum gpio_v2_line_flag */
+export const GPIO_V2_LINE_FLAG_USED = 1 << 0;
+export const GPIO_V2_LINE_FLAG_ACTIVE_LOW = 1 << 1;
+export const GPIO_V2_LINE_FLAG_INPUT = 1 << 2;
+export const GPIO_V2_LINE_FLAG_OUTPUT = 1 << 3;
+export const GPIO_V2_LINE_FLAG_EDGE_RISING = 1 << 4;
+export const GPIO_V2_LINE_FLAG_EDGE_FALLING = 1 << 5;
+
+const ADDON_FILE = 'handcheck_ioctl.node';
+
+/** HANDCHECK_IOCTL_ADDON, then native/build/Release beside the sources (tsx) or beside dist/. */
+export function ioctlAddonCandidates(): string[] {
+  const fromEnv = process.env.HANDCHECK_IOCTL_ADDON;
+  if (fromEnv) return [fromEnv];
+  const here = dirname(fileURLToPath(import.meta.url));
+  return [join(here, '..', '..', 'native', 'build', 'Release', ADDON_FILE), join(here, '..', '..', '..', 'native', 'build', 'Release', ADDON_FILE)];
+}
+
+let binding: IoctlBinding | undefined;
+
+/** The addon, or undefined where it is not built (callers with a fallback use this). */
+export function ioctlAddon(): IoctlBinding | undefined {
+  if (binding) return binding;
+  const found = ioctlAddonCandidates().find((path) => existsSync(path));
+  if (found === undefined) return undefined;
+  try {
+    binding = createRequire(import.meta.url)(found) as IoctlBinding;
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err);
+    throw new HalUnsupportedError(`the ioctl addon ${found} cannot be loaded: ${detail}; rebuild it with "npm run build:native"`, {
+      target: found,
+      cause: err,
+    });
+  }
+  return binding;
+}
+
+/** The addon, or ERR_HAL_UNSUPPORTED saying that `purpose` needs it and how to build it. */
+export function requireIoctlAddon(purpose: string): IoctlBinding {
+  const addon = ioctlAddon();
+  if (addon) return addon;
+  throw new HalUnsupportedError(
+    `${purpose} needs the ioctl addon, which is not built (looked for ${ioctlAddonCandidates().join(', ')}); build it with "npm run build:native" (Debian packages build-essential and python3)`,
+    { target: ADDON_FILE },
+  );
+}
