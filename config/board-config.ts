@@ -153,6 +153,11 @@ export interface BoardConfig {
   backend: 'sim' | 'linux';
   i2c?: I2cBusConfig[];
   gpio?: Record<string, GpioLineConfig>;
+  /**
+   * Linux boards: `cdev` (GPIO character device, v2 uAPI, through the native addon) or `sysfs` (onoff).
+   * Absent: cdev where /dev/gpiochip* exists and the addon is built, sysfs otherwise.
+   */
+  gpioBackend?: 'cdev' | 'sysfs';
   serial?: SerialPortConfig[];
   watchdog?: WatchdogConfig;
   net?: NetInterfaceConfig[];

@@ -4,13 +4,17 @@
  * and the optional native packages are imported then, so constructing a LinuxBoard on a laptop
  * costs nothing and fails nothing.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import type { BoardConfig } from '../../config/board-config.js';
 import type { BoardHal } from '../board.js';
 import { type Clock, systemClock } from '../clock.js';
 import { HalClosedError, HalInvalidArgumentError, HalNotFoundError } from '../errors.js';
+import type { GpioController } from '../gpio.js';
 import type { I2cBus } from '../i2c.js';
 import type { Watchdog } from '../watchdog.js';
+import { CdevGpioController, defaultGpioDevDir } from './gpio-cdev.js';
 import { LinuxGpioController } from './gpio.js';
+import { ioctlAddon } from './ioctl.js';
 import { openLinuxI2cBus } from './i2c.js';
 import { LinuxNetController } from './net.js';
 import type { ModuleLoader } from './optional.js';
@@ -22,6 +26,8 @@ export interface LinuxBoardOptions {
   clock?: Clock;
   /** Default /sys/class/gpio. */
   gpioRoot?: string;
+  /** Where the gpiochipN character devices are; default /dev. */
+  gpioDevDir?: string;
   /** Default /sys/class/net. */
   netRoot?: string;
   /** Default /sys/class/watchdog. */
@@ -30,10 +36,20 @@ export interface LinuxBoardOptions {
   loaders?: { onoff?: ModuleLoader; i2cBus?: ModuleLoader; serialBindings?: ModuleLoader };
 }
 
+/**
+ * The board entry's `gpioBackend`, or where it says nothing the character device when the kernel
+ * offers one (/dev/gpiochipN) and the addon is built, since upstream is retiring sysfs GPIO.
+ */
+export function gpioBackend(config: Pick<BoardConfig, 'gpioBackend'>, devDir: string = defaultGpioDevDir): 'cdev' | 'sysfs' {
+  if (config.gpioBackend) return config.gpioBackend;
+  const hasChip = existsSync(devDir) && readdirSync(devDir).some((name) => /^gpiochip\d+$/.test(name));
+  return hasChip && ioctlAddon() !== undefined ? 'cdev' : 'sysfs';
+}
+
 export class LinuxBoard implements BoardHal {
   readonly config: Readonly<BoardConfig>;
   readonly clock: Clock;
-  readonly gpio: LinuxGpioController;
+  readonly gpio: GpioController;
   readonly serial: LinuxSerialController;
   readonly net: LinuxNetController;
   private readonly options: LinuxBoardOptions;
@@ -55,12 +71,16 @@ export class LinuxBoard implements BoardHal {
     const track = (close: () => Promise<void>): void => {
       this.opened.push(close);
     };
-    this.gpio = new LinuxGpioController({
-      clock: this.clock,
-      track,
-      ...(options.gpioRoot !== undefined && { root: options.gpioRoot }),
-      ...(options.loaders?.onoff && { load: options.loaders.onoff }),
-    });
+    const gpioDevDir = options.gpioDevDir ?? defaultGpioDevDir;
+    this.gpio =
+      gpioBackend(config, gpioDevDir) === 'cdev'
+        ? new CdevGpioController({ clock: this.clock, track, devDir: gpioDevDir })
+        : new LinuxGpioController({
+            clock: this.clock,
+            track,
+            ...(options.gpioRoot !== undefined && { root: options.gpioRoot }),
+            ...(options.loaders?.onoff && { load: options.loaders.onoff }),
+          });
     this.serial = new LinuxSerialController({
       clock: this.clock,
       track,

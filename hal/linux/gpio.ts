@@ -1,8 +1,11 @@
 /**
  * GPIO lines on Linux through onoff (sysfs GPIO). Lines are found by chip label and line name or
  * offset (see gpio-chips.ts); onoff is imported on the first `open`, so a laptop without it only fails
- * when a Linux board actually asks for a line.
+ * when a Linux board actually asks for a line. Where the kernel has the GPIO character device the
+ * board uses gpio-cdev.ts instead, unless its entry says `gpioBackend: "sysfs"`.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import { HalBusBusyError, HalClosedError, type HalError, HalInvalidArgumentError, HalPermissionError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
 import {
@@ -49,7 +52,7 @@ function errnoOf(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }
 
-function gpioError(err: unknown, operation: string, target: string): HalError {
+export function gpioError(err: unknown, operation: string, target: string): HalError {
   const errno = errnoOf(err);
   if (errno === 'EACCES' || errno === 'EPERM') {
     return new HalPermissionError(
@@ -64,6 +67,16 @@ function gpioError(err: unknown, operation: string, target: string): HalError {
     );
   }
   return halErrorFromErrno(err, operation, target);
+}
+
+/** The raw level of a line exported as an output, or undefined when it is not one. */
+async function exportedOutputLevel(root: string, number: number): Promise<GpioValue | undefined> {
+  const dir = join(root, `gpio${number}`);
+  const read = (name: string): Promise<string | undefined> => readFile(join(dir, name), 'utf8').then((text) => text.trim(), () => undefined);
+  if ((await read('direction')) !== 'out') return undefined;
+  const [value, activeLow] = await Promise.all([read('value'), read('active_low')]);
+  if (value === undefined) return undefined;
+  return (value === '1') !== (activeLow === '1') ? 1 : 0;
 }
 
 class LinuxGpioLine implements GpioLine {
@@ -140,14 +153,19 @@ class LinuxGpioLine implements GpioLine {
     for (const watcher of [...this.watchers]) watcher(value, atMs);
   };
 
+  /**
+   * An input is unexported, returning it to the kernel. An output stays exported at its level:
+   * unexporting would let the pin controller fall back to an input and drop whatever the output
+   * drives (a relay) at every firmware restart; the next open takes the level over (see `open`).
+   * onoff's value file then stays open until the process exits.
+   */
   close(): Promise<void> {
-    // onoff has no way to release its value file other than unexporting the line; the pin
-    // controller then returns the pin to an input, which is also the safe state for an output.
     this.closing ??= new Promise<void>((resolve, reject) => {
       setImmediate(() => {
         this.watchers.clear();
         try {
-          this.gpio.unexport();
+          if (this.spec.direction === 'out') this.gpio.unwatchAll();
+          else this.gpio.unexport();
           resolve();
         } catch (err) {
           reject(gpioError(err, 'close', this.target));
@@ -190,7 +208,9 @@ export class LinuxGpioController implements GpioController {
     if (spec.direction === 'out') {
       // sysfs 'high'/'low' set the direction and the raw level in one write, so the pin never
       // glitches to the wrong level; the raw level is the logical one inverted for active-low lines.
-      direction = ((spec.initial ?? 0) === 1) !== activeLow ? 'high' : 'low';
+      // A line still exported as an output (by the firmware before a restart) keeps the level it has.
+      const held = await exportedOutputLevel(this.root, resolved.number);
+      direction = (held ?? (((spec.initial ?? 0) === 1) !== activeLow ? 1 : 0)) === 1 ? 'high' : 'low';
     }
     const edge = spec.direction === 'in' ? (spec.edge === 'none' ? 'none' : 'both') : undefined;
     let gpio: OnoffGpio;

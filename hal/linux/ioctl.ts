@@ -45,7 +45,7 @@ export interface IoctlBinding {
   wdtGetBootStatus(fd: number): number;
   gpioChipInfo(chipFd: number): GpioChipInfo;
   gpioLineInfo(chipFd: number, offset: number): GpioLineInfo;
-  gpioRequestLine(chipFd: number, offset: number, consumer: string, flags: number, outputValue: boolean | null): number;
+  gpioRequestLine(chipFd: number, offset: number, consumer: string, flags: number, outputValue: boolean | null, debounceUs: number): number;
   gpioSetConfig(lineFd: number, flags: number, outputValue: boolean | null): void;
   gpioGetValue(lineFd: number): number;
   gpioSetValue(lineFd: number, value: boolean): void;

@@ -104,11 +104,11 @@ Napi::Value GpioLineInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// requestLine(chipFd, offset, consumer, flags, outputValue | null) -> line fd. With outputValue null the
-// request carries no output-values attribute; callers leave direction flags out of such a request so
-// the kernel does not touch the line's direction or level.
+// requestLine(chipFd, offset, consumer, flags, outputValue | null, debounceUs) -> line fd. With
+// outputValue null the request carries no output-values attribute; a request without direction flags
+// leaves the line's direction and level as they are (linereq_create in gpiolib-cdev.c).
 Napi::Value GpioRequestLine(const Napi::CallbackInfo& info) {
-  if (!Args(info, 5, "(chipFd, offset, consumer, flags, outputValue)")) return info.Env().Undefined();
+  if (!Args(info, 6, "(chipFd, offset, consumer, flags, outputValue, debounceUs)")) return info.Env().Undefined();
   struct gpio_v2_line_request req;
   memset(&req, 0, sizeof req);
   req.offsets[0] = info[1].As<Napi::Number>().Uint32Value();
@@ -121,6 +121,13 @@ Napi::Value GpioRequestLine(const Napi::CallbackInfo& info) {
     req.config.attrs[0].attr.id = GPIO_V2_LINE_ATTR_ID_OUTPUT_VALUES;
     req.config.attrs[0].attr.values = info[4].ToBoolean().Value() ? 1 : 0;
     req.config.attrs[0].mask = 1;
+  }
+  uint32_t debounce_us = info[5].As<Napi::Number>().Uint32Value();
+  if (debounce_us > 0) {
+    auto& attr = req.config.attrs[req.config.num_attrs++];
+    attr.attr.id = GPIO_V2_LINE_ATTR_ID_DEBOUNCE;
+    attr.attr.debounce_period_us = debounce_us;
+    attr.mask = 1;
   }
   if (ioctl(Fd(info), GPIO_V2_GET_LINE_IOCTL, &req) < 0) return Throw(info.Env(), "GPIO_V2_GET_LINE_IOCTL", errno);
   // Edge events are read by the uv_poll below, which must never block the main loop.

@@ -16,19 +16,19 @@ fail() {
   exit 91
 }
 
-# i2c-stub answers at the addresses of the lane's board entry (test/kernel/board.ts): a TMP102 at
-# 0x48, an INA219 at 0x40 and an LM75 at 0x49.
+# i2c-stub answers at the addresses of the rpi4 board entry: a TMP102 at 0x48, a BME280 at 0x76 and
+# an INA219 at 0x40. tmp102 is loaded for the test that binds it: the kernel cannot modprobe by itself
+# here (its usermode helper would look in the initramfs).
 modprobe i2c-dev || fail "module i2c-dev"
-modprobe i2c-stub chip_addr=0x48,0x40,0x49 || fail "module i2c-stub"
+modprobe i2c-stub chip_addr=0x48,0x76,0x40 || fail "module i2c-stub"
+modprobe tmp102 || fail "module tmp102"
 modprobe i6300esb || fail "module i6300esb (and QEMU's -device i6300esb)"
 modprobe softdog || fail "module softdog"
 modprobe virtio_net || fail "module virtio_net"
 modprobe configfs || fail "module configfs"
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config || fail "configfs mount"
-# gpio-sim is built out of tree by the host (test/kernel/gpio-sim/); present only when that worked.
-if [ -f "$state/gpio-sim.ko" ]; then
-  insmod "$state/gpio-sim.ko" || fail "insmod gpio-sim.ko"
-fi
+# gpio-sim, built out of tree by the host (test/kernel/gpio-sim.ts).
+insmod "$state/gpio-sim.ko" || fail "insmod gpio-sim.ko (built by the host from linux-source)"
 ip link set lo up
 ip link set eth0 up 2>/dev/null && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 

@@ -2,6 +2,8 @@
  * `npm run test:kernel`: the real backends against real kernel drivers. Boots Debian's kernel under
  * QEMU (TCG; no KVM needed) with a busybox initramfs built here, shares the host's root read-only over
  * 9p so the guest runs this very tree with the host's Node, and runs test/kernel/suite inside as root.
+ * gpio-sim, which Debian builds no module of, is built here from linux-source against the kernel's
+ * headers (test/kernel/gpio-sim.ts) and loaded by the guest.
  * The last act of the first boot is a wedged firmware with i6300esb armed: the host must see QEMU's
  * watchdog reset the VM, and the second boot runs test/kernel/after-reset.
  *
@@ -14,11 +16,12 @@
  * Prints the guest's console, then a summary; exits 0 only when every phase ran and passed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type Socket, createServer } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { buildGpioSim } from './gpio-sim.js';
 import { LaneSetupError, buildInitramfs } from './initramfs.js';
 import { Qmp } from './qmp.js';
 
@@ -33,7 +36,7 @@ function onPath(tool: string): string | undefined {
 }
 
 /** The newest Debian 6.x amd64 kernel in /boot, or HANDCHECK_LANE_KERNEL (a vmlinuz path). */
-function findKernel(): { vmlinuz: string; modulesDir: string } {
+function findKernel(): { vmlinuz: string; release: string; modulesDir: string } {
   const chosen =
     process.env.HANDCHECK_LANE_KERNEL ??
     readdirSync('/boot')
@@ -45,7 +48,7 @@ function findKernel(): { vmlinuz: string; modulesDir: string } {
   const release = chosen.split('/').pop()?.replace(/^vmlinuz-/, '') ?? '';
   const modulesDir = join('/lib/modules', release);
   if (!existsSync(join(modulesDir, 'modules.dep'))) throw new LaneSetupError(`${modulesDir}/modules.dep is missing: reinstall the kernel package of ${chosen}`);
-  return { vmlinuz: chosen, modulesDir };
+  return { vmlinuz: chosen, release, modulesDir };
 }
 
 function requireTools(): string {
@@ -113,12 +116,25 @@ async function startMeter(qmp: Qmp): Promise<ChildProcess> {
   return meter;
 }
 
+/** One lane per tree at a time: a second one would pull the state directory from under the first. */
+function lock(): void {
+  const file = join(cache, 'lane.pid');
+  mkdirSync(cache, { recursive: true });
+  const holder = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : Number.NaN;
+  if (Number.isInteger(holder) && holder !== process.pid && existsSync(`/proc/${holder}`)) {
+    throw new LaneSetupError(`another kernel lane (pid ${holder}) is running on ${root}`);
+  }
+  writeFileSync(file, `${process.pid}\n`);
+}
+
 async function run(): Promise<Outcome> {
   const busybox = requireTools();
   const kernel = findKernel();
+  lock();
   rmSync(state, { recursive: true, force: true });
   mkdirSync(state, { recursive: true });
   writeFileSync(join(state, 'phase'), 'suite\n');
+  copyFileSync(buildGpioSim(kernel.release, join(cache, 'gpio-sim')), join(state, 'gpio-sim.ko'));
   const initrd = join(cache, 'initramfs.cpio');
   buildInitramfs({ modulesDir: kernel.modulesDir, busybox, projectDir: root, stateDir: state, out: initrd });
   const qmpServer = await listenOnce(join(cache, 'qmp.sock'));

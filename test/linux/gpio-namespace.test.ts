@@ -98,7 +98,7 @@ async function runInNamespace(chips: FakeChip[], layout: 'pi4' | 'pi5'): Promise
 }
 
 describeAsRoot('onoff against a sysfs tree in a private mount namespace', 'binding a fake sysfs over /sys', ['unshare', 'mount', 'mkfifo'], () => {
-  it('Pi 4: finds pinctrl-bcm2711 at base 512, exports through onoff, reads and writes levels, unexports on close', async () => {
+  it('Pi 4: finds pinctrl-bcm2711 at base 512, exports through onoff, reads and writes levels, unexports inputs on close', async () => {
     const { result, exported } = await runInNamespace(pi4Chips, 'pi4');
     expect(result.chips).toEqual(['pinctrl-bcm2711@512/58', 'raspberrypi-exp-gpio@570/8']);
     // power-good, status-led, relay, SDA1: exported in that order, by global number.
@@ -118,8 +118,8 @@ describeAsRoot('onoff against a sysfs tree in a private mount namespace', 'bindi
     expect((result.wrongChip as { message: string }).message).toContain('no GPIO chip labelled pinctrl-rp1');
     expect(result.unexportAfterInputClose).toBe('529');
     expect(result.readAfterClose).toMatchObject({ code: 'ERR_HAL_CLOSED' });
-    // The controller closes what is still open, newest first: the LED was the last one left.
-    expect(result.unexportAfterControllerClose).toBe('539');
+    // The controller closes what is still open: only the LED, an output, which stays exported.
+    expect(result.unexportAfterControllerClose).toBe('529');
     expect(result.openAfterClose).toMatchObject({ code: 'ERR_HAL_CLOSED' });
   });
 

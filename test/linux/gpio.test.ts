@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { GpioValue } from '../../hal/gpio.js';
 import { LinuxGpioController, type OnoffGpio } from '../../hal/linux/gpio.js';
@@ -100,6 +102,26 @@ describe('LinuxGpioController over onoff', () => {
     await gpio.close();
   });
 
+  it('takes over the level of a line still exported as an output (a firmware restart), whatever the initial value says', async () => {
+    const root = await makeGpioTree(temp.dir, pi4Chips);
+    // As the previous run left them: GPIO22 an active-low relay switched on (logical 1, raw low), GPIO23 high.
+    for (const [number, value, activeLow] of [[534, '1', '1'], [535, '1', '0']] as const) {
+      await mkdir(join(root, `gpio${number}`));
+      await writeFile(join(root, `gpio${number}`, 'direction'), 'out\n');
+      await writeFile(join(root, `gpio${number}`, 'value'), `${value}\n`);
+      await writeFile(join(root, `gpio${number}`, 'active_low'), `${activeLow}\n`);
+    }
+    const gpio = new LinuxGpioController({ clock, root, load: fakeOnoff });
+    await gpio.open({ chip: 'pinctrl-bcm2711', line: 'GPIO22', direction: 'out', activeLow: true, initial: 0 });
+    await gpio.open({ chip: 'pinctrl-bcm2711', line: 'GPIO23', direction: 'out', initial: 0 });
+    // initial 0 would have been raw high on GPIO22 and low on GPIO23.
+    expect(FakeGpio.created.map((g) => [g.number, g.direction])).toEqual([
+      [534, 'low'],
+      [535, 'high'],
+    ]);
+    await gpio.close();
+  });
+
   it('names a line whose value file cannot be polled as unsupported for edges', async () => {
     const root = await makeGpioTree(temp.dir, pi4Chips);
     const gpio = new LinuxGpioController({ clock, root, load: fakeOnoff });
@@ -157,7 +179,8 @@ describe('LinuxGpioController over onoff', () => {
 
     await led.close();
     await led.close();
-    expect(FakeGpio.created[0]?.unexported).toBe(true);
+    // An output stays exported at its level, so a firmware restart does not drop it.
+    expect(FakeGpio.created[0]?.unexported).toBe(false);
     const closed = await rejection(led.write(0));
     expect([closed.code, closed.canceled]).toEqual(['ERR_HAL_CLOSED', true]);
     await gpio.close();
