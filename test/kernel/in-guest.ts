@@ -3,10 +3,28 @@
  * its modules and its QEMU devices, so anywhere else they are skipped (or fail under
  * HANDCHECK_REQUIRE_ROOT=1, which the guest sets).
  */
+import { systemClock } from '../../hal/clock.js';
+import { LinuxSerialController } from '../../hal/linux/serial.js';
 import { describeWhen } from '../helpers/requirements.js';
 
 export const inLane = process.env.HANDCHECK_KERNEL_LANE === '1';
 
 export function describeInLane(name: string, body: () => void): void {
   describeWhen(inLane ? undefined : 'runs only inside the kernel lane VM (npm run test:kernel)', name, body);
+}
+
+/**
+ * Asks the host (test/kernel/lane.ts) over the control line, ttyS2, to act on the VM from outside:
+ * `set_link on|off` flips the virtio-net link by QMP, `meter silent|answer` mutes the Modbus RTU meter
+ * on ttyS1. Resolves once the host says it is done.
+ */
+export async function askHost(request: string): Promise<void> {
+  const controller = new LinuxSerialController({ clock: systemClock });
+  try {
+    const port = await controller.open({ path: '/dev/ttyS2', baudRate: 115200 });
+    const answer = (await port.transact(Buffer.from(`${request}\n`), { timeoutMs: 30_000, isComplete: (received) => received.includes(0x0a) })).toString().trim();
+    if (answer !== 'ok') throw new Error(`the host answered ${JSON.stringify(answer)} to ${JSON.stringify(request)}`);
+  } finally {
+    await controller.close();
+  }
 }

@@ -82,20 +82,26 @@ describeInLane('I2C through i2c-bus on i2c-stub', () => {
   it('an address a kernel driver holds is EBUSY from i2c-dev (i2cdev_check_addr), reported as exactly that, and free again once the device is deleted', async () => {
     const sysfs = `/sys/bus/i2c/devices/i2c-${adapter}`;
     const client = `/sys/bus/i2c/devices/${adapter}-0048`;
+    // i2c-dev checks the address when it is selected (I2C_SLAVE), and i2c-bus selects it once per
+    // address and bus handle: the kernel driver must be bound before this bus first uses 0x48, as a
+    // device-tree overlay binds it at boot before the firmware starts.
     await writeFile(join(sysfs, 'new_device'), `tmp102 0x${TMP102.toString(16)}`);
+    const fresh = await openLinuxI2cBus({ id: 'i2c-1', device: `/dev/i2c-${adapter}` }, { clock: systemClock, defaultTimeoutMs: 1000 });
     try {
       // The kernel's tmp102 driver accepted the power-on configuration and bound (tmp102_probe).
       expect(basename(await readlink(join(client, 'driver')))).toBe('tmp102');
-      const error = await rejection(new Tmp102Driver(bus, TMP102).read());
+      const error = await rejection(new Tmp102Driver(fresh, TMP102).read());
       expect([error.code, error.errno, error.target]).toEqual(['ERR_HAL_ADDRESS_IN_USE', 'EBUSY', 'i2c-1@0x48']);
       expect(error.message).toContain('a kernel driver (tmp102) holds the address');
       expect(error.message).toContain('the bus is not stuck');
       // The rest of the bus is unaffected.
-      expect(await new Ina219Driver(bus, INA219, ina219Options, systemClock).identify()).toMatchObject({ part: 'INA219' });
-    } finally {
+      expect(await new Ina219Driver(fresh, INA219, ina219Options, systemClock).identify()).toMatchObject({ part: 'INA219' });
       await writeFile(join(sysfs, 'delete_device'), `0x${TMP102.toString(16)}`);
+      // tmp102_remove restored the configuration it found (drivers/hwmon/tmp102.c), and the address is free.
+      expect(await new Tmp102Driver(fresh, TMP102).identify()).toMatchObject({ part: 'TMP102', details: { config: '0x60a0' } });
+    } finally {
+      if (await readlink(join(client, 'driver')).catch(() => undefined)) await writeFile(join(sysfs, 'delete_device'), `0x${TMP102.toString(16)}`);
+      await fresh.close();
     }
-    // tmp102_remove restored the configuration it found (drivers/hwmon/tmp102.c).
-    expect(await new Tmp102Driver(bus, TMP102).identify()).toMatchObject({ part: 'TMP102', details: { config: '0x60a0' } });
   });
 });
