@@ -224,8 +224,10 @@ export async function layOutTree(options: {
   for (const part of ['binding.gyp', 'README.md', 'src']) {
     if (existsSync(join(root, 'native', part))) await cp(join(root, 'native', part), join(out, 'native', part), { recursive: true });
   }
-  const addon = join(root, 'native', 'build', 'Release', 'handcheck_nfqueue.node');
-  if (existsSync(addon)) await cp(addon, join(out, 'native', 'build', 'Release', 'handcheck_nfqueue.node'));
+  for (const addon of ['handcheck_nfqueue.node', 'handcheck_ioctl.node']) {
+    const built = join(root, 'native', 'build', 'Release', addon);
+    if (existsSync(built)) await cp(built, join(out, 'native', 'build', 'Release', addon));
+  }
 
   await cp(join(root, 'app', 'sim-page'), join(out, 'app', 'sim-page'), { recursive: true });
 

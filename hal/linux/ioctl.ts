@@ -53,7 +53,6 @@ export interface IoctlBinding {
 }
 
 /** linux/gpio.h, enum gpio_v2_line_flag */
-export const GPIO_V2_LINE_FLAG_USED = 1 << 0;
 export const GPIO_V2_LINE_FLAG_ACTIVE_LOW = 1 << 1;
 export const GPIO_V2_LINE_FLAG_INPUT = 1 << 2;
 export const GPIO_V2_LINE_FLAG_OUTPUT = 1 << 3;
