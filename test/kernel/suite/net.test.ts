@@ -11,23 +11,23 @@ import { askHost, describeInLane } from '../in-guest.js';
 
 /**
  * Resolves with the first rtnetlink link message about eth0 that `matches` after `act`. `ip monitor`
- * says nothing when it has subscribed, so a change of lo's alias, which it reports, marks that point.
+ * says nothing when it has subscribed, so a change of lo's alias, which it reports as a message about
+ * lo, marks that point.
  */
 async function linkMessage(matches: (line: string) => boolean, act: () => Promise<void>): Promise<string> {
   const monitor = spawn('ip', ['-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    const marker = `handcheck-${process.hrtime.bigint()}`;
     let listening: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (listening = resolve));
     const seen = new Promise<string>((resolve) => {
       createInterface({ input: monitor.stdout }).on('line', (line) => {
-        if (line.includes(marker)) listening();
+        if (/^\d+: lo:/.test(line)) listening();
         else if (line.includes(' eth0:') && matches(line)) resolve(line);
       });
     });
     await new Promise((resolve) => monitor.once('spawn', resolve));
     // Repeated until the monitor hears one: it may not have subscribed to rtnetlink yet.
-    for (let n = 0; !(await Promise.race([ready.then(() => true), aliasChange(`${marker}-${n}`).then(() => false)])); n++);
+    for (let n = 0; !(await Promise.race([ready.then(() => true), aliasChange(`handcheck-${n}`).then(() => false)])); n++);
     await act();
     return await seen;
   } finally {
