@@ -21,6 +21,7 @@ import { type Socket, createServer } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
 import { buildGpioSim } from './gpio-sim.js';
 import { LaneSetupError, buildInitramfs } from './initramfs.js';
 import { Qmp } from './qmp.js';
@@ -172,7 +173,7 @@ async function run(): Promise<Outcome> {
     const line = raw.replace(/\r$/, '');
     process.stdout.write(`${line}\n`);
     // vitest's summary lines, without the colours
-    const plain = line.replace(/\x1b\[[0-9;]*m/g, '');
+    const plain = stripVTControlCharacters(line);
     if (/^\s*(Test Files|Tests|Duration)\s/.test(plain)) outcome.summaries.push(plain.trim());
     const marker = /handcheck-lane: (\S+) ?(.*)$/.exec(plain);
     if (!marker) return;
