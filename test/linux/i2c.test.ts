@@ -130,28 +130,6 @@ describe('LinuxI2cBus at the i2c-bus boundary', () => {
     expect(handle.calls).toHaveLength(1);
   });
 
-  it('reports EBUSY from selecting the address (i2c-bus setAddr: ioctl I2C_SLAVE) as a kernel driver holding it, naming the driver, with no stuck-bus recovery', async () => {
-    const temp = await makeTempDir('i2c-owned');
-    try {
-      await mkdir(join(temp.dir, '1-0048'));
-      await writeFile(join(temp.dir, '1-0048', 'name'), 'tmp102\n');
-      await symlink('../../../bus/i2c/drivers/tmp102', join(temp.dir, '1-0048', 'driver'));
-      let calls = 0;
-      handle.readWord = () => {
-        calls += 1;
-        return Promise.reject(Object.assign(errno('EBUSY', 'Device or resource busy'), { syscall: 'setAddr' }));
-      };
-      const owned = new LinuxI2cBus('i2c-1', () => Promise.resolve(handle), { clock, busNumber: 1, sysfsDevices: temp.dir });
-      const err = await rejection(owned.readWord(0x48, 0x01, 'be'));
-      expect([err.code, err.errno, err.target]).toEqual(['ERR_HAL_ADDRESS_IN_USE', 'EBUSY', 'i2c-1@0x48']);
-      expect(err.message).toContain('a kernel driver (tmp102) holds the address');
-      // Not retried; the handle is dropped because i2c-bus keeps a file whose address selection failed.
-      expect([calls, handle.closed]).toEqual([1, 1]);
-    } finally {
-      await temp.remove();
-    }
-  });
-
   it.each(['EREMOTEIO', 'ENXIO'])('retries a %s once after 5 ms, then fails with ERR_HAL_NACK', async (code) => {
     handle.failures = [code, code];
     const result = rejection(bus.readByte(0x48, 0x01));

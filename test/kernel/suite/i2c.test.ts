@@ -79,7 +79,7 @@ describeInLane('I2C through i2c-bus on i2c-stub', () => {
     expect([error.code, error.errno, error.target]).toEqual(['ERR_HAL_NOT_FOUND', 'ENODEV', 'i2c-1@0x49']);
   });
 
-  it('an address a kernel driver holds is EBUSY from i2c-dev (i2cdev_check_addr), reported as exactly that, and free again once the device is deleted', async () => {
+  it('an address a kernel driver holds is EBUSY from i2c-dev (i2cdev_check_addr), reported as exactly that, and free again for a firmware started after the device is deleted', async () => {
     const sysfs = `/sys/bus/i2c/devices/i2c-${adapter}`;
     const client = `/sys/bus/i2c/devices/${adapter}-0048`;
     // i2c-dev checks the address when it is selected (I2C_SLAVE), and i2c-bus selects it once per
@@ -96,9 +96,17 @@ describeInLane('I2C through i2c-bus on i2c-stub', () => {
       expect(error.message).toContain('the bus is not stuck');
       // The rest of the bus is unaffected.
       expect(await new Ina219Driver(fresh, INA219, ina219Options, systemClock).identify()).toMatchObject({ part: 'INA219' });
+      // This bus keeps refusing the address (i2c-bus keeps the file whose selection failed); a
+      // firmware started after the device is deleted opens a new one.
+      expect((await rejection(new Tmp102Driver(fresh, TMP102).identify())).code).toBe('ERR_HAL_ADDRESS_IN_USE');
       await writeFile(join(sysfs, 'delete_device'), `0x${TMP102.toString(16)}`);
-      // tmp102_remove restored the configuration it found (drivers/hwmon/tmp102.c), and the address is free.
-      expect(await new Tmp102Driver(fresh, TMP102).identify()).toMatchObject({ part: 'TMP102', details: { config: '0x60a0' } });
+      const restarted = await openLinuxI2cBus({ id: 'i2c-1', device: `/dev/i2c-${adapter}` }, { clock: systemClock, defaultTimeoutMs: 1000 });
+      try {
+        // tmp102_remove restored the configuration it found (drivers/hwmon/tmp102.c), and the address is free.
+        expect(await new Tmp102Driver(restarted, TMP102).identify()).toMatchObject({ part: 'TMP102', details: { config: '0x60a0' } });
+      } finally {
+        await restarted.close();
+      }
     } finally {
       if (await readlink(join(client, 'driver')).catch(() => undefined)) await writeFile(join(sysfs, 'delete_device'), `0x${TMP102.toString(16)}`);
       await fresh.close();
