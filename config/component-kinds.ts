@@ -190,7 +190,19 @@ export const componentKinds = {
       { field: 'ledLine', to: 'gpio-line', direction: 'out' },
     ],
   },
-  'serial-peer': { quantities: ['latencyMs'], references: [{ field: 'port', to: 'serial-port' }] },
+  'serial-peer': {
+    quantities: ['latencyMs'],
+    references: [{ field: 'port', to: 'serial-port' }],
+    // The probe's deadline is the component's timeoutMs: below the latency limit, a slave answering
+    // between warnMax and max would fail at the deadline instead of being judged degraded.
+    check: (component) => {
+      const max = component.thresholds?.latencyMs?.max;
+      const timeoutMs = component.timeoutMs ?? 100;
+      return max !== undefined && timeoutMs <= max
+        ? [{ field: 'timeoutMs', message: `a ${timeoutMs} ms deadline cuts the probe off before its latencyMs max of ${max} ms; make timeoutMs larger than ${max}` }]
+        : [];
+    },
+  },
   'gpio-status': { quantities: [], references: [{ field: 'line', to: 'gpio-line', direction: 'in' }] },
   watchdog: { quantities: [], references: [{ to: 'watchdog' }] },
 } as const satisfies { [K in ComponentKind]: ComponentKindSpec<K> };
