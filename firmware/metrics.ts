@@ -9,7 +9,7 @@ import type { Gate, GateStats } from './gate/gate.js';
 
 const stateValues = { unknown: 0, ok: 1, degraded: 2, failed: 3 } as const;
 
-type GateCounter = Exclude<keyof GateStats, 'service' | 'mode' | 'listening' | 'held' | 'waiting' | 'lastVerdict'>;
+type GateCounter = Exclude<keyof GateStats, 'service' | 'mode' | 'listening' | 'held' | 'waiting' | 'lastVerdict' | 'queue'>;
 
 const gateCounters: Record<GateCounter, string> = {
   connections: 'connections accepted by the server, whatever became of them',

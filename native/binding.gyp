@@ -2,9 +2,9 @@
   "targets": [
     {
       "target_name": "handcheck_nfqueue",
-      "sources": ["src/nfqueue.cc"],
+      "sources": ["src/nfqueue.cc", "src/kernel_sets.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "libraries": ["-lnetfilter_queue", "-lnfnetlink"],
+      "libraries": ["-lnetfilter_queue", "-lnfnetlink", "-lnftnl", "-lmnl"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"]
     },

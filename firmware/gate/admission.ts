@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatePolicy } from '../../config/board-config.js';
 import { AfterAdmission } from './after.js';
-import { BeforeAdmission } from './before.js';
+import { BeforeAdmission, type BeforeStats } from './before.js';
 import type { VerdictSource } from './verdicts.js';
 import type { Verdict } from '../verdict.js';
 
@@ -22,6 +22,8 @@ export interface AdmissionContext {
   decide: (socket: Socket, verdict: Verdict) => void;
   /** A connection refused before any socket existed (before mode: RST to the SYN); counted and reported as a reset. */
   refused: (peer: string, verdict: Verdict) => void;
+  /** Before mode: how long the kernel waits for the firmware's next liveness refresh before SYNs bypass the queue. */
+  livenessMs: number;
 }
 
 export interface Admission {
@@ -29,6 +31,8 @@ export interface Admission {
   readonly pauseOnConnect: boolean;
   /** Sockets accepted but not yet decided. */
   readonly waiting: number;
+  /** Before mode: the SYNs its queue saw and how they were answered. */
+  readonly queueStats?: BeforeStats;
   /** Takes a socket the server just accepted; calls `decide` for it now or later. */
   admit(socket: Socket): void;
   /** The gate is closing: returns the sockets still waiting, which will not be decided. */

@@ -6,20 +6,27 @@
  * Kubernetes tcpSocket probe) is a deep check.
  *
  * Verdicts come from the gate's VerdictSource like in after mode: single flight, deadline, claim-5
- * reuse (a reused verdict answers the SYN at once). A socket reaching the server was born from a SYN
+ * reuse. What must hold while the event loop does not run is left to the kernel (nftables.ts): while a
+ * verdict is reusable its SYNs never reach the queue, and when the firmware stops refreshing its
+ * liveness, SYNs bypass the queue (fail-open). A socket reaching the server was born from a SYN
  * accepted here, and takes that SYN's verdict without a second diagnosis; one with no SYN on record
- * (accepted before the rules were in, or after its record expired) is diagnosed as in after mode.
+ * (let through by the kernel, accepted before the rules were in, or after its record expired) is
+ * admitted as in after mode: it reuses the verdict or is diagnosed.
  */
 import type { AddressInfo, Socket } from 'node:net';
 import type { Admission, AdmissionContext } from './admission.js';
 import { AfterAdmission } from './after.js';
 import { GateModeUnavailableError } from './errors.js';
 import { type IpFamily, SynRules, iptablesVariantFromEnv } from './iptables.js';
+import { SynSets } from './nftables.js';
 import { type QueueSubscription, type QueueVerdicts, type QueuedPacket, type SynHandler, hasNetAdmin, loadNfqueueAddon, subscribeQueue } from './nfqueue.js';
 import type { Verdict } from '../verdict.js';
 
 /** The mark bit an abnormal verdict sets; the REJECT rule matches it. */
 export const REJECT_MARK_BIT = 0x1;
+
+/** The mark bit the nftables chain sets on SYNs the kernel lets past the queue. */
+export const BYPASS_MARK_BIT = 0x2;
 
 /**
  * How long an answered SYN is remembered, in real time: long enough for the client's retransmissions
@@ -107,7 +114,10 @@ export interface BeforeStats {
   syns: number;
   /** Retransmitted SYNs that joined a held SYN or got its earlier answer instead of a diagnosis. */
   retransmits: number;
-  /** SYNs answered at once with a reused verdict (claim 5). */
+  /**
+   * SYNs answered at once with a reused verdict (claim 5) from the queue: those that arrived before the
+   * kernel held the verdict. The kernel's own (never queued) are counted by the gate, after accept.
+   */
   reused: number;
   /** SYNs answered with NF_ACCEPT. */
   accepted: number;
@@ -122,6 +132,7 @@ export class BeforeAdmission implements Admission, SynHandler {
   private readonly ctx: AdmissionContext;
   private readonly failClosed: boolean;
   private readonly queueNum: number;
+  private readonly livenessMs: number;
   /** Sockets that arrive with no SYN on record are diagnosed after accept. */
   private readonly fallback: AfterAdmission;
   private held = new Map<string, HeldSyn>();
@@ -135,6 +146,7 @@ export class BeforeAdmission implements Admission, SynHandler {
   private subscription: QueueSubscription | undefined;
   private stopWatching: (() => void) | undefined;
   private rules: SynRules | undefined;
+  private sets: SynSets | undefined;
   private closed = false;
   private readonly counters = { syns: 0, retransmits: 0, reused: 0, accepted: 0, reset: 0 };
 
@@ -156,6 +168,7 @@ export class BeforeAdmission implements Admission, SynHandler {
     this.ctx = ctx;
     this.failClosed = policy.failClosed;
     this.queueNum = policy.queue;
+    this.livenessMs = ctx.livenessMs;
     this.fallback = new AfterAdmission(ctx);
   }
 
@@ -163,13 +176,16 @@ export class BeforeAdmission implements Admission, SynHandler {
     return this.fallback.waiting;
   }
 
-  get stats(): BeforeStats {
+  get queueStats(): BeforeStats {
     let held = 0;
     for (const syn of this.held.values()) held += syn.ids.length;
     return { ...this.counters, held };
   }
 
-  /** Binds the queue, then installs the rules (replacing a crashed run's) for the address just bound. */
+  /**
+   * Binds the queue, installs the table and rules (replacing a crashed run's) for the address just
+   * bound, then writes the liveness element: from then on SYNs wait for verdicts.
+   */
   async start(address: AddressInfo): Promise<void> {
     const targets = ruleTargets(address);
     this.subscription = subscribeQueue(
@@ -185,36 +201,44 @@ export class BeforeAdmission implements Admission, SynHandler {
       queue: this.queueNum,
       failClosed: this.failClosed,
       markBit: REJECT_MARK_BIT,
+      bypassBit: BYPASS_MARK_BIT,
       targets,
       variant: iptablesVariantFromEnv(),
     });
     try {
-      const { replaced } = await this.rules.install();
-      if (replaced > 0) this.ctx.log.warn({ port: address.port, replaced }, 'before mode: replaced rules left by an earlier run');
+      const { replaced, replacedTable } = await this.rules.install();
+      if (replaced > 0 || replacedTable) this.ctx.log.warn({ port: address.port, replaced, replacedTable }, 'before mode: replaced rules left by an earlier run');
+      this.sets = new SynSets(address.port, this.livenessMs, this.ctx.log);
+      this.sets.start();
     } catch (err) {
+      this.sets?.stop();
+      this.sets = undefined;
+      await this.rules.remove().catch(() => undefined);
       this.subscription.close();
       this.subscription = undefined;
       throw err;
     }
-    // The addon's clock is the wall clock; the verdict source counts on the gate's.
-    this.stopWatching = this.ctx.verdicts.onReusableChange((remainingMs) => this.subscription?.acceptUntil(remainingMs > 0 ? Date.now() + remainingMs : 0));
+    // The kernel's timeouts run on the wall clock; the verdict source counts on the gate's.
+    this.stopWatching = this.ctx.verdicts.onReusableChange((remainingMs) => this.sets?.reuseUntil(remainingMs > 0 ? Date.now() + remainingMs : 0));
     this.agingTimer = setInterval(() => {
       this.answered.age();
       this.accepted.age();
     }, ANSWER_MEMORY_MS);
     this.agingTimer.unref();
     this.ctx.log.info(
-      { port: address.port, queue: this.queueNum, failClosed: this.failClosed, families: targets.map((t) => t.family) },
+      { port: address.port, queue: this.queueNum, failClosed: this.failClosed, livenessMs: this.livenessMs, families: targets.map((t) => t.family) },
       'before mode: SYNs held until the verdict',
     );
   }
 
-  /** Removes the rules, then lets go of the queue: from then on the kernel answers SYNs itself. */
+  /** Removes the rules and the table, then lets go of the queue: from then on the kernel answers SYNs itself. */
   async stop(): Promise<void> {
     clearInterval(this.agingTimer);
     this.agingTimer = undefined;
     this.stopWatching?.();
     this.stopWatching = undefined;
+    this.sets?.stop();
+    this.sets = undefined;
     try {
       await this.rules?.remove();
     } finally {
@@ -226,10 +250,6 @@ export class BeforeAdmission implements Admission, SynHandler {
   onSyn(packet: QueuedPacket, out: QueueVerdicts): void {
     this.out = out;
     this.counters.syns++;
-    if (packet.accepted) {
-      this.acceptedByAddon(packet);
-      return;
-    }
     if (this.closed) {
       this.answer(packet, packet.id, undefined);
       return;
@@ -274,24 +294,10 @@ export class BeforeAdmission implements Admission, SynHandler {
     this.ctx.decide(socket, last !== undefined && !last.ok ? last : synVerdict);
   }
 
-  /**
-   * The addon accepted this SYN on the reusable verdict without asking (claim 5). Remember the verdict
-   * for the socket the handshake makes; if a fault was found since, the last verdict is abnormal and
-   * `admit` resets that socket.
-   */
-  private acceptedByAddon(packet: QueuedPacket): void {
-    const verdict = this.ctx.verdicts.reusable() ?? this.ctx.verdicts.lastVerdict;
-    if (verdict === undefined) return;
-    this.counters.reused++;
-    this.counters.accepted++;
-    this.answered.set(`${packetTuple(packet)}|${packet.seq}`, verdict);
-    this.accepted.set(packetTuple(packet), verdict);
-  }
-
   /** The server has stopped listening: held SYNs get RST now, later ones too until the rules are gone. */
   close(): Socket[] {
     this.closed = true;
-    this.subscription?.acceptUntil(0);
+    this.sets?.reuseUntil(0);
     const held = [...this.held.values()];
     this.held = new Map();
     for (const syn of held) for (const id of syn.ids) this.answer(syn.packet, id, undefined);

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { GatePolicy } from '../../config/board-config.js';
 import { type Clock, type Timer, systemClock } from '../../hal/clock.js';
 import { type Admission, type GateMode, createAdmission } from './admission.js';
+import type { BeforeStats } from './before.js';
 import { GateClosedError, GateListenError } from './errors.js';
 import { LogSummary } from '../log-summary.js';
 import { VerdictSource } from './verdicts.js';
@@ -48,6 +49,12 @@ export interface GateOptions {
    * before the socket is destroyed. Default 2000 ms.
    */
   closeTimeoutMs?: number;
+  /**
+   * Before mode, in real time: the kernel lets SYNs bypass the queue once the firmware has not
+   * refreshed its liveness for this long (a frozen process), and holds a reusable verdict no longer.
+   * Default 500 ms.
+   */
+  livenessMs?: number;
 }
 
 /** A component the service depends on changed state between diagnoses. */
@@ -57,10 +64,11 @@ export interface DependencyChange {
   reason: string;
 }
 
-/** The board's policy plus the two bounds the gate sets itself. */
+/** The board's policy plus the bounds the gate sets itself. */
 export interface GateSettings extends GatePolicy {
   diagnosisTimeoutMs: number;
   closeTimeoutMs: number;
+  livenessMs: number;
 }
 
 /**
@@ -110,6 +118,8 @@ export interface GateStats {
   /** Connections accepted and waiting for their verdict. */
   waiting: number;
   lastVerdict: Verdict | undefined;
+  /** Before mode: the SYNs the NFQUEUE saw and how they were answered (none for SYNs the kernel let through); undefined in after mode. */
+  queue: BeforeStats | undefined;
 }
 
 export interface GateEvents {
@@ -119,6 +129,8 @@ export interface GateEvents {
 /** Bounds the gate sets itself; they are not part of a board's policy. */
 const diagnosisTimeoutMs = 2000;
 const closeTimeoutMs = 2000;
+/** Fail-open within half a second of the firmware freezing (DESIGN: <= 1 s). */
+const livenessMs = 500;
 
 function peerOf(socket: Socket): string {
   const address = socket.remoteAddress;
@@ -170,6 +182,7 @@ export class Gate extends EventEmitter<GateEvents> {
       ...options.policy,
       diagnosisTimeoutMs: options.diagnosisTimeoutMs ?? diagnosisTimeoutMs,
       closeTimeoutMs: options.closeTimeoutMs ?? closeTimeoutMs,
+      livenessMs: options.livenessMs ?? livenessMs,
     });
     this.log = options.logger.child({ subsystem: 'gate', service: options.service });
     this.limitLog = new LogSummary(this.log, 'warn', `connection reset without diagnosis: maxConnections (${String(this.policy.maxConnections)}) reached, not a fault`);
@@ -191,6 +204,7 @@ export class Gate extends EventEmitter<GateEvents> {
       log: this.log,
       decide: (socket, verdict) => this.decide(socket, verdict),
       refused: (peer, verdict) => this.refusedEarly(peer, verdict),
+      livenessMs: this.policy.livenessMs,
     });
 
     const gate = this;
@@ -266,6 +280,7 @@ export class Gate extends EventEmitter<GateEvents> {
       held: this.held.size,
       waiting: this.admission.waiting,
       lastVerdict: this.verdicts.lastVerdict,
+      queue: this.admission.queueStats,
     };
   }
 

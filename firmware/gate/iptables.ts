@@ -1,16 +1,19 @@
 /**
  * The netfilter rules of before mode, per service port and address family:
  *
- *   -p tcp --dport PORT --syn -m mark --mark BIT/BIT   -j REJECT --reject-with tcp-reset
- *   -p tcp --dport PORT --syn -m mark ! --mark BIT/BIT -j NFQUEUE --queue-num N [--queue-bypass]
+ *   -p tcp --dport PORT --syn -m mark --mark BIT/BIT        -j REJECT --reject-with tcp-reset
+ *   -p tcp --dport PORT --syn -m mark --mark 0x0/BIT|BYPASS -j NFQUEUE --queue-num N [--queue-bypass]
  *
  * inserted at the top of INPUT in one iptables-restore transaction, tagged with a comment naming the
- * port, so that rules left by a crashed run are found and replaced on the next start. Installed rule
- * sets are removed on every way out of the process: close, exit (uncaught errors included), and
- * SIGTERM / SIGINT / SIGHUP when nobody else handles them.
+ * port, so that rules left by a crashed run are found and replaced on the next start; and the
+ * nftables table of nftables.ts, whose chain sets the BYPASS bit on SYNs the kernel lets through by
+ * itself (the firmware's liveness lapsed, or a reusable verdict is held), created before the rules and
+ * deleted after them. Both are removed on every way out of the process: close, exit (uncaught errors
+ * included), and SIGTERM / SIGINT / SIGHUP when nobody else handles them.
  */
-import { execFile, execFileSync } from 'node:child_process';
 import { HandcheckError, type HandcheckErrorOptions } from '../../config/errors.js';
+import { commandDetail, isPermissionProblem, runCommand, runCommandSync } from './commands.js';
+import { installTable, removeTable, removeTableSync } from './nftables.js';
 
 /** An iptables command failed; `command` is the one that did. */
 export class IptablesError extends HandcheckError {
@@ -35,6 +38,8 @@ export interface SynRuleSpec {
   failClosed: boolean;
   /** The mark bit of an abnormal verdict; other bits of the mark are left alone. */
   markBit: number;
+  /** The mark bit the nftables chain sets on SYNs that skip the queue. */
+  bypassBit: number;
   /** Families to install for, each with its destination address (undefined: any address). */
   targets: ReadonlyArray<{ family: IpFamily; destination: string | undefined }>;
   variant?: IptablesVariant;
@@ -74,12 +79,13 @@ export function taggedRules(listing: string, port: number): string[] {
 
 function ruleLines(spec: SynRuleSpec, destination: string | undefined): string[] {
   const hex = `0x${spec.markBit.toString(16)}`;
+  const either = `0x${(spec.markBit | spec.bypassBit).toString(16)}`;
   const match = `-p tcp${destination ? ` -d ${destination}` : ''} --dport ${spec.port} --syn`;
   const comment = `-m comment --comment ${tag(spec.port, spec.service)}`;
   const bypass = spec.failClosed ? '' : ' --queue-bypass';
   // Each line goes to the top of INPUT, so the REJECT rule, inserted last, is evaluated first.
   return [
-    `-I INPUT 1 ${match} -m mark ! --mark ${hex}/${hex} ${comment} -j NFQUEUE --queue-num ${spec.queue}${bypass}`,
+    `-I INPUT 1 ${match} -m mark --mark 0x0/${either} ${comment} -j NFQUEUE --queue-num ${spec.queue}${bypass}`,
     `-I INPUT 1 ${match} -m mark --mark ${hex}/${hex} ${comment} -j REJECT --reject-with tcp-reset`,
   ];
 }
@@ -93,32 +99,20 @@ function deleteLines(listing: string, port: number): string[] {
 }
 
 function commandError(command: string, err: unknown, what: string): IptablesError {
-  const e = err as NodeJS.ErrnoException & { stderr?: string | Buffer };
-  if (e.code === 'ENOENT') {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
     return new IptablesError(command, `${command} not found: ${what} needs the Debian package iptables`, { cause: err });
   }
-  const stderr = e.stderr === undefined ? '' : String(e.stderr).trim();
-  const detail = stderr || (err instanceof Error ? err.message : String(err));
-  const permission = /permission denied|not permitted|you must be root/i.test(detail) ? '; this needs CAP_NET_ADMIN' : '';
+  const detail = commandDetail(err);
+  const permission = isPermissionProblem(detail) ? '; this needs CAP_NET_ADMIN' : '';
   return new IptablesError(command, `${command} failed to ${what}: ${detail}${permission}`, { cause: err });
 }
 
 function run(command: string, args: string[], input: string | undefined, what: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(command, args, { encoding: 'utf8', timeout: 10_000 }, (err, stdout, stderr) => {
-      if (err) reject(commandError(command, Object.assign(err, { stderr }), what));
-      else resolve(stdout);
-    });
-    if (input !== undefined) child.stdin?.end(input);
-  });
+  return runCommand(command, args, input, what, commandError);
 }
 
 function runSync(command: string, args: string[], input: string | undefined, what: string): string {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', timeout: 10_000, input, stdio: ['pipe', 'pipe', 'pipe'] });
-  } catch (err) {
-    throw commandError(command, err, what);
-  }
+  return runCommandSync(command, args, input, what, commandError);
 }
 
 const active = new Set<SynRules>();
@@ -166,9 +160,11 @@ function unguard(rules: SynRules): void {
 export interface InstallResult {
   /** Rules for the same port found from an earlier run and deleted. */
   replaced: number;
+  /** Whether an earlier run's nftables table for the port was there and replaced. */
+  replacedTable: boolean;
 }
 
-/** The REJECT and NFQUEUE rules of one before-mode service. */
+/** The REJECT and NFQUEUE rules and the nftables table of one before-mode service. */
 export class SynRules {
   readonly spec: Readonly<SynRuleSpec>;
   private installed = false;
@@ -179,14 +175,14 @@ export class SynRules {
     this.spec = Object.freeze({ ...spec, targets: [...spec.targets] });
   }
 
-  /** Replaces any rules tagged with this port (a crashed run's) with this service's, atomically per family. */
+  /** Replaces the table and any rules tagged with this port (a crashed run's) with this service's, atomically per family. */
   install(): Promise<InstallResult> {
     const next = this.last.then(() => this.doInstall(), () => this.doInstall());
     this.last = next.catch(() => undefined);
     return next;
   }
 
-  /** Deletes every rule tagged with this port. Idempotent. */
+  /** Deletes every rule tagged with this port, then the port's table. Idempotent. */
   remove(): Promise<void> {
     const next = this.last.then(() => this.doRemove(), () => this.doRemove());
     this.last = next.catch(() => undefined);
@@ -197,7 +193,15 @@ export class SynRules {
     let replaced = 0;
     guard(this);
     this.installed = true;
+    let replacedTable = false;
     try {
+      ({ replaced: replacedTable } = await installTable({
+        port: this.spec.port,
+        comment: tag(this.spec.port, this.spec.service),
+        failClosed: this.spec.failClosed,
+        bypassBit: this.spec.bypassBit,
+        targets: this.spec.targets,
+      }));
       for (const { family, destination } of this.spec.targets) {
         const variant = this.spec.variant ?? 'default';
         const list = binary(family, variant, false);
@@ -209,10 +213,14 @@ export class SynRules {
         await run(restore, ['-w', '--noflush'], transaction(lines), `install the before-mode rules for port ${this.spec.port}`);
       }
     } catch (err) {
-      this.removeSync();
+      try {
+        this.removeSync();
+      } catch {
+        // What failed first says more than what failed cleaning up after it.
+      }
       throw err;
     }
-    return { replaced };
+    return { replaced, replacedTable };
   }
 
   private async doRemove(): Promise<void> {
@@ -228,7 +236,11 @@ export class SynRules {
         }
       }
     } finally {
-      unguard(this);
+      try {
+        await removeTable(this.spec.port);
+      } finally {
+        unguard(this);
+      }
     }
   }
 
@@ -249,7 +261,11 @@ export class SynRules {
         }
       }
     } finally {
-      unguard(this);
+      try {
+        removeTableSync(this.spec.port);
+      } finally {
+        unguard(this);
+      }
     }
   }
 }

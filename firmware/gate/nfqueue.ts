@@ -25,19 +25,27 @@ export interface QueuedPacket {
   dport: number;
   /** TCP sequence number: with the addresses and ports it tells a retransmitted SYN from a new one. */
   seq: number;
-  /** Already accepted by the addon, because the port's verdict was reusable (see `acceptUntil`). */
-  accepted: boolean;
 }
 
 interface NativeQueue {
   accept(id: number): boolean;
-  acceptUntil(port: number, epochMs: number): void;
   repeat(id: number, mark: number): boolean;
+  close(): void;
+}
+
+/** The elements of the sets of one nftables table `inet TABLE` (native/src/kernel_sets.cc). */
+export interface NativeKernelSets {
+  /**
+   * In one transaction, empties each named set and, when `timeoutMs` > 0, gives it the one element
+   * `port`, lapsing after `timeoutMs`. Throws with `errno` when the kernel refuses.
+   */
+  replace(port: number, sets: ReadonlyArray<{ set: string; timeoutMs: number }>): void;
   close(): void;
 }
 
 interface NativeBinding {
   Queue: new (queueNum: number, failOpen: boolean, maxLen: number, onPackets: (packets: QueuedPacket[]) => void) => NativeQueue;
+  KernelSets: new (table: string) => NativeKernelSets;
 }
 
 const ADDON_FILE = 'handcheck_nfqueue.node';
@@ -121,18 +129,24 @@ export function loadNfqueueAddon(): NativeBinding {
   if (found === undefined) {
     throw new NfqueueUnavailableError(
       `the NFQUEUE addon is not built (looked for ${paths.join(', ')}); build it with "npm run build:native", ` +
-        'which needs the Debian packages build-essential, python3 and libnetfilter-queue-dev',
+        'which needs the Debian packages build-essential, python3, libnetfilter-queue-dev, libnftnl-dev and libmnl-dev',
     );
   }
+  let loaded: Partial<NativeBinding>;
   try {
-    binding = createRequire(import.meta.url)(found) as NativeBinding;
+    loaded = createRequire(import.meta.url)(found) as Partial<NativeBinding>;
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     throw new NfqueueUnavailableError(
-      `the NFQUEUE addon ${found} cannot be loaded: ${detail}; install the Debian package libnetfilter-queue1 or rebuild it with "npm run build:native"`,
+      `the NFQUEUE addon ${found} cannot be loaded: ${detail}; install the Debian packages libnetfilter-queue1, libnftnl11 and libmnl0 ` +
+        'or rebuild it with "npm run build:native"',
       { cause: err },
     );
   }
+  if (typeof loaded.Queue !== 'function' || typeof loaded.KernelSets !== 'function') {
+    throw new NfqueueUnavailableError(`the NFQUEUE addon ${found} was built from older sources (it has no kernel sets); rebuild it with "npm run build:native"`);
+  }
+  binding = loaded as NativeBinding;
   return binding;
 }
 
@@ -200,11 +214,6 @@ class SharedQueue implements QueueVerdicts {
     this.native.close();
   }
 
-  /** Lets the addon accept `port`'s SYNs itself until `epochMs` (wall clock); 0 stops it. */
-  acceptUntil(port: number, epochMs: number): void {
-    this.native.acceptUntil(port, epochMs);
-  }
-
   accept(id: number): void {
     try {
       this.native.accept(id);
@@ -227,9 +236,8 @@ class SharedQueue implements QueueVerdicts {
       try {
         // Nobody owns it (a stale rule of a closed service, an unreadable packet): let it through, as
         // the kernel would with the firmware gone.
-        if (handler === undefined) {
-          if (!packet.accepted) this.accept(packet.id);
-        } else handler.onSyn(packet, this);
+        if (handler === undefined) this.accept(packet.id);
+        else handler.onSyn(packet, this);
       } catch (err) {
         // Thrown here it would reach the addon's callback and take the process down with every held SYN.
         process.emitWarning(err instanceof Error ? err : new Error(String(err)));
@@ -243,11 +251,6 @@ const queues = new Map<number, SharedQueue>();
 /** A handler's subscription to a shared queue; `close` unsubscribes and closes the queue when it was the last. */
 export interface QueueSubscription {
   readonly queue: number;
-  /**
-   * While a verdict is reusable (claim 5), the addon accepts this port's SYNs without waiting for the
-   * event loop until `epochMs` (wall clock), and reports them marked `accepted`; 0 stops it.
-   */
-  acceptUntil(epochMs: number): void;
   close(): void;
 }
 
@@ -279,13 +282,9 @@ export function subscribeQueue(num: number, families: readonly (4 | 6)[], port: 
   let open = true;
   return {
     queue: num,
-    acceptUntil: (epochMs) => {
-      if (open) shared.acceptUntil(port, epochMs);
-    },
     close: () => {
       if (!open) return;
       open = false;
-      shared.acceptUntil(port, 0);
       shared.remove(handler);
       if (shared.empty) {
         shared.close();

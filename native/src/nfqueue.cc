@@ -5,6 +5,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "kernel_sets.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter.h>
@@ -15,9 +17,7 @@
 
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
-#include <chrono>
 #include <cstdint>
-#include <utility>
 #include <vector>
 
 namespace {
@@ -39,13 +39,7 @@ struct Packet {
   uint16_t sport = 0;
   uint16_t dport = 0;
   uint32_t seq = 0;
-  // Accepted here, without asking JavaScript, because the port had a reusable verdict (claim 5).
-  bool accepted = false;
 };
-
-double NowEpochMs() {
-  return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 uint16_t Be16(const unsigned char* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
@@ -96,7 +90,6 @@ class Queue : public Napi::ObjectWrap<Queue> {
     return DefineClass(env, "Queue",
                        {
                            InstanceMethod<&Queue::Accept>("accept"),
-                           InstanceMethod<&Queue::AcceptUntil>("acceptUntil"),
                            InstanceMethod<&Queue::Repeat>("repeat"),
                            InstanceMethod<&Queue::Close>("close"),
                        });
@@ -208,19 +201,8 @@ class Queue : public Napi::ObjectWrap<Queue> {
     unsigned char* payload = nullptr;
     int len = nfq_get_payload(nfa, &payload);
     if (len > 0) ParseTcp(payload, len, p);
-    // While a port's verdict is reusable, its SYNs are answered right here: the event loop's wake-up
-    // and the call into JavaScript would otherwise be most of the SYN/ACK's delay. JavaScript still
-    // sees the packet, marked accepted, to count it and to match the socket the handshake makes.
-    if (p.family != 0 && self->Reusable(p.dport) && nfq_set_verdict(self->qh_, p.id, NF_ACCEPT, 0, nullptr) >= 0) p.accepted = true;
     self->batch_.push_back(p);
     return 0;
-  }
-
-  bool Reusable(uint16_t port) const {
-    for (const auto& entry : accept_until_) {
-      if (entry.first == port) return entry.second > NowEpochMs();
-    }
-    return false;
   }
 
   static void OnReadable(uv_poll_t* handle, int status, int) {
@@ -259,7 +241,6 @@ class Queue : public Napi::ObjectWrap<Queue> {
       o.Set("dst", Napi::String::New(env, p.dst));
       o.Set("dport", Napi::Number::New(env, p.dport));
       o.Set("seq", Napi::Number::New(env, p.seq));
-      o.Set("accepted", Napi::Boolean::New(env, p.accepted));
       packets.Set(static_cast<uint32_t>(i), o);
     }
     on_packets_.MakeCallback(Value(), {packets}, *async_);
@@ -288,25 +269,6 @@ class Queue : public Napi::ObjectWrap<Queue> {
 
   Napi::Value Accept(const Napi::CallbackInfo& info) { return SetVerdict(info, NF_ACCEPT, false); }
 
-  // acceptUntil(port, epochMs): accept the port's SYNs in the addon until then (0: stop).
-  Napi::Value AcceptUntil(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-      Napi::TypeError::New(env, "acceptUntil(port, epochMs)").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    uint16_t port = static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value());
-    double until = info[1].As<Napi::Number>().DoubleValue();
-    for (auto& entry : accept_until_) {
-      if (entry.first == port) {
-        entry.second = until;
-        return env.Undefined();
-      }
-    }
-    accept_until_.emplace_back(port, until);
-    return env.Undefined();
-  }
-
   // NF_REPEAT sends the packet through the hook again with the new mark, where the REJECT rule that
   // matches the mark answers it with a RST.
   Napi::Value Repeat(const Napi::CallbackInfo& info) { return SetVerdict(info, NF_REPEAT, true); }
@@ -324,8 +286,6 @@ class Queue : public Napi::ObjectWrap<Queue> {
   int fd_ = -1;
   std::vector<char> buffer_;
   std::vector<Packet> batch_;
-  // Per port: accept its SYNs without JavaScript until this wall-clock time (ms since the epoch).
-  std::vector<std::pair<uint16_t, double>> accept_until_;
   Napi::FunctionReference on_packets_;
   Napi::AsyncContext* async_ = nullptr;
   bool hooked_ = false;
@@ -334,6 +294,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Queue", Queue::Define(env));
+  exports.Set("KernelSets", DefineKernelSets(env));
   return exports;
 }
 

@@ -3,12 +3,21 @@
  * sees it: `connected` (with the first line the application sent), an errno code (`ECONNREFUSED` when
  * the SYN was answered with RST), or `timeout` when the SYN got no answer at all. With `holdMs`, a
  * connection that got its greeting is kept open that long: `held` if it stayed up, else how it ended.
+ * With `handshake`, a connection counts as `connected` once the handshake completes, greeting or not
+ * (what `nc -z` checks).
  *
  *   node --import tsx fixture-client.ts '{"host":"198.18.0.1","port":7000,"count":100,"timeoutMs":3000}'
  *
  * Prints one JSON object: `{ "results": [{ "outcome", "ms", "greeting" }] }`.
+ *
+ *   node --import tsx fixture-client.ts session
+ *
+ * keeps running instead, so that a test's connects do not wait for a process to start: each stdin line
+ * `{"id":N,...config}` runs like the above, concurrently with the others, and prints
+ * `{"id":N,"results":[...]}` when done.
  */
 import { connect } from 'node:net';
+import { createInterface } from 'node:readline';
 
 interface ClientConfig {
   host: string;
@@ -16,6 +25,7 @@ interface ClientConfig {
   count?: number;
   timeoutMs?: number;
   holdMs?: number;
+  handshake?: boolean;
 }
 
 interface Result {
@@ -24,10 +34,8 @@ interface Result {
   greeting?: string;
 }
 
-const config = JSON.parse(process.argv[2] ?? '{}') as ClientConfig;
-const timeoutMs = config.timeoutMs ?? 3000;
-
-function once(): Promise<Result> {
+function once(config: ClientConfig): Promise<Result> {
+  const timeoutMs = config.timeoutMs ?? 3000;
   const started = performance.now();
   return new Promise((resolve) => {
     const socket = connect({ host: config.host, port: config.port });
@@ -40,6 +48,7 @@ function once(): Promise<Result> {
       resolve({ outcome, ms: Math.round(performance.now() - started), ...(greeting === undefined ? {} : { greeting }) });
     };
     let timer = setTimeout(() => finish(socket.connecting ? 'timeout' : 'connected-silent'), timeoutMs);
+    if (config.handshake) socket.once('connect', () => finish('connected'));
     socket.setEncoding('utf8');
     let greeting: string | undefined;
     socket.on('data', (data: string) => {
@@ -57,5 +66,16 @@ function once(): Promise<Result> {
   });
 }
 
-const results = await Promise.all(Array.from({ length: config.count ?? 1 }, () => once()));
-process.stdout.write(`${JSON.stringify({ results })}\n`);
+function all(config: ClientConfig): Promise<Result[]> {
+  return Promise.all(Array.from({ length: config.count ?? 1 }, () => once(config)));
+}
+
+if (process.argv[2] === 'session') {
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    const { id, ...config } = JSON.parse(line) as ClientConfig & { id: number };
+    void all(config).then((results) => process.stdout.write(`${JSON.stringify({ id, results })}\n`));
+  });
+} else {
+  const results = await all(JSON.parse(process.argv[2] ?? '{}') as ClientConfig);
+  process.stdout.write(`${JSON.stringify({ results })}\n`);
+}

@@ -5,8 +5,9 @@
  *   node --import tsx fixture-server.ts '{"host":"::","port":7000,"policy":{"mode":"before"}}'
  *
  * stdin, one command a line: `ok`, `abnormal`, `throw`, `hang` (set what the next diagnoses do),
- * `delay MS` (how long each takes), `stats` (prints the gate's stats), `crash` (an uncaught error),
- * `close` (gate.close(), then exit 0). stdout, one JSON object a line: `{"event":"listening",...}`,
+ * `delay MS` (how long each takes), `withdraw` (a component changed state: the reusable verdict is
+ * withdrawn), `stats` (prints the gate's stats), `crash` (an uncaught error), `close` (gate.close(),
+ * then exit 0). stdout, one JSON object a line: `{"event":"listening",...}`,
  * `{"event":"stats",...}`, `{"event":"closed"}`, or `{"event":"error","code":...}` and exit 2 when
  * the gate cannot start.
  */
@@ -22,6 +23,7 @@ interface ServerConfig {
   port: number;
   policy: GatePolicyInput;
   diagnosisTimeoutMs?: number;
+  livenessMs?: number;
   /** Install a SIGTERM handler that closes the gate, as the firmware does. */
   gracefulSignals?: boolean;
 }
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
       logger,
       diagnosisTimeoutMs: config.diagnosisTimeoutMs ?? 2000,
       closeTimeoutMs: 500,
+      ...(config.livenessMs === undefined ? {} : { livenessMs: config.livenessMs }),
       diagnose: () => {
         const what = behaviour;
         const now = Date.now();
@@ -105,6 +108,10 @@ async function main(): Promise<void> {
       case 'delay':
         delayMs = Number(arg);
         print({ event: 'delay', delayMs });
+        break;
+      case 'withdraw':
+        gate.withdrawVerdict();
+        print({ event: 'withdrawn' });
         break;
       case 'stats':
         print({ event: 'stats', ...gate.stats() });

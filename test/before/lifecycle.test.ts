@@ -1,7 +1,7 @@
 /**
- * Before mode across the life of the firmware process: rules removed on every way out, left in place
- * by SIGKILL (where fail-open keeps the port reachable and the next start replaces them), and clear
- * errors when the addon, the capability or the queue is missing.
+ * Before mode across the life of the firmware process: rules and the nftables table removed on every
+ * way out, left in place by SIGKILL (where fail-open keeps the port reachable and the next start
+ * replaces them), and clear errors when the addon, the capability or the queue is missing.
  *
  * What fail-open can show here: with the firmware killed nothing answers the queue, so without
  * --queue-bypass every SYN for the port would be dropped and clients would hang until their connect
@@ -51,10 +51,18 @@ describeAsRoot('before mode: process life', () => {
     const gate = new FixtureServer(server, { host: SERVER_V4, port, policy: { mode: 'before', ...policy }, ...extra });
     await gate.started();
     expect(await server.rules()).toHaveLength(2);
+    expect(await server.setElements(port, 'alive')).toEqual([port]);
     return gate;
   }
 
-  it('fails open after SIGKILL: rules stay, SYNs bypass the dead queue, and the next start replaces the rules', async () => {
+  /** Neither the rules nor the table of the port are left. */
+  async function cleanedUp(): Promise<void> {
+    expect(await server.rules()).toEqual([]);
+    expect(await server.rules(6)).toEqual([]);
+    expect(await server.setElements(port, 'alive')).toBeUndefined();
+  }
+
+  it('fails open after SIGKILL: rules and table stay, SYNs bypass the dead queue, and the next start replaces them', async () => {
     port++;
     const gate = await start();
     expect(outcomes(await connectFrom(client, { host: SERVER_V4, port }))).toEqual({ connected: 1 });
@@ -62,6 +70,8 @@ describeAsRoot('before mode: process life', () => {
     expect(await gate.exited).toEqual({ code: null, signal: 'SIGKILL' });
     const left = await server.rules();
     expect(left).toHaveLength(2);
+    // The table stays too, its liveness element lapsing with nobody to refresh it.
+    expect(await server.setElements(port, 'alive')).toBeDefined();
 
     const refused = await connectFrom(client, { host: SERVER_V4, port, timeoutMs: 3000 });
     expect(refused).toEqual([expect.objectContaining({ outcome: 'ECONNREFUSED' })]);
@@ -75,9 +85,10 @@ describeAsRoot('before mode: process life', () => {
     expect(await server.rules()).toEqual(left);
     expect(again.stderr).toContain('replaced rules left by an earlier run');
     expect(again.stderr).toContain('"replaced":2');
+    expect(again.stderr).toContain('"replacedTable":true');
     expect(await connectFrom(client, { host: SERVER_V4, port })).toEqual([expect.objectContaining({ outcome: 'connected', greeting: 'hello' })]);
     await again.command('close', 'closed');
-    expect(await server.rules()).toEqual([]);
+    await cleanedUp();
   });
 
   it('fails closed with failClosed: true: no --queue-bypass, and after SIGKILL SYNs are dropped', async () => {
@@ -100,30 +111,30 @@ describeAsRoot('before mode: process life', () => {
   it.each([
     ['SIGTERM', { code: null, signal: 'SIGTERM' }],
     ['SIGINT', { code: null, signal: 'SIGINT' }],
-  ] as const)('removes the rules on %s when the process has no handler of its own, and still dies of the signal', async (signal, exit) => {
+    ['SIGHUP', { code: null, signal: 'SIGHUP' }],
+  ] as const)('removes the rules and the table on %s when the process has no handler of its own, and still dies of the signal', async (signal, exit) => {
     port++;
     const gate = await start();
     gate.kill(signal);
     expect(await gate.exited).toEqual(exit);
-    expect(await server.rules()).toEqual([]);
-    expect(await server.rules(6)).toEqual([]);
+    await cleanedUp();
   });
 
-  it('removes the rules when the application closes the gate on SIGTERM itself', async () => {
+  it('removes the rules and the table when the application closes the gate on SIGTERM itself', async () => {
     port++;
     const gate = await start({}, { gracefulSignals: true });
     gate.kill('SIGTERM');
     expect(await gate.exited).toEqual({ code: 0, signal: null });
-    expect(await server.rules()).toEqual([]);
+    await cleanedUp();
   });
 
-  it('removes the rules when the process dies of an uncaught error', async () => {
+  it('removes the rules and the table when the process dies of an uncaught error', async () => {
     port++;
     const gate = await start();
     gate.child.stdin?.write('crash\n');
     expect(await gate.exited).toEqual({ code: 1, signal: null });
     expect(gate.stderr).toContain('fixture crashed on purpose');
-    expect(await server.rules()).toEqual([]);
+    await cleanedUp();
   });
 
   it('refuses a second process on a queue number already bound, naming gate.queue, and leaves the first alone', async () => {

@@ -74,6 +74,19 @@ export class Netns {
     return child;
   }
 
+  /** The ports in set `set` of the before-mode table of `port`; undefined when there is no such table. */
+  async setElements(port: number, set: 'alive' | 'reusable'): Promise<number[] | undefined> {
+    let listing: string;
+    try {
+      listing = await this.exec('nft', ['-j', 'list', 'set', 'inet', `handcheck_${port}`, set]);
+    } catch {
+      return undefined;
+    }
+    const parsed = JSON.parse(listing) as { nftables: Array<{ set?: { elem?: Array<number | { elem: { val: number } }> } }> };
+    const elems = parsed.nftables.find((entry) => entry.set !== undefined)?.set?.elem ?? [];
+    return elems.map((e) => (typeof e === 'number' ? e : e.elem.val));
+  }
+
   /** The handcheck rules in INPUT, as `iptables -S` prints them. */
   async rules(family: 4 | 6 = 4): Promise<string[]> {
     const listing = await this.exec(family === 4 ? 'iptables' : 'ip6tables', ['-w', '-S', 'INPUT']);
@@ -112,6 +125,7 @@ export interface ServerConfig {
   port: number;
   policy: Record<string, unknown>;
   diagnosisTimeoutMs?: number;
+  livenessMs?: number;
   gracefulSignals?: boolean;
 }
 
@@ -197,6 +211,64 @@ export interface ClientResult {
 export async function connectFrom(ns: Netns, config: { host: string; port: number; count?: number; timeoutMs?: number; holdMs?: number }): Promise<ClientResult[]> {
   const out = await ns.exec('node', ['--import', 'tsx', CLIENT, JSON.stringify(config)], 20_000 + (config.holdMs ?? 0));
   return (JSON.parse(out) as { results: ClientResult[] }).results;
+}
+
+export interface ClientConfig {
+  host: string;
+  port: number;
+  count?: number;
+  timeoutMs?: number;
+  holdMs?: number;
+  /** Connected once the handshake completes, without waiting for the greeting (as `nc -z`). */
+  handshake?: boolean;
+}
+
+/**
+ * The fixture client kept running in a namespace: its connects start when asked, not after a Node.js
+ * process has started (a few hundred ms on a busy machine), so tests can act inside short windows.
+ */
+export class ClientSession {
+  private readonly child: ChildProcess;
+  private readonly pending = new Map<number, (results: ClientResult[]) => void>();
+  private next = 0;
+  private closed = false;
+  private readonly ready: Promise<void>;
+
+  constructor(ns: Netns) {
+    this.child = ns.spawn('node', ['--import', 'tsx', CLIENT, 'session']);
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      const { id, results } = JSON.parse(line) as { id: number; results: ClientResult[] };
+      this.pending.get(id)?.(results);
+      this.pending.delete(id);
+    });
+    // A connect to nowhere proves the process has started and reads its stdin.
+    this.ready = this.connect({ host: '127.0.0.1', port: 9, timeoutMs: 1 }).then(() => undefined);
+  }
+
+  started(): Promise<void> {
+    return this.ready;
+  }
+
+  connect(config: ClientConfig): Promise<ClientResult[]> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      // After close() nobody waits for the answers any more.
+      const exit = (): void => {
+        if (!this.closed) reject(new Error('the client session exited'));
+      };
+      this.child.once('exit', exit);
+      this.pending.set(id, (results) => {
+        this.child.off('exit', exit);
+        resolve(results);
+      });
+      this.child.stdin?.write(`${JSON.stringify({ id, ...config })}\n`);
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.child.kill('SIGKILL');
+  }
 }
 
 export function outcomes(results: ClientResult[]): Record<string, number> {

@@ -1,6 +1,7 @@
 /**
  * The parts of before mode that need no root: which rules a bound address calls for, how tagged rules
- * are told apart in `iptables -S` output, and how CAP_NET_ADMIN is read from /proc.
+ * are told apart in `iptables -S` output, what the nftables table says, and how CAP_NET_ADMIN is read
+ * from /proc.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ruleTargets } from '../../firmware/gate/before.js';
 import { iptablesVariantFromEnv, taggedRules } from '../../firmware/gate/iptables.js';
+import { hasTable, tableScript } from '../../firmware/gate/nftables.js';
 import { hasNetAdmin } from '../../firmware/gate/nfqueue.js';
 
 describe('ruleTargets', () => {
@@ -42,6 +44,37 @@ describe('taggedRules', () => {
     expect(rules[1]).toContain('-j NFQUEUE --queue-num 0');
     expect(taggedRules(listing, 5020)).toHaveLength(1);
     expect(taggedRules(listing, 22)).toEqual([]);
+  });
+});
+
+describe('tableScript', () => {
+  const spec = { port: 502, comment: 'handcheck:502:modbus', bypassBit: 0x2, targets: [{ family: 4 as const, destination: '192.0.2.7' }, { family: 6 as const, destination: undefined }] };
+
+  it('replaces the port table in one script, marking SYNs past the queue when liveness lapsed or a verdict is held', () => {
+    const script = tableScript({ ...spec, failClosed: false });
+    expect(script.split('\n').slice(0, 3)).toEqual(['add table inet handcheck_502', 'delete table inet handcheck_502', 'table inet handcheck_502 {']);
+    expect(script).toContain('set alive { type inet_service; flags timeout; }');
+    expect(script).toContain('set reusable { type inet_service; flags timeout; }');
+    expect(script).toContain('type filter hook input priority filter - 10; policy accept;');
+    const syn = 'tcp dport 502 tcp flags & (fin | syn | rst | ack) == syn';
+    expect(script).toContain(`meta nfproto ipv4 ip daddr 192.0.2.7 ${syn} tcp dport != @alive meta mark set meta mark | 0x2`);
+    expect(script).toContain(`meta nfproto ipv4 ip daddr 192.0.2.7 ${syn} tcp dport @reusable meta mark set meta mark | 0x2`);
+    expect(script).toContain(`meta nfproto ipv6 ${syn} tcp dport != @alive meta mark set meta mark | 0x2`);
+    expect(script).toContain(`meta nfproto ipv6 ${syn} tcp dport @reusable meta mark set meta mark | 0x2`);
+  });
+
+  it('leaves out the liveness rule with failClosed: a stopped firmware keeps SYNs in the queue', () => {
+    const script = tableScript({ ...spec, failClosed: true });
+    expect(script).not.toContain('@alive');
+    expect(script).toContain('@reusable');
+  });
+});
+
+describe('hasTable', () => {
+  it('finds the port table in `nft list tables` output and no other port', () => {
+    const listing = 'table inet filter\ntable inet handcheck_5020\ntable ip nat\n';
+    expect(hasTable(listing, 5020)).toBe(true);
+    expect(hasTable(listing, 502)).toBe(false);
   });
 });
 
