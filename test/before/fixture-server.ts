@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import type { GatePolicyInput } from '../../config/board-config.js';
 import { gatePolicy } from '../../config/gate-policy.js';
-import { Gate } from '../../firmware/gate/gate.js';
+import { type DependencyChange, Gate } from '../../firmware/gate/gate.js';
 import type { Verdict } from '../../firmware/verdict.js';
 
 interface ServerConfig {
@@ -61,6 +61,7 @@ const logger = pino({ level: 'info' }, pino.destination(2));
 
 async function main(): Promise<void> {
   let gate: Gate;
+  let dependencyChanged: ((change: DependencyChange) => void) | undefined;
   try {
     gate = new Gate({
       service: 'fixture',
@@ -69,6 +70,12 @@ async function main(): Promise<void> {
       diagnosisTimeoutMs: config.diagnosisTimeoutMs ?? 2000,
       closeTimeoutMs: 500,
       ...(config.livenessMs === undefined ? {} : { livenessMs: config.livenessMs }),
+      watchDependencies: (onChange) => {
+        dependencyChanged = onChange;
+        return () => {
+          dependencyChanged = undefined;
+        };
+      },
       diagnose: () => {
         const what = behaviour;
         const now = Date.now();
@@ -110,7 +117,7 @@ async function main(): Promise<void> {
         print({ event: 'delay', delayMs });
         break;
       case 'withdraw':
-        gate.withdrawVerdict();
+        dependencyChanged?.({ component: 'board-temp', state: 'failed', reason: 'read temperatureC on i2c-1@0x48 failed: no acknowledge' });
         print({ event: 'withdrawn' });
         break;
       case 'stats':
