@@ -95,6 +95,17 @@ describeAsRoot('before mode: what the kernel holds', () => {
     await gate.command('close', 'closed');
   });
 
+  it('lets a client whose SYN reached the stopped firmware queue through on its retransmission', async () => {
+    const gate = await start({}, LIVENESS_MS);
+    await gate.command('abnormal', 'behaviour');
+    gate.kill('SIGSTOP');
+    // Sent at once, the first SYN most likely waits in the queue; Linux retransmits it after 1 s, by
+    // when the liveness element has lapsed. Either way the handshake completes with the firmware stopped.
+    expect(outcomes(await connect({ timeoutMs: 5000, handshake: true }))).toEqual({ connected: 1 });
+    gate.kill('SIGCONT');
+    await gate.command('close', 'closed');
+  });
+
   it('with failClosed: true keeps a stopped firmware port shut, a held verdict included', async () => {
     const gate = await start({ failClosed: true, maxAgeMs: 600_000 }, LIVENESS_MS);
     const holding = connect({ holdMs: 600_000 });
@@ -139,5 +150,16 @@ describeAsRoot('before mode: what the kernel holds', () => {
     expect(refused.reset).toBe(beforeQueue.reset + 1);
     await gate.command('close', 'closed');
     await holding;
+  });
+
+  it('takes the verdict out of the kernel when the last held connection ends', async () => {
+    const gate = await start({ maxAgeMs: 600_000 });
+    const holding = connect({ holdMs: 500 });
+    await until('the held connection', async () => (await gate.stats()).held === 1, 10_000);
+    expect(await server.setElements(port, 'reusable')).toEqual([port]);
+    expect(outcomes(await holding)).toEqual({ held: 1 });
+    await until('the gate to see the close', async () => (await gate.stats()).held === 0, 10_000);
+    expect(await server.setElements(port, 'reusable')).toEqual([]);
+    await gate.command('close', 'closed');
   });
 });
