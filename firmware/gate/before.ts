@@ -282,7 +282,8 @@ export class BeforeAdmission implements Admission, SynHandler {
   }
 
   admit(socket: Socket): void {
-    const tuple = socketTuple(socket);
+    // While the kernel holds the verdict no SYN is queued, so nothing is on record: skip the lookup.
+    const tuple = this.accepted.size === 0 ? undefined : socketTuple(socket);
     const synVerdict = tuple === undefined ? undefined : this.accepted.take(tuple);
     if (synVerdict === undefined) {
       this.fallback.admit(socket);
