@@ -9,9 +9,13 @@
  *   SIGSTOP -> the kernel's reusable verdict lapses, both bounded by the liveness timeout (500 ms).
  */
 import { type ChildProcess, execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Netns, ROOT, whyNotRunnable } from '../test/before/netns.js';
+import { until } from '../test/helpers/wait.js';
 
 const exec = promisify(execFile);
 type Report = (what: string, value: string, target: string, met: boolean | undefined) => void;
@@ -76,27 +80,24 @@ function holdConnection(ns: Netns): ChildProcess {
   return ns.spawn(process.execPath, ['-e', `require('node:net').connect(${PORT}, '127.0.0.1').on('error', () => {}); setInterval(() => {}, 1000)`]);
 }
 
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`bench: ${what} did not happen within 10 s`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** Takes the firmware's iptables rules and nftables chain out and puts them back, as they were. */
-async function ruleSwitch(ns: Netns): Promise<{ off: () => Promise<void>; on: () => Promise<void> }> {
+async function ruleSwitch(ns: Netns, dir: string): Promise<{ off: () => Promise<void>; on: () => Promise<void> }> {
   const rules = await ns.rules(4);
-  const chain = await ns.exec('nft', ['list', 'chain', 'inet', `handcheck_${PORT}`, 'syn']);
-  const restore = (lines: string[]) => ns.exec('iptables-restore', ['-w', '--noflush'], `*filter\n${lines.join('\n')}\nCOMMIT\n`);
+  const chain = join(dir, 'chain.nft');
+  const remove = join(dir, 'remove.rules');
+  const add = join(dir, 'add.rules');
+  const transaction = (lines: string[]): string => `*filter\n${lines.join('\n')}\nCOMMIT\n`;
+  await writeFile(chain, await ns.exec('nft', ['list', 'chain', 'inet', `handcheck_${PORT}`, 'syn']));
+  await writeFile(remove, transaction(rules.map((rule) => `-D${rule.slice(2)}`)));
+  await writeFile(add, transaction(rules));
   return {
     off: async () => {
-      await restore(rules.map((rule) => `-D${rule.slice(2)}`));
+      await ns.exec('iptables-restore', ['-w', '--noflush', remove]);
       await ns.exec('nft', ['delete', 'chain', 'inet', `handcheck_${PORT}`, 'syn']);
     },
     on: async () => {
-      await ns.exec('nft', ['-f', '-'], chain);
-      await restore(rules);
+      await ns.exec('nft', ['-f', chain]);
+      await ns.exec('iptables-restore', ['-w', '--noflush', add]);
     },
   };
 }
@@ -113,9 +114,10 @@ async function measure(ns: Netns): Promise<Paired> {
     return JSON.parse(answer.value as string) as Batch;
   };
   const paired: Paired = { ratios: [], addedP50Ms: [], withRules: [], without: [] };
+  const dir = await mkdtemp(join(tmpdir(), 'hc-bench-rules-'));
   try {
-    await until('the kernel holding the verdict', async () => (await ns.setElements(PORT, 'reusable'))?.length === 1);
-    const rules = await ruleSwitch(ns);
+    await until(async () => (await ns.setElements(PORT, 'reusable'))?.length === 1, 'the kernel holding the verdict');
+    const rules = await ruleSwitch(ns, dir);
     for (let pair = 0; pair < PAIRS; pair++) {
       // Alternating which side goes first cancels a drift in the machine's load.
       let withRules: Batch;
@@ -140,6 +142,7 @@ async function measure(ns: Netns): Promise<Paired> {
     client.kill('SIGKILL');
     holder.kill('SIGKILL');
     await stopFirmware(firmware);
+    await rm(dir, { recursive: true, force: true });
   }
   return paired;
 }
@@ -159,8 +162,8 @@ async function frozen(ns: Netns, what: 'open' | 'verdict', rounds: number): Prom
   let spanMs = 0;
   try {
     for (let round = 0; round < rounds; round++) {
-      await until('the liveness element', async () => (await ns.setElements(PORT, 'alive'))?.length === 1);
-      if (holder) await until('the kernel holding the verdict', async () => (await ns.setElements(PORT, 'reusable'))?.length === 1);
+      await until(async () => (await ns.setElements(PORT, 'alive'))?.length === 1, 'the liveness element');
+      if (holder) await until(async () => (await ns.setElements(PORT, 'reusable'))?.length === 1, 'the kernel holding the verdict');
       // Stops land anywhere between two liveness refreshes.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 200));
       const { stdout } = await exec('ip', ['netns', 'exec', ns.name, process.execPath, '--import', 'tsx', `${ROOT}/bench/stop-probe.ts`, String(firmware.pid), '127.0.0.1', String(PORT), what], { cwd: ROOT });

@@ -12,17 +12,10 @@
  * that the windows below are the kernel's, not a process start-up's.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { until } from '../helpers/wait.js';
 import { ClientSession, FixtureServer, Netns, SERVER_V4, describeAsRoot, link, outcomes } from './netns.js';
 
 const LIVENESS_MS = 300;
-
-async function until(what: string, check: () => Promise<boolean>, boundMs: number): Promise<void> {
-  const deadline = Date.now() + boundMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${boundMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 interface QueueStats {
   syns: number;
@@ -86,7 +79,7 @@ describeAsRoot('before mode: what the kernel holds', () => {
     expect(await server.rules()).toHaveLength(2);
 
     gate.kill('SIGCONT');
-    await until('the liveness element written again', async () => (await server.setElements(port, 'alive'))?.length === 1, boundMs);
+    await until(async () => (await server.setElements(port, 'alive'))?.length === 1, 'the liveness element written again', boundMs);
     const before = await queue(gate);
     expect(outcomes(await connect())).toEqual({ ECONNREFUSED: 1 });
     const after = await queue(gate);
@@ -109,12 +102,12 @@ describeAsRoot('before mode: what the kernel holds', () => {
   it('with failClosed: true keeps a stopped firmware port shut, a held verdict included', async () => {
     const gate = await start({ failClosed: true, maxAgeMs: 600_000 }, LIVENESS_MS);
     const holding = connect({ holdMs: 600_000 });
-    await until('the held connection', async () => (await gate.stats()).held === 1, 10_000);
+    await until(async () => (await gate.stats()).held === 1, 'the held connection');
     expect(await server.setElements(port, 'reusable')).toEqual([port]);
 
     gate.kill('SIGSTOP');
     // Past livenessMs the stopped firmware's elements have lapsed, the held verdict's with them.
-    await until('the elements to lapse', async () => (await server.setElements(port, 'reusable'))?.length === 0, 10 * LIVENESS_MS);
+    await until(async () => (await server.setElements(port, 'reusable'))?.length === 0, 'the elements to lapse', 10 * LIVENESS_MS);
     expect(await server.setElements(port, 'alive')).toEqual([]);
     expect(outcomes(await connect({ timeoutMs: 2 * LIVENESS_MS, handshake: true }))).toEqual({ timeout: 1 });
 
@@ -127,7 +120,7 @@ describeAsRoot('before mode: what the kernel holds', () => {
   it('answers SYNs in the kernel while a held connection lends its verdict, and a withdrawal queues and refuses the very next SYN', async () => {
     const gate = await start({ maxAgeMs: 600_000 });
     const holding = connect({ holdMs: 600_000 });
-    await until('the held connection', async () => (await gate.stats()).held === 1, 10_000);
+    await until(async () => (await gate.stats()).held === 1, 'the held connection');
     expect(await server.setElements(port, 'reusable')).toEqual([port]);
 
     const before = await gate.stats();
@@ -155,10 +148,10 @@ describeAsRoot('before mode: what the kernel holds', () => {
   it('takes the verdict out of the kernel when the last held connection ends', async () => {
     const gate = await start({ maxAgeMs: 600_000 });
     const holding = connect({ holdMs: 500 });
-    await until('the held connection', async () => (await gate.stats()).held === 1, 10_000);
+    await until(async () => (await gate.stats()).held === 1, 'the held connection');
     expect(await server.setElements(port, 'reusable')).toEqual([port]);
     expect(outcomes(await holding)).toEqual({ held: 1 });
-    await until('the gate to see the close', async () => (await gate.stats()).held === 0, 10_000);
+    await until(async () => (await gate.stats()).held === 0, 'the gate to see the close');
     expect(await server.setElements(port, 'reusable')).toEqual([]);
     await gate.command('close', 'closed');
   });
