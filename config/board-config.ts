@@ -164,6 +164,12 @@ export interface BoardConfig {
   /** Name of an output entry in `gpio` that shows the firmware's status. */
   statusLed?: string;
   components: ComponentConfig[];
+  /**
+   * Every component is re-diagnosed this often (board-clock ms), connections or not, so that /status,
+   * /metrics, the Modbus state registers and the status LED stay current. Loaded entries always have
+   * it (the schema's default); absent: no background refresh.
+   */
+  refreshMs?: number;
   services: ServiceConfig[];
   sim?: SimConfig;
 }

@@ -117,8 +117,12 @@ export const componentDrivers = {
       new DriverCheck(
         component,
         board,
-        async (handles) =>
-          new EthernetDriver(await board.net.open(component.interface), board.clock, component.ledLine ? await handles.line(component.ledLine) : undefined),
+        async (handles) => {
+          const iface = await board.net.open(component.interface);
+          const watch = iface.watch?.bind(iface);
+          if (watch) handles.events((onEvent) => watch((carrier) => onEvent(`carrier ${carrier ? 'up' : 'down'} on ${component.interface}`)));
+          return new EthernetDriver(iface, board.clock, component.ledLine ? await handles.line(component.ledLine) : undefined);
+        },
         {
           assess: (reading) =>
             combine(

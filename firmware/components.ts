@@ -21,6 +21,12 @@ export interface ComponentCheck {
   readonly kind: ComponentKind;
   readonly config: Readonly<ComponentConfig>;
   run(options: DriverCallOptions): Promise<CheckResult>;
+  /**
+   * Event-capable components: `onEvent` is called when the part itself signals a change between
+   * diagnoses (an edge on a status line, a carrier change), from the first run that opened the
+   * handles on. Returns a function that stops the calls.
+   */
+  watch?(onEvent: (event: string) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -52,8 +58,11 @@ interface Closable {
 
 /** Handed to a check's `open`: opens GPIO lines by board name and keeps handles to close later. */
 export interface Handles {
+  /** Opens a line; an input line's edges are events of the component. */
   line(name: string): Promise<GpioLine>;
   hold<T extends Closable>(handle: T): T;
+  /** Subscribes to a part's own announcements of change until the handles close. */
+  events(subscribe: (onEvent: (event: string) => void) => () => void): void;
 }
 
 /** Errors after which the handles are reopened on the next run: the device went away and may come back. */
@@ -66,9 +75,23 @@ export interface DriverCheckOptions<D extends Driver> {
   verify?: (identity: Identity) => void;
 }
 
+/**
+ * Subscribes to a part's events. A line whose value file cannot be polled for edges (ERR_HAL_UNSUPPORTED)
+ * makes no events; the background refresh still sees the part, as for parts that announce nothing.
+ */
+function subscribeOrPoll(subscribe: (onEvent: (event: string) => void) => () => void, onEvent: (event: string) => void): () => void {
+  try {
+    return subscribe(onEvent);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_HAL_UNSUPPORTED') return () => undefined;
+    throw err;
+  }
+}
+
 export class DriverCheck<D extends Driver> implements ComponentCheck {
   private driver: D | undefined;
   private readonly held: Closable[] = [];
+  private notify: ((event: string) => void) | undefined;
 
   private readonly assess: NonNullable<DriverCheckOptions<D>['assess']>;
   private readonly verify: NonNullable<DriverCheckOptions<D>['verify']>;
@@ -92,12 +115,26 @@ export class DriverCheck<D extends Driver> implements ComponentCheck {
   }
 
   private readonly handles: Handles = {
-    line: async (name) => this.handles.hold(await this.board.gpio.open(gpioSpec(this.board, name))),
+    line: async (name) => {
+      const spec = gpioSpec(this.board, name);
+      const line = this.handles.hold(await this.board.gpio.open(spec));
+      if (spec.direction === 'in') this.handles.events((onEvent) => line.watch((value) => onEvent(`line ${name} changed to ${value}`)));
+      return line;
+    },
     hold: (handle) => {
       this.held.push(handle);
       return handle;
     },
+    events: (subscribe) => {
+      const stop = subscribeOrPoll(subscribe, (event) => this.notify?.(event));
+      this.held.push({ close: async () => stop() });
+    },
   };
+
+  watch(onEvent: (event: string) => void): () => void {
+    this.notify = onEvent;
+    return () => (this.notify = undefined);
+  }
 
   async run(options: DriverCallOptions): Promise<CheckResult> {
     try {
@@ -144,6 +181,7 @@ export function combine(...judgements: Array<Judgement | undefined>): Judgement 
 
 export class GpioStatusCheck implements ComponentCheck {
   private line: GpioLine | undefined;
+  private notify: ((event: string) => void) | undefined;
 
   constructor(
     readonly config: Readonly<Extract<ComponentConfig, { kind: 'gpio-status' }>>,
@@ -159,7 +197,11 @@ export class GpioStatusCheck implements ComponentCheck {
   }
 
   async run(): Promise<CheckResult> {
-    this.line ??= await this.board.gpio.open(gpioSpec(this.board, this.config.line));
+    if (!this.line) {
+      const line = await this.board.gpio.open(gpioSpec(this.board, this.config.line));
+      this.line = line;
+      subscribeOrPoll((onEvent) => line.watch((value) => onEvent(`line ${this.config.line} changed to ${value}`)), (event) => this.notify?.(event));
+    }
     const value = await this.line.read();
     const ok = value === this.config.expect;
     return {
@@ -167,6 +209,11 @@ export class GpioStatusCheck implements ComponentCheck {
       reasons: ok ? [] : [`line ${this.config.line} reads ${value}, expected ${this.config.expect}`],
       reading: { value },
     };
+  }
+
+  watch(onEvent: (event: string) => void): () => void {
+    this.notify = onEvent;
+    return () => (this.notify = undefined);
   }
 
   async close(): Promise<void> {

@@ -5,9 +5,15 @@
  * run in parallel, transfers on one I2C bus are serialised by the bus itself. A component already
  * being diagnosed is not diagnosed twice: later callers share the running diagnosis, which is
  * canceled only when every caller that waits for it has aborted.
+ *
+ * States stay current without connections: event-capable components (a status line's edge, a carrier
+ * change) are re-diagnosed the moment the part signals, and `startRefresh` re-diagnoses everything on
+ * an interval of the board clock. A diagnosis that was running when its part signalled may have read
+ * the part before the change, so nobody joins it: they wait for the one that starts after it.
  */
 import type { Logger } from 'pino';
 import type { BoardHal } from '../hal/board.js';
+import type { Timer } from '../hal/clock.js';
 import type { ComponentKind } from '../config/board-config.js';
 import { whileWanted, withDeadline } from '../hal/deadline.js';
 import type { Identity, Reading } from '../hal/drivers/driver.js';
@@ -60,11 +66,19 @@ interface RunningDiagnosis {
 
 export type StateListener = (state: Readonly<ComponentState>, previous: ComponentStateName) => void;
 
+/** A component's part signalled a change (`event`, for logs); its re-diagnosis has been started. */
+export type EventListener = (id: string, event: string) => void;
+
 export class DeviceStateManager {
   private readonly checks = new Map<string, ComponentCheck>();
   private readonly current = new Map<string, ComponentState>();
   private readonly running = new Map<string, RunningDiagnosis>();
   private readonly listeners = new Set<StateListener>();
+  private readonly eventListeners = new Set<EventListener>();
+  /** Components whose running diagnosis began before their part signalled a change. */
+  private readonly stale = new Set<string>();
+  private readonly unwatch: Array<() => void> = [];
+  private refreshTimer: Timer | undefined;
   private readonly board: BoardHal;
   private readonly logger: Logger;
   private closed = false;
@@ -74,7 +88,9 @@ export class DeviceStateManager {
     this.logger = logger;
     const now = board.clock.now();
     for (const component of board.config.components) {
-      this.checks.set(component.id, createComponentCheck(component, { board, watchdogHealth }));
+      const check = createComponentCheck(component, { board, watchdogHealth });
+      this.checks.set(component.id, check);
+      if (check.watch) this.unwatch.push(check.watch((event) => this.signalled(component.id, event)));
       this.current.set(component.id, {
         id: component.id,
         kind: component.kind,
@@ -110,6 +126,28 @@ export class DeviceStateManager {
     return () => this.listeners.delete(listener);
   }
 
+  /** Tells `listener` of every change a component's part signalled, after its re-diagnosis started. */
+  onEvent(listener: EventListener): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  /** Re-diagnoses every component every `intervalMs` of the board clock until close. */
+  startRefresh(intervalMs: number): void {
+    if (this.closed || this.refreshTimer) return;
+    this.refreshTimer = this.board.clock.setInterval(() => void this.diagnose(), intervalMs);
+  }
+
+  private signalled(id: string, event: string): void {
+    if (this.closed) return;
+    this.logger.debug({ component: id, event }, 'component signalled a change');
+    // Started (or queued behind a run that may predate the change) before anyone hears of the event,
+    // so that a listener that asks for a verdict at once joins a diagnosis that sees the change.
+    if (this.running.has(id)) this.stale.add(id);
+    else void this.join(id, undefined);
+    for (const listener of this.eventListeners) listener(id, event);
+  }
+
   /**
    * Diagnoses the named components (all when omitted) and resolves with their new states. Never
    * rejects for device faults; rejects with ERR_HAL_CLOSED (`canceled`) when `signal` aborts first.
@@ -122,10 +160,15 @@ export class DeviceStateManager {
     const check = this.checks.get(id);
     if (!check) return Promise.reject(new UnknownComponentError(id, this.componentIds));
     let run = this.running.get(id);
+    // The run that comes after a stale one is started when the stale one settles, before this resumes.
+    if (run && this.stale.has(id)) return run.result.then(() => this.join(id, signal));
     if (!run) {
       const abort = new AbortController();
       const started: RunningDiagnosis = { result: this.diagnoseOne(check, abort.signal), abort, waiters: 0, since: this.board.clock.now() };
-      started.result = started.result.finally(() => this.running.delete(id));
+      started.result = started.result.finally(() => {
+        this.running.delete(id);
+        if (this.stale.delete(id) && !this.closed) void this.join(id, undefined);
+      });
       this.running.set(id, started);
       run = started;
     }
@@ -200,6 +243,8 @@ export class DeviceStateManager {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.refreshTimer?.cancel();
+    for (const stop of this.unwatch.splice(0)) stop();
     for (const check of [...this.checks.values()].reverse()) await check.close();
   }
 }

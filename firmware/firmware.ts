@@ -129,6 +129,7 @@ export class Firmware {
     }
     await this.devices.diagnose();
     this.led?.show(this.devices.states());
+    if (board.config.refreshMs !== undefined) this.devices.startRefresh(board.config.refreshMs);
     for (const config of board.config.services) await this.startService(config);
   }
 
@@ -155,10 +156,22 @@ export class Firmware {
       },
       logger,
       onConnection: (socket) => handler.onConnection(socket),
-      watchDependencies: (onChange) =>
-        this.devices.onChange((state) => {
-          if (config.dependsOn.includes(state.id)) onChange({ component: state.id, state: state.state, reason: state.reason });
-        }),
+      watchDependencies: (onChange) => {
+        const dependsOn = new Set(config.dependsOn);
+        // Degraded still passes a verdict, so only failed and unknown make the reusable one untrue.
+        const stopStates = this.devices.onChange((state) => {
+          if (dependsOn.has(state.id) && (state.state === 'failed' || state.state === 'unknown')) {
+            onChange({ component: state.id, reason: `${state.state}: ${state.reason}` });
+          }
+        });
+        const stopEvents = this.devices.onEvent((id, event) => {
+          if (dependsOn.has(id)) onChange({ component: id, reason: event });
+        });
+        return () => {
+          stopStates();
+          stopEvents();
+        };
+      },
     });
     if (this.options.onDecision) gate.on('decision', this.options.onDecision);
     metrics.watchGate(gate);

@@ -7,6 +7,8 @@
  *   EINVAL then).
  * - Counters are cumulative since the interface came up; callers compare successive readings.
  * - An interface that does not exist rejects with ERR_HAL_NOT_FOUND.
+ * - `watch`, where the backend can tell carrier changes as they happen, calls its watcher once per
+ *   change, with the new carrier; backends that cannot leave it out, and callers poll `status`.
  */
 
 export type OperState = 'up' | 'down' | 'dormant' | 'lowerlayerdown' | 'notpresent' | 'testing' | 'unknown';
@@ -37,6 +39,8 @@ export interface NetStatus {
 export interface NetInterface {
   readonly name: string;
   status(): Promise<NetStatus>;
+  /** Registers a watcher for carrier changes; returns a function that removes it. */
+  watch?(watcher: (carrier: boolean) => void): () => void;
 }
 
 export interface NetController {

@@ -42,6 +42,7 @@ class SimInterface {
   private readonly counts = Object.fromEntries(netCounterNames.map((name) => [name, 0])) as Record<NetCounterName, number>;
   private accountedTo: number;
   private state: LinkState;
+  readonly watchers = new Set<(carrier: boolean) => void>();
 
   constructor(
     readonly name: string,
@@ -80,10 +81,12 @@ class SimInterface {
     this.counts.rx_errors += crcErrors;
   }
 
-  /** A fault on this interface started or cleared. */
+  /** A fault on this interface started or cleared: watchers learn of a carrier change at once, as from a netlink RTM_NEWLINK. */
   changed(): void {
     this.account();
+    const before = this.state.carrier;
     this.state = this.currentState();
+    if (this.state.carrier !== before) for (const watcher of [...this.watchers]) watcher(this.state.carrier);
   }
 
   status(): NetStatus {
@@ -128,6 +131,11 @@ export class SimNic implements NetController {
       status: async () => {
         await Promise.resolve();
         return this.find(name).status();
+      },
+      watch: (watcher) => {
+        const watchers = this.find(name).watchers;
+        watchers.add(watcher);
+        return () => watchers.delete(watcher);
       },
     };
   }

@@ -38,10 +38,10 @@ export interface GateOptions {
   /** Deadline of one self-diagnosis. Default 2000 ms. */
   diagnosisTimeoutMs?: number;
   /**
-   * Subscribes the gate to state changes, learned between diagnoses, of the components the service
-   * depends on (a GPIO status edge, a carrier change, a background reading); returns the unsubscribe.
-   * A change to a state that fails a verdict withdraws the reusable verdict at once and, with
-   * `recheckMs`, re-diagnoses now, so that held connections are cut without waiting for the recheck.
+   * Subscribes the gate to changes, learned between diagnoses, of the components the service depends
+   * on (a GPIO status edge, a carrier change, a background reading out of range); returns the
+   * unsubscribe. Each withdraws the reusable verdict at once and, with `recheckMs`, re-diagnoses now,
+   * so that held connections are cut without waiting for the next recheck.
    */
   watchDependencies?: (onChange: (change: DependencyChange) => void) => () => void;
   /**
@@ -57,10 +57,13 @@ export interface GateOptions {
   livenessMs?: number;
 }
 
-/** A component the service depends on changed state between diagnoses. */
+/**
+ * A component the service depends on may no longer be what the last verdict saw: it failed, its state
+ * became unknown, or its part signalled a change (an edge, a carrier change) that is being diagnosed.
+ */
 export interface DependencyChange {
   component: string;
-  state: 'ok' | 'degraded' | 'failed' | 'unknown';
+  /** For logs: what happened. */
   reason: string;
 }
 
@@ -434,11 +437,10 @@ export class Gate extends EventEmitter<GateEvents> {
     this.recheckTimer = undefined;
   }
 
-  private dependencyChanged({ component, state, reason }: DependencyChange): void {
-    // Only the states that fail a verdict make the reusable one untrue; degraded still passes.
-    if (state !== 'failed' && state !== 'unknown') return;
-    this.verdicts.withdraw(`component ${component} ${state}: ${reason}`);
-    this.log.info({ component, state, reason, held: this.held.size }, 'reusable verdict withdrawn: a dependency changed state');
+  private dependencyChanged({ component, reason }: DependencyChange): void {
+    if (this.verdicts.withdraw(`component ${component}: ${reason}`)) {
+      this.log.info({ component, reason, held: this.held.size }, 'reusable verdict withdrawn: a dependency changed');
+    }
     if (this.policy.recheckMs > 0 && this.held.size > 0 && this.state === 'listening') void this.verdicts.diagnose();
   }
 

@@ -120,13 +120,15 @@ export class VerdictSource {
   /**
    * Something the source cannot see changed - a component the service depends on went bad between
    * diagnoses: the reusable verdict, if any, is dropped now, and so is the result of a diagnosis
-   * already running, for reuse. The next connection is diagnosed.
+   * already running, for reuse. The next connection is diagnosed. True when a verdict was reusable.
    */
-  withdraw(reason: string): void {
+  withdraw(reason: string): boolean {
     this.epoch++;
+    const withdrawn = this.reusableForMs() > 0;
     this.announceWithdrawal({ cause: 'component', reason });
     this.reusableView = undefined;
     this.reusableChanged();
+    return withdrawn;
   }
 
   /**

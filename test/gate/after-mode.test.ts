@@ -194,7 +194,7 @@ describe('gate modes and policy', () => {
   });
 
   it('applies the defaults of boards.schema.json, the one place they are written', () => {
-    expect(gatePolicy()).toEqual({ mode: 'after', onFail: 'reset', reuse: 'while-held', maxAgeMs: 30_000, recheckMs: 0, failClosed: false, queue: 0, keepAliveMs: 60_000 });
+    expect(gatePolicy()).toEqual({ mode: 'after', onFail: 'reset', reuse: 'while-held', maxAgeMs: 30_000, recheckMs: 1000, failClosed: false, queue: 0, keepAliveMs: 60_000 });
     expect(Object.isFrozen(gatePolicy())).toBe(true);
     const gate = new Gate({ service: 'modbus', policy: gatePolicy(), diagnose: () => Promise.resolve(okVerdict()), logger: logSink().logger, onConnection: () => undefined });
     expect(gate.policy).toMatchObject({ diagnosisTimeoutMs: 2000, closeTimeoutMs: 2000 });

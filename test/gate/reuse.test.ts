@@ -46,7 +46,7 @@ describe('gate: reusing the verdict of a held connection (claim 5)', () => {
 
   it('stops reusing a verdict older than maxAgeMs, then reuses the new one', async () => {
     const clock = new VirtualClock(0);
-    const { port, diagnosis, decisions } = await rig.start({ clock, policy: { maxAgeMs: 10_000 } });
+    const { port, diagnosis, decisions } = await rig.start({ clock, policy: { maxAgeMs: 10_000, recheckMs: 0 } });
     const held = rig.connect(port);
     await held.roundTrip('held');
 
@@ -65,7 +65,7 @@ describe('gate: reusing the verdict of a held connection (claim 5)', () => {
 
   it('resets a new connection, not the held ones, when the re-diagnosis after maxAgeMs fails (no recheck), and does not reuse the old ok verdict after it', async () => {
     const clock = new VirtualClock(0);
-    const { gate, port, diagnosis } = await rig.start({ clock, policy: { maxAgeMs: 1000 } });
+    const { gate, port, diagnosis } = await rig.start({ clock, policy: { maxAgeMs: 1000, recheckMs: 0 } });
     const held = rig.connect(port);
     await held.roundTrip('held');
     await clock.advance(1001);

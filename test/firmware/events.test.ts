@@ -1,0 +1,144 @@
+/**
+ * The stale "ok" window, on the sim board's virtual clock: a part that signals a change (an SFP's LOS
+ * or TX_FAULT pin, a power-good line, the NIC's carrier) withdraws the reusable verdict the moment it
+ * signals, so the next connect is diagnosed - without the clock moving towards `maxAgeMs` or a recheck.
+ * And with no connection at all, the background refresh keeps what the firmware shows current.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import type { BoardConfig } from '../../config/board-config.js';
+import { Firmware } from '../../firmware/firmware.js';
+import { FirmwareMetrics } from '../../firmware/metrics.js';
+import { SimBoard } from '../../sim/board.js';
+import { VirtualClock } from '../../sim/clock.js';
+import type { FaultSpec } from '../../sim/faults.js';
+import { Rig, until } from '../gate/harness.js';
+import { settle } from '../helpers/settle.js';
+import { applianceConfig } from './helpers.js';
+
+const rig = new Rig();
+const running: Array<{ firmware: Firmware; board: SimBoard }> = [];
+afterEach(async () => {
+  await rig.cleanup();
+  for (const { firmware, board } of running.splice(0)) {
+    await settle(board.clock, firmware.stop({ magic: true }));
+    await board.close();
+  }
+});
+
+/**
+ * The firmware on a sim board whose clock moves only when the test says. The service depends on the
+ * event-capable parts alone here, whose diagnoses take no board time, so nothing needs the clock to
+ * move for a verdict; the recheck is far away (60 s) and so is the verdict's age limit (30 s).
+ */
+async function start(patch: (config: BoardConfig) => BoardConfig = (c) => c): Promise<{ firmware: Firmware; board: SimBoard; port: number; metrics: FirmwareMetrics }> {
+  const config = patch(
+    applianceConfig({ recheckMs: 60_000, maxAgeMs: 30_000 }, (c) => ({
+      ...c,
+      services: c.services.map((s) => ({ ...s, dependsOn: ['uplink-sfp', 'eth0', 'power-good'] })),
+    })),
+  );
+  const board = new SimBoard(config, { clock: new VirtualClock(1_700_000_000_000) });
+  const metrics = new FirmwareMetrics({ board: config.id });
+  const firmware = await settle(board.clock, Firmware.start({ board, logger: pino({ level: 'silent' }), metrics }));
+  running.push({ firmware, board });
+  return { firmware, board, port: firmware.services[0]!.port, metrics };
+}
+
+const edges: Array<[string, FaultSpec, number]> = [
+  // SFF-8472 / SFP MSA: RX_LOS and TX_FAULT are open-collector outputs of the module, read here as
+  // GPIO inputs with edges (the kernel's sfp.c polls or takes their interrupts the same way).
+  ['the SFP asserts RX_LOS', { target: 'uplink-sfp', kind: 'los' }, 0],
+  ['the SFP asserts TX_FAULT', { target: 'uplink-sfp', kind: 'tx-fault' }, 0],
+  // Carrier loss, as the kernel announces it with RTM_NEWLINK (netif_carrier_off -> linkwatch).
+  ['eth0 loses its carrier', { target: 'eth0', kind: 'carrier-down' }, 0],
+  // The power-good line has a 5 ms debounce in the board entry: its edge is reported 5 ms later.
+  ['power-good drops', { target: 'power-good', kind: 'stuck-low' }, 5],
+];
+
+describe('a part that signals a change withdraws the reusable verdict at once', () => {
+  for (const [what, fault, debounceMs] of edges) {
+    it(`refuses the first connect after ${what}, with a connection held and the clock short of any recheck or age limit`, async () => {
+      const { firmware, board, port } = await start((c) => ({
+        ...c,
+        services: c.services.map((s) => ({ ...s, gate: { ...s.gate, recheckMs: 0 } })),
+      }));
+      const gate = firmware.services[0]!.gate;
+      const held = rig.connect(port);
+      await held.connected;
+      await until(() => gate.stats().held === 1, 'the first connection to be admitted');
+      await rig.connect(port).connected;
+      await until(() => gate.stats().reused === 1, 'a second connection to reuse the verdict');
+      const before = board.clock.now();
+
+      board.inject(fault);
+      await board.clock.advance(debounceMs);
+
+      expect((await rig.connect(port).fate).error).toBe('ECONNRESET');
+      expect(board.clock.now() - before).toBe(debounceMs);
+      expect(gate.stats()).toMatchObject({ reset: 1, accepted: 2, reused: 1 });
+    });
+  }
+
+  it('with recheckMs, cuts the held connections at the edge, not at the next recheck', async () => {
+    const { firmware, board, port } = await start();
+    const gate = firmware.services[0]!.gate;
+    const monitors = [rig.connect(port), rig.connect(port)];
+    await until(() => gate.stats().held === 2, 'both connections to be admitted');
+    const before = board.clock.now();
+
+    board.inject({ target: 'uplink-sfp', kind: 'los' });
+    const fates = await Promise.all(monitors.map((m) => m.fate));
+
+    expect(fates.map((f) => f.error)).toEqual(['ECONNRESET', 'ECONNRESET']);
+    expect(board.clock.now()).toBe(before);
+    expect(gate.stats().recheckReset).toBe(2);
+  });
+
+  it('accepts again once the part signals its recovery', async () => {
+    const { firmware, board, port } = await start();
+    const gate = firmware.services[0]!.gate;
+    const fault = board.inject({ target: 'uplink-sfp', kind: 'los' });
+    expect((await rig.connect(port).fate).error).toBe('ECONNRESET');
+    board.faults.clear(fault.id);
+    const client = rig.connect(port);
+    await client.connected;
+    await until(() => gate.stats().held === 1, 'the connection to be admitted');
+    expect(firmware.devices.state('uplink-sfp').state).toBe('ok');
+  });
+});
+
+describe('the background refresh keeps the device states current without connections', () => {
+  it('shows a fault and its clearing in /status, /metrics and the status LED within refreshMs, with no client ever connecting', async () => {
+    const { firmware, board, metrics } = await start((c) => ({ ...c, refreshMs: 2000 }));
+    const state = (): string | undefined => firmware.status().components.find((c) => c.id === 'board-temp')?.state;
+    const metric = async (): Promise<string | undefined> =>
+      /handcheck_component_state\{[^}]*component="board-temp"[^}]*\} (\d)/.exec((await metrics.render()).body)?.[1];
+    expect(state()).toBe('ok');
+
+    // board-temp announces nothing (an I2C sensor): only a diagnosis finds its NACK.
+    const fault = board.inject({ target: 'board-temp', kind: 'nack' });
+    await board.clock.advance(1999);
+    expect(state()).toBe('ok');
+    await board.clock.advance(1);
+    expect(state()).toBe('failed');
+    expect(await metric()).toBe('3');
+    // Blink code 1 (sensor): the LED goes dark for the pause of the pattern within one cycle.
+    const levels: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await board.clock.advance(250);
+      levels.push(board.gpio.level('status-led'));
+    }
+    expect(levels).toContain(0);
+
+    board.faults.clear(fault.id);
+    await board.clock.advance(2000);
+    expect(state()).toBe('ok');
+    expect(await metric()).toBe('1');
+    expect(firmware.services[0]!.gate.stats().connections).toBe(0);
+  });
+
+  it('is on by default for every loaded board entry: the schema gives refreshMs 2000', () => {
+    expect(applianceConfig().refreshMs).toBe(2000);
+  });
+});
