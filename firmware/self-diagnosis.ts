@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../hal/clock.js';
 import { HandcheckError } from '../config/errors.js';
-import type { DeviceStateManager } from './device-state.js';
+import type { ComponentState, DeviceStateManager } from './device-state.js';
 import type { EventLoopMonitor } from './event-loop.js';
 import type { Diagnose, Failure, Verdict } from './verdict.js';
 
@@ -32,6 +32,35 @@ export class UnknownServiceError extends HandcheckError {
   }
 }
 
+function fails(state: ComponentState): boolean {
+  return state.state === 'failed' || state.state === 'unknown';
+}
+
+/**
+ * The components' states once every diagnosis has finished - or, as soon as one fails, those finished
+ * by the end of that turn of the event loop (undefined for the rest, which finish in the background
+ * and update their states). A known fault does not wait for a slow part: the serial meter's round
+ * trip (tens of ms at 19200 baud) would otherwise delay every refusal.
+ */
+function firstFailureOrAll(pending: Array<Promise<ComponentState[]>>): Promise<Array<ComponentState | undefined>> {
+  const states = new Array<ComponentState | undefined>(pending.length);
+  return new Promise((resolve, reject) => {
+    let left = pending.length;
+    let failed = false;
+    if (left === 0) resolve(states);
+    pending.forEach((one, i) =>
+      one.then(([state]) => {
+        states[i] = state;
+        if (--left === 0) resolve(states);
+        else if (state && fails(state) && !failed) {
+          failed = true;
+          setImmediate(() => resolve(states));
+        }
+      }, reject),
+    );
+  });
+}
+
 export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
   const { dependsOn, devices, eventLoop, clock, app } = options;
   const maxLag = options.maxEventLoopLagMs ?? 1000;
@@ -45,8 +74,8 @@ export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
     if (lag > maxLag) {
       failures.push({ component: 'app', code: 'ERR_DIAG_EVENT_LOOP_LAG', reason: `event loop lag ${Math.round(lag)} ms > ${maxLag} ms` });
     }
-    for (const state of await devices.diagnose(dependsOn, { signal })) {
-      if (state.state === 'failed' || state.state === 'unknown') {
+    for (const state of await firstFailureOrAll(dependsOn.map((id) => devices.diagnose([id], { signal })))) {
+      if (state && fails(state)) {
         const code = state.code ?? (state.state === 'failed' ? 'ERR_COMPONENT_FAILED' : 'ERR_COMPONENT_UNKNOWN');
         failures.push({ component: state.id, code, reason: state.reason });
       }

@@ -33,6 +33,8 @@ export class WatchdogKeeper {
   private failure: string | undefined;
   /** From the driver's boot status (WDIOF_CARDRESET); undefined where the driver cannot tell. */
   private lastResetByWatchdog: boolean | undefined;
+  /** Set while the countdown shows that kicks do not restart it. */
+  private unheeded: string | undefined;
   kicks = 0;
 
   constructor(private readonly options: WatchdogKeeperOptions) {}
@@ -92,7 +94,28 @@ export class WatchdogKeeper {
       this.failure = undefined;
     } catch (err) {
       this.failure = err instanceof Error ? err.message : String(err);
+      return;
     }
+    await this.checkCountdown();
+  }
+
+  /**
+   * A kick that reached the watchdog restarts its countdown, so right after one the time left is the
+   * whole timeout (less the second WDIOC_GETTIMELEFT truncates to). Less means the kicks are lost on
+   * the way and the board will reset however healthy the firmware is. Drivers without the time left
+   * (ERR_HAL_UNSUPPORTED) cannot tell; the reset loop then shows in the boot record instead.
+   */
+  private async checkCountdown(): Promise<void> {
+    const timeoutS = this.appliedTimeoutS ?? 0;
+    let left: number;
+    try {
+      left = await this.options.watchdog.timeLeft();
+    } catch {
+      return;
+    }
+    const unheeded = left < timeoutS - 1 ? `kicks do not reach the watchdog: ${left} s left right after a kick, timeout ${timeoutS} s` : undefined;
+    if (unheeded && !this.unheeded) this.options.logger.error({ timeLeftS: left, timeoutS }, 'watchdog kicks are not restarting its countdown');
+    this.unheeded = unheeded;
   }
 
   health(): WatchdogHealth {
@@ -104,6 +127,7 @@ export class WatchdogKeeper {
     };
     if (this.failure) return { health: 'failed', reason: this.failure, reading };
     if (this.withheld) return { health: 'failed', reason: `kicks withheld: ${this.withheld}`, reading };
+    if (this.unheeded) return { health: 'failed', reason: this.unheeded, reading };
     if (this.lastKickAt === undefined) return { health: 'failed', reason: 'watchdog not armed yet', reading };
     return { health: 'ok', reason: '', reading };
   }

@@ -152,8 +152,9 @@ describe('defaults and freezing', () => {
     expect(board.i2c?.[0]?.timeoutMs).toBe(50);
     expect(component(board, 'board-temp').timeoutMs).toBe(100);
     expect(board.gpio?.['power-good']?.activeLow).toBe(false);
-    expect(board.services[0]?.gate).toEqual({ mode: 'after', onFail: 'reset', reuse: 'while-held', maxAgeMs: 30000, recheckMs: 0, failClosed: false, queue: 0, keepAliveMs: 60000 });
+    expect(board.services[0]?.gate).toEqual({ mode: 'after', onFail: 'reset', reuse: 'while-held', maxAgeMs: 30000, recheckMs: 1000, failClosed: false, queue: 0, keepAliveMs: 60000 });
     expect(board.services[0]?.unitIds).toEqual([1]);
+    expect(board.refreshMs).toBe(2000);
   });
 
   it('fills in SFF-8472 addresses, serial framing and the Modbus unit id', () => {

@@ -21,10 +21,27 @@ function watchdogSetup(maxTimeoutS = 15) {
   const faults = new FaultRegistry(clock);
   const resets: number[] = [];
   const watchdog = new SimWatchdog('/dev/watchdog', clock, faults, { timeoutS: 10, maxTimeoutS, onExpire: () => resets.push(clock.now()) });
-  return { clock, watchdog, resets };
+  return { clock, watchdog, resets, faults };
 }
 
 describe('WatchdogKeeper', () => {
+  it('fails the watchdog at the first kick that does not restart the countdown (sim: starve), before the board resets', async () => {
+    const { clock, watchdog, resets, faults } = watchdogSetup();
+    const keeper = new WatchdogKeeper({ watchdog, config: { device: '/dev/watchdog', timeoutS: 10 }, clock, eventLoop: loop(), logger: pino({ level: 'silent' }) });
+    await keeper.start();
+    await clock.advance(5000);
+    expect(keeper.health()).toMatchObject({ health: 'ok' });
+    // The kicks are written but never reach the hardware (WDIOC_GETTIMELEFT, watchdog_dev.c
+    // watchdog_get_timeleft: the countdown keeps running down).
+    faults.inject({ target: 'watchdog', kind: 'starve' });
+    await clock.advance(10_000 / 3);
+    expect(keeper.health()).toMatchObject({ health: 'failed', reason: expect.stringMatching(/kicks do not reach the watchdog: \d s left/) });
+    expect(resets).toEqual([]);
+    faults.clearAll();
+    await clock.advance(10_000 / 3);
+    expect(keeper.health()).toMatchObject({ health: 'ok' });
+  });
+
   it('kicks while healthy, so the board never resets', async () => {
     const { clock, watchdog, resets } = watchdogSetup();
     const keeper = new WatchdogKeeper({ watchdog, config: { device: '/dev/watchdog', timeoutS: 10 }, clock, eventLoop: loop(), logger: pino({ level: 'silent' }) });
