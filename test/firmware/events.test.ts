@@ -12,7 +12,8 @@ import { FirmwareMetrics } from '../../firmware/metrics.js';
 import { SimBoard } from '../../sim/board.js';
 import { VirtualClock } from '../../sim/clock.js';
 import type { FaultSpec } from '../../sim/faults.js';
-import { Rig, until } from '../gate/harness.js';
+import { Rig } from '../gate/harness.js';
+import { until } from '../helpers/wait.js';
 import { settle } from '../helpers/settle.js';
 import { applianceConfig } from './helpers.js';
 
