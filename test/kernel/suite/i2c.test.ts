@@ -61,7 +61,7 @@ afterAll(async () => {
 
 describeInLane('I2C through i2c-bus on i2c-stub', () => {
   it('identifies and reads the chips through the firmware drivers', async () => {
-    const tmp102 = new Tmp102Driver(bus, TMP102);
+    const tmp102 = new Tmp102Driver(bus, TMP102, systemClock);
     expect(await tmp102.identify()).toMatchObject({ part: 'TMP102', details: { config: '0x60a0' } });
     expect(await tmp102.read()).toEqual({ temperatureC: 25 });
     const ina219 = new Ina219Driver(bus, INA219, ina219Options, systemClock);
@@ -75,7 +75,7 @@ describeInLane('I2C through i2c-bus on i2c-stub', () => {
   });
 
   it('an address with no chip fails with the errno the adapter gives: i2c-stub answers ENODEV (stub_xfer), where bcm2835 gives EREMOTEIO', async () => {
-    const error = await rejection(new Tmp102Driver(bus, 0x49).identify());
+    const error = await rejection(new Tmp102Driver(bus, 0x49, systemClock).identify());
     expect([error.code, error.errno, error.target]).toEqual(['ERR_HAL_NOT_FOUND', 'ENODEV', 'i2c-1@0x49']);
   });
 
@@ -90,7 +90,7 @@ describeInLane('I2C through i2c-bus on i2c-stub', () => {
     try {
       // The kernel's tmp102 driver accepted the power-on configuration and bound (tmp102_probe).
       expect(basename(await readlink(join(client, 'driver')))).toBe('tmp102');
-      const error = await rejection(new Tmp102Driver(fresh, TMP102).read());
+      const error = await rejection(new Tmp102Driver(fresh, TMP102, systemClock).read());
       expect([error.code, error.errno, error.target]).toEqual(['ERR_HAL_ADDRESS_IN_USE', 'EBUSY', 'i2c-1@0x48']);
       expect(error.message).toContain('a kernel driver (tmp102) holds the address');
       expect(error.message).toContain('the bus is not stuck');
@@ -98,12 +98,12 @@ describeInLane('I2C through i2c-bus on i2c-stub', () => {
       expect(await new Ina219Driver(fresh, INA219, ina219Options, systemClock).identify()).toMatchObject({ part: 'INA219' });
       // This bus keeps refusing the address (i2c-bus keeps the file whose selection failed); a
       // firmware started after the device is deleted opens a new one.
-      expect((await rejection(new Tmp102Driver(fresh, TMP102).identify())).code).toBe('ERR_HAL_ADDRESS_IN_USE');
+      expect((await rejection(new Tmp102Driver(fresh, TMP102, systemClock).identify())).code).toBe('ERR_HAL_ADDRESS_IN_USE');
       await writeFile(join(sysfs, 'delete_device'), `0x${TMP102.toString(16)}`);
       const restarted = await openLinuxI2cBus({ id: 'i2c-1', device: `/dev/i2c-${adapter}` }, { clock: systemClock, defaultTimeoutMs: 1000 });
       try {
         // tmp102_remove restored the configuration it found (drivers/hwmon/tmp102.c), and the address is free.
-        expect(await new Tmp102Driver(restarted, TMP102).identify()).toMatchObject({ part: 'TMP102', details: { config: '0x60a0' } });
+        expect(await new Tmp102Driver(restarted, TMP102, systemClock).identify()).toMatchObject({ part: 'TMP102', details: { config: '0x60a0' } });
       } finally {
         await restarted.close();
       }
