@@ -19,6 +19,7 @@ import type { DeviceStateManager } from './device-state.js';
 import type { ServiceHandler } from './firmware.js';
 import { type DeviceIdentification, type ModbusDataModel } from './modbus/data-model.js';
 import { LogSummary } from './log-summary.js';
+import { asciiObjectText } from './modbus/device-id.js';
 import { ModbusIllegalAddressError } from './modbus/errors.js';
 import { type ModbusSession, serveModbus } from './modbus/session.js';
 
@@ -160,11 +161,11 @@ class BoardDataModel implements ModbusDataModel {
   deviceIdentification(): DeviceIdentification {
     return {
       vendorName: 'handcheck',
-      productCode: this.board.config.id,
+      productCode: asciiObjectText(this.board.config.id),
       majorMinorRevision: process.env.npm_package_version ?? '0.1',
       vendorUrl: 'https://github.com/handcheck/handcheck',
       productName: 'handcheck appliance',
-      modelName: this.board.config.name,
+      modelName: asciiObjectText(this.board.config.name),
       userApplicationName: 'handcheck firmware',
     };
   }

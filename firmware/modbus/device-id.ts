@@ -34,6 +34,19 @@ interface IdObject {
 }
 
 /**
+ * A text for an identification object, which Modbus defines as ASCII: accents dropped (Kühl -> Kuhl),
+ * anything else printable-ASCII-less as '?', cut to what fits a response. A board's display name is
+ * the deployer's to choose; it must not make every FC43 request fail.
+ */
+export function asciiObjectText(text: string): string {
+  const ascii = text
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^\x20-\x7e]/g, '?');
+  return ascii.slice(0, MAX_OBJECT_LENGTH);
+}
+
+/**
  * The objects a model's identification provides, in id order. Throws ModbusModelError when a mandatory
  * object is missing, a value is not a printable ASCII string, or a value cannot fit a response.
  */
