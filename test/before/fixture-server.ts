@@ -117,7 +117,7 @@ async function main(): Promise<void> {
         print({ event: 'delay', delayMs });
         break;
       case 'withdraw':
-        dependencyChanged?.({ component: 'board-temp', state: 'failed', reason: 'read temperatureC on i2c-1@0x48 failed: no acknowledge' });
+        dependencyChanged?.({ component: 'board-temp', reason: 'read temperatureC on i2c-1@0x48 failed: no acknowledge' });
         print({ event: 'withdrawn' });
         break;
       case 'stats':
