@@ -5,7 +5,7 @@
  * stage reports all of its problems, each with the JSON path that holds it. The result is deeply
  * frozen, so no part of the firmware can change the board under another's feet.
  */
-import { open } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import schema from '../boards.schema.json' with { type: 'json' };
@@ -89,78 +89,13 @@ export class BoardNotFoundError extends HandcheckError {
 
 /** Reads, validates and freezes a boards file. */
 export async function loadBoards(path: string): Promise<BoardsFile> {
-  let bytes: Buffer;
+  let text: string;
   try {
-    bytes = await readBounded(path, maxBoardsBytes);
+    text = await readFile(path, 'utf8');
   } catch (err) {
     throw new BoardsReadError(path, err);
   }
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    const offset = sequenceStart(bytes, firstInvalidUtf8(bytes));
-    const what = offset < bytes.length ? `invalid byte 0x${bytes[offset]!.toString(16).padStart(2, '0')} at byte offset ${offset}` : `ends inside a character at byte offset ${offset}`;
-    throw new BoardsReadError(path, new Error(`not UTF-8: ${what}`));
-  }
   return parseBoards(text, path);
-}
-
-/** Far above any real boards file (boards.json is ~10 KB); bounds what `--boards /dev/zero` reads. */
-export const maxBoardsBytes = 1024 * 1024;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Reads a regular file of at most `limit` bytes; a device, FIFO or directory is refused by name. */
-async function readBounded(path: string, limit: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new Error(`not a regular file (${stat.isDirectory() ? 'a directory, EISDIR' : stat.isFIFO() ? 'a FIFO' : stat.isCharacterDevice() ? 'a character device' : 'a special file'})`);
-    const buffer = Buffer.alloc(limit + 1);
-    let size = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, size, buffer.length - size, null);
-      if (bytesRead === 0) break;
-      size += bytesRead;
-      if (size > limit) throw new Error(`larger than ${limit} bytes`);
-    }
-    return buffer.subarray(0, size);
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Where the sequence holding `offset` starts: a byte that ends a sequence early (0xe9 then '"') is
- * reported as the lead byte before it, which is the one out of place in a Latin-1 file.
- */
-function sequenceStart(bytes: Buffer, offset: number): number {
-  const next = bytes[offset];
-  if (next !== undefined && next >= 0x80 && next < 0xc0) return offset;
-  for (let k = offset - 1; k >= 0 && offset - k <= 3; k--) {
-    const byte = bytes[k]!;
-    if (byte >= 0xc0) return k;
-    if (byte < 0x80) break;
-  }
-  return offset;
-}
-
-/** Offset of the first byte that makes `bytes` invalid UTF-8. */
-function firstInvalidUtf8(bytes: Buffer): number {
-  let low = 0;
-  let high = bytes.length;
-  // The longest valid prefix, by bisection: decoding a prefix fails only if it holds an invalid byte
-  // or ends inside a sequence, so allow up to 3 trailing bytes of an unfinished one.
-  while (low < high) {
-    const mid = (low + high + 1) >> 1;
-    try {
-      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
-      low = mid;
-    } catch {
-      high = mid - 1;
-    }
-  }
-  return low;
 }
 
 /** Validates and freezes the text of a boards file; `source` names it in errors. */

@@ -102,6 +102,40 @@ export interface WatchdogComponent extends ComponentBase {
   kind: 'watchdog';
 }
 
+/**
+ * The board's supply: under-voltage and throttling from the Raspberry Pi firmware, as 0/1 quantities
+ * (judged by the entry's thresholds, e.g. `underVoltage: { max: 0 }`).
+ */
+export interface PowerComponent extends ComponentBase {
+  kind: 'power';
+}
+
+/** The SoC's thermal zone; past a `critical` trip point it is failed, past `hot` or `passive` degraded. */
+export interface SocTemperatureComponent extends ComponentBase {
+  kind: 'soc-temperature';
+  /** The thermal zone's type (`cpu-thermal`). Default: thermal_zone0. */
+  zone?: string;
+}
+
+/** A mounted file system (read-only, space used) and, for an eMMC, its wear. */
+export interface StorageComponent extends ComponentBase {
+  kind: 'storage';
+  /** Default `/`. */
+  mountPoint?: string;
+  /** Block device whose eMMC wear to read (`mmcblk0`); absent: wear is not read. */
+  device?: string;
+}
+
+/** Whether the system clock is synchronised (systemd-timesyncd). */
+export interface ClockSyncComponent extends ComponentBase {
+  kind: 'clock-sync';
+}
+
+/** Memory pressure stall information (PSI). */
+export interface MemoryPressureComponent extends ComponentBase {
+  kind: 'memory-pressure';
+}
+
 export type ComponentConfig =
   | Tmp102Component
   | Lm75Component
@@ -111,7 +145,12 @@ export type ComponentConfig =
   | EthernetComponent
   | SerialPeerComponent
   | GpioStatusComponent
-  | WatchdogComponent;
+  | WatchdogComponent
+  | PowerComponent
+  | SocTemperatureComponent
+  | StorageComponent
+  | ClockSyncComponent
+  | MemoryPressureComponent;
 
 export type ComponentKind = ComponentConfig['kind'];
 
@@ -205,6 +244,11 @@ export const componentKinds = {
   },
   'gpio-status': { quantities: [], references: [{ field: 'line', to: 'gpio-line', direction: 'in' }] },
   watchdog: { quantities: [], references: [{ to: 'watchdog' }] },
+  power: { quantities: ['underVoltage', 'underVoltageOccurred', 'throttled', 'throttlingOccurred'], references: [] },
+  'soc-temperature': { quantities: ['temperatureC'], references: [] },
+  storage: { quantities: ['readOnly', 'usedPct', 'lifeTimeUsedPct', 'preEol'], references: [] },
+  'clock-sync': { quantities: ['synchronized', 'sinceSyncS'], references: [] },
+  'memory-pressure': { quantities: ['someAvg10', 'someAvg60', 'fullAvg10', 'fullAvg60'], references: [] },
 } as const satisfies { [K in ComponentKind]: ComponentKindSpec<K> };
 
 /** The registry entry of a component's kind, with field names as plain strings for generic code. */

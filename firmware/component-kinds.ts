@@ -14,6 +14,7 @@ import { Lm75Driver } from '../hal/drivers/lm75.js';
 import { SerialPeerDriver } from '../hal/drivers/serial-peer.js';
 import { SfpDriver, type SfpDriverOptions } from '../hal/drivers/sfp.js';
 import { Tmp102Driver } from '../hal/drivers/tmp102.js';
+import { ClockSyncDriver, MemoryPressureDriver, PowerDriver, SocTemperatureDriver, StorageDriver } from '../hal/drivers/health.js';
 import { HalIdentityError, HalNotFoundError } from '../hal/errors.js';
 import type { I2cBus } from '../hal/i2c.js';
 import {
@@ -26,12 +27,13 @@ import {
   combine,
   flag,
 } from './components.js';
-import { judge } from './thresholds.js';
+import { type Judgement, judge } from './thresholds.js';
 
 export interface ComponentKindDriver<K extends ComponentKind> {
   /**
    * Blinks of the status LED when a component of this kind is the first failed one, by class: 1 sensor
-   * or power monitor, 2 network link or SFP, 3 serial peer, 4 GPIO status line, 5 watchdog.
+   * or power monitor, 2 network link or SFP, 3 serial peer, 4 GPIO status line, 5 watchdog, 6 the
+   * board's own health (power, SoC temperature, storage, clock, memory).
    */
   blinkCode: number;
   /** A chip on an I2C bus: its driver on that bus. `identify()` on it reads identity registers only. */
@@ -100,6 +102,20 @@ function sfpCheck(component: Readonly<ComponentOf<'sfp'>>, context: CheckContext
   );
 }
 
+/**
+ * The kernel's trip points say what a temperature means (Documentation/driver-api/thermal/sysfs-api.rst):
+ * at a `critical` trip the kernel shuts the system down, at `hot` or `passive` it starts cooling by
+ * throttling. `active` trips only switch a fan on.
+ */
+function tripJudgement(temperatureC: number, trips: SocTemperatureDriver['trips']): Judgement {
+  const reached = trips.filter((trip) => temperatureC >= trip.temperatureC);
+  const critical = reached.find((trip) => trip.type === 'critical');
+  if (critical) return { health: 'failed', reasons: [`${temperatureC} C reached the critical trip point (${critical.temperatureC} C)`] };
+  const cooling = reached.find((trip) => trip.type === 'hot' || trip.type === 'passive');
+  if (cooling) return { health: 'degraded', reasons: [`${temperatureC} C reached the ${cooling.type} trip point (${cooling.temperatureC} C)`] };
+  return { health: 'ok', reasons: [] };
+}
+
 export const componentDrivers = {
   tmp102: { blinkCode: 1, chip: tmp102, check: (component, context) => chipCheck(component, context, tmp102) },
   lm75: { blinkCode: 1, chip: lm75, check: (component, context) => chipCheck(component, context, lm75) },
@@ -147,6 +163,20 @@ export const componentDrivers = {
   },
   'gpio-status': { blinkCode: 4, check: (component, { board }) => new GpioStatusCheck(component, board) },
   watchdog: { blinkCode: 5, check: (component, { watchdogHealth }) => new WatchdogCheck(component, watchdogHealth) },
+  power: { blinkCode: 6, check: (component, { board }) => new DriverCheck(component, board, async () => new PowerDriver(board.health)) },
+  'soc-temperature': {
+    blinkCode: 6,
+    check: (component, { board }) =>
+      new DriverCheck(component, board, async () => new SocTemperatureDriver(board.health, component.zone), {
+        assess: (reading, driver) => (typeof reading.temperatureC === 'number' ? tripJudgement(reading.temperatureC, driver.trips) : { health: 'ok', reasons: [] }),
+      }),
+  },
+  storage: {
+    blinkCode: 6,
+    check: (component, { board }) => new DriverCheck(component, board, async () => new StorageDriver(board.health, component.mountPoint ?? '/', component.device)),
+  },
+  'clock-sync': { blinkCode: 6, check: (component, { board }) => new DriverCheck(component, board, async () => new ClockSyncDriver(board.health)) },
+  'memory-pressure': { blinkCode: 6, check: (component, { board }) => new DriverCheck(component, board, async () => new MemoryPressureDriver(board.health)) },
 } satisfies { [K in ComponentKind]: ComponentKindDriver<K> };
 
 /** The firmware's entry for a component's kind. */

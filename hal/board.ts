@@ -6,6 +6,7 @@
 import type { BoardConfig } from '../config/board-config.js';
 import type { Clock } from './clock.js';
 import type { GpioController } from './gpio.js';
+import type { HealthSource } from './health.js';
 import type { I2cBus } from './i2c.js';
 import type { NetController } from './net.js';
 import type { SerialController } from './serial.js';
@@ -17,6 +18,8 @@ export interface BoardHal {
   readonly gpio: GpioController;
   readonly serial: SerialController;
   readonly net: NetController;
+  /** The board's own health: power, SoC temperature, storage, clock, memory. */
+  readonly health: HealthSource;
   /** The bus with this id from the board entry; rejects with ERR_HAL_NOT_FOUND for unknown ids. */
   i2c(busId: string): Promise<I2cBus>;
   /** The board's watchdog; rejects with ERR_HAL_NOT_FOUND when the entry has none. */

@@ -16,6 +16,7 @@ import { type SimPart, componentModel, physicalLevel } from './component-models.
 import { VirtualClock } from './clock.js';
 import { type ActiveFault, FaultError, type FaultEvent, FaultRegistry, type FaultSpec } from './faults.js';
 import { SimGpio } from './gpio.js';
+import { SimHealth } from './health.js';
 import { SimI2cBus } from './i2c-bus.js';
 import { SimNic } from './nic.js';
 import { SimSerialBinding } from './serial.js';
@@ -40,6 +41,7 @@ export class SimBoard implements BoardHal {
   readonly net: SimNic;
   readonly serialBinding: SimSerialBinding;
   readonly serial: SerialController;
+  readonly health = new SimHealth();
   /** Models by component id, for tests and scenarios that set physical values. */
   readonly models = new Map<string, object>();
   private readonly parts: SimPart[] = [];
@@ -73,6 +75,7 @@ export class SimBoard implements BoardHal {
         bus: (id) => this.bus(id),
         nic: this.nic,
         serialBinding: this.serialBinding,
+        health: this.health,
       });
       if (part.model) this.models.set(component.id, part.model);
       this.parts.push(part);

@@ -18,6 +18,7 @@ import type { SimNic } from './nic.js';
 import { ModbusRtuPeer } from './peers/modbus-rtu.js';
 import { NmeaPeer } from './peers/nmea.js';
 import type { SimSerialBinding } from './serial.js';
+import { type SimHealth, SimClockModel, SimMemoryModel, SimPowerModel, SimStorageModel, SimThermalModel } from './health.js';
 
 /** What the sim board offers a kind's model while it is built. */
 export interface SimBuildContext {
@@ -27,6 +28,7 @@ export interface SimBuildContext {
   bus(id: string): SimI2cBus;
   readonly nic: SimNic;
   readonly serialBinding: SimSerialBinding;
+  readonly health: SimHealth;
 }
 
 /** What a built component leaves on the board. */
@@ -104,6 +106,39 @@ export const componentModels = {
   },
   // The board's watchdog entry is the part (SimBoard builds it); the component only reads its state.
   watchdog: { build: () => ({}) },
+  power: {
+    build: (_, board) => {
+      board.health.powerModel = new SimPowerModel(board.chip);
+      return { model: board.health.powerModel };
+    },
+  },
+  'soc-temperature': {
+    build: (component, board) => {
+      const model = new SimThermalModel(board.chip, component.zone ?? 'cpu-thermal');
+      board.health.zones.set(component.zone, model);
+      return { model };
+    },
+  },
+  storage: {
+    build: (component, board) => {
+      const mountPoint = component.mountPoint ?? '/';
+      const model = new SimStorageModel(board.chip, mountPoint, component.device);
+      board.health.mounts.set(mountPoint, model);
+      return { model };
+    },
+  },
+  'clock-sync': {
+    build: (_, board) => {
+      board.health.clockModel = new SimClockModel(board.chip);
+      return { model: board.health.clockModel };
+    },
+  },
+  'memory-pressure': {
+    build: (_, board) => {
+      board.health.memoryModel = new SimMemoryModel(board.chip);
+      return { model: board.health.memoryModel };
+    },
+  },
 } satisfies { [K in ComponentKind]: ComponentModel<K> };
 
 /** The sim board's entry for a component's kind. */

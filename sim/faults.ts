@@ -26,7 +26,13 @@ export type FaultKind =
   | 'los'
   | 'tx-fault'
   | 'ddm-alarm'
-  | 'starve';
+  | 'starve'
+  | 'under-voltage'
+  | 'throttled'
+  | 'read-only'
+  | 'disk-full'
+  | 'worn'
+  | 'unsynchronized';
 
 export const faultKinds: readonly FaultKind[] = [
   'nack',
@@ -46,6 +52,12 @@ export const faultKinds: readonly FaultKind[] = [
   'tx-fault',
   'ddm-alarm',
   'starve',
+  'under-voltage',
+  'throttled',
+  'read-only',
+  'disk-full',
+  'worn',
+  'unsynchronized',
 ];
 
 export type FaultParams = Record<string, number | string | boolean>;

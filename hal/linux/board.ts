@@ -16,6 +16,7 @@ import { CdevGpioController, defaultGpioDevDir } from './gpio-cdev.js';
 import { LinuxGpioController } from './gpio.js';
 import { ioctlAddon } from './ioctl.js';
 import { openLinuxI2cBus } from './i2c.js';
+import { LinuxHealth } from './health.js';
 import { LinuxNetController } from './net.js';
 import type { ModuleLoader } from './optional.js';
 import { LinuxSerialController } from './serial.js';
@@ -32,6 +33,8 @@ export interface LinuxBoardOptions {
   netRoot?: string;
   /** Default /sys/class/watchdog. */
   watchdogSysfsRoot?: string;
+  /** Directory standing for `/` for the health readings (sysfs, procfs, /run); default `/`. */
+  healthRoot?: string;
   /** Replacements for `import()` of the optional packages, for tests. */
   loaders?: { onoff?: ModuleLoader; i2cBus?: ModuleLoader; serialBindings?: ModuleLoader };
 }
@@ -52,6 +55,7 @@ export class LinuxBoard implements BoardHal {
   readonly gpio: GpioController;
   readonly serial: LinuxSerialController;
   readonly net: LinuxNetController;
+  readonly health: LinuxHealth;
   private readonly options: LinuxBoardOptions;
   private readonly buses = new Map<string, Promise<I2cBus>>();
   private watchdogHandle: LinuxWatchdog | undefined;
@@ -87,6 +91,7 @@ export class LinuxBoard implements BoardHal {
       ...(options.loaders?.serialBindings && { load: options.loaders.serialBindings }),
     });
     this.net = new LinuxNetController(options.netRoot !== undefined ? { root: options.netRoot } : {});
+    this.health = new LinuxHealth(options.healthRoot !== undefined ? { root: options.healthRoot } : {});
   }
 
   private ensureOpen(what: string): void {

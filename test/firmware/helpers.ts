@@ -133,6 +133,8 @@ export function serviceFaultMatrix(config: BoardConfig): {
   targets: string[];
   healthyLevel: Map<string, 0 | 1>;
   params: Partial<Record<FaultKind, Record<string, number>>>;
+  /** `target:kind` of faults the entry judges degraded, which by design let connections through. */
+  degrading: Set<string>;
 } {
   const service = config.services[0]!;
   // A starved watchdog shows at the keeper's next kick, seconds later, not at the next connect: its
@@ -144,9 +146,12 @@ export function serviceFaultMatrix(config: BoardConfig): {
     if (c.kind === 'gpio-status') healthyLevel.set(c.line, c.expect);
     if (c.kind === 'sfp' && c.lines) for (const line of Object.values(c.lines)) if (line) healthyLevel.set(line, 0);
   }
+  // Throttling with only a warnMax (the Pi entries') degrades the supply without cutting connections.
+  const degrading = new Set(dependencies.filter((c) => c.kind === 'power' && c.thresholds?.throttled?.max === undefined).map((c) => `${c.id}:throttled`));
   return {
     targets: [...new Set([...dependencies.map((c) => c.id), ...buses, ...healthyLevel.keys()])],
     healthyLevel,
+    degrading,
     params: { drift: { ratePerS: 1e6 }, 'crc-errors': { ratePerS: 1e6 } },
   };
 }
