@@ -20,8 +20,9 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': 'off',
       // Handlers installed as `function (this: Socket)` reach their owner through a named alias.
       '@typescript-eslint/no-this-alias': 'off',
-      // Style, not a bug.
+      // Style, not a bug: an initial value a later assignment always replaces.
       'prefer-const': 'off',
+      'no-useless-assignment': 'off',
     },
   },
   // The page's browser code: tsc with checkJs (app/sim-page/tsconfig.json, lib dom) knows its globals.
