@@ -10,6 +10,8 @@ import { promisify } from 'node:util';
 import pino from 'pino';
 // The compiled code in dist/ is what ships and what is measured (`npm run bench` builds it first).
 import { DeviceStateManager } from '../dist/firmware/device-state.js';
+import { Firmware } from '../dist/firmware/firmware.js';
+import { FirmwareMetrics } from '../dist/firmware/metrics.js';
 import { EventLoopMonitor } from '../dist/firmware/event-loop.js';
 import { Gate } from '../dist/firmware/gate/gate.js';
 import { selfDiagnosis } from '../dist/firmware/self-diagnosis.js';
@@ -195,7 +197,54 @@ async function residentMemory(): Promise<void> {
   report('firmware resident memory on the sim board', `${idle.toFixed(1)} MB idle, ${loaded.toFixed(1)} MB after 5,000 connects`, '<= 80 MB', Math.max(idle, loaded) <= 80);
 }
 
+/** Resolves with 'accepted' or 'refused' (RST) for one connect: a refused one is reset right after the handshake. */
+function connectOnce(port: number): Promise<'accepted' | 'refused'> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.on('error', () => resolve('refused'));
+    socket.on('close', () => resolve('refused'));
+    socket.on('connect', () => setTimeout(() => {
+      if (!socket.destroyed) resolve('accepted');
+      socket.destroy();
+    }, 1));
+  });
+}
+
+/**
+ * An SFP asserts RX_LOS while a connection holds a reusable verdict, on the shipped sim appliance
+ * following real time: how long until a client's connect is first refused. Clients connect back to
+ * back the whole time; 40 faults.
+ */
+async function faultToRefusal(): Promise<void> {
+  const config = { ...appliance, services: appliance.services.map((s) => ({ ...s, listen: '127.0.0.1:0' })) };
+  const board = new SimBoard(config);
+  board.clock.startRealtime(1);
+  const firmware = await Firmware.start({ board, logger: silent, metrics: new FirmwareMetrics({ board: config.id }) });
+  const port = firmware.services[0]!.port;
+  const latencies: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    while ((await connectOnce(port)) !== 'accepted') await new Promise((resolve) => setTimeout(resolve, 20));
+    // The recheck cuts the held connection at the fault: a new one holds the verdict each round.
+    const holder = await clientHold(port);
+    holder.on('error', () => undefined);
+    const injected = performance.now();
+    const fault = board.inject({ target: 'uplink-sfp', kind: 'los' });
+    while ((await connectOnce(port)) !== 'refused');
+    latencies.push(performance.now() - injected);
+    holder.destroy();
+    board.faults.clear(fault.id);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  latencies.sort((a, b) => a - b);
+  const worst = latencies.at(-1) ?? NaN;
+  report('fault on an event-capable component (SFP RX_LOS) -> first refused connect, reusable verdict held', `p50 ${quantile(latencies, 0.5).toFixed(2)} ms, max ${worst.toFixed(2)} ms (40 faults)`, '<= 10 ms', worst <= 10);
+  await firmware.stop({ magic: true });
+  board.clock.stopRealtime();
+  await board.close();
+}
+
 const benches: Record<string, () => Promise<void>> = {
+  faultToRefusal,
   scenarioSpeed,
   diagnosisLatency,
   acceptRate,
