@@ -251,7 +251,7 @@ describe('the real boards.json', () => {
       id: 'modbus',
       protocol: 'modbus-tcp',
       listen: '127.0.0.1:1502',
-      dependsOn: ['board-temp', 'ambient', 'rail-5v', 'uplink-sfp', 'eth0', 'power-good', 'supply', 'soc-temp', 'root-fs', 'memory'],
+      dependsOn: ['board-temp', 'ambient', 'rail-5v', 'uplink-sfp', 'eth0', 'meter', 'watchdog', 'power-good', 'supply', 'soc-temp', 'root-fs', 'memory'],
       gate: { mode: 'after', onFail: 'reset', reuse: 'while-held', maxAgeMs: 30000, recheckMs: 1000 },
     });
   });

@@ -158,11 +158,11 @@ describe('DeviceStateManager on the sim appliance', () => {
 });
 
 describe('selfDiagnosis', () => {
-  function diagnoser(app: Parameters<typeof selfDiagnosis>[0]['app'] = () => ({ ok: true })) {
+  function diagnoser(app: Parameters<typeof selfDiagnosis>[0]['app'] = () => ({ ok: true }), dependsOn = appliance.services[0]!.dependsOn) {
     const { board, devices } = setup();
     const service = appliance.services[0]!;
     const eventLoop = new EventLoopMonitor();
-    const diagnose = selfDiagnosis({ service: service.id, dependsOn: service.dependsOn, devices, eventLoop, clock: board.clock, app });
+    const diagnose = selfDiagnosis({ service: service.id, dependsOn, devices, eventLoop, clock: board.clock, app });
     return { board, run: () => settle(board.clock, diagnose(new AbortController().signal)) };
   }
 
@@ -180,9 +180,15 @@ describe('selfDiagnosis', () => {
   });
 
   it('ignores components the service does not depend on', async () => {
-    const { board, run } = diagnoser();
+    const { board, run } = diagnoser(undefined, ['board-temp']);
     board.inject({ target: 'meter', kind: 'silent' });
     expect((await run()).ok).toBe(true);
+  });
+
+  it('fails the shipped Modbus service when its serial meter goes silent, as the README says', async () => {
+    const { board, run } = diagnoser();
+    board.inject({ target: 'meter', kind: 'silent' });
+    expect((await run()).failures.map((f) => [f.component, f.code])).toEqual([['meter', 'ERR_HAL_TIMEOUT']]);
   });
 
   it('fails when the application behind the port says it is not ready', async () => {
