@@ -58,7 +58,9 @@ describe('LinuxSerialController over @serialport/bindings-cpp', () => {
     const silent = await rejection(port.transact(Buffer.from('?\n'), { timeoutMs: 100, isComplete: lineComplete }));
     expect(silent.code).toBe('ERR_HAL_TIMEOUT');
 
-    const waiting = rejection(port.readUntil({ timeoutMs: 5000, isComplete: lineComplete }));
+    // The deadline only has to outlast socat's exit and the binding's poll noticing it, which took
+    // over 5 s on a loaded machine; the test's own timeout bounds a hang.
+    const waiting = rejection(port.readUntil({ timeoutMs: 25_000, isComplete: lineComplete }));
     pair.proc.kill();
     const gone = await waiting;
     expect([gone.code, gone.canceled]).toEqual(['ERR_HAL_CLOSED', false]);
