@@ -30,6 +30,7 @@ import {
   type IoctlBinding,
   requireIoctlAddon,
 } from './ioctl.js';
+import { Opened } from './opened.js';
 
 const closeAsync = promisify(closeFd);
 
@@ -142,10 +143,10 @@ class CdevGpioLine implements GpioLine {
 export class CdevGpioController implements GpioController {
   private readonly devDir: string;
   private chips: Promise<Chip[]> | undefined;
-  private readonly lines = new Set<CdevGpioLine>();
-  private closed = false;
+  private readonly lines: Opened<CdevGpioLine>;
 
   constructor(private readonly options: CdevGpioOptions) {
+    this.lines = new Opened('GPIO controller', options.track);
     this.devDir = options.devDir ?? defaultGpioDevDir;
   }
 
@@ -246,25 +247,14 @@ export class CdevGpioController implements GpioController {
 
   async open(spec: GpioLineSpec): Promise<GpioLine> {
     const target = `gpio:${gpioTarget(spec)}`;
-    if (this.closed) throw new HalClosedError(`open ${target} on a closed GPIO controller`, { target, canceled: true });
+    this.lines.refuseIfClosed(target);
     const addon = this.addon();
     const { chip, offset, flags } = await this.findLine(addon, spec, target);
-    const line = new CdevGpioLine(spec, this.request(addon, spec, chip, offset, flags, target), addon, this.options.clock);
-    if (this.closed) {
-      await line.close();
-      throw new HalClosedError(`open ${target}: the GPIO controller closed meanwhile`, { target, canceled: true });
-    }
-    this.lines.add(line);
-    this.options.track?.(() => line.close());
-    return line;
+    return this.lines.adopt(new CdevGpioLine(spec, this.request(addon, spec, chip, offset, flags, target), addon, this.options.clock), target);
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    const lines = [...this.lines].reverse();
-    this.lines.clear();
-    let first: unknown;
-    for (const line of lines) await line.close().catch((err: unknown) => (first ??= err));
+    const first = await this.lines.closeAll();
     const chips = await this.chips?.catch(() => []);
     this.chips = undefined;
     for (const chip of chips ?? []) await chip.handle.close().catch(() => undefined);

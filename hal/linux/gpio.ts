@@ -20,6 +20,7 @@ import {
 } from '../gpio.js';
 import { defaultGpioRoot, resolveGpioLine } from './gpio-chips.js';
 import { type ModuleLoader, importPackage, loadOptional, moduleMember } from './optional.js';
+import { Opened } from './opened.js';
 
 /** The part of onoff's `Gpio` this backend uses. */
 export interface OnoffGpio {
@@ -179,11 +180,11 @@ class LinuxGpioLine implements GpioLine {
 export class LinuxGpioController implements GpioController {
   private readonly root: string;
   private readonly load: ModuleLoader;
-  private readonly lines = new Set<LinuxGpioLine>();
+  private readonly lines: Opened<LinuxGpioLine>;
   private Gpio: Promise<OnoffGpioConstructor> | undefined;
-  private closed = false;
 
   constructor(private readonly options: LinuxGpioOptions) {
+    this.lines = new Opened('GPIO controller', options.track);
     this.root = options.root ?? defaultGpioRoot;
     this.load = options.load ?? importPackage('onoff');
   }
@@ -200,7 +201,7 @@ export class LinuxGpioController implements GpioController {
 
   async open(spec: GpioLineSpec): Promise<GpioLine> {
     const target = `gpio:${gpioTarget(spec)}`;
-    if (this.closed) throw new HalClosedError(`open ${target} on a closed GPIO controller`, { target, canceled: true });
+    this.lines.refuseIfClosed(target);
     const resolved = await resolveGpioLine(spec, this.root);
     const Gpio = await this.gpioClass();
     const activeLow = spec.activeLow ?? false;
@@ -219,22 +220,11 @@ export class LinuxGpioController implements GpioController {
     } catch (err) {
       throw gpioError(err, `open (sysfs GPIO ${resolved.number})`, target);
     }
-    const line = new LinuxGpioLine(spec, gpio, this.options.clock);
-    if (this.closed) {
-      await line.close();
-      throw new HalClosedError(`open ${target}: the GPIO controller closed meanwhile`, { target, canceled: true });
-    }
-    this.lines.add(line);
-    this.options.track?.(() => line.close());
-    return line;
+    return this.lines.adopt(new LinuxGpioLine(spec, gpio, this.options.clock), target);
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    const lines = [...this.lines].reverse();
-    this.lines.clear();
-    let first: unknown;
-    for (const line of lines) await line.close().catch((err: unknown) => (first ??= err));
+    const first = await this.lines.closeAll();
     if (first !== undefined) throw first;
   }
 }

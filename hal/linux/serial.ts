@@ -6,9 +6,10 @@ import type { BindingInterface } from '@serialport/bindings-interface';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Clock } from '../clock.js';
-import { HalClosedError, HalNotFoundError, HalPermissionError, halErrorFromErrno } from '../errors.js';
+import { HalNotFoundError, HalPermissionError, halErrorFromErrno } from '../errors.js';
 import { type SerialController, type SerialPort, type SerialPortSpec, openSerialPort } from '../serial.js';
 import { type ModuleLoader, importPackage, loadOptional, moduleMember } from './optional.js';
+import { Opened } from './opened.js';
 
 export interface LinuxSerialOptions {
   clock: Clock;
@@ -21,10 +22,10 @@ export interface LinuxSerialOptions {
 export class LinuxSerialController implements SerialController {
   private readonly load: ModuleLoader;
   private binding: Promise<BindingInterface> | undefined;
-  private readonly ports = new Set<SerialPort>();
-  private closed = false;
+  private readonly ports: Opened<SerialPort>;
 
   constructor(private readonly options: LinuxSerialOptions) {
+    this.ports = new Opened('serial controller', options.track);
     this.load = options.load ?? importPackage('@serialport/bindings-cpp');
   }
 
@@ -41,7 +42,7 @@ export class LinuxSerialController implements SerialController {
 
   async open(spec: SerialPortSpec): Promise<SerialPort> {
     const target = `serial:${spec.path}`;
-    if (this.closed) throw new HalClosedError(`open ${target} on a closed serial controller`, { target, canceled: true });
+    this.ports.refuseIfClosed(target);
     // The native binding reports a failed open as a bare message without errno; checking first
     // gives the firmware a NOT_FOUND or PERMISSION it can act on.
     try {
@@ -57,23 +58,12 @@ export class LinuxSerialController implements SerialController {
       }
       throw halErrorFromErrno(err, 'open', target);
     }
-    const port = await openSerialPort(await this.getBinding(), this.options.clock, spec);
-    if (this.closed) {
-      await port.close();
-      throw new HalClosedError(`open ${target}: the serial controller closed meanwhile`, { target, canceled: true });
-    }
-    this.ports.add(port);
-    this.options.track?.(() => port.close());
-    return port;
+    return this.ports.adopt(await openSerialPort(await this.getBinding(), this.options.clock, spec), target);
   }
 
   /** Closes every port this controller opened, newest first. Idempotent. */
   async close(): Promise<void> {
-    this.closed = true;
-    const ports = [...this.ports].reverse();
-    this.ports.clear();
-    let first: unknown;
-    for (const port of ports) await port.close().catch((err: unknown) => (first ??= err));
+    const first = await this.ports.closeAll();
     if (first !== undefined) throw first;
   }
 }
