@@ -18,21 +18,8 @@
  */
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
+import type { ClientConfig, ClientResult as Result } from './netns.js';
 
-interface ClientConfig {
-  host: string;
-  port: number;
-  count?: number;
-  timeoutMs?: number;
-  holdMs?: number;
-  handshake?: boolean;
-}
-
-interface Result {
-  outcome: string;
-  ms: number;
-  greeting?: string;
-}
 
 function once(config: ClientConfig): Promise<Result> {
   const timeoutMs = config.timeoutMs ?? 3000;
