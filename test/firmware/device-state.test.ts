@@ -109,14 +109,20 @@ describe('DeviceStateManager on the sim appliance', () => {
     expect(changes).toEqual(['board-temp:unknown->ok']);
   });
 
-  it('fails a hung check at the component deadline on the board clock', async () => {
+  /** board-temp's transfers hang (the bus's own timeout far away); its check gives up after 30 ms. */
+  function hungBoardTemp() {
     const config: BoardConfig = {
       ...appliance,
       i2c: appliance.i2c!.map((b) => ({ ...b, timeoutMs: 10_000 })),
       components: appliance.components.map((c) => (c.id === 'board-temp' ? { ...c, timeoutMs: 30 } : c)),
     };
-    const { board, devices } = setup(config);
-    board.inject({ target: 'board-temp', kind: 'bus-timeout' });
+    const rig = setup(config);
+    rig.board.inject({ target: 'board-temp', kind: 'bus-timeout' });
+    return rig;
+  }
+
+  it('fails a hung check at the component deadline on the board clock', async () => {
+    const { board, devices } = hungBoardTemp();
     const run = devices.diagnose(['board-temp']);
     await board.clock.advance(29);
     expect(devices.oldestRunningMs()).toBe(29);
@@ -126,13 +132,7 @@ describe('DeviceStateManager on the sim appliance', () => {
   });
 
   it("shares a hung check between callers and cancels it only when every caller's signal aborted", async () => {
-    const config: BoardConfig = {
-      ...appliance,
-      i2c: appliance.i2c!.map((b) => ({ ...b, timeoutMs: 10_000 })),
-      components: appliance.components.map((c) => (c.id === 'board-temp' ? { ...c, timeoutMs: 30 } : c)),
-    };
-    const { board, devices } = setup(config);
-    board.inject({ target: 'board-temp', kind: 'bus-timeout' });
+    const { board, devices } = hungBoardTemp();
     const first = new AbortController();
     const second = new AbortController();
     const firstRun = devices.diagnose(['board-temp'], { signal: first.signal });
