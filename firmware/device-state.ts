@@ -11,6 +11,7 @@
  * an interval of the board clock. A diagnosis that was running when its part signalled may have read
  * the part before the change, so nobody joins it: they wait for the one that starts after it.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { BoardHal } from '../hal/board.js';
 import type { Timer } from '../hal/clock.js';
@@ -152,8 +153,23 @@ export class DeviceStateManager {
    * Diagnoses the named components (all when omitted) and resolves with their new states. Never
    * rejects for device faults; rejects with ERR_HAL_CLOSED (`canceled`) when `signal` aborts first.
    */
-  diagnose(ids: readonly string[] = this.componentIds, { signal }: { signal?: AbortSignal } = {}): Promise<ComponentState[]> {
-    return Promise.all(ids.map((id) => this.join(id, signal)));
+  diagnose(ids: readonly string[] = this.componentIds, options: { signal?: AbortSignal } = {}): Promise<ComponentState[]> {
+    return Promise.all(this.diagnoseEach(ids, options));
+  }
+
+  /** As `diagnose`, one promise per id, each settling when that component's diagnosis does. */
+  diagnoseEach(ids: readonly string[], { signal }: { signal?: AbortSignal } = {}): Array<Promise<ComponentState>> {
+    if (!signal) return ids.map((id) => this.join(id, undefined));
+    // One listener on the caller's signal, fanned out to one of ours that every component's wait
+    // listens to: a dozen components on one caller's signal tripped Node's leak warning (> 10).
+    const fanOut = new AbortController();
+    setMaxListeners(ids.length + 1, fanOut.signal);
+    const relay = (): void => fanOut.abort(signal.reason);
+    if (signal.aborted) relay();
+    else signal.addEventListener('abort', relay, { once: true });
+    const each = ids.map((id) => this.join(id, fanOut.signal));
+    void Promise.allSettled(each).then(() => signal.removeEventListener('abort', relay));
+    return each;
   }
 
   private join(id: string, signal: AbortSignal | undefined): Promise<ComponentState> {

@@ -42,17 +42,17 @@ function fails(state: ComponentState): boolean {
  * and update their states). A known fault does not wait for a slow part: the serial meter's round
  * trip (tens of ms at 19200 baud) would otherwise delay every refusal.
  */
-function firstFailureOrAll(pending: Array<Promise<ComponentState[]>>): Promise<Array<ComponentState | undefined>> {
+function firstFailureOrAll(pending: Array<Promise<ComponentState>>): Promise<Array<ComponentState | undefined>> {
   const states = new Array<ComponentState | undefined>(pending.length);
   return new Promise((resolve, reject) => {
     let left = pending.length;
     let failed = false;
     if (left === 0) resolve(states);
     pending.forEach((one, i) =>
-      one.then(([state]) => {
+      one.then((state) => {
         states[i] = state;
         if (--left === 0) resolve(states);
-        else if (state && fails(state) && !failed) {
+        else if (fails(state) && !failed) {
           failed = true;
           setImmediate(() => resolve(states));
         }
@@ -74,7 +74,7 @@ export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
     if (lag > maxLag) {
       failures.push({ component: 'app', code: 'ERR_DIAG_EVENT_LOOP_LAG', reason: `event loop lag ${Math.round(lag)} ms > ${maxLag} ms` });
     }
-    for (const state of await firstFailureOrAll(dependsOn.map((id) => devices.diagnose([id], { signal })))) {
+    for (const state of await firstFailureOrAll(devices.diagnoseEach(dependsOn, { signal }))) {
       if (state && fails(state)) {
         const code = state.code ?? (state.state === 'failed' ? 'ERR_COMPONENT_FAILED' : 'ERR_COMPONENT_UNKNOWN');
         failures.push({ component: state.id, code, reason: state.reason });

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -148,6 +149,18 @@ describe('DeviceStateManager on the sim appliance', () => {
     expect(devices.oldestRunningMs()).toBe(0);
     // Canceled, not failed: nobody waited long enough to learn whether the part is faulty.
     expect(devices.state('board-temp')).toMatchObject({ state: 'unknown', durationMs: 5 });
+  });
+
+  it("puts one listener on the caller's signal however many components it waits for", async () => {
+    // Node warns of a leak past 10 listeners on one signal; a service depends on a dozen parts.
+    const { board, devices } = setup();
+    const caller = new AbortController();
+    const run = devices.diagnose(undefined, { signal: caller.signal });
+    expect(appliance.components.length).toBeGreaterThan(10);
+    expect(getEventListeners(caller.signal, 'abort')).toHaveLength(1);
+    await settle(board.clock, run);
+    await new Promise(setImmediate);
+    expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
   });
 
   it('rejects unknown component ids', async () => {
