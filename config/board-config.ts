@@ -134,7 +134,11 @@ export interface ServiceConfig {
   gate: GatePolicy;
   /** Modbus: unit ids served (1-247). Default [1]. 0 and 255 are always accepted. */
   unitIds?: number[];
-  /** Modbus: client IP addresses allowed to write; absent means everyone, empty means no one. */
+  /**
+   * Modbus: clients allowed to write (function codes 5, 6, 15, 16), as IP addresses or CIDR subnets
+   * (`10.0.0.0/24`; `0.0.0.0/0` and `::/0` for everyone). Empty: no one. Absent: everyone while the
+   * service listens on loopback only, no one once it listens beyond it (a start-up warning says so).
+   */
   writeAllow?: string[];
 }
 

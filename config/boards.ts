@@ -6,7 +6,7 @@
  * frozen, so no part of the firmware can change the board under another's feet.
  */
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
+import { parseAddressRule } from './address-list.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import schema from '../boards.schema.json' with { type: 'json' };
 import type { BoardConfig, BoardsFile, GpioLineConfig, Range } from './board-config.js';
@@ -185,7 +185,9 @@ function checkValues(board: BoardConfig, path: string): BoardsIssue[] {
   }
   board.services.forEach((service, s) => {
     (service.writeAllow ?? []).forEach((address, w) => {
-      if (isIP(address) === 0) issues.push({ path: pointer(pointer(pointer(pointer(path, 'services'), s), 'writeAllow'), w), message: `${JSON.stringify(address)} is not an IP address` });
+      if (!parseAddressRule(address)) {
+        issues.push({ path: pointer(pointer(pointer(pointer(path, 'services'), s), 'writeAllow'), w), message: `${JSON.stringify(address)} is not an IP address or a CIDR subnet (10.0.0.0/24)` });
+      }
     });
   });
   if (board.sim !== undefined && board.backend !== 'sim') {

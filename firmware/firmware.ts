@@ -3,7 +3,7 @@
  * and one gate per service in front of that service's handler. It is started on a BoardHal and knows
  * nothing of whether the board is real or simulated.
  */
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ServiceConfig } from '../config/board-config.js';
 import type { BoardHal } from '../hal/board.js';
@@ -24,6 +24,8 @@ import { WatchdogKeeper } from './watchdog-keeper.js';
 export interface ServiceHandler {
   onConnection(socket: Socket): void;
   health: AppHealthCheck;
+  /** The gate is bound to `address`; called before any connection is handed over. */
+  listening?(address: AddressInfo): void;
   close(): Promise<void>;
 }
 
@@ -176,6 +178,7 @@ export class Firmware {
     if (this.options.onDecision) gate.on('decision', this.options.onDecision);
     metrics.watchGate(gate);
     const address = await gate.listen(listen.host, listen.port);
+    handler.listening?.(address);
     this.services.push({ config, gate, handler, host: address.address, port: address.port });
   }
 

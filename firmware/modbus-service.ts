@@ -9,8 +9,9 @@
  * - Coils: its GPIO outputs except those the firmware drives itself (status LED, link LEDs).
  * - Holding registers: 0..15 an asset tag, 32 ASCII characters, two per register, kept until restart.
  */
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { addressMatcher, isLoopback } from '../config/address-list.js';
 import type { GpioLineConfig, ServiceConfig } from '../config/board-config.js';
 import { gpioReferences, kindSpec } from '../config/component-kinds.js';
 import type { BoardHal } from '../hal/board.js';
@@ -21,6 +22,7 @@ import { type DeviceIdentification, type ModbusDataModel } from './modbus/data-m
 import { LogSummary } from './log-summary.js';
 import { asciiObjectText } from './modbus/device-id.js';
 import { ModbusIllegalAddressError } from './modbus/errors.js';
+import { isWriteFunction } from './modbus/pdu.js';
 import { type ModbusSession, serveModbus } from './modbus/session.js';
 
 export const quantityBase = 100;
@@ -50,11 +52,6 @@ export function quantityMap(board: BoardHal['config']): MapEntry[] {
 
 function checkRange(table: string, size: number, address: number, quantity: number): void {
   if (address < 0 || address + quantity > size) throw new ModbusIllegalAddressError(table, address, quantity, size);
-}
-
-/** Normalises `::ffff:10.0.0.1` to `10.0.0.1` so an allowlist of IPv4 addresses works on a dual-stack socket. */
-function plainAddress(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 class BoardDataModel implements ModbusDataModel {
@@ -176,6 +173,10 @@ class BoardDataModel implements ModbusDataModel {
   }
 }
 
+function readOnly(functionCode: number): boolean {
+  return !isWriteFunction(functionCode);
+}
+
 export interface ModbusServiceOptions {
   board: BoardHal;
   devices: DeviceStateManager;
@@ -186,15 +187,31 @@ export interface ModbusServiceOptions {
 export function createModbusService({ board, devices, service, logger }: ModbusServiceOptions): ServiceHandler {
   const model = new BoardDataModel(board, devices);
   const sessions = new Set<Socket>();
-  const allow = service.writeAllow && new Set(service.writeAllow.map(plainAddress));
-  const canWrite = allow ? (remote: string) => allow.has(plainAddress(remote)) : undefined;
+  const writers = service.writeAllow ? addressMatcher(service.writeAllow) : undefined;
+  // Without writeAllow, whether anyone may write depends on where the gate bound; until it says, no one
+  // may (no connection is handed over before then anyway).
+  let anyoneWrites = false;
   const notModbus = new LogSummary(logger, 'warn', 'closing a connection: the byte stream is not Modbus TCP');
   return {
+    listening(address: AddressInfo): void {
+      if (writers) return;
+      anyoneWrites = isLoopback(address.address);
+      if (!anyoneWrites) {
+        logger.warn(
+          { listen: address.address, port: address.port },
+          `service ${service.id} listens beyond loopback and its entry has no writeAllow: writes (function codes 5, 6, 15, 16) are refused with exception 01. ` +
+            'To allow them, list the clients in the service\'s writeAllow as addresses or subnets ("writeAllow": ["10.0.0.0/24"]; ["0.0.0.0/0", "::/0"] for everyone)' +
+            ', or serve protocol modbus-tls, where client certificates\' roles decide',
+        );
+      }
+    },
     onConnection(socket: Socket): void {
+      const remote = socket.remoteAddress ?? '';
+      const writes = writers ? writers(remote) : anyoneWrites;
       const session: ModbusSession = serveModbus(socket, {
         model,
         ...(service.unitIds ? { unitIds: [...service.unitIds] } : {}),
-        ...(canWrite ? { canWrite } : {}),
+        ...(writes ? {} : { permits: readOnly }),
         logger,
         notModbus: (context) => notModbus.note(context),
       });

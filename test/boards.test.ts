@@ -145,6 +145,32 @@ describe('malformed boards files', () => {
   });
 });
 
+describe('writeAllow', () => {
+  function withWriteAllow(writeAllow: string[]): string {
+    const doc = JSON.parse(validMinimal) as { boards: { services: Record<string, unknown>[] }[] };
+    doc.boards[0]!.services[0]!.writeAllow = writeAllow;
+    return JSON.stringify(doc);
+  }
+
+  it('takes IP addresses and CIDR subnets of either family', () => {
+    expect(() => parseBoards(withWriteAllow(['10.0.0.9', '10.0.0.0/24', '0.0.0.0/0', 'fd00::9', 'fd00::/8', '::/0']), 'prop')).not.toThrow();
+  });
+
+  it('refuses anything else, naming the entry', () => {
+    const err = (() => {
+      try {
+        parseBoards(withWriteAllow(['10.0.0.0/33', 'plc.local', '10.0.0.0/', 'fd00::/129']), 'prop');
+      } catch (caught) {
+        return caught;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(BoardsSchemaError);
+    expect((err as BoardsSchemaError).issues.map((issue) => issue.path)).toEqual([0, 1, 2, 3].map((i) => `/boards/0/services/0/writeAllow/${i}`));
+    expect((err as BoardsSchemaError).issues[1]?.message).toBe('"plc.local" is not an IP address or a CIDR subnet (10.0.0.0/24)');
+  });
+});
+
 describe('defaults and freezing', () => {
   it('fills in every default the schema names', () => {
     const file = parseBoards(validMinimal, 'valid-minimal.json');

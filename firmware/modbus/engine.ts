@@ -9,7 +9,6 @@ import {
   ExceptionCode,
   decodeRequest,
   exceptionPdu,
-  isWriteFunction,
   readBitsResponse,
   readRegistersResponse,
   writeResponse,
@@ -26,8 +25,8 @@ export interface PduAnswer {
 
 export interface AnswerOptions {
   model: ModbusDataModel;
-  /** False when this client may not use the write functions (5, 6, 15, 16). */
-  writeAllowed: boolean;
+  /** Whether this client may use a function code; absent: every one. */
+  permits?: (functionCode: number) => boolean;
 }
 
 function exception(functionCode: number, code: ExceptionCode, failure?: ModbusModelError): PduAnswer {
@@ -36,11 +35,11 @@ function exception(functionCode: number, code: ExceptionCode, failure?: ModbusMo
 
 export async function answerPdu(request: Buffer, options: AnswerOptions): Promise<PduAnswer> {
   const functionCode = request[0] ?? 0;
-  // Access control answers 0x01 (illegal function), the usual answer of devices with write protection:
-  // the spec defines 0x01 as "not an allowable action for the server" (in its current state), while
-  // 0x04 says the device failed, and a SCADA or our own monitor would count a healthy, locked-down
-  // appliance as broken.
-  if (isWriteFunction(functionCode) && !options.writeAllowed) return exception(functionCode, ExceptionCode.IllegalFunction);
+  // Access control answers 0x01 (illegal function), the usual answer of devices with write protection
+  // and the MODBUS/TCP Security spec's answer to a role without the right: the application spec defines
+  // 0x01 as "not an allowable action for the server", while 0x04 says the device failed, and a SCADA or
+  // our own monitor would count a healthy, locked-down appliance as broken.
+  if (options.permits && !options.permits(functionCode)) return exception(functionCode, ExceptionCode.IllegalFunction);
   const decoded = decodeRequest(request);
   if (decoded.kind === 'rejected') return exception(decoded.functionCode, decoded.exception);
   try {

@@ -66,7 +66,7 @@ export interface RejectedRequest {
   exception: ExceptionCode;
 }
 
-/** True for function codes that change the data model: the ones `canWrite` governs. */
+/** True for function codes that change the data model: the ones a service's `writeAllow` governs. */
 export function isWriteFunction(functionCode: number): boolean {
   return (
     functionCode === FunctionCode.WriteSingleCoil ||

@@ -28,11 +28,11 @@ export interface ModbusSessionOptions {
   /** Unit ids this device answers as, 1..247. Default [1]. 0 and 255 are always accepted. */
   unitIds?: number[];
   /**
-   * Whether the client at this address may use the write functions (5, 6, 15, 16). Asked once per
-   * connection: its address cannot change. Absent: everyone may write. A refused write is answered
-   * with exception 0x01.
+   * Whether this connection's client may use a function code, asked for each request (the caller
+   * judges the client once: its address and certificate cannot change). Absent: every function code.
+   * A refused one is answered with exception 0x01.
    */
-  canWrite?: (remoteAddress: string) => boolean;
+  permits?: (functionCode: number) => boolean;
   logger: Logger;
   /**
    * Where a connection that is not Modbus TCP is reported; shared by the sessions of a service so a
@@ -86,7 +86,6 @@ export function serveModbus(socket: Socket, options: ModbusSessionOptions): Modb
   const remoteAddress = socket.remoteAddress ?? 'unknown';
   const remote = `${remoteAddress}:${socket.remotePort ?? 0}`;
   const logger = options.logger.child({ component: 'modbus', remote });
-  const writeAllowed = options.canWrite ? options.canWrite(remoteAddress) : true;
   const parser = new MbapParser();
   const queue: MbapFrame[] = [];
   let requests = 0;
@@ -110,7 +109,7 @@ export function serveModbus(socket: Socket, options: ModbusSessionOptions): Modb
       const code = ExceptionCode.GatewayTargetFailedToRespond;
       return { pdu: exceptionPdu(frame.pdu[0] ?? 0, code), exception: code };
     }
-    return answerPdu(frame.pdu, { model: options.model, writeAllowed });
+    return answerPdu(frame.pdu, { model: options.model, ...(options.permits ? { permits: options.permits } : {}) });
   };
 
   const finishIfDone = (): void => {

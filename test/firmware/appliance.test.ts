@@ -6,8 +6,11 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
 import { watchFaults } from '../helpers/faults.js';
+import type { BoardConfig } from '../../config/board-config.js';
+import { selectBoard } from '../../config/boards.js';
+import { logSink } from '../helpers/log.js';
 import { until } from '../helpers/wait.js';
-import { admitted, applianceConfig, attempt, fate, open, readInputRegisters, serviceFaultMatrix, startAppliance } from './helpers.js';
+import { admitted, applianceConfig, attempt, boards, fate, open, readInputRegisters, serviceFaultMatrix, startAppliance } from './helpers.js';
 
 describe('every fault the service depends on resets a connecting client', () => {
   let appliance: Appliance;
@@ -146,6 +149,67 @@ describe('Modbus write access', () => {
       expect(all.readUInt16BE(9)).toBe(2);
       expect(appliance.board.sim!.gpio.level('relay')).toBe(0);
       socket.destroy();
+    } finally {
+      await appliance.stop();
+    }
+  });
+});
+
+describe('Modbus write access by default', () => {
+  const writeRelay = Buffer.from([0, 1, 0, 0, 0, 6, 1, 5, 0, 0, 0xff, 0]);
+
+  /** Writes the relay coil on, then reads coil 0; resolves with the write's answer and the coil read. */
+  async function writeThenRead(port: number): Promise<{ write: number[]; coil: number[] }> {
+    const socket = await open(port);
+    const answers: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => answers.push(chunk));
+    socket.write(writeRelay);
+    socket.write(Buffer.from([0, 2, 0, 0, 0, 6, 1, 1, 0, 0, 0, 1]));
+    // A write's answer is 9 bytes (exception) or 12 (echo); the coil read's is 10.
+    await until(() => [19, 22].includes(Buffer.concat(answers).length), 'both answers');
+    socket.destroy();
+    const all = Buffer.concat(answers);
+    const split = all.length - 10;
+    return { write: [...all.subarray(7, split)], coil: [...all.subarray(all.length - 3)] };
+  }
+
+  it('a Pi entry as shipped (0.0.0.0, no writeAllow): writes answered exception 01, reads answered, a start-up warning says how to allow them', async () => {
+    const rpi4 = structuredClone(selectBoard(boards, 'rpi4')) as BoardConfig;
+    expect(rpi4.services[0]).toMatchObject({ listen: '0.0.0.0:502' });
+    expect(rpi4.services[0]?.writeAllow).toBeUndefined();
+    const sink = logSink('info');
+    const { appliance, port } = await startAppliance(rpi4, { forceSim: true, listen: { modbus: '0.0.0.0:0' }, logger: sink.logger });
+    try {
+      const { write, coil } = await writeThenRead(port);
+      expect(write).toEqual([0x85, 0x01]);
+      expect(coil).toEqual([0x01, 0x01, 0x00]);
+      const warning = sink.lines().find((line) => typeof line.msg === 'string' && line.msg.includes('no writeAllow'));
+      expect(warning).toMatchObject({ level: 40, listen: '0.0.0.0' });
+      expect(warning?.msg).toContain('"writeAllow": ["10.0.0.0/24"]');
+      expect(warning?.msg).toContain('modbus-tls');
+    } finally {
+      await appliance.stop();
+    }
+  });
+
+  it('on loopback without writeAllow: writes are allowed and nothing is said', async () => {
+    const sink = logSink('info');
+    const { appliance, port } = await startAppliance(applianceConfig(), { logger: sink.logger });
+    try {
+      expect((await writeThenRead(port)).write).toEqual([0x05, 0x00, 0x00, 0xff, 0x00]);
+      expect(appliance.board.sim!.gpio.level('relay')).toBe(1);
+      expect(sink.lines().some((line) => typeof line.msg === 'string' && line.msg.includes('writeAllow'))).toBe(false);
+    } finally {
+      await appliance.stop();
+    }
+  });
+
+  it('beyond loopback, a writeAllow subnet lets its clients write', async () => {
+    const config = applianceConfig({}, (c) => ({ ...c, services: c.services.map((s) => ({ ...s, listen: '0.0.0.0:0', writeAllow: ['10.0.0.0/8', '127.0.0.0/8'] })) }));
+    const { appliance, port } = await startAppliance(config);
+    try {
+      expect((await writeThenRead(port)).write).toEqual([0x05, 0x00, 0x00, 0xff, 0x00]);
+      expect(appliance.board.sim!.gpio.level('relay')).toBe(1);
     } finally {
       await appliance.stop();
     }

@@ -7,11 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { TableDataModel, type ModbusDataModel } from '../../firmware/modbus/data-model.js';
 import { answerPdu } from '../../firmware/modbus/engine.js';
 import { ModbusConfigError, ModbusIllegalValueError, ModbusModelError } from '../../firmware/modbus/errors.js';
-import { packBits, unpackBits } from '../../firmware/modbus/pdu.js';
+import { isWriteFunction, packBits, unpackBits } from '../../firmware/modbus/pdu.js';
 import { hex, identification, specModel } from './helpers.js';
 
-async function ask(model: ModbusDataModel, bytes: number[], writeAllowed = true): Promise<string> {
-  return hex((await answerPdu(Buffer.from(bytes), { model, writeAllowed })).pdu);
+const readOnly = (functionCode: number): boolean => !isWriteFunction(functionCode);
+
+async function ask(model: ModbusDataModel, bytes: number[], permits?: (functionCode: number) => boolean): Promise<string> {
+  return hex((await answerPdu(Buffer.from(bytes), { model, ...(permits ? { permits } : {}) })).pdu);
 }
 
 function ascii(text: string): string {
@@ -84,7 +86,7 @@ describe('quantity limits and addresses', () => {
   it('reads 1..2000 bits and refuses 0 and 2001 with exception 3', async () => {
     const model = big();
     model.coils[1999] = true;
-    const full = Buffer.from((await answerPdu(Buffer.from([0x01, 0x00, 0x00, 0x07, 0xd0]), { model, writeAllowed: true })).pdu);
+    const full = Buffer.from((await answerPdu(Buffer.from([0x01, 0x00, 0x00, 0x07, 0xd0]), { model })).pdu);
     expect(full.length).toBe(2 + 250);
     expect(full[1]).toBe(250);
     expect(full[251]).toBe(0x80);
@@ -95,7 +97,7 @@ describe('quantity limits and addresses', () => {
 
   it('reads 1..125 registers and refuses 126 with exception 3 even where the table is too small', async () => {
     const model = big();
-    const full = (await answerPdu(Buffer.from([0x03, 0x00, 0x00, 0x00, 0x7d]), { model, writeAllowed: true })).pdu;
+    const full = (await answerPdu(Buffer.from([0x03, 0x00, 0x00, 0x00, 0x7d]), { model })).pdu;
     expect(full.length).toBe(2 + 250);
     expect(full.readUInt16BE(2 + 124 * 2)).toBe(0);
     expect(await ask(model, [0x04, 0x00, 0x00, 0x00, 0x7e])).toBe('84 03');
@@ -153,15 +155,15 @@ describe('quantity limits and addresses', () => {
     expect(await ask(model, [0x81, 0x00, 0x00, 0x00, 0x01])).toBe('81 01');
   });
 
-  it('refuses the four write functions with exception 1 when the client may not write, and still reads', async () => {
+  it('refuses the function codes the client may not use (here the four writes) with exception 1, and still reads', async () => {
     const model = specModel();
-    expect(await ask(model, [0x05, 0x00, 0x00, 0xff, 0x00], false)).toBe('85 01');
-    expect(await ask(model, [0x06, 0x00, 0x00, 0x00, 0x01], false)).toBe('86 01');
-    expect(await ask(model, [0x0f, 0x00, 0x00, 0x00, 0x01, 0x01, 0x01], false)).toBe('8f 01');
-    expect(await ask(model, [0x10, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x01], false)).toBe('90 01');
+    expect(await ask(model, [0x05, 0x00, 0x00, 0xff, 0x00], readOnly)).toBe('85 01');
+    expect(await ask(model, [0x06, 0x00, 0x00, 0x00, 0x01], readOnly)).toBe('86 01');
+    expect(await ask(model, [0x0f, 0x00, 0x00, 0x00, 0x01, 0x01, 0x01], readOnly)).toBe('8f 01');
+    expect(await ask(model, [0x10, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x01], readOnly)).toBe('90 01');
     expect(model.coils[0]).toBe(false);
     expect(model.holdingRegisters[0]).toBe(1000);
-    expect(await ask(model, [0x03, 0x00, 0x6b, 0x00, 0x01], false)).toBe('03 02 02 2b');
+    expect(await ask(model, [0x03, 0x00, 0x6b, 0x00, 0x01], readOnly)).toBe('03 02 02 2b');
   });
 
   it('matches a reference of the read rules for any function, address and quantity', async () => {
@@ -176,7 +178,7 @@ describe('quantity limits and addresses', () => {
           request.writeUInt8(code, 0);
           request.writeUInt16BE(address, 1);
           request.writeUInt16BE(quantity, 3);
-          const { pdu } = await answerPdu(request, { model, writeAllowed: true });
+          const { pdu } = await answerPdu(request, { model });
           const max = code <= 2 ? 2000 : 125;
           const table = [model.coils, model.discreteInputs, model.holdingRegisters, model.inputRegisters][code - 1] ?? [];
           const expected = table.slice(address, address + quantity);
@@ -219,7 +221,6 @@ describe('data model failures', () => {
           throw new Error('i2c-1@0x48 NACK');
         },
       }),
-      writeAllowed: true,
     });
     expect(hex(sync.pdu)).toBe('84 04');
     expect(sync.failure).toBeInstanceOf(ModbusModelError);
@@ -229,19 +230,18 @@ describe('data model failures', () => {
 
     const rejected = await answerPdu(Buffer.from([0x06, 0x00, 0x00, 0x00, 0x01]), {
       model: failing({ writeRegisters: () => Promise.reject(new Error('settings store is read-only')) }),
-      writeAllowed: true,
     });
     expect(hex(rejected.pdu)).toBe('86 04');
     expect(rejected.failure?.method).toBe('writeRegisters');
   });
 
   it('answers exception 4 when a read returns the wrong count or a value that is not a register', async () => {
-    const short = await answerPdu(Buffer.from([0x03, 0x00, 0x00, 0x00, 0x02]), { model: failing({ readHoldingRegisters: () => [1] }), writeAllowed: true });
+    const short = await answerPdu(Buffer.from([0x03, 0x00, 0x00, 0x00, 0x02]), { model: failing({ readHoldingRegisters: () => [1] }) });
     expect(hex(short.pdu)).toBe('83 04');
     expect(short.failure?.message).toContain('returned 1 values for a request of 2');
-    const wide = await answerPdu(Buffer.from([0x04, 0x00, 0x00, 0x00, 0x01]), { model: failing({ readInputRegisters: () => [70000] }), writeAllowed: true });
+    const wide = await answerPdu(Buffer.from([0x04, 0x00, 0x00, 0x00, 0x01]), { model: failing({ readInputRegisters: () => [70000] }) });
     expect(hex(wide.pdu)).toBe('84 04');
-    const bits = await answerPdu(Buffer.from([0x01, 0x00, 0x00, 0x00, 0x01]), { model: failing({ readCoils: () => [1 as unknown as boolean] }), writeAllowed: true });
+    const bits = await answerPdu(Buffer.from([0x01, 0x00, 0x00, 0x00, 0x01]), { model: failing({ readCoils: () => [1 as unknown as boolean] }) });
     expect(hex(bits.pdu)).toBe('81 04');
   });
 
@@ -284,7 +284,7 @@ describe('read device identification (6.21)', () => {
   }
 
   async function read(model: ModbusDataModel, readCode: number, objectId: number): Promise<Buffer> {
-    return (await answerPdu(Buffer.from([0x2b, 0x0e, readCode, objectId]), { model, writeAllowed: true })).pdu;
+    return (await answerPdu(Buffer.from([0x2b, 0x0e, readCode, objectId]), { model })).pdu;
   }
 
   it('streams the regular objects 0x00-0x06 with conformity 0x82', async () => {
@@ -345,13 +345,11 @@ describe('read device identification (6.21)', () => {
     expect(fits.length).toBe(253);
     const tooLong = await answerPdu(Buffer.from([0x2b, 0x0e, 0x04, 0x04]), {
       model: new TableDataModel({ identification: { ...identification, productName: 'x'.repeat(245) } }),
-      writeAllowed: true,
     });
     expect(hex(tooLong.pdu)).toBe('ab 04');
     expect(tooLong.failure?.message).toContain('productName is 245 characters');
     const accented = await answerPdu(Buffer.from([0x2b, 0x0e, 0x01, 0x00]), {
       model: new TableDataModel({ identification: { ...identification, vendorName: 'Müller' } }),
-      writeAllowed: true,
     });
     expect(hex(accented.pdu)).toBe('ab 04');
   });

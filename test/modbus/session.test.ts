@@ -89,21 +89,21 @@ describe('serveModbus', () => {
     expect(summary(await c.request(5, 247, [0x2b, 0x0e, 0x01, 0x00]))).toBe('5/247: ab 0b');
   });
 
-  it('asks canWrite with the client address and answers refused writes with exception 1', async () => {
-    const asked: string[] = [];
+  it('asks permits for each request and answers refused function codes with exception 1', async () => {
+    const asked: number[] = [];
     const model = specModel();
     const { port, sessions } = await start({
       model,
-      canWrite: (address) => {
-        asked.push(address);
-        return false;
+      permits: (functionCode) => {
+        asked.push(functionCode);
+        return functionCode === 3;
       },
     });
     const c = await client(port);
     expect(summary(await c.request(1, 1, [0x06, 0x00, 0x01, 0x00, 0x03]))).toBe('1/1: 86 01');
     expect(summary(await c.request(2, 1, [0x03, 0x00, 0x6b, 0x00, 0x01]))).toBe('2/1: 03 02 02 2b');
     expect(model.holdingRegisters[1]).toBe(1001);
-    expect(asked).toEqual(['127.0.0.1']);
+    expect(asked).toEqual([6, 3]);
     expect(sessions[0]?.exceptions).toBe(1);
   });
 
