@@ -123,15 +123,46 @@ export interface GatePolicy {
   keepAliveMs: number;
 }
 
+/**
+ * What stands behind a service's port:
+ * - `modbus`: the built-in Modbus TCP server, behind the gate;
+ * - `guard`: a port another process on the appliance listens on; the gate only holds its SYNs (before
+ *   mode) and answers SYN/ACK or RST, the bytes never pass through handcheck;
+ * - `proxy`: the gate accepts (after mode, or before) and splices an admitted client to `upstream`.
+ */
+export type ServiceKind = 'modbus' | 'guard' | 'proxy';
+
+/** How a proxy's diagnosis checks its upstream; `timeoutMs` (default 500, at most 1500) bounds each. */
+export type ProbeConfig =
+  | { type: 'connect'; timeoutMs?: number }
+  | { type: 'http'; timeoutMs?: number; path?: string; host?: string; expectStatus?: number[] }
+  | { type: 'modbus'; timeoutMs?: number; unitId?: number; function?: 3 | 4; address?: number; count?: number }
+  | { type: 'send-expect'; timeoutMs?: number; send: string; expect: string; encoding?: 'utf8' | 'hex' };
+
 export interface ServiceConfig {
   id: string;
-  protocol: 'modbus-tcp';
-  /** `HOST:PORT` (`[::1]:502` for IPv6); port 0 picks a free port. */
+  /** Default `modbus`. */
+  kind?: ServiceKind;
+  /** Kind `modbus` only, and required there. */
+  protocol?: 'modbus-tcp';
+  /**
+   * `HOST:PORT` (`[::1]:502` for IPv6); port 0 picks a free port. For a guard, where the other process
+   * listens (a fixed port).
+   */
   listen: string;
   /** Component ids diagnosed on each accepted connection, with the application behind the port. */
   dependsOn: string[];
-  /** Always present once loaded, with every default filled in. */
+  /**
+   * Always present once loaded, with every default filled in. A guard's is `mode: 'before'` and
+   * `reuse: 'never'`: handcheck holds none of its connections, so no verdict is reused on their account.
+   */
   gate: GatePolicy;
+  /** Kind `proxy`: `HOST:PORT` of the service the proxy splices admitted clients to. */
+  upstream?: string;
+  /** Kind `proxy`: ms to wait for the upstream to accept a spliced connection. Default 2000. */
+  connectTimeoutMs?: number;
+  /** Kind `proxy`: how the diagnosis checks the upstream. Absent: a connect. */
+  probe?: ProbeConfig;
   /** Modbus: unit ids served (1-247). Default [1]. 0 and 255 are always accepted. */
   unitIds?: number[];
   /**

@@ -6,10 +6,11 @@
  * frozen, so no part of the firmware can change the board under another's feet.
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { parseAddressRule } from './address-list.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import schema from '../boards.schema.json' with { type: 'json' };
-import type { BoardConfig, BoardsFile, GpioLineConfig, Range } from './board-config.js';
+import type { BoardConfig, BoardsFile, GpioLineConfig, Range, ServiceKind } from './board-config.js';
 import { gpioReferences, i2cAddresses, i2cBusOf, kindSpec } from './component-kinds.js';
 import { HandcheckError, type HandcheckErrorOptions } from './errors.js';
 import { type ConfigIssue, count, schemaIssues } from './issues.js';
@@ -106,10 +107,12 @@ export function parseBoards(text: string, source: string): BoardsFile {
   if (!scan.ok) throw new BoardsJsonError(source, scan.syntax.line, scan.syntax.column, scan.syntax.detail);
   if (scan.duplicates.length > 0) throw new BoardsDuplicateError(source, scan.duplicates);
   const data: unknown = JSON.parse(body);
+  // What the file itself says, before the schema fills in defaults: which service fields were written.
+  const written = writtenServiceFields(data);
 
   if (!validate(data)) throw new BoardsSchemaError(source, schemaIssues(validate.errors ?? [], showValue));
   const file = data as unknown as BoardsFile;
-  const valueIssues = file.boards.flatMap((board, b) => checkValues(board, `/boards/${b}`));
+  const valueIssues = file.boards.flatMap((board, b) => [...checkValues(board, `/boards/${b}`), ...checkServiceKinds(board, `/boards/${b}`, written)]);
   if (valueIssues.length > 0) throw new BoardsSchemaError(source, valueIssues);
 
   const duplicates = checkDuplicates(file);
@@ -193,6 +196,90 @@ function checkValues(board: BoardConfig, path: string): BoardsIssue[] {
   if (board.sim !== undefined && board.backend !== 'sim') {
     issues.push({ path: pointer(path, 'sim'), message: `sim settings apply only to backend "sim", this board's backend is ${JSON.stringify(board.backend)}` });
   }
+  return issues;
+}
+
+// ---- kinds of service ---------------------------------------------------------------------------
+
+/** Fields of a service entry that only one kind reads. */
+const kindOnlyFields: Record<string, ServiceKind> = {
+  protocol: 'modbus',
+  unitIds: 'modbus',
+  writeAllow: 'modbus',
+  upstream: 'proxy',
+  connectTimeoutMs: 'proxy',
+  probe: 'proxy',
+};
+
+/**
+ * Gate fields a guard takes. The others act on sockets (onFail's FIN, rechecks that reset held
+ * connections, limits, idle and keepalive timers) or on held connections (reuse), and a guard never
+ * has a socket: the daemon behind the port accepts its connections.
+ */
+const guardGateFields = new Set(['mode', 'reuse', 'failClosed', 'queue']);
+
+interface WrittenFields {
+  service: Set<string>;
+  gate: Record<string, unknown>;
+}
+
+/** Per board and service index, the keys the file wrote (the schema reports anything malformed). */
+function writtenServiceFields(data: unknown): Map<string, WrittenFields> {
+  const written = new Map<string, WrittenFields>();
+  const boards = (data as { boards?: unknown } | null)?.boards;
+  if (!Array.isArray(boards)) return written;
+  boards.forEach((board: unknown, b) => {
+    const services = (board as { services?: unknown } | null)?.services;
+    if (!Array.isArray(services)) return;
+    services.forEach((service: unknown, s) => {
+      if (typeof service !== 'object' || service === null) return;
+      const gate = (service as { gate?: unknown }).gate;
+      written.set(`${b}/${s}`, { service: new Set(Object.keys(service)), gate: typeof gate === 'object' && gate !== null ? { ...gate } : {} });
+    });
+  });
+  return written;
+}
+
+/**
+ * Each field where its kind reads it, and what a kind needs: a modbus entry its protocol, a proxy its
+ * upstream, a guard a fixed port and before mode. Defaults the schema filled into fields another kind
+ * reads are taken out again, and a guard's gate is set to what it does: before mode, no reuse.
+ */
+function checkServiceKinds(board: BoardConfig, path: string, written: Map<string, WrittenFields>): BoardsIssue[] {
+  const issues: BoardsIssue[] = [];
+  const b = Number(path.slice('/boards/'.length));
+  board.services.forEach((service, s) => {
+    const at = pointer(pointer(path, 'services'), s);
+    const kind = service.kind ?? 'modbus';
+    const fields = written.get(`${b}/${s}`) ?? { service: new Set<string>(), gate: {} };
+    const record = service as unknown as Record<string, unknown>;
+    for (const [field, only] of Object.entries(kindOnlyFields)) {
+      if (only === kind) continue;
+      if (fields.service.has(field)) issues.push({ path: pointer(at, field), message: `${field} applies to services of kind "${only}" only; this one is kind "${kind}"` });
+      else delete record[field];
+    }
+    if (kind === 'modbus' && service.protocol === undefined) issues.push({ path: at, message: 'a service of kind "modbus" needs "protocol" ("modbus-tcp")' });
+    if (kind === 'proxy' && service.upstream === undefined) issues.push({ path: at, message: 'a service of kind "proxy" needs "upstream": the HOST:PORT it splices admitted clients to' });
+    if (kind === 'proxy' && service.upstream !== undefined && parseHostPort(service.upstream) === undefined) {
+      issues.push({ path: pointer(at, 'upstream'), message: `${JSON.stringify(service.upstream)} is not HOST:PORT with a port 1-65535` });
+    }
+    if (kind === 'guard') {
+      const listen = parseHostPort(service.listen);
+      if (listen === undefined) {
+        issues.push({ path: pointer(at, 'listen'), message: `a guard listens nowhere itself: "listen" is where the guarded process listens, and port 0 cannot name it (${JSON.stringify(service.listen)})` });
+      } else if (isIP(listen.host) === 0) {
+        issues.push({ path: pointer(at, 'listen'), message: `a guard's rules match the destination address: write the IP address the guarded process binds (0.0.0.0 or :: for all), not ${JSON.stringify(listen.host)}` });
+      }
+      for (const [field, value] of Object.entries(fields.gate)) {
+        const there = pointer(pointer(at, 'gate'), field);
+        if (!guardGateFields.has(field)) issues.push({ path: there, message: `${field} does not apply to a guard: handcheck holds none of its connections (a guard takes ${[...guardGateFields].join(', ')})` });
+        else if (field === 'mode' && value !== 'before') issues.push({ path: there, message: `a guard holds SYNs: its mode is "before", not ${JSON.stringify(value)}` });
+        else if (field === 'reuse' && value !== 'never') issues.push({ path: there, message: `a guard holds no connection whose verdict could be reused: its reuse is "never", not ${JSON.stringify(value)}` });
+      }
+      service.gate.mode = 'before';
+      service.gate.reuse = 'never';
+    }
+  });
   return issues;
 }
 

@@ -66,7 +66,7 @@ export interface FirmwareStatus {
   board: { id: string; name: string; backend: string };
   startedAt: number;
   components: ReturnType<DeviceStateManager['states']>;
-  services: Array<{ id: string; protocol: string; host: string; port: number; dependsOn: readonly string[]; policy: Gate['policy']; stats: GateStats }>;
+  services: Array<{ id: string; protocol: string | undefined; host: string; port: number; dependsOn: readonly string[]; policy: Gate['policy']; stats: GateStats }>;
   watchdog: WatchdogHealth | undefined;
   eventLoopLagMs: number;
 }
