@@ -21,7 +21,7 @@ import { SimBoard } from '../dist/sim/board.js';
 import { VirtualClock } from '../dist/sim/clock.js';
 import { parseScenario, playScenario } from '../dist/sim/scenario.js';
 import { beforeModeBench } from './before.js';
-import { monitorBench } from './monitor.js';
+import { monitorBench, monitorHoldBench } from './monitor.js';
 
 const run = promisify(execFile);
 const boards = parseBoards(readFileSync(new URL('../boards.json', import.meta.url), 'utf8'), 'boards.json');
@@ -251,6 +251,7 @@ const benches: Record<string, () => Promise<void>> = {
   residentMemory,
   beforeMode: () => beforeModeBench(report),
   monitor: () => monitorBench(report),
+  monitorHold: () => monitorHoldBench(report),
 };
 const only = process.argv.slice(2);
 for (const [name, bench] of Object.entries(benches)) {
