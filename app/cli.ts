@@ -40,7 +40,7 @@ commands:
   fault   inject or clear faults in a running sim firmware through its control endpoint
             fault list | fault inject TARGET KIND [--duration MS] [--times N] [--at MS] [--param K=V]
             fault clear [ID]      (--control HOST:PORT, --control-token TOKEN)
-  probe   HOST:PORT  connect as a client would and report up/refused/reset/closed/timeout/unreachable
+  probe   HOST:PORT  connect as a client would and report up/refused/reset/closed/timeout/unreachable/error
             --grace MS (default 300)  --timeout MS (default 2000)
   monitor [NAME=]HOST:PORT ...  watch appliances through TCP connects alone (docs/monitor.md)
             --config FILE  --select LABEL=VALUE (repeatable: this monitor's shard of the file)
@@ -245,7 +245,7 @@ async function fault(argv: string[]): Promise<number> {
   return 0;
 }
 
-const probeExit: Record<ProbeResult, number> = { up: 0, refused: 2, reset: 3, closed: 4, timeout: 5, unreachable: 6 };
+const probeExit: Record<ProbeResult, number> = { up: 0, refused: 2, reset: 3, closed: 4, timeout: 5, unreachable: 6, error: 7 };
 
 async function probeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -51,12 +51,16 @@ export interface AlertConfig {
 
 export interface MonitorConfig {
   targets: readonly TargetConfig[];
+  /** The settings a target gets when it sets none: also what `/probe` uses. */
+  defaults: Readonly<TargetSettings>;
   /** `HOST:PORT` for /metrics and the dashboard; undefined: no HTTP server. */
   http: string | undefined;
   /** SQLite file for the history; undefined: history in memory only. */
   db: string | undefined;
   retentionDays: number;
   alerts: AlertConfig;
+  /** Per-target connect duration histogram on /metrics (12 series a target). */
+  connectHistogram: boolean;
 }
 
 export const defaultSettings: Readonly<TargetSettings> = Object.freeze({
@@ -69,8 +73,18 @@ export const defaultSettings: Readonly<TargetSettings> = Object.freeze({
   keepAliveMs: 1000,
 });
 
-/** Label names the metrics use themselves, so a target cannot take them. */
-export const reservedLabels = new Set(['target', 'host', 'port', 'mode', 'state', 'from', 'to', 'result', 'le', 'sink', 'outcome']);
+/**
+ * Label names a target cannot take: the ones the metrics use themselves, and the ones Prometheus
+ * gives meaning to (`job` and `instance` are attached by the scrape, `__*` names are reserved to it).
+ */
+export const reservedLabels = new Set(['target', 'host', 'port', 'mode', 'state', 'from', 'to', 'result', 'le', 'sink', 'outcome', 'job', 'instance']);
+
+/** Why a label name cannot be a target's, or undefined when it can. */
+export function reservedLabelReason(key: string): string | undefined {
+  if (key.startsWith('__')) return `"${key}" starts with "__", which Prometheus reserves for its own labels`;
+  if (reservedLabels.has(key)) return `"${key}" is a label the metrics or Prometheus use themselves (reserved: ${[...reservedLabels].join(', ')}, __*)`;
+  return undefined;
+}
 
 const settingsProperties = {
   mode: { enum: ['probe', 'hold'] },
@@ -107,6 +121,7 @@ const schema = {
     http: { type: 'string' },
     db: { type: 'string', minLength: 1 },
     retentionDays: { type: 'number', exclusiveMinimum: 0 },
+    connectHistogram: { type: 'boolean' },
     alerts: {
       type: 'object',
       additionalProperties: false,
@@ -134,51 +149,66 @@ export interface ConfigFile {
   http?: string;
   db?: string;
   retentionDays?: number;
+  connectHistogram?: boolean;
   alerts?: { command?: string; webhook?: { url: string; timeoutMs?: number }; retries?: number; backoffMs?: number };
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * What the schema cannot say: addresses that do not parse, duplicate names, reserved label names, a
+ * grace window as long as the interval. Read defensively, so that a document the schema rejected is
+ * still checked and every problem is named at once.
+ */
+function semanticIssues(document: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (!isObject(document)) return issues;
+  const defaults = isObject(document.defaults) ? document.defaults : {};
+  const defaultLabels = isObject(defaults.labels) ? defaults.labels : {};
+  const names = new Map<string, number>();
+  (Array.isArray(document.targets) ? document.targets : []).forEach((entry: unknown, i) => {
+    if (!isObject(entry)) return;
+    const address = typeof entry.address === 'string' ? entry.address : undefined;
+    if (address !== undefined && !parseHostPort(address)) issues.push({ path: `/targets/${i}/address`, message: `"${address}" is not HOST:PORT with a port in 1-65535` });
+    const name = typeof entry.name === 'string' ? entry.name : address;
+    if (name !== undefined) {
+      const earlier = names.get(name);
+      if (earlier !== undefined) issues.push({ path: `/targets/${i}/name`, message: `"${name}" is already the name of /targets/${earlier}` });
+      names.set(name, i);
+    }
+    for (const key of Object.keys({ ...defaultLabels, ...(isObject(entry.labels) ? entry.labels : {}) })) {
+      const reserved = reservedLabelReason(key);
+      if (reserved) issues.push({ path: `/targets/${i}/labels/${key}`, message: reserved });
+    }
+    const setting = (key: 'mode' | 'graceMs' | 'intervalMs'): unknown => entry[key] ?? defaults[key] ?? defaultSettings[key];
+    const [mode, graceMs, intervalMs] = [setting('mode'), setting('graceMs'), setting('intervalMs')];
+    if (mode === 'probe' && typeof graceMs === 'number' && typeof intervalMs === 'number' && graceMs >= intervalMs) {
+      issues.push({ path: `/targets/${i}/graceMs`, message: `${graceMs} ms must be shorter than intervalMs (${intervalMs} ms) in probe mode` });
+    }
+  });
+  if (typeof document.http === 'string' && document.http !== '' && !parseHostPort(document.http, { allowPortZero: true })) issues.push({ path: '/http', message: `"${document.http}" is not HOST:PORT` });
+  return issues;
 }
 
 /** Validates a parsed config document and resolves defaults; throws MonitorConfigError naming every problem. */
 export function resolveConfig(document: unknown, source: string): MonitorConfig {
-  if (!validate(document)) throw new MonitorConfigError(source, schemaIssues(validate.errors ?? []));
-  const file = document as unknown as ConfigFile;
-  const issues: ConfigIssue[] = [];
-  const { labels: defaultLabels = {}, ...defaults } = file.defaults ?? {};
-  const names = new Map<string, number>();
-  const targets: TargetConfig[] = [];
-  file.targets.forEach((entry, i) => {
-    const { name: given, address, labels: own = {}, ...settings } = entry;
-    const parsed = parseHostPort(address);
-    if (!parsed) issues.push({ path: `/targets/${i}/address`, message: `"${address}" is not HOST:PORT with a port in 1-65535` });
-    const name = given ?? address;
-    const earlier = names.get(name);
-    if (earlier !== undefined) issues.push({ path: `/targets/${i}/name`, message: `"${name}" is already the name of /targets/${earlier}` });
-    names.set(name, i);
-    const merged = { ...defaultLabels, ...own };
-    for (const key of Object.keys(merged)) {
-      if (reservedLabels.has(key)) issues.push({ path: `/targets/${i}/labels/${key}`, message: `"${key}" is a label the metrics use themselves (reserved: ${[...reservedLabels].join(', ')})` });
-    }
-    const resolved: TargetConfig = {
-      ...defaultSettings,
-      ...defaults,
-      ...settings,
-      name,
-      host: parsed?.host ?? '',
-      port: parsed?.port ?? 0,
-      labels: Object.freeze(merged),
-    };
-    if (resolved.mode === 'probe' && resolved.graceMs >= resolved.intervalMs) {
-      issues.push({ path: `/targets/${i}/graceMs`, message: `${resolved.graceMs} ms must be shorter than intervalMs (${resolved.intervalMs} ms) in probe mode` });
-    }
-    targets.push(Object.freeze(resolved));
-  });
-  if (file.http !== undefined && file.http !== '' && !parseHostPort(file.http, { allowPortZero: true })) issues.push({ path: '/http', message: `"${file.http}" is not HOST:PORT` });
+  const issues = [...(validate(document) ? [] : schemaIssues(validate.errors ?? [])), ...semanticIssues(document)];
   if (issues.length > 0) throw new MonitorConfigError(source, issues);
+  const file = document as ConfigFile;
+  const { labels: defaultLabels = {}, ...defaults } = file.defaults ?? {};
+  const targets = file.targets.map((entry) => {
+    const { name, address, labels: own = {}, ...settings } = entry;
+    const { host, port } = parseHostPort(address)!;
+    return Object.freeze({ ...defaultSettings, ...defaults, ...settings, name: name ?? address, host, port, labels: Object.freeze({ ...defaultLabels, ...own }) });
+  });
   const alerts = file.alerts ?? {};
   return Object.freeze({
     targets: Object.freeze(targets),
+    defaults: Object.freeze({ ...defaultSettings, ...defaults }),
     http: file.http || undefined,
     db: file.db,
     retentionDays: file.retentionDays ?? 30,
+    connectHistogram: file.connectHistogram ?? true,
     alerts: Object.freeze({
       command: alerts.command,
       webhook: alerts.webhook && Object.freeze({ url: alerts.webhook.url, timeoutMs: alerts.webhook.timeoutMs ?? 5000 }),

@@ -14,7 +14,7 @@ export const dashboardHtml = `<!doctype html>
 <title>handcheck monitor</title>
 <style>
   :root { --up: #1f9d55; --reset: #d64545; --refused: #b83280; --closed: #e0663a; --lost: #c53030;
-          --timeout: #d69e2e; --unreachable: #805ad5; --unknown: #a0aec0; --fg: #1a202c; --muted: #718096; --line: #e2e8f0; }
+          --timeout: #d69e2e; --unreachable: #805ad5; --error: #2b6cb0; --unknown: #a0aec0; --fg: #1a202c; --muted: #718096; --line: #e2e8f0; }
   * { box-sizing: border-box; }
   body { margin: 0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: #f7fafc; }
   header { display: flex; align-items: center; gap: 16px; padding: 12px 20px; background: #fff; border-bottom: 1px solid var(--line); flex-wrap: wrap; }
@@ -42,7 +42,7 @@ export const dashboardHtml = `<!doctype html>
   .timeline i { position: absolute; top: 0; bottom: 0; }
   .s-up { background: var(--up); } .s-reset { background: var(--reset); } .s-refused { background: var(--refused); }
   .s-closed { background: var(--closed); } .s-lost { background: var(--lost); } .s-timeout { background: var(--timeout); }
-  .s-unreachable { background: var(--unreachable); } .s-unknown { background: var(--unknown); }
+  .s-unreachable { background: var(--unreachable); } .s-error { background: var(--error); } .s-unknown { background: var(--unknown); }
   .legend { font-size: 12px; color: var(--muted); } .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 10px; vertical-align: -1px; }
   #empty { padding: 20px; color: var(--muted); }
 </style>
@@ -69,7 +69,7 @@ export const dashboardHtml = `<!doctype html>
 <script>
 "use strict";
 (function () {
-  var STATES = ["up", "reset", "refused", "closed", "lost", "timeout", "unreachable", "unknown"];
+  var STATES = ["up", "reset", "refused", "closed", "lost", "timeout", "unreachable", "error", "unknown"];
   var rows = new Map();
   var timelines = new Map();
   var timelineMs = 3600000;

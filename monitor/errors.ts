@@ -44,3 +44,13 @@ export class MonitorClosedError extends HandcheckError {
     super('ERR_MONITOR_CLOSED', `${what}: the monitor is closing`);
   }
 }
+
+/** A `/probe` request with a missing or bad parameter (HTTP 400). */
+export class MonitorProbeParamError extends HandcheckError {
+  readonly param: string;
+
+  constructor(param: string, message: string) {
+    super('ERR_MONITOR_PROBE_PARAM', `${param} ${message}`);
+    this.param = param;
+  }
+}

@@ -1,5 +1,6 @@
 /**
- * The monitor's HTTP endpoint: `/metrics` for Prometheus, the dashboard at `/`, its live feed at
+ * The monitor's HTTP endpoint: `/metrics` for Prometheus, `/probe?target=HOST:PORT` for Prometheus
+ * to schedule probes itself (monitor/exporter.ts), the dashboard at `/`, its live feed at
  * `/events` (server-sent events: one `snapshot`, then `update` batches), and JSON at `/api/targets`
  * and `/api/targets/NAME/history`. Results arrive at up to thousands a second; the feed coalesces
  * them per target and sends at most one batch every `batchMs`, so a browser's cost does not grow with
@@ -9,6 +10,8 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { dashboardHtml } from './dashboard.js';
+import { MonitorClosedError, MonitorProbeParamError } from './errors.js';
+import { type ProbeRequest, probeMetrics, probeRequest } from './exporter.js';
 import type { Monitor, TargetSnapshot } from './monitor.js';
 import type { Transition } from './state.js';
 
@@ -103,6 +106,25 @@ export function startMonitorHttp(options: MonitorHttpOptions): Promise<MonitorHt
     req.once('close', () => clients.delete(res));
   };
 
+  const probeEndpoint = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    let request: ProbeRequest;
+    try {
+      request = probeRequest(url.searchParams, monitor.defaults, req.headers['x-prometheus-scrape-timeout-seconds'] as string | undefined);
+    } catch (err) {
+      if (err instanceof MonitorProbeParamError) return json(res, 400, { error: { code: err.code, message: err.message } });
+      throw err;
+    }
+    // Prometheus gone (scrape timeout, shutdown): the probe is abandoned with it.
+    const abandoned = new AbortController();
+    res.once('close', () => abandoned.abort(new MonitorClosedError('probe request')));
+    try {
+      return send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', await probeMetrics(request, abandoned.signal));
+    } catch (err) {
+      if (abandoned.signal.aborted) return;
+      throw err;
+    }
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://monitor');
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: { code: 'ERR_MONITOR_HTTP_METHOD', message: `${req.method} is not served; use GET` } });
@@ -112,6 +134,7 @@ export function startMonitorHttp(options: MonitorHttpOptions): Promise<MonitorHt
       return send(res, 200, contentType, body);
     }
     if (url.pathname === '/events') return events(req, res);
+    if (url.pathname === '/probe') return probeEndpoint(req, res, url);
     if (url.pathname === '/api/targets') return json(res, 200, { now: Date.now(), targets: monitor.snapshot().map(wire) });
     const history = /^\/api\/targets\/([^/]+)\/history$/.exec(url.pathname);
     if (history) {

@@ -14,11 +14,11 @@ import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type AlertEvent, Alerter, type AlertSink, CommandSink, WebhookSink } from './alerts.js';
-import type { MonitorConfig, TargetConfig } from './config.js';
+import type { MonitorConfig, TargetConfig, TargetSettings } from './config.js';
 import { MonitorClosedError } from './errors.js';
 import { History } from './history.js';
 import { MonitorMetrics } from './metrics.js';
-import { type HeldConnection, connectAndWatch } from './probe.js';
+import { type HeldConnection, connectAndClassify, localErrors } from './probe.js';
 import { type Observation, TargetTracker, type TrackerSnapshot, type Transition } from './state.js';
 
 export interface MonitorOptions {
@@ -50,6 +50,11 @@ interface Runner {
 const round = (ms: number): string => (ms < 10 ? ms.toFixed(2) : ms.toFixed(0));
 
 export function describeOutcome(outcome: HeldConnection, target: Pick<TargetConfig, 'graceMs' | 'connectTimeoutMs'>): string {
+  const reason = describeResult(outcome, target);
+  return outcome.finAfterMs === undefined ? reason : `FIN ${round(outcome.finAfterMs)} ms after the handshake, then ${reason} on a second connect (the firmware stopped, not a diagnosis)`;
+}
+
+function describeResult(outcome: HeldConnection, target: Pick<TargetConfig, 'graceMs' | 'connectTimeoutMs'>): string {
   switch (outcome.result) {
     case 'up':
       return `handshake in ${round(outcome.connectMs)} ms; no RST or FIN within ${target.graceMs} ms`;
@@ -63,6 +68,8 @@ export function describeOutcome(outcome: HeldConnection, target: Pick<TargetConf
       return `no SYN/ACK within ${target.connectTimeoutMs} ms`;
     case 'unreachable':
       return `${outcome.errno ?? 'EHOSTUNREACH'}: no route to the host or network`;
+    case 'error':
+      return `${outcome.errno ?? 'error'}: ${localErrors[outcome.errno ?? ''] ?? 'the connect failed on the monitor host'}`;
   }
 }
 
@@ -110,7 +117,7 @@ export class Monitor {
       if (last) tracker.restore(last.to, last.at, last.reason);
       this.runners.set(target.name, { config: target, tracker, held: undefined });
     }
-    this.metrics = new MonitorMetrics(config.targets, (name) => this.runners.get(name)?.tracker.snapshot());
+    this.metrics = new MonitorMetrics(config.targets, (name) => this.runners.get(name)?.tracker.snapshot(), { connectHistogram: config.connectHistogram });
     const sinks: AlertSink[] = [];
     if (config.alerts.command) sinks.push(new CommandSink(config.alerts.command));
     if (config.alerts.webhook) sinks.push(new WebhookSink(config.alerts.webhook.url, config.alerts.webhook.timeoutMs));
@@ -135,6 +142,11 @@ export class Monitor {
 
   get targets(): readonly TargetConfig[] {
     return this.options.config.targets;
+  }
+
+  /** The settings of a target that sets none, for probes the monitor does not schedule (`/probe`). */
+  get defaults(): Readonly<TargetSettings> {
+    return this.options.config.defaults;
   }
 
   snapshot(): TargetSnapshot[] {
@@ -198,7 +210,7 @@ export class Monitor {
   private async attempt(runner: Runner, keep: boolean): Promise<HeldConnection | undefined> {
     const target = runner.config;
     try {
-      return await connectAndWatch({ host: target.host, port: target.port, connectTimeoutMs: target.connectTimeoutMs, graceMs: target.graceMs, keep, signal: this.abort.signal });
+      return await connectAndClassify({ host: target.host, port: target.port, connectTimeoutMs: target.connectTimeoutMs, graceMs: target.graceMs, keep, signal: this.abort.signal });
     } catch (err) {
       if (this.abort.signal.aborted) return undefined;
       throw err;

@@ -3,14 +3,18 @@
  * - `up`: the handshake completed and nothing cut the connection within the grace window;
  * - `refused`: RST to our SYN (a before-mode diagnosis failed, or nothing listens);
  * - `reset`: RST right after the handshake (an after-mode diagnosis failed);
- * - `closed`: FIN right after the handshake (diagnosis failed with `onFail: close`);
+ * - `closed`: FIN right after the handshake, and FIN again on a second connect (diagnosis failed with
+ *   `onFail: close`); a FIN followed by anything else is the second connect's result, since a
+ *   firmware that dies (SIGKILL) closes its connections with FIN and then refuses new ones;
  * - `timeout`: no answer to the SYN within the connect timeout;
- * - `unreachable`: the host or network is unreachable.
+ * - `unreachable`: the host or network is unreachable;
+ * - `error`: the connect failed on the monitor's own host before a packet got an answer: the name does
+ *   not resolve, or a local route or rule forbids it (the errno says which).
  * No heartbeat, no application bytes: the connect itself is the question.
  */
 import { Socket } from 'node:net';
 
-export type ProbeResult = 'up' | 'refused' | 'reset' | 'closed' | 'timeout' | 'unreachable';
+export type ProbeResult = 'up' | 'refused' | 'reset' | 'closed' | 'timeout' | 'unreachable' | 'error';
 
 export interface ProbeOutcome {
   result: ProbeResult;
@@ -20,6 +24,8 @@ export interface ProbeOutcome {
   errno: string | undefined;
   /** For `reset` and `closed`: how long after the handshake the connection was cut, ms. */
   cutAfterMs?: number;
+  /** A FIN that the second connect did not confirm: how long after the handshake it came, ms. */
+  finAfterMs?: number;
 }
 
 export interface ProbeOptions {
@@ -38,7 +44,7 @@ export interface HeldConnection extends ProbeOutcome {
   socket: Socket | undefined;
 }
 
-const unreachable = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EADDRNOTAVAIL']);
+const unreachable = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
 
 /** The classification of a connect that failed before the handshake completed. */
 export function classifyConnectError(code: string): ProbeResult {
@@ -47,8 +53,25 @@ export function classifyConnectError(code: string): ProbeResult {
   if (code === 'ECONNREFUSED') return 'refused';
   if (code === 'ETIMEDOUT') return 'timeout';
   if (unreachable.has(code)) return 'unreachable';
-  return 'refused';
+  // Everything else was decided on this host (DNS, a prohibit or blackhole route, a local firewall
+  // rule, no source address): no packet of the target's was seen, so it says nothing of the target.
+  return 'error';
 }
+
+/**
+ * What a local connect error means, for the reason. The route errnos are the kernel's fib_props
+ * table (net/ipv4/fib_semantics.c): prohibit -> EACCES, blackhole -> EINVAL, unreachable ->
+ * EHOSTUNREACH; EPERM is a netfilter DROP in the OUTPUT chain (nf_hook_slow returns -EPERM).
+ */
+export const localErrors: Readonly<Record<string, string>> = {
+  ENOTFOUND: 'the name does not resolve (DNS)',
+  EAI_AGAIN: 'the name could not be resolved now (DNS temporary failure)',
+  EAI_FAIL: 'the name could not be resolved (DNS server failure)',
+  EACCES: 'a prohibit route (or an administrative rule) on the monitor host forbids it',
+  EINVAL: 'a blackhole route on the monitor host swallows it',
+  EPERM: 'a firewall rule on the monitor host drops it',
+  EADDRNOTAVAIL: 'the monitor host has no usable source address for it',
+};
 
 /**
  * Connects, waits the grace window, and either closes politely (`keep: false`) or hands the open
@@ -106,7 +129,22 @@ export function connectAndWatch(options: ProbeOptions & { keep: boolean }): Prom
   });
 }
 
+/**
+ * connectAndWatch, with a FIN confirmed by a second connect: `closed` only when that one ends in FIN
+ * too; otherwise the second connect's result, with `finAfterMs` saying a FIN came first.
+ */
+export async function connectAndClassify(options: ProbeOptions & { keep: boolean }): Promise<HeldConnection> {
+  const first = await connectAndWatch(options);
+  if (first.result !== 'closed') return first;
+  const second = await connectAndWatch(options);
+  if (second.result === 'closed' || second.result === 'up') {
+    second.socket?.destroy();
+    return first;
+  }
+  return { ...second, finAfterMs: first.cutAfterMs ?? 0 };
+}
+
 export async function probe(options: ProbeOptions): Promise<ProbeOutcome> {
-  const { result, connectMs, errno, cutAfterMs } = await connectAndWatch({ ...options, keep: false });
-  return cutAfterMs === undefined ? { result, connectMs, errno } : { result, connectMs, errno, cutAfterMs };
+  const { socket: _, ...outcome } = await connectAndClassify({ ...options, keep: false });
+  return outcome;
 }

@@ -11,7 +11,7 @@ import type { ProbeResult } from './probe.js';
 export type Classification = ProbeResult | 'lost';
 export type TargetState = Classification | 'unknown';
 
-export const classifications: readonly Classification[] = ['up', 'refused', 'reset', 'closed', 'timeout', 'unreachable', 'lost'];
+export const classifications: readonly Classification[] = ['up', 'refused', 'reset', 'closed', 'timeout', 'unreachable', 'error', 'lost'];
 export const targetStates: readonly TargetState[] = ['unknown', ...classifications];
 
 export interface Observation {

@@ -8,7 +8,7 @@ import type { TargetConfig } from './config.js';
 import type { Monitor, TargetSnapshot } from './monitor.js';
 import type { Observation, Transition } from './state.js';
 
-const colours: Record<string, string> = { up: '32', unknown: '90', timeout: '33', unreachable: '35' };
+const colours: Record<string, string> = { up: '32', unknown: '90', timeout: '33', unreachable: '35', error: '35' };
 
 function age(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));

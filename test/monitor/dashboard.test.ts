@@ -76,10 +76,10 @@ describe('dashboard and HTTP endpoint', () => {
     expect(text).toContain('handcheck_monitor_target_up{target="osaka-pump-1",rack="1",site="osaka"} 1');
     expect(text).toContain('handcheck_monitor_target_up{target="kyoto-spare",rack="2",site="kyoto"} 0');
     expect(text).toContain('handcheck_monitor_target_state{target="kyoto-spare",rack="2",site="kyoto",state="refused"} 1');
-    expect(text).toContain('handcheck_monitor_target_state{target="kyoto-spare",rack="2",site="kyoto",state="up"} 0');
+    expect(text).not.toContain('handcheck_monitor_target_state{target="kyoto-spare",rack="2",site="kyoto",state="up"}');
     expect(text).toContain('handcheck_monitor_transitions_total{target="kyoto-pump-1",rack="1",site="kyoto",from="up",to="reset"} 1');
     expect(text).toMatch(/handcheck_monitor_connect_duration_seconds_count\{target="osaka-pump-1",rack="1",site="osaka"\} [1-9]/);
-    expect(text).toMatch(/handcheck_monitor_seconds_since_change\{target="osaka-pump-1",rack="1",site="osaka"\} [\d.]+/);
+    expect(text).toMatch(/handcheck_monitor_target_last_change_timestamp_seconds\{target="osaka-pump-1",rack="1",site="osaka"\} 1[\d.]+/);
     expect(text).toContain(`handcheck_monitor_target_info{target="osaka-pump-2",rack="2",site="osaka",host="127.0.0.1",port="${monitor.target('osaka-pump-2')!.port}",mode="hold"} 1`);
     expect(text).toMatch(/handcheck_monitor_results_total\{target="kyoto-spare",rack="2",site="kyoto",result="refused"\} [1-9]/);
   });

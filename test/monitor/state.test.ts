@@ -75,10 +75,15 @@ describe('monitor configuration', () => {
       error = err as MonitorConfigError;
     }
     expect(error?.code).toBe('ERR_MONITOR_CONFIG');
-    expect(error?.issues.map((i) => i.path).sort()).toEqual(['/targets/1/labels/bad-name', '/targets/1/rise', '/targets/2/colour']);
+    // The unknown key does not hide the address that does not parse, nor the reserved label.
+    expect(error?.issues.map((i) => i.path).sort()).toEqual(['/targets/0/address', '/targets/1/labels/bad-name', '/targets/1/rise', '/targets/2/colour']);
     expect(() => resolveConfig({ targets: [{ address: 'nohost' }] }, 'f')).toThrow(/\/targets\/0\/address: "nohost" is not HOST:PORT/);
     expect(() => resolveConfig({ targets: [{ address: 'a:1' }, { address: 'a:1' }] }, 'f')).toThrow(/\/targets\/1\/name: "a:1" is already the name of \/targets\/0/);
-    expect(() => resolveConfig({ targets: [{ address: 'a:1', labels: { target: 'x' } }] }, 'f')).toThrow(/\/targets\/0\/labels\/target: "target" is a label the metrics use/);
+    expect(() => resolveConfig({ targets: [{ address: 'a:1', labels: { target: 'x' } }] }, 'f')).toThrow(/\/targets\/0\/labels\/target: "target" is a label the metrics or Prometheus use/);
+    for (const label of ['job', 'instance']) {
+      expect(() => resolveConfig({ targets: [{ address: 'a:1', labels: { [label]: 'x' } }] }, 'f')).toThrow(new RegExp(`/targets/0/labels/${label}: "${label}" is a label the metrics or Prometheus use themselves`));
+    }
+    expect(() => resolveConfig({ defaults: { labels: { __meta_site: 'x' } }, targets: [{ address: 'a:1' }] }, 'f')).toThrow(/\/targets\/0\/labels\/__meta_site: "__meta_site" starts with "__", which Prometheus reserves/);
     expect(() => resolveConfig({ targets: [{ address: 'a:1', graceMs: 500, intervalMs: 500 }] }, 'f')).toThrow(/graceMs: 500 ms must be shorter than intervalMs/);
   });
 
