@@ -21,6 +21,7 @@ import { SimBoard } from '../dist/sim/board.js';
 import { VirtualClock } from '../dist/sim/clock.js';
 import { parseScenario, playScenario } from '../dist/sim/scenario.js';
 import { beforeModeBench } from './before.js';
+import { dashboardBench } from './dashboard.js';
 import { monitorBench, monitorHoldBench } from './monitor.js';
 
 const run = promisify(execFile);
@@ -252,6 +253,7 @@ const benches: Record<string, () => Promise<void>> = {
   beforeMode: () => beforeModeBench(report),
   monitor: () => monitorBench(report),
   monitorHold: () => monitorHoldBench(report),
+  dashboard: () => dashboardBench(report),
 };
 const only = process.argv.slice(2);
 for (const [name, bench] of Object.entries(benches)) {

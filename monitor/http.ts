@@ -2,9 +2,10 @@
  * The monitor's HTTP endpoint: `/metrics` for Prometheus, `/probe?target=HOST:PORT` for Prometheus
  * to schedule probes itself (monitor/exporter.ts), the dashboard at `/`, its live feed at
  * `/events` (server-sent events: one `snapshot`, then `update` batches), and JSON at `/api/targets`
- * and `/api/targets/NAME/history`. Results arrive at up to thousands a second; the feed coalesces
- * them per target and sends at most one batch every `batchMs`, so a browser's cost does not grow with
- * the probe rate.
+ * and `/api/targets/NAME/history`, and its icon at `/favicon.ico`. Results arrive at up to thousands a
+ * second; the feed coalesces them per target and sends at most one batch every `batchMs`, each
+ * target in it with only the fields that changed since the last batch, so a browser's cost does not
+ * grow with the probe rate.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import type { Logger } from 'pino';
 import { dashboardHtml } from './dashboard.js';
 import { MonitorClosedError, MonitorProbeParamError } from './errors.js';
 import { type ProbeRequest, probeMetrics, probeRequest } from './exporter.js';
+import { faviconIco } from './favicon.js';
 import type { Monitor, TargetSnapshot } from './monitor.js';
 import type { Transition } from './state.js';
 
@@ -49,6 +51,12 @@ function wire(t: TargetSnapshot): Record<string, unknown> {
   };
 }
 
+/**
+ * Fields the page does not show: with them, every probe of every target would be news. The snapshot
+ * and /api/targets still carry them.
+ */
+const notOnPage = new Set(['lastAt', 'lastResult']);
+
 function send(res: ServerResponse, status: number, type: string, body: string): void {
   res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
   res.end(body);
@@ -66,12 +74,36 @@ export function startMonitorHttp(options: MonitorHttpOptions): Promise<MonitorHt
   const changed = new Set<string>();
   let transitions: Transition[] = [];
   let flushTimer: NodeJS.Timeout | undefined;
+  // What the last batch said of each target, as JSON per field: the next batch carries only what
+  // differs. Cleared when a page connects, so its snapshot cannot be newer than what it is sent next.
+  const sent = new Map<string, Map<string, string>>();
+
+  const delta = (t: TargetSnapshot): Record<string, unknown> | undefined => {
+    const before = sent.get(t.name);
+    const now = new Map<string, string>();
+    const out: Record<string, unknown> = { name: t.name };
+    let any = false;
+    for (const [key, raw] of Object.entries(wire(t))) {
+      if (notOnPage.has(key)) continue;
+      // null, not undefined, so that a field that went away (a pending change confirmed) says so; the
+      // page shows connect times to 10 us.
+      const value = key === 'connectMs' && typeof raw === 'number' ? Math.round(raw * 100) / 100 : (raw ?? null);
+      const text = JSON.stringify(value);
+      now.set(key, text);
+      if (before?.get(key) === text) continue;
+      out[key] = value;
+      any = true;
+    }
+    sent.set(t.name, now);
+    return any ? out : undefined;
+  };
 
   const flush = (): void => {
     flushTimer = undefined;
     const targets = [...changed].flatMap((name) => {
       const t = monitor.target(name);
-      return t ? [wire(t)] : [];
+      const change = t && delta(t);
+      return change ? [change] : [];
     });
     const frame = `event: update\ndata: ${JSON.stringify({ now: Date.now(), targets, transitions })}\n\n`;
     changed.clear();
@@ -102,6 +134,7 @@ export function startMonitorHttp(options: MonitorHttpOptions): Promise<MonitorHt
     const now = Date.now();
     const snapshot = { now, timelineMs, startedAt: monitor.startedAt, targets: monitor.snapshot().map(wire), transitions: monitor.history.since(now - timelineMs) };
     res.write(`retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
+    sent.clear();
     clients.add(res);
     req.once('close', () => clients.delete(res));
   };
@@ -129,6 +162,10 @@ export function startMonitorHttp(options: MonitorHttpOptions): Promise<MonitorHt
     const url = new URL(req.url ?? '/', 'http://monitor');
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: { code: 'ERR_MONITOR_HTTP_METHOD', message: `${req.method} is not served; use GET` } });
     if (url.pathname === '/') return send(res, 200, 'text/html; charset=utf-8', dashboardHtml);
+    if (url.pathname === '/favicon.ico') {
+      res.writeHead(200, { 'content-type': 'image/x-icon', 'cache-control': 'max-age=86400' });
+      return void res.end(faviconIco);
+    }
     if (url.pathname === '/metrics') {
       const { contentType, body } = await monitor.metrics.render();
       return send(res, 200, contentType, body);

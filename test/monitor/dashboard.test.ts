@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
+import { statePalette } from '../../monitor/dashboard.js';
 import { type MonitorHttpServer, startMonitorHttp } from '../../monitor/http.js';
 import type { Monitor } from '../../monitor/monitor.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
@@ -109,26 +110,24 @@ describe('dashboard and HTTP endpoint', () => {
       if (updateDocs) await new Promise((resolve) => setTimeout(resolve, 8000));
       await page.goto(base);
       await page.waitForSelector('body[data-ready="1"]');
-      // Through locators and attributes: this test compiles without the DOM library.
-      const rows = async (): Promise<string[]> => {
-        const visible = await page.locator('#targets tbody tr:not([hidden])').all();
-        return Promise.all(visible.map(async (tr) => `${await tr.getAttribute('data-target')}:${await tr.getAttribute('data-state')}`));
-      };
-      expect(await rows()).toEqual(['kyoto-pump-1:up', 'kyoto-spare:refused', 'osaka-pump-1:up', 'osaka-pump-2:up']);
-      expect(await page.textContent('tr[data-target="kyoto-spare"] td.reason')).toBe('RST to the SYN');
-      expect(await page.textContent('tr[data-target="osaka-pump-1"] td.latency')).toMatch(/^[\d.]+ ms$/);
+      // As drawn, top to bottom; the list is ordered worst state first, then by name.
+      const rows = async (): Promise<string[]> =>
+        page.evaluate(`Array.from(document.querySelectorAll('#list .row')).sort((a, b) => a.offsetTop - b.offsetTop).map((r) => r.dataset.target + ':' + r.dataset.state)`);
+      expect(await rows()).toEqual(['kyoto-spare:refused', 'kyoto-pump-1:up', 'osaka-pump-1:up', 'osaka-pump-2:up']);
+      expect(await page.textContent('[data-target="kyoto-spare"] .reason')).toBe('RST to the SYN');
+      expect(await page.textContent('[data-target="osaka-pump-1"] .latency')).toMatch(/^[\d.]+ ms$/);
       expect(await page.textContent('#n-down')).toBe('1 down');
       // The outage before the page opened is on kyoto-pump-1's timeline: not watched, up, reset, up.
-      const segments = await page.locator('tr[data-target="kyoto-pump-1"] .timeline i').all();
+      const segments = await page.locator('[data-target="kyoto-pump-1"] .timeline i').all();
       expect(await Promise.all(segments.map((i) => i.getAttribute('class')))).toEqual(['s-unknown', 's-up', 's-reset', 's-up']);
 
       // The recheck resets the held connection of osaka-pump-2, and the probes of osaka-pump-1 are reset.
       osaka.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
-      await page.waitForSelector('tr[data-target="osaka-pump-1"][data-state="reset"]', { timeout: 5000 });
-      await page.waitForSelector('tr[data-target="osaka-pump-2"][data-state="reset"], tr[data-target="osaka-pump-2"][data-state="lost"]', { timeout: 5000 });
-      expect(await page.getAttribute('tr[data-target="osaka-pump-1"]', 'class')).toBe('state-reset down');
-      expect(await page.textContent('tr[data-target="osaka-pump-1"] .badge')).toBe('reset');
-      expect(await page.textContent('tr[data-target="osaka-pump-1"] td.reason')).toMatch(/^RST /);
+      await page.waitForSelector('[data-target="osaka-pump-1"][data-state="reset"]', { timeout: 5000 });
+      await page.waitForSelector('[data-target="osaka-pump-2"][data-state="reset"], [data-target="osaka-pump-2"][data-state="lost"]', { timeout: 5000 });
+      expect(await page.getAttribute('[data-target="osaka-pump-1"]', 'class')).toBe('grid row state-reset down');
+      expect(await page.textContent('[data-target="osaka-pump-1"] .badge')).toBe(`${statePalette.reset.glyph}reset`);
+      expect(await page.textContent('[data-target="osaka-pump-1"] .reason')).toMatch(/^RST /);
       expect(await page.textContent('#n-down')).toBe('3 down');
       await page.waitForFunction('document.title.startsWith("3 down")');
       // Two frames, so that the screenshot shows what was rendered.
@@ -138,14 +137,14 @@ describe('dashboard and HTTP endpoint', () => {
       if (updateDocs) await page.screenshot({ path: join(ROOT, 'docs', 'monitor-dashboard.png'), fullPage: true });
 
       await page.fill('#filter', 'site=kyoto');
-      expect(await rows()).toEqual(['kyoto-pump-1:up', 'kyoto-spare:refused']);
+      expect(await rows()).toEqual(['kyoto-spare:refused', 'kyoto-pump-1:up']);
       expect(new URL(page.url()).searchParams.get('filter')).toBe('site=kyoto');
       await page.fill('#filter', 'site=kyoto rack=2');
       expect(await rows()).toEqual(['kyoto-spare:refused']);
       await page.fill('#filter', '');
-      await page.click('tr[data-target="osaka-pump-2"] .chip:text("rack=2")');
+      await page.click('[data-target="osaka-pump-2"] .chip:text("rack=2")');
       expect(await page.inputValue('#filter')).toBe('rack=2');
-      expect(await rows()).toEqual(['kyoto-spare:refused', 'osaka-pump-2:' + (await page.getAttribute('tr[data-target="osaka-pump-2"]', 'data-state'))]);
+      expect(await rows()).toEqual(['kyoto-spare:refused', 'osaka-pump-2:' + (await page.getAttribute('[data-target="osaka-pump-2"]', 'data-state'))]);
       await page.fill('#filter', '');
       await page.selectOption('#state-filter', 'down');
       expect((await rows()).map((r) => r.split(':')[0])).toEqual(['kyoto-spare', 'osaka-pump-1', 'osaka-pump-2']);
@@ -156,9 +155,9 @@ describe('dashboard and HTTP endpoint', () => {
       await page.selectOption('#state-filter', '');
 
       osaka.board.sim!.faults.clearAll();
-      await page.waitForSelector('tr[data-target="osaka-pump-1"][data-state="up"]', { timeout: 5000 });
-      await page.waitForSelector('tr[data-target="osaka-pump-2"][data-state="up"]', { timeout: 5000 });
-      expect(await page.getAttribute('tr[data-target="osaka-pump-1"]', 'class')).toBe('state-up');
+      await page.waitForSelector('[data-target="osaka-pump-1"][data-state="up"]', { timeout: 5000 });
+      await page.waitForSelector('[data-target="osaka-pump-2"][data-state="up"]', { timeout: 5000 });
+      expect(await page.getAttribute('[data-target="osaka-pump-1"]', 'class')).toBe('grid row state-up');
       expect(await page.textContent('#n-down')).toBe('1 down');
       expect(foreign).toEqual([]);
       expect(errors).toEqual([]);
