@@ -4,6 +4,7 @@
  * problem named by its JSON path, then frozen.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parseHostPort } from '../config/host-port.js';
 import { schemaIssues } from '../config/issues.js';
@@ -37,16 +38,33 @@ export interface WebhookConfig {
   url: string;
   /** Per attempt. */
   timeoutMs: number;
+  /** Sent with every request, values already read from their file or variable. */
+  headers: Readonly<Record<string, string>>;
+}
+
+export interface AlertmanagerConfig extends WebhookConfig {
+  /** Firing alerts are posted again this often, as Prometheus does, so Alertmanager keeps them active. */
+  resendMs: number;
+  /** Added to every alert's labels (`severity`, `team`) for Alertmanager's routing. */
+  labels: Readonly<Record<string, string>>;
 }
 
 export interface AlertConfig {
   /** Run through `/bin/sh -c`, the transition as JSON on stdin and in HANDCHECK_* variables. */
   command: string | undefined;
   webhook: WebhookConfig | undefined;
-  /** Attempts after the first failed one, for the command as for the webhook. */
+  alertmanager: AlertmanagerConfig | undefined;
+  /** Attempts after the first failed one, for every sink. */
   retries: number;
-  /** First wait between attempts; doubles each time. */
+  /** First wait between attempts; doubles each time up to `maxBackoffMs`. */
   backoffMs: number;
+  maxBackoffMs: number;
+  /** Deliveries a sink has in flight at once, never two for one target. */
+  concurrency: number;
+  /** Alerts a sink may owe; past it the oldest is dropped. */
+  queueLimit: number;
+  /** Where people reach this monitor's dashboard; alerts link to it. Default: from `http`. */
+  externalUrl: string | undefined;
 }
 
 export interface MonitorConfig {
@@ -77,7 +95,7 @@ export const defaultSettings: Readonly<TargetSettings> = Object.freeze({
  * Label names a target cannot take: the ones the metrics use themselves, and the ones Prometheus
  * gives meaning to (`job` and `instance` are attached by the scrape, `__*` names are reserved to it).
  */
-export const reservedLabels = new Set(['target', 'host', 'port', 'mode', 'state', 'from', 'to', 'result', 'le', 'sink', 'outcome', 'job', 'instance']);
+export const reservedLabels = new Set(['target', 'host', 'port', 'mode', 'state', 'from', 'to', 'result', 'le', 'sink', 'outcome', 'job', 'instance', 'alertname']);
 
 /** Why a label name cannot be a target's, or undefined when it can. */
 export function reservedLabelReason(key: string): string | undefined {
@@ -100,6 +118,27 @@ const labels = {
   type: 'object',
   propertyNames: { pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$', description: 'a label name matching [a-zA-Z_][a-zA-Z0-9_]* (Prometheus label syntax)' },
   additionalProperties: { type: 'string', maxLength: 200 },
+} as const;
+
+/** A header value: in clear, or read at start from a variable or a file (a secret kept out of the config). */
+type HeaderValue = string | { env: string; prefix?: string } | { file: string; prefix?: string };
+
+const headers = {
+  type: 'object',
+  propertyNames: { pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", description: 'an HTTP header name' },
+  additionalProperties: {
+    oneOf: [
+      { type: 'string', pattern: '^[^\\r\\n]*$', description: 'a header value on one line' },
+      { type: 'object', additionalProperties: false, required: ['env'], properties: { env: { type: 'string', minLength: 1 }, prefix: { type: 'string', pattern: '^[^\\r\\n]*$' } } },
+      { type: 'object', additionalProperties: false, required: ['file'], properties: { file: { type: 'string', minLength: 1 }, prefix: { type: 'string', pattern: '^[^\\r\\n]*$' } } },
+    ],
+  },
+} as const;
+
+const endpoint = {
+  url: { type: 'string', pattern: '^https?://' },
+  timeoutMs: { type: 'integer', minimum: 1, maximum: 600_000 },
+  headers,
 } as const;
 
 const schema = {
@@ -127,14 +166,19 @@ const schema = {
       additionalProperties: false,
       properties: {
         command: { type: 'string', minLength: 1 },
-        webhook: {
+        webhook: { type: 'object', additionalProperties: false, required: ['url'], properties: endpoint },
+        alertmanager: {
           type: 'object',
           additionalProperties: false,
           required: ['url'],
-          properties: { url: { type: 'string', pattern: '^https?://' }, timeoutMs: { type: 'integer', minimum: 1 } },
+          properties: { ...endpoint, resendMs: { type: 'integer', minimum: 1000, maximum: 3_600_000 }, labels },
         },
         retries: { type: 'integer', minimum: 0, maximum: 20 },
-        backoffMs: { type: 'integer', minimum: 0 },
+        backoffMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+        maxBackoffMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+        concurrency: { type: 'integer', minimum: 1, maximum: 64 },
+        queueLimit: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+        externalUrl: { type: 'string', pattern: '^https?://' },
       },
     },
   },
@@ -150,7 +194,58 @@ export interface ConfigFile {
   db?: string;
   retentionDays?: number;
   connectHistogram?: boolean;
-  alerts?: { command?: string; webhook?: { url: string; timeoutMs?: number }; retries?: number; backoffMs?: number };
+  alerts?: {
+    command?: string;
+    webhook?: EndpointFile;
+    alertmanager?: EndpointFile & { resendMs?: number; labels?: Record<string, string> };
+    retries?: number;
+    backoffMs?: number;
+    maxBackoffMs?: number;
+    concurrency?: number;
+    queueLimit?: number;
+    externalUrl?: string;
+  };
+}
+
+interface EndpointFile {
+  url: string;
+  timeoutMs?: number;
+  headers?: Record<string, HeaderValue>;
+}
+
+/** Reads each header's value where the config says it is; a missing variable or unreadable file is an issue at its path. */
+function resolveHeaders(given: Record<string, HeaderValue> | undefined, path: string, issues: ConfigIssue[]): Readonly<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(given ?? {})) {
+    if (typeof value === 'string') {
+      out[name] = value;
+      continue;
+    }
+    let secret: string | undefined;
+    if ('env' in value) {
+      secret = process.env[value.env];
+      if (secret === undefined) issues.push({ path: `${path}/${name}/env`, message: `the variable ${value.env} is not set` });
+    } else {
+      try {
+        // The file's last line break is the editor's, not the secret's.
+        secret = readFileSync(value.file, 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        issues.push({ path: `${path}/${name}/file`, message: `cannot read ${value.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+      }
+    }
+    if (secret === undefined) continue;
+    if (/[\r\n]/.test(secret)) issues.push({ path: `${path}/${name}`, message: 'the value holds a line break, which cannot go in a header' });
+    else out[name] = `${value.prefix ?? ''}${secret}`;
+  }
+  return Object.freeze(out);
+}
+
+/** `http://HOST:PORT` of the monitor's own HTTP server, when it names one people can reach. */
+function externalUrlOf(http: string | undefined): string | undefined {
+  const parsed = http ? parseHostPort(http, { allowPortZero: true }) : undefined;
+  if (!parsed || parsed.port === 0) return undefined;
+  const host = parsed.host === '0.0.0.0' || parsed.host === '::' ? hostname() : parsed.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${parsed.port}`;
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -192,16 +287,23 @@ function semanticIssues(document: unknown): ConfigIssue[] {
 
 /** Validates a parsed config document and resolves defaults; throws MonitorConfigError naming every problem. */
 export function resolveConfig(document: unknown, source: string): MonitorConfig {
-  const issues = [...(validate(document) ? [] : schemaIssues(validate.errors ?? [])), ...semanticIssues(document)];
-  if (issues.length > 0) throw new MonitorConfigError(source, issues);
+  const valid = validate(document);
+  const issues = [...(valid ? [] : schemaIssues(validate.errors ?? [])), ...semanticIssues(document)];
   const file = document as ConfigFile;
+  // Secrets are read only from a document whose shape is right.
+  const alerts = (valid ? file.alerts : undefined) ?? {};
+  const webhookHeaders = resolveHeaders(alerts.webhook?.headers, '/alerts/webhook/headers', issues);
+  const alertmanagerHeaders = resolveHeaders(alerts.alertmanager?.headers, '/alerts/alertmanager/headers', issues);
+  for (const key of Object.keys(alerts.alertmanager?.labels ?? {})) {
+    if (key === 'alertname' || key === 'target') issues.push({ path: `/alerts/alertmanager/labels/${key}`, message: `"${key}" is set by the monitor on every alert` });
+  }
+  if (issues.length > 0) throw new MonitorConfigError(source, issues);
   const { labels: defaultLabels = {}, ...defaults } = file.defaults ?? {};
   const targets = file.targets.map((entry) => {
     const { name, address, labels: own = {}, ...settings } = entry;
     const { host, port } = parseHostPort(address)!;
     return Object.freeze({ ...defaultSettings, ...defaults, ...settings, name: name ?? address, host, port, labels: Object.freeze({ ...defaultLabels, ...own }) });
   });
-  const alerts = file.alerts ?? {};
   return Object.freeze({
     targets: Object.freeze(targets),
     defaults: Object.freeze({ ...defaultSettings, ...defaults }),
@@ -211,9 +313,22 @@ export function resolveConfig(document: unknown, source: string): MonitorConfig 
     connectHistogram: file.connectHistogram ?? true,
     alerts: Object.freeze({
       command: alerts.command,
-      webhook: alerts.webhook && Object.freeze({ url: alerts.webhook.url, timeoutMs: alerts.webhook.timeoutMs ?? 5000 }),
+      webhook: alerts.webhook && Object.freeze({ url: alerts.webhook.url, timeoutMs: alerts.webhook.timeoutMs ?? 5000, headers: webhookHeaders }),
+      alertmanager:
+        alerts.alertmanager &&
+        Object.freeze({
+          url: alerts.alertmanager.url.replace(/\/+$/, ''),
+          timeoutMs: alerts.alertmanager.timeoutMs ?? 5000,
+          headers: alertmanagerHeaders,
+          resendMs: alerts.alertmanager.resendMs ?? 60_000,
+          labels: Object.freeze({ ...alerts.alertmanager.labels }),
+        }),
       retries: alerts.retries ?? 3,
       backoffMs: alerts.backoffMs ?? 1000,
+      maxBackoffMs: alerts.maxBackoffMs ?? 60_000,
+      concurrency: alerts.concurrency ?? 4,
+      queueLimit: alerts.queueLimit ?? 1000,
+      externalUrl: alerts.externalUrl?.replace(/\/+$/, '') ?? externalUrlOf(file.http),
     }),
   });
 }

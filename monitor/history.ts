@@ -76,6 +76,22 @@ export class History {
     this.pruneTimer = setInterval(() => this.prune(), hourMs).unref();
   }
 
+  /** The open database, for what the monitor keeps beside the history (the alert outbox). */
+  get database(): Database.Database {
+    return this.db;
+  }
+
+  /**
+   * When the target's current episode of being down began: its last transition out of `up` (or out
+   * of `unknown`, a first result that was down); undefined when none is recorded.
+   */
+  episodeStart(target: string): number | undefined {
+    const row = this.db
+      .prepare("SELECT at FROM transitions WHERE target = ? AND from_state IN ('up', 'unknown') AND to_state != 'up' ORDER BY at DESC, id DESC LIMIT 1")
+      .get(target) as { at: number } | undefined;
+    return row?.at;
+  }
+
   /** Opens (creating if needed) the history at `file`; `:memory:` keeps it for this process only. */
   static open(file: string, options: HistoryOptions = {}): History {
     return new History(file, options);

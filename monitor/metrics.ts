@@ -57,7 +57,7 @@ export class MonitorMetrics {
     collectDefaultMetrics({ register: this.registry });
     this.alerts = new Counter({
       name: 'handcheck_monitor_alerts_total',
-      help: 'alert deliveries by sink and outcome (delivered, retried, failed, dropped)',
+      help: 'alert deliveries by sink and outcome (delivered, retried, failed, dropped, superseded)',
       labelNames: ['sink', 'outcome'],
       registers: [this.registry],
     });

@@ -13,13 +13,15 @@
 import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type AlertEvent, Alerter, type AlertSink, CommandSink, WebhookSink } from './alerts.js';
+import { type Alert, type AlertStatus, Alerter, type AlertSink, alertId } from './alerts.js';
 import type { MonitorConfig, TargetConfig, TargetSettings } from './config.js';
 import { MonitorClosedError } from './errors.js';
 import { History } from './history.js';
 import { MonitorMetrics } from './metrics.js';
+import { Outbox } from './outbox.js';
 import { type HeldConnection, connectAndClassify, localErrors } from './probe.js';
-import { type Observation, TargetTracker, type TrackerSnapshot, type Transition } from './state.js';
+import { AlertmanagerSink, CommandSink, WebhookSink } from './sinks.js';
+import { type Observation, type TargetState, TargetTracker, type TrackerSnapshot, type Transition } from './state.js';
 
 export interface MonitorOptions {
   config: MonitorConfig;
@@ -45,7 +47,11 @@ interface Runner {
   config: TargetConfig;
   tracker: TargetTracker;
   held: Socket | undefined;
+  /** When the target's current episode of being down began; undefined while it is up or unknown. */
+  downSince: number | undefined;
 }
+
+const isDown = (state: TargetState): boolean => state !== 'up' && state !== 'unknown';
 
 const round = (ms: number): string => (ms < 10 ? ms.toFixed(2) : ms.toFixed(0));
 
@@ -115,19 +121,31 @@ export class Monitor {
       const tracker = new TargetTracker(target.name, target);
       const last = restored.get(target.name);
       if (last) tracker.restore(last.to, last.at, last.reason);
-      this.runners.set(target.name, { config: target, tracker, held: undefined });
+      const downSince = last && isDown(last.to) ? (this.history.episodeStart(target.name) ?? last.at) : undefined;
+      this.runners.set(target.name, { config: target, tracker, held: undefined, downSince });
     }
     this.metrics = new MonitorMetrics(config.targets, (name) => this.runners.get(name)?.tracker.snapshot(), { connectHistogram: config.connectHistogram });
+    const { alerts } = config;
     const sinks: AlertSink[] = [];
-    if (config.alerts.command) sinks.push(new CommandSink(config.alerts.command));
-    if (config.alerts.webhook) sinks.push(new WebhookSink(config.alerts.webhook.url, config.alerts.webhook.timeoutMs));
+    if (alerts.command) sinks.push(new CommandSink(alerts.command));
+    if (alerts.webhook) sinks.push(new WebhookSink(alerts.webhook));
+    if (alerts.alertmanager) sinks.push(new AlertmanagerSink(alerts.alertmanager));
     this.alerter = new Alerter({
       sinks,
-      logger: this.log.child({ subsystem: 'alerts' }),
-      retries: config.alerts.retries,
-      backoffMs: config.alerts.backoffMs,
+      outbox: new Outbox(this.history.database),
+      logger: options.logger.child({ subsystem: 'alerts' }),
+      retries: alerts.retries,
+      backoffMs: alerts.backoffMs,
+      maxBackoffMs: alerts.maxBackoffMs,
+      concurrency: alerts.concurrency,
+      queueLimit: alerts.queueLimit,
       onOutcome: (sink, outcome) => this.metrics.alert(sink, outcome),
     });
+    // A target down when the monitor stopped is still down: a sink added since hears of it now.
+    for (const runner of this.runners.values()) {
+      const last = restored.get(runner.config.name);
+      if (last && runner.downSince !== undefined) this.alerter.ensure(this.alertOf(runner, last, 'firing'));
+    }
   }
 
   /** Opens the history, restores each target's last recorded state, and starts every target's loop. */
@@ -186,15 +204,25 @@ export class Monitor {
     }
     this.metrics.transition(target.name, transition.from, transition.to);
     this.log.info({ target: target.name, from: transition.from, to: transition.to, reason: transition.reason }, 'transition');
-    const wasUp = transition.from === 'up';
-    const isUp = transition.to === 'up';
     // A monitor starting on a healthy fleet says nothing; one starting on a target that is down alerts.
-    if (transition.from === 'unknown' ? !isUp : wasUp !== isUp) this.alerter.notify(this.alertOf(transition, target));
+    // A change between two kinds of failure updates the episode's alert without raising a new one.
+    if (isDown(transition.to)) {
+      runner.downSince ??= transition.at;
+      this.alerter.notify(this.alertOf(runner, transition, 'firing'));
+    } else if (runner.downSince !== undefined) {
+      this.alerter.notify(this.alertOf(runner, transition, 'resolved'));
+      runner.downSince = undefined;
+    }
     for (const listener of this.transitionListeners) listener(transition, target);
   }
 
-  private alertOf(transition: Transition, target: TargetConfig): AlertEvent {
+  private alertOf(runner: Runner, transition: Transition, status: AlertStatus): Alert {
+    const target = runner.config;
+    const startsAt = runner.downSince ?? transition.at;
+    const externalUrl = this.options.config.alerts.externalUrl;
     return {
+      id: alertId(target.name, startsAt),
+      status,
       target: target.name,
       host: target.host,
       port: target.port,
@@ -204,6 +232,9 @@ export class Monitor {
       healthy: transition.to === 'up',
       reason: transition.reason,
       at: new Date(transition.at).toISOString(),
+      startsAt: new Date(startsAt).toISOString(),
+      ...(status === 'resolved' ? { endsAt: new Date(transition.at).toISOString() } : {}),
+      ...(externalUrl ? { generatorURL: `${externalUrl}/?filter=${encodeURIComponent(target.name)}` } : {}),
     };
   }
 

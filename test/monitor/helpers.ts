@@ -1,11 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Alert } from '../../monitor/alerts.js';
 import { type ConfigFile, resolveConfig } from '../../monitor/config.js';
 import { Monitor, type MonitorOptions } from '../../monitor/monitor.js';
 import type { TargetState, Transition } from '../../monitor/state.js';
 import { silent } from '../helpers/log.js';
-
 
 /** Starts a monitor on a config document (validated as a file would be). */
 export function startMonitor(document: ConfigFile, options: Partial<MonitorOptions> = {}): Monitor {
@@ -31,10 +33,10 @@ export function nextTransition(monitor: Monitor, target: string, to: TargetState
   });
 }
 
-/** The target's state now, or once it reaches `to`. */
-export async function reach(monitor: Monitor, target: string, to: TargetState, timeoutMs = 5000): Promise<void> {
-  if (monitor.target(target)?.state === to) return;
-  await nextTransition(monitor, target, to, timeoutMs);
+/** The target's state now, or once it reaches `to` (resolving with that transition). */
+export async function reach(monitor: Monitor, target: string, to: TargetState, timeoutMs = 5000): Promise<Transition | undefined> {
+  if (monitor.target(target)?.state === to) return undefined;
+  return nextTransition(monitor, target, to, timeoutMs);
 }
 
 export function tempDir(): { dir: string; remove: () => void } {
@@ -59,4 +61,83 @@ export function nextResults(monitor: Monitor, target: string, count: number, tim
       resolve(results);
     });
   });
+}
+
+export interface ReceivedRequest {
+  body: unknown;
+  headers: IncomingHttpHeaders;
+  /** Resolves when the monitor gave up on the request (its connection closed before an answer). */
+  abandoned: Promise<void>;
+}
+
+/**
+ * An HTTP receiver on loopback that records every request and answers as `answer` says: a status, or
+ * `hang` (never answers). `next(predicate)` waits for a request that matches, by event.
+ */
+export class Receiver {
+  readonly requests: ReceivedRequest[] = [];
+  answer: (body: unknown) => number | 'hang' = () => 200;
+  private readonly server: Server;
+  private readonly waiters = new Set<{ match: (r: ReceivedRequest) => boolean; resolve: (r: ReceivedRequest) => void }>();
+  port = 0;
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      let text = '';
+      req.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      req.on('end', () => {
+        const body = JSON.parse(text) as unknown;
+        const abandoned = new Promise<void>((resolve) => res.once('close', () => !res.writableFinished && resolve()));
+        const request: ReceivedRequest = { body, headers: req.headers, abandoned };
+        this.requests.push(request);
+        const answer = this.answer(body);
+        if (answer !== 'hang') res.writeHead(answer).end();
+        for (const waiter of this.waiters) {
+          if (!waiter.match(request)) continue;
+          this.waiters.delete(waiter);
+          waiter.resolve(request);
+        }
+      });
+    });
+  }
+
+  async listen(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/hook`;
+  }
+
+  /** Bodies received so far, as alerts. */
+  get alerts(): Alert[] {
+    return this.requests.map((r) => r.body as Alert);
+  }
+
+  /** The first request from now on (or already received, with `seen`) that matches. */
+  next(match: (alert: Alert) => boolean, timeoutMs = 10_000, seen = false): Promise<ReceivedRequest> {
+    const earlier = seen ? this.requests.find((r) => match(r.body as Alert)) : undefined;
+    if (earlier) return Promise.resolve(earlier);
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        match: (r: ReceivedRequest) => match(r.body as Alert),
+        resolve: (r: ReceivedRequest) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(new Error(`no matching request within ${timeoutMs} ms; received ${JSON.stringify(this.alerts.map((a) => [a.target, a.status]))}`));
+      }, timeoutMs);
+      this.waiters.add(waiter);
+    });
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
 }
