@@ -1,0 +1,171 @@
+/**
+ * The monitor's alerts in a real Alertmanager (Debian's prometheus-alertmanager, run on loopback with
+ * a temporary config and storage): a target that goes down is an active alert in
+ * `GET /api/v2/alerts` with the labels Alertmanager routes on, routed by `site` to its receiver; its
+ * recovery resolves it by `endsAt`; a monitor restarted while the target is still down posts it again.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Appliance } from '../../app/appliance.js';
+import { applianceConfig, startAppliance } from '../firmware/helpers.js';
+import { describeWhen } from '../helpers/requirements.js';
+import { until, waitForOutput } from '../helpers/wait.js';
+import { Receiver, reach, startMonitor, tempDir } from './helpers.js';
+
+const binary = '/usr/bin/prometheus-alertmanager';
+
+interface GettableAlert {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+  endsAt: string;
+  generatorURL?: string;
+  status: { state: string };
+}
+
+/** Alertmanager's webhook notification (https://prometheus.io/docs/alerting/latest/configuration/#webhook_config). */
+interface Notification {
+  receiver: string;
+  status: 'firing' | 'resolved';
+  alerts: Array<{ status: string; labels: Record<string, string> }>;
+}
+
+class Alertmanager {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(dir: string, config: string): Promise<Alertmanager> {
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    writeFileSync(join(dir, 'alertmanager.yml'), config);
+    const child = spawn(binary, [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'data')}`, '--web.listen-address=127.0.0.1:0', '--cluster.listen-address='], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const [, address] = await waitForOutput(child, /msg="Listening on" address=(127\.0\.0\.1:\d+)/, 'alertmanager');
+      return new Alertmanager(child, `http://${address}`);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+  }
+
+  /** Alerts Alertmanager holds as active (resolved ones are not listed). */
+  async alerts(): Promise<GettableAlert[]> {
+    const response = await fetch(`${this.url}/api/v2/alerts`);
+    expect(response.status).toBe(200);
+    return (await response.json()) as GettableAlert[];
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+describeWhen(existsSync(binary) ? undefined : `${binary} is missing (apt-get install prometheus-alertmanager)`, 'alerts in a real Alertmanager', () => {
+  let appliance: Appliance;
+  let port: number;
+  let alertmanager: Alertmanager;
+  let notifications: Receiver;
+  const tmp = tempDir();
+  beforeAll(async () => {
+    ({ appliance, port } = await startAppliance(applianceConfig({ recheckMs: 0 })));
+    notifications = await new Receiver().listen();
+    // The routing of docs/monitor.md: by site, to a receiver that hears of resolutions too.
+    alertmanager = await Alertmanager.start(
+      tmp.dir,
+      `route:
+  receiver: fallback
+  group_by: [alertname, target]
+  group_wait: 0s
+  group_interval: 1s
+  routes:
+    - matchers: ['site="osaka"', 'alertname="HandcheckTargetDown"']
+      receiver: osaka-oncall
+receivers:
+  - name: fallback
+  - name: osaka-oncall
+    webhook_configs:
+      - url: ${notifications.url}
+        send_resolved: true
+`,
+    );
+  });
+  afterAll(async () => {
+    await alertmanager?.stop();
+    await notifications?.close();
+    await appliance?.stop();
+    tmp.remove();
+  });
+
+  it('a target that goes down is an active alert, routed by its labels; its recovery resolves it by endsAt', async () => {
+    const db = join(tmp.dir, 'monitor.db');
+    const document = {
+      db,
+      targets: [{ name: 'pump-1', address: `127.0.0.1:${port}`, intervalMs: 100, graceMs: 60, labels: { site: 'osaka', line: '2' } }],
+      alerts: { alertmanager: { url: alertmanager.url, labels: { severity: 'page' } }, externalUrl: 'http://monitor.example:9600' },
+    };
+    const monitor = startMonitor(document);
+    try {
+      await reach(monitor, 'pump-1', 'up');
+      const notified = notifications.next((n) => (n as unknown as Notification).status === 'firing');
+      appliance.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
+      const down = await reach(monitor, 'pump-1', 'reset');
+      await monitor.alerter.idle();
+      const [alert] = await alertmanager.alerts();
+      expect(alert).toMatchObject({
+        labels: { alertname: 'HandcheckTargetDown', target: 'pump-1', site: 'osaka', line: '2', severity: 'page' },
+        annotations: { summary: 'pump-1 is reset', state: 'reset', address: `127.0.0.1:${port}`, description: down!.reason },
+        startsAt: new Date(down!.at).toISOString(),
+        generatorURL: 'http://monitor.example:9600/?filter=pump-1',
+        status: { state: 'active' },
+      });
+      // Alertmanager routed it by site to the on-call receiver.
+      expect((await notified).body).toMatchObject({ receiver: 'osaka-oncall', status: 'firing', alerts: [{ status: 'firing', labels: { target: 'pump-1' } }] });
+
+      const resolvedNotice = notifications.next((n) => (n as unknown as Notification).status === 'resolved');
+      appliance.board.sim!.faults.clearAll();
+      await reach(monitor, 'pump-1', 'up');
+      await monitor.alerter.idle();
+      expect(await alertmanager.alerts()).toEqual([]);
+      expect((await resolvedNotice).body).toMatchObject({ receiver: 'osaka-oncall', status: 'resolved', alerts: [{ status: 'resolved', labels: { target: 'pump-1' } }] });
+    } finally {
+      appliance.board.sim!.faults.clearAll();
+      await monitor.close();
+    }
+  });
+
+  it('a monitor restarted while the target is down posts the same alert again, and its recovery resolves it', async () => {
+    const db = join(tmp.dir, 'restart.db');
+    const target = { name: 'pump-2', address: `127.0.0.1:${port}`, intervalMs: 100, graceMs: 60 };
+    const first = startMonitor({ db, targets: [target] });
+    let down: { at: number } | undefined;
+    try {
+      await reach(first, 'pump-2', 'up');
+      appliance.board.sim!.faults.inject({ target: 'board-temp', kind: 'nack' });
+      down = await reach(first, 'pump-2', 'reset');
+    } finally {
+      await first.close();
+    }
+    // The monitor that saw it go down had no Alertmanager; the restarted one has.
+    const second = startMonitor({ db, targets: [target], alerts: { alertmanager: { url: alertmanager.url } } });
+    try {
+      await until(async () => (await alertmanager.alerts()).some((a) => a.labels.target === 'pump-2'), 'the alert in Alertmanager');
+      const alert = (await alertmanager.alerts()).find((a) => a.labels.target === 'pump-2');
+      expect(alert).toMatchObject({ labels: { alertname: 'HandcheckTargetDown', target: 'pump-2' }, startsAt: new Date(down!.at).toISOString(), status: { state: 'active' } });
+      appliance.board.sim!.faults.clearAll();
+      await reach(second, 'pump-2', 'up');
+      await second.alerter.idle();
+      expect((await alertmanager.alerts()).filter((a) => a.labels.target === 'pump-2')).toEqual([]);
+    } finally {
+      appliance.board.sim!.faults.clearAll();
+      await second.close();
+    }
+  });
+});
