@@ -234,7 +234,7 @@ export class Monitor {
       at: new Date(transition.at).toISOString(),
       startsAt: new Date(startsAt).toISOString(),
       ...(status === 'resolved' ? { endsAt: new Date(transition.at).toISOString() } : {}),
-      ...(externalUrl ? { generatorURL: `${externalUrl}/?filter=${encodeURIComponent(target.name)}` } : {}),
+      ...(externalUrl ? { generatorURL: `${externalUrl}/#target=${encodeURIComponent(target.name)}` } : {}),
     };
   }
 

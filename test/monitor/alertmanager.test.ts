@@ -123,7 +123,7 @@ receivers:
         labels: { alertname: 'HandcheckTargetDown', target: 'pump-1', site: 'osaka', line: '2', severity: 'page' },
         annotations: { summary: 'pump-1 is reset', state: 'reset', address: `127.0.0.1:${port}`, description: down!.reason },
         startsAt: new Date(down!.at).toISOString(),
-        generatorURL: 'http://monitor.example:9600/?filter=pump-1',
+        generatorURL: 'http://monitor.example:9600/#target=pump-1',
         status: { state: 'active' },
       });
       // Alertmanager routed it by site to the on-call receiver.
