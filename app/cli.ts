@@ -110,7 +110,11 @@ async function run(argv: string[]): Promise<number> {
   const lines = [`handcheck: board ${config.id} (${config.name}) on ${appliance.board.sim ? 'the sim board' : 'real hardware'}`];
   for (const service of appliance.services) {
     const p = service.gate.policy;
-    lines.push(`handcheck: service ${service.config.id} (${service.config.protocol}) listening on ${service.host}:${service.port} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
+    const { id, kind, protocol, upstream } = service.config;
+    const where = `${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port}`;
+    if (kind === 'guard') lines.push(`handcheck: service ${id} (guard) holding SYNs for ${where}, where another process listens - failClosed ${String(p.failClosed)}`);
+    else if (kind === 'proxy') lines.push(`handcheck: service ${id} (proxy to ${upstream ?? '?'}) listening on ${where} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
+    else lines.push(`handcheck: service ${id} (${protocol ?? 'modbus-tcp'}) listening on ${service.host}:${service.port} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
   }
   const control = appliance.controlAddress;
   if (control) {

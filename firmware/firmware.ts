@@ -5,7 +5,7 @@
  */
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { ServiceConfig } from '../config/board-config.js';
+import type { ServiceConfig, ServiceKind } from '../config/board-config.js';
 import type { BoardHal } from '../hal/board.js';
 import { HandcheckError } from '../config/errors.js';
 import { type HostPort, parseHostPort } from '../config/host-port.js';
@@ -13,11 +13,15 @@ import type { WatchdogHealth } from './components.js';
 import { DeviceStateManager } from './device-state.js';
 import { EventLoopMonitor } from './event-loop.js';
 import { Gate, type GateDecision, type GateStats } from './gate/gate.js';
+import { Guard } from './gate/guard.js';
+import { listenerCheck } from './guard-listener.js';
+import { ProxyService, type ProxyStats } from './proxy-service.js';
+import { upstreamProbe } from './upstream-probe.js';
 import type { FirmwareMetrics } from './metrics.js';
 import { createModbusService } from './modbus-service.js';
 import { type AppHealthCheck, UnknownServiceError, selfDiagnosis } from './self-diagnosis.js';
 import { StatusLed } from './status-led.js';
-import type { Verdict } from './verdict.js';
+import type { Failure, Verdict } from './verdict.js';
 import { WatchdogKeeper } from './watchdog-keeper.js';
 
 /** The application behind a service port. */
@@ -29,10 +33,14 @@ export interface ServiceHandler {
   close(): Promise<void>;
 }
 
+/** A service's gate: a Gate in front of a handcheck server (modbus, proxy), or a Guard of another process's port. */
+export type ServiceGate = Gate | Guard;
+
 export interface RunningService {
   config: Readonly<ServiceConfig>;
-  gate: Gate;
-  handler: ServiceHandler;
+  gate: ServiceGate;
+  /** Undefined for a guard: the process behind its port is not handcheck's. */
+  handler: ServiceHandler | undefined;
   host: string;
   port: number;
 }
@@ -56,6 +64,19 @@ export class ListenAddressError extends HandcheckError {
 }
 
 /** `value` as HOST:PORT (port 0 picks a free port), or ERR_LISTEN_ADDRESS naming the service it was for. */
+export class UpstreamAddressError extends HandcheckError {
+  constructor(service: string, value: string | undefined) {
+    super('ERR_UPSTREAM_ADDRESS', `service ${service}: upstream "${value ?? ''}" is not HOST:PORT with a port 1-65535`);
+  }
+}
+
+/** A proxy's upstream as HOST:PORT, or ERR_UPSTREAM_ADDRESS naming the service. */
+export function upstreamAddress(config: Readonly<ServiceConfig>): HostPort {
+  const address = config.upstream === undefined ? undefined : parseHostPort(config.upstream);
+  if (!address) throw new UpstreamAddressError(config.id, config.upstream);
+  return address;
+}
+
 export function listenAddress(service: string, value: string): HostPort {
   const address = parseHostPort(value, { allowPortZero: true });
   if (!address) throw new ListenAddressError(service, value);
@@ -66,7 +87,20 @@ export interface FirmwareStatus {
   board: { id: string; name: string; backend: string };
   startedAt: number;
   components: ReturnType<DeviceStateManager['states']>;
-  services: Array<{ id: string; protocol: string | undefined; host: string; port: number; dependsOn: readonly string[]; policy: Gate['policy']; stats: GateStats }>;
+  services: Array<{
+    id: string;
+    kind: ServiceKind;
+    protocol: string | undefined;
+    /** Kind proxy: where admitted clients are spliced to. */
+    upstream: string | undefined;
+    host: string;
+    port: number;
+    dependsOn: readonly string[];
+    policy: Gate['policy'];
+    stats: GateStats;
+    /** Kind proxy: spliced connections. */
+    proxy: ProxyStats | undefined;
+  }>;
   watchdog: WatchdogHealth | undefined;
   eventLoopLagMs: number;
 }
@@ -138,25 +172,37 @@ export class Firmware {
   private async startService(config: Readonly<ServiceConfig>): Promise<void> {
     const { board, logger, metrics } = this.options;
     const listen = listenAddress(config.id, this.options.listen?.[config.id] ?? config.listen);
-    const handler = createModbusService({ board, devices: this.devices, service: config, logger: logger.child({ subsystem: 'modbus', service: config.id }) });
+    const kind = config.kind ?? 'modbus';
+    const handler = kind === 'guard' ? undefined : this.handlerOf(config);
     const diagnose = selfDiagnosis({
       service: config.id,
       dependsOn: config.dependsOn,
       devices: this.devices,
       eventLoop: this.eventLoop,
       clock: board.clock,
-      app: handler.health,
+      app: handler?.health ?? (() => ({ ok: true })),
+      appProbe: this.appProbeOf(config, listen),
     });
+    const measured = async (signal: AbortSignal): Promise<Verdict> => {
+      const verdict: Verdict = await diagnose(signal);
+      metrics.observeDiagnosis(config.id, verdict.durationMs, verdict.failures);
+      return verdict;
+    };
+    if (handler === undefined) {
+      const guard = new Guard({ service: config.id, policy: config.gate, diagnose: measured, logger, clock: board.clock });
+      if (this.options.onDecision) guard.on('decision', this.options.onDecision);
+      metrics.watchGate(guard);
+      const address = await guard.start(listen.host, listen.port);
+      this.services.push({ config, gate: guard, handler, host: address.address, port: address.port });
+      return;
+    }
     const mode = this.options.modes?.[config.id];
     const gate = new Gate({
       service: config.id,
       policy: { ...config.gate, ...(mode ? { mode } : {}) },
-      diagnose: async (signal) => {
-        const verdict: Verdict = await diagnose(signal);
-        metrics.observeDiagnosis(config.id, verdict.durationMs, verdict.failures);
-        return verdict;
-      },
+      diagnose: measured,
       logger,
+      allowHalfOpen: kind === 'proxy',
       onConnection: (socket) => handler.onConnection(socket),
       watchDependencies: (onChange) => {
         const dependsOn = new Set(config.dependsOn);
@@ -182,15 +228,39 @@ export class Firmware {
     this.services.push({ config, gate, handler, host: address.address, port: address.port });
   }
 
+  private handlerOf(config: Readonly<ServiceConfig>): ServiceHandler {
+    const { board, logger } = this.options;
+    if (config.kind === 'proxy') {
+      return new ProxyService({
+        service: config.id,
+        upstream: upstreamAddress(config),
+        connectTimeoutMs: config.connectTimeoutMs ?? 2000,
+        keepAliveMs: config.gate.keepAliveMs,
+        logger: logger.child({ subsystem: 'proxy', service: config.id }),
+      });
+    }
+    return createModbusService({ board, devices: this.devices, service: config, logger: logger.child({ subsystem: 'modbus', service: config.id }) });
+  }
+
+  /** What of the application behind the port must be checked over I/O: a proxy's upstream, a guard's listening daemon. */
+  private appProbeOf(config: Readonly<ServiceConfig>, listen: HostPort): ((signal: AbortSignal) => Promise<Failure | undefined>) | undefined {
+    if (config.kind === 'proxy') return upstreamProbe(upstreamAddress(config), config.probe);
+    if (config.kind === 'guard') return listenerCheck(listen);
+    return undefined;
+  }
+
   status(): FirmwareStatus {
     const { board } = this.options;
     return {
       board: { id: board.config.id, name: board.config.name, backend: board.config.backend },
       startedAt: this.startedAt,
       components: this.devices.states(),
-      services: this.services.map(({ config, gate, host, port }) => ({
+      services: this.services.map(({ config, gate, handler, host, port }) => ({
         id: config.id,
+        kind: config.kind ?? 'modbus',
         protocol: config.protocol,
+        upstream: config.upstream,
+        proxy: handler instanceof ProxyService ? handler.stats() : undefined,
         host,
         port,
         dependsOn: config.dependsOn,
@@ -211,7 +281,7 @@ export class Firmware {
     this.stopping ??= (async () => {
       for (const service of [...this.services].reverse()) {
         await service.gate.close();
-        await service.handler.close();
+        await service.handler?.close();
       }
       await this.led?.stop();
       await this.keeper?.stop(options);

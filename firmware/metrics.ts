@@ -7,6 +7,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { DeviceStateManager } from './device-state.js';
 import type { Gate, GateStats } from './gate/gate.js';
 
+/** What metrics read of a service's gate (a Gate or a Guard). */
+export type WatchedGate = Pick<Gate, 'service' | 'stats'>;
+
 const stateValues = { unknown: 0, ok: 1, degraded: 2, failed: 3 } as const;
 
 type GateCounter = Exclude<keyof GateStats, 'service' | 'mode' | 'listening' | 'held' | 'waiting' | 'lastVerdict' | 'queue'>;
@@ -26,7 +29,7 @@ const gateCounters: Record<GateCounter, string> = {
 
 export class FirmwareMetrics {
   readonly registry = new Registry();
-  private readonly gates = new Set<Gate>();
+  private readonly gates = new Set<WatchedGate>();
   private devices: DeviceStateManager | undefined;
   private readonly diagnosisSeconds: Histogram<'service'>;
   private readonly verdictFailures: Counter<'service' | 'component' | 'code'>;
@@ -112,7 +115,7 @@ export class FirmwareMetrics {
     this.devices = devices;
   }
 
-  watchGate(gate: Gate): () => void {
+  watchGate(gate: WatchedGate): () => void {
     this.gates.add(gate);
     return () => this.gates.delete(gate);
   }

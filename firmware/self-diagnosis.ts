@@ -7,7 +7,7 @@ import type { Clock } from '../hal/clock.js';
 import { HandcheckError } from '../config/errors.js';
 import type { ComponentState, DeviceStateManager } from './device-state.js';
 import type { EventLoopMonitor } from './event-loop.js';
-import type { Diagnose, Failure, Verdict } from './verdict.js';
+import { type Diagnose, ERR_DIAG_FAILED, type Failure, type Verdict } from './verdict.js';
 
 /** The application behind a service reports its own health: state loaded, handler responsive. */
 export type AppHealthCheck = () => { ok: true } | { ok: false; code: string; reason: string };
@@ -19,6 +19,12 @@ export interface SelfDiagnosisOptions {
   eventLoop: EventLoopMonitor;
   clock: Clock;
   app: AppHealthCheck;
+  /**
+   * The application-layer check that has to wait for I/O: a proxy's probe of its upstream, a guard's
+   * look for the daemon's listening socket. Run alongside the components; a verdict that a component
+   * already failed does not wait for it.
+   */
+  appProbe?: (signal: AbortSignal) => Promise<Failure | undefined>;
   /**
    * Event-loop lag past which the application counts as unresponsive. Default 1000 ms: a busy but
    * working firmware lags tens of ms; a second means clients are already timing out.
@@ -62,7 +68,7 @@ function firstFailureOrAll(pending: Array<Promise<ComponentState>>): Promise<Arr
 }
 
 export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
-  const { dependsOn, devices, eventLoop, clock, app } = options;
+  const { dependsOn, devices, eventLoop, clock, app, appProbe } = options;
   const maxLag = options.maxEventLoopLagMs ?? 1000;
   return async (signal) => {
     const startedAt = clock.now();
@@ -74,11 +80,17 @@ export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
     if (lag > maxLag) {
       failures.push({ component: 'app', code: 'ERR_DIAG_EVENT_LOOP_LAG', reason: `event loop lag ${Math.round(lag)} ms > ${maxLag} ms` });
     }
+    // Caught here: a verdict that does not wait for it must not leave a rejection unhandled.
+    const probing = appProbe?.(signal).catch((err: unknown): Failure => ({ component: 'app', code: ERR_DIAG_FAILED, reason: err instanceof Error ? err.message : String(err) }));
     for (const state of await firstFailureOrAll(devices.diagnoseEach(dependsOn, { signal }))) {
       if (state && fails(state)) {
         const code = state.code ?? (state.state === 'failed' ? 'ERR_COMPONENT_FAILED' : 'ERR_COMPONENT_UNKNOWN');
         failures.push({ component: state.id, code, reason: state.reason });
       }
+    }
+    if (probing !== undefined && failures.length === 0) {
+      const failure = await probing;
+      if (failure !== undefined) failures.push(failure);
     }
     return { ok: failures.length === 0, failures, startedAt, durationMs: performance.now() - began, reused: false } satisfies Verdict;
   };

@@ -33,6 +33,11 @@ export interface GateOptions {
    * read later, pause the socket here. Throwing destroys the socket.
    */
   onConnection: (socket: Socket) => void;
+  /**
+   * Keep a connection's write side open after the client's FIN, for an application that answers a
+   * half-closed client (a proxy passing the FIN on to its upstream). Default false: Node ends it.
+   */
+  allowHalfOpen?: boolean;
   /** Clock for diagnosis deadlines, verdict age and rechecks. Default: the system clock. */
   clock?: Clock;
   /** Deadline of one self-diagnosis. Default 2000 ms. */
@@ -225,7 +230,7 @@ export class Gate extends EventEmitter<GateEvents> {
 
     this.unwatchDependencies = options.watchDependencies?.((change) => this.dependencyChanged(change)) ?? (() => undefined);
 
-    this.server = createServer({ pauseOnConnect: this.admission.pauseOnConnect }, (socket) => this.accept(socket));
+    this.server = createServer({ pauseOnConnect: this.admission.pauseOnConnect, allowHalfOpen: options.allowHalfOpen ?? false }, (socket) => this.accept(socket));
     this.server.on('error', (err) => {
       if (this.state === 'listening') this.log.error({ err }, 'server error');
     });
