@@ -168,6 +168,8 @@ describe('proxy: the splice', () => {
     const upstream = await nodeUpstream((socket) => {
       socket.on('error', (err: NodeJS.ErrnoException) => upstreamErrors.push(err.code ?? err.message));
       if (mode === 'reset-client') socket.once('data', () => socket.resetAndDestroy());
+      // Reading, so that the kernel's report of the peer's RST reaches the socket.
+      else socket.resume();
     });
     closers.push(upstream.close);
     const { port, proxy } = await start(proxyTo(upstream.port));
