@@ -3,6 +3,9 @@
  * control endpoint, and brings the firmware back up when the (simulated) watchdog resets the board -
  * what a reboot does on a Pi, where systemd restarts the service.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BoardConfig } from '../config/board-config.js';
 import type { GpioValue } from '../hal/gpio.js';
@@ -16,6 +19,8 @@ import { SimPage } from './sim-page.js';
 /** First wait before retrying a failed restart; it doubles up to the maximum. */
 const firstRestartBackoffMs = 250;
 const maxRestartBackoffMs = 30_000;
+/** A linux board's state directory when neither the entry nor the command line names one (systemd's StateDirectory=handcheck). */
+export const defaultStateDir = '/var/lib/handcheck';
 
 export interface ApplianceOptions {
   config: Readonly<BoardConfig>;
@@ -27,6 +32,8 @@ export interface ApplianceOptions {
   controlToken?: string | undefined;
   forceSim?: boolean;
   simSpeed?: number;
+  /** Overrides the entry's `stateDir` and the default (/var/lib/handcheck; a temporary directory on the sim board). */
+  stateDir?: string;
 }
 
 export interface SimStatus {
@@ -85,6 +92,7 @@ export class Appliance {
   private page: SimPage | undefined;
   private restarts = 0;
   private restarting: Promise<void> | undefined;
+  private resetDuringRestart = false;
   private down: FirmwareDown | undefined;
   /** Cuts a restart backoff short when the appliance stops. */
   private readonly stopSignal = new AbortController();
@@ -98,13 +106,19 @@ export class Appliance {
   private constructor(
     private readonly options: ApplianceOptions,
     readonly board: OpenedBoard,
+    readonly stateDir: string,
+    /** A temporary directory made for this run, removed when it stops. */
+    private readonly temporaryStateDir: boolean,
   ) {
     this.metrics = new FirmwareMetrics({ board: options.config.id });
   }
 
   static async start(options: ApplianceOptions): Promise<Appliance> {
     const board = await openBoard(options.config, { forceSim: options.forceSim ?? false, simSpeed: options.simSpeed ?? 1 });
-    const appliance = new Appliance(options, board);
+    const named = options.stateDir ?? options.config.stateDir;
+    // The sim board's reboots are this process's: its record lives as long as the process.
+    const stateDir = named ?? (board.sim ? await mkdtemp(join(tmpdir(), 'handcheck-state-')) : defaultStateDir);
+    const appliance = new Appliance(options, board, stateDir, named === undefined && board.sim !== undefined);
     try {
       await appliance.startFirmware(options.listen ?? {});
       appliance.bound = Object.fromEntries(appliance.firmware.services.map((s) => [s.config.id, `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`]));
@@ -125,6 +139,7 @@ export class Appliance {
       board: this.board.hal,
       logger: this.options.logger,
       metrics: this.metrics,
+      stateDir: this.stateDir,
       listen,
       ...(this.options.modes ? { modes: this.options.modes } : {}),
       onDecision: (decision) => {
@@ -168,32 +183,45 @@ export class Appliance {
   /**
    * After a reset, brings the firmware back; an attempt that fails (its port briefly taken, a device
    * not back yet) is retried with backoff, on the board clock, until it succeeds or the appliance stops.
+   * A reset that comes while a restart runs (the watchdog the new firmware armed fired before it was
+   * up) is another reboot: the firmware is brought back again once this restart ends.
    */
   private restart(): Promise<void> {
-    this.restarting ??= (async () => {
-      await this.firmware.stop({ magic: false });
-      const clock = this.board.hal.clock;
-      for (let attempt = 1; !this.stopping; attempt++) {
-        try {
-          await this.startFirmware(this.bound);
-          this.restarts += 1;
-          if (this.down) this.options.logger.info({ attempts: attempt }, 'firmware back after a reset');
-          this.down = undefined;
-          return;
-        } catch (err) {
-          const retryInMs = Math.min(maxRestartBackoffMs, firstRestartBackoffMs * 2 ** (attempt - 1));
-          const lastError = { code: (err as { code?: string }).code ?? 'ERR_UNEXPECTED', message: (err as Error).message };
-          this.down = { since: this.down?.since ?? clock.now(), attempts: attempt, lastError, retryInMs };
-          this.options.logger.error({ err, attempt, retryInMs }, 'firmware failed to come back after a reset; retrying');
-          await clock.sleep(retryInMs, this.stopSignal.signal).catch(() => undefined);
-        }
-      }
+    if (this.restarting) {
+      this.resetDuringRestart = true;
+      return this.restarting;
+    }
+    this.restarting = (async () => {
+      do {
+        this.resetDuringRestart = false;
+        await this.firmware.stop({ magic: false });
+        await this.bringBack();
+      } while (this.resetDuringRestart && !this.stopping);
     })()
       .catch((err: unknown) => this.options.logger.fatal({ err }, 'firmware failed to come back after a reset'))
       .finally(() => {
         this.restarting = undefined;
       });
     return this.restarting;
+  }
+
+  private async bringBack(): Promise<void> {
+    const clock = this.board.hal.clock;
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        await this.startFirmware(this.bound);
+        this.restarts += 1;
+        if (this.down) this.options.logger.info({ attempts: attempt }, 'firmware back after a reset');
+        this.down = undefined;
+        return;
+      } catch (err) {
+        const retryInMs = Math.min(maxRestartBackoffMs, firstRestartBackoffMs * 2 ** (attempt - 1));
+        const lastError = { code: (err as { code?: string }).code ?? 'ERR_UNEXPECTED', message: (err as Error).message };
+        this.down = { since: this.down?.since ?? clock.now(), attempts: attempt, lastError, retryInMs };
+        this.options.logger.error({ err, attempt, retryInMs }, 'firmware failed to come back after a reset; retrying');
+        await clock.sleep(retryInMs, this.stopSignal.signal).catch(() => undefined);
+      }
+    }
   }
 
   status(): ApplianceStatus {
@@ -224,6 +252,7 @@ export class Appliance {
       await this.control?.close();
       this.board.sim?.clock.stopRealtime();
       await this.board.hal.close();
+      if (this.temporaryStateDir) await rm(this.stateDir, { recursive: true, force: true });
     })();
     return this.stopping;
   }

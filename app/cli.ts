@@ -35,6 +35,8 @@ commands:
             --before SERVICE (repeatable: hold SYNs until the verdict; needs CAP_NET_ADMIN)
             --control HOST:PORT (default ${defaultControl}; "" for none)  --control-token TOKEN
             --sim (simulate any entry)  --sim-speed N  --log-level LEVEL
+            --state-dir DIR (the boot record; default the entry's stateDir, /var/lib/handcheck on
+            a linux board, a temporary directory on the sim board)
   diag    diagnose every component once and print a table; exit 1 if any failed
             --board ID  --boards FILE  --sim  --fault TARGET:KIND (repeatable, sim only)
   fault   inject or clear faults in a running sim firmware through its control endpoint
@@ -87,9 +89,11 @@ async function run(argv: string[]): Promise<number> {
       sim: { type: 'boolean', default: false },
       'sim-speed': { type: 'string', default: '1' },
       'log-level': { type: 'string', default: process.env.HANDCHECK_LOG_LEVEL ?? 'info' },
+      'state-dir': { type: 'string' },
     },
   });
   const logger = pino({ level: values['log-level'], base: { board: values.board } });
+  if (values['state-dir'] === '') throw new UsageError('--state-dir must name a directory');
   const { config } = await board(values.boards, values.board);
   if (config.backend === 'linux' && !values.sim) {
     const { printSelfCheck } = await import('./check-command.js');
@@ -106,6 +110,7 @@ async function run(argv: string[]): Promise<number> {
     controlToken: values['control-token'],
     forceSim: values.sim,
     simSpeed,
+    ...(values['state-dir'] !== undefined ? { stateDir: resolve(values['state-dir']) } : {}),
   });
   const lines = [`handcheck: board ${config.id} (${config.name}) on ${appliance.board.sim ? 'the sim board' : 'real hardware'}`];
   for (const service of appliance.services) {

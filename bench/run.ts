@@ -4,7 +4,9 @@
  * came from.
  */
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { promisify } from 'node:util';
 import pino from 'pino';
@@ -220,7 +222,8 @@ async function faultToRefusal(): Promise<void> {
   const config = { ...appliance, services: appliance.services.map((s) => ({ ...s, listen: '127.0.0.1:0' })) };
   const board = new SimBoard(config);
   board.clock.startRealtime(1);
-  const firmware = await Firmware.start({ board, logger: silent, metrics: new FirmwareMetrics({ board: config.id }) });
+  const stateDir = mkdtempSync(join(tmpdir(), 'handcheck-bench-'));
+  const firmware = await Firmware.start({ board, logger: silent, metrics: new FirmwareMetrics({ board: config.id }), stateDir });
   const port = firmware.services[0]!.port;
   const latencies: number[] = [];
   for (let i = 0; i < 40; i++) {
@@ -242,6 +245,7 @@ async function faultToRefusal(): Promise<void> {
   await firmware.stop({ magic: true });
   board.clock.stopRealtime();
   await board.close();
+  rmSync(stateDir, { recursive: true, force: true });
 }
 
 const benches: Record<string, () => Promise<void>> = {

@@ -77,6 +77,14 @@ export interface WatchdogConfig {
    * Default `generic`.
    */
   driver?: 'bcm2835' | 'generic';
+  /**
+   * This many boots caused by the watchdog within `resetLoopWindowS` is a reset loop: the watchdog
+   * component is failed until the window holds fewer. Default 3; absent (an entry not loaded through
+   * the schema): no reset-loop check.
+   */
+  resetLoopCount?: number;
+  /** Default 3600 s. */
+  resetLoopWindowS?: number;
 }
 
 export interface NetInterfaceConfig {
@@ -205,6 +213,12 @@ export interface BoardConfig {
    * it (the schema's default); absent: no background refresh.
    */
   refreshMs?: number;
+  /**
+   * Where the firmware keeps what outlives a reboot (the boot record). Absent: /var/lib/handcheck on
+   * a linux board (systemd's StateDirectory), a fresh temporary directory on the sim board; the CLI's
+   * `--state-dir` overrides both.
+   */
+  stateDir?: string;
   services: ServiceConfig[];
   sim?: SimConfig;
 }

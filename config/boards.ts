@@ -170,6 +170,12 @@ function checkGpioLine(name: string, line: GpioLineConfig, path: string): Boards
   return issues;
 }
 
+/**
+ * Quantities a board may read: the Modbus map gives each two input registers from 100 and keeps the
+ * boot record at 1000 and after (firmware/modbus-service.ts), so 450 fit.
+ */
+export const maxQuantities = 450;
+
 function checkValues(board: BoardConfig, path: string): BoardsIssue[] {
   const issues: BoardsIssue[] = [];
   for (const [name, line] of Object.entries(board.gpio ?? {})) issues.push(...checkGpioLine(name, line, pointer(pointer(path, 'gpio'), name)));
@@ -180,6 +186,10 @@ function checkValues(board: BoardConfig, path: string): BoardsIssue[] {
     }
     for (const issue of kindSpec(component.kind).check?.(component) ?? []) issues.push({ path: pointer(at, issue.field), message: issue.message });
   });
+  const quantities = board.components.reduce((sum, component) => sum + kindSpec(component.kind).quantities.length, 0);
+  if (quantities > maxQuantities) {
+    issues.push({ path: pointer(path, 'components'), message: `the components read ${quantities} quantities; the Modbus register map holds at most ${maxQuantities}` });
+  }
   if (board.watchdog?.kickIntervalMs !== undefined && board.watchdog.kickIntervalMs >= board.watchdog.timeoutS * 1000) {
     issues.push({
       path: pointer(pointer(path, 'watchdog'), 'kickIntervalMs'),

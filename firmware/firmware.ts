@@ -9,6 +9,7 @@ import type { ServiceConfig, ServiceKind } from '../config/board-config.js';
 import type { BoardHal } from '../hal/board.js';
 import { HandcheckError } from '../config/errors.js';
 import { type HostPort, parseHostPort } from '../config/host-port.js';
+import { BootRecord, type BootStatus } from './boot-record.js';
 import type { WatchdogHealth } from './components.js';
 import { DeviceStateManager } from './device-state.js';
 import { EventLoopMonitor } from './event-loop.js';
@@ -55,6 +56,8 @@ export interface FirmwareOptions {
   modes?: Readonly<Record<string, 'after' | 'before'>>;
   /** Called for every gate decision (logs are written by the gate itself). */
   onDecision?: (decision: GateDecision) => void;
+  /** Where the boot record is kept (firmware/boot-record.ts). */
+  stateDir: string;
 }
 
 export class ListenAddressError extends HandcheckError {
@@ -102,6 +105,8 @@ export interface FirmwareStatus {
     proxy: ProxyStats | undefined;
   }>;
   watchdog: WatchdogHealth | undefined;
+  /** Undefined when the board could not say which boot this is. */
+  boot: BootStatus | undefined;
   eventLoopLagMs: number;
 }
 
@@ -110,6 +115,7 @@ export class Firmware {
   readonly services: RunningService[] = [];
   readonly eventLoop = new EventLoopMonitor();
   private keeper: WatchdogKeeper | undefined;
+  private bootRecord: BootRecord | undefined;
   private led: StatusLed | undefined;
   private readonly startedAt: number;
   private stopping: Promise<void> | undefined;
@@ -124,6 +130,7 @@ export class Firmware {
       watchdogHealth: () => this.keeper?.health() ?? { health: 'failed', reason: 'no watchdog keeper running', reading: {} },
     });
     options.metrics.watchDevices(this.devices);
+    options.metrics.watchBoot(() => this.bootRecord?.status());
   }
 
   static async start(options: FirmwareOptions): Promise<Firmware> {
@@ -152,9 +159,11 @@ export class Firmware {
         eventLoop: this.eventLoop,
         logger: logger.child({ subsystem: 'watchdog' }),
         oldestDiagnosisMs: () => this.devices.oldestRunningMs(),
+        resetLoop: () => this.bootRecord?.resetLoop(),
       });
       await this.keeper.start();
     }
+    await this.recordBoot();
     if (board.config.statusLed) {
       const spec = board.config.gpio?.[board.config.statusLed];
       if (spec) {
@@ -167,6 +176,27 @@ export class Firmware {
     this.led?.show(this.devices.states());
     if (board.config.refreshMs !== undefined) this.devices.startRefresh(board.config.refreshMs);
     for (const config of board.config.services) await this.startService(config);
+  }
+
+  /** After the keeper, whose watchdog tells whether its reset began this boot. */
+  private async recordBoot(): Promise<void> {
+    const { board, logger, stateDir } = this.options;
+    const identity = await board.boot().catch((err: unknown) => {
+      logger.warn({ err }, 'the board cannot say which boot this is; no boot record');
+      return undefined;
+    });
+    if (!identity) return;
+    const watchdog = board.config.watchdog;
+    this.bootRecord = await BootRecord.open({
+      stateDir,
+      identity,
+      resetByWatchdog: this.keeper?.resetByWatchdog,
+      clock: board.clock,
+      logger: logger.child({ subsystem: 'boot' }),
+      ...(watchdog?.resetLoopCount !== undefined && watchdog.resetLoopWindowS !== undefined
+        ? { resetLoop: { count: watchdog.resetLoopCount, windowS: watchdog.resetLoopWindowS } }
+        : {}),
+    });
   }
 
   private async startService(config: Readonly<ServiceConfig>): Promise<void> {
@@ -239,7 +269,7 @@ export class Firmware {
         logger: logger.child({ subsystem: 'proxy', service: config.id }),
       });
     }
-    return createModbusService({ board, devices: this.devices, service: config, logger: logger.child({ subsystem: 'modbus', service: config.id }) });
+    return createModbusService({ board, devices: this.devices, boot: () => this.bootRecord?.status(), service: config, logger: logger.child({ subsystem: 'modbus', service: config.id }) });
   }
 
   /** What of the application behind the port must be checked over I/O: a proxy's upstream, a guard's listening daemon. */
@@ -268,6 +298,7 @@ export class Firmware {
         stats: gate.stats(),
       })),
       watchdog: this.keeper?.health(),
+      boot: this.bootRecord?.status(),
       eventLoopLagMs: this.eventLoop.currentLagMs(),
     };
   }
@@ -285,6 +316,7 @@ export class Firmware {
       }
       await this.led?.stop();
       await this.keeper?.stop(options);
+      if (options.magic) await this.bootRecord?.markOrderly();
       await this.devices.close();
       this.eventLoop.stop();
       this.log.info({ magic: options.magic }, 'firmware stopped');

@@ -4,6 +4,7 @@
  * only diagnosis durations are observed as they happen, once per diagnosis, never per reused verdict.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { type BootStatus, resetCauses } from './boot-record.js';
 import type { DeviceStateManager } from './device-state.js';
 import type { Gate, GateStats } from './gate/gate.js';
 
@@ -31,6 +32,7 @@ export class FirmwareMetrics {
   readonly registry = new Registry();
   private readonly gates = new Set<WatchedGate>();
   private devices: DeviceStateManager | undefined;
+  private boot: () => BootStatus | undefined = () => undefined;
   private readonly diagnosisSeconds: Histogram<'service'>;
   private readonly verdictFailures: Counter<'service' | 'component' | 'code'>;
 
@@ -58,6 +60,47 @@ export class FirmwareMetrics {
           const value = state.kind === 'watchdog' ? state.reading?.lastResetByWatchdog : undefined;
           if (typeof value === 'boolean') this.set({ component: state.id }, value ? 1 : 0);
         }
+      },
+    });
+    new Gauge({
+      name: 'handcheck_boot_count',
+      help: 'boots of the board counted by its boot record (a firmware restart within one boot is not one)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const boot = self.boot();
+        if (boot) this.set(boot.count);
+      },
+    });
+    new Gauge({
+      name: 'handcheck_boot_time_seconds',
+      help: 'when the board booted, in seconds since the Unix epoch of the board clock (uptime: time() - this)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const boot = self.boot();
+        if (boot) this.set(boot.bootedAt / 1000);
+      },
+    });
+    new Gauge({
+      name: 'handcheck_last_reset_cause',
+      help: 'why this boot began: 1 for the cause, 0 for the others (unknown: nothing recorded why, as after a power cut on a Pi)',
+      labelNames: ['cause'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const boot = self.boot();
+        if (boot) for (const cause of resetCauses) this.set({ cause }, boot.lastResetCause === cause ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'handcheck_unclean_resets_recent',
+      help: "boots after an unclean reset (watchdog or unknown cause) within the board's reset-loop window (watchdog resetLoopWindowS)",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const boot = self.boot();
+        if (boot) this.set(boot.uncleanResets);
       },
     });
     for (const [field, help] of Object.entries(gateCounters) as Array<[GateCounter, string]>) {
@@ -113,6 +156,11 @@ export class FirmwareMetrics {
 
   watchDevices(devices: DeviceStateManager): void {
     this.devices = devices;
+  }
+
+  /** The running firmware's boot record, read when scraped. */
+  watchBoot(source: () => BootStatus | undefined): void {
+    this.boot = source;
   }
 
   watchGate(gate: WatchedGate): () => void {

@@ -7,15 +7,18 @@
  *   first (0x8000 0x0000 when there is no reading).
  * - Discrete inputs: the board's GPIO inputs, in the order of its `gpio` table.
  * - Coils: its GPIO outputs except those the firmware drives itself (status LED, link LEDs).
+ * - Input registers from 1000: the boot record (bootRegisters).
  * - Holding registers: 0..15 an asset tag, 32 ASCII characters, two per register, kept until restart.
  */
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { addressMatcher, isLoopback } from '../config/address-list.js';
 import type { GpioLineConfig, ServiceConfig } from '../config/board-config.js';
+import { maxQuantities } from '../config/boards.js';
 import { gpioReferences, kindSpec } from '../config/component-kinds.js';
 import type { BoardHal } from '../hal/board.js';
 import type { GpioLine } from '../hal/gpio.js';
+import { type BootStatus, resetCauses } from './boot-record.js';
 import type { DeviceStateManager } from './device-state.js';
 import type { ServiceHandler } from './firmware.js';
 import { type DeviceIdentification, type ModbusDataModel } from './modbus/data-model.js';
@@ -27,6 +30,14 @@ import { type ModbusSession, serveModbus } from './modbus/session.js';
 
 export const quantityBase = 100;
 export const assetTagRegisters = 16;
+/**
+ * The boot record's input registers, past any quantity map a board can have (the boards loader keeps
+ * quantities below it): boot count (32 bits, high word first), uptime in s (32 bits, high word first),
+ * the last reset cause (resetCauses' index: 0 unknown, 1 power-on, 2 watchdog, 3 orderly), and the
+ * unclean resets (watchdog, unknown) within the reset-loop window. All 0 when the board could not say which boot this is.
+ */
+export const bootBase = quantityBase + 2 * maxQuantities;
+export const bootRegisters = 6;
 const stateCodes = { unknown: 0, ok: 1, degraded: 2, failed: 3 } as const;
 /** Readings older than this are refreshed before a read of input registers is answered. */
 const freshForMs = 1000;
@@ -66,6 +77,7 @@ class BoardDataModel implements ModbusDataModel {
   constructor(
     private readonly board: BoardHal,
     private readonly devices: DeviceStateManager,
+    private readonly boot: () => BootStatus | undefined,
   ) {
     this.quantities = quantityMap(board.config);
     const gpio = Object.entries(board.config.gpio ?? {});
@@ -100,7 +112,7 @@ class BoardDataModel implements ModbusDataModel {
 
   async readInputRegisters(address: number, quantity: number): Promise<number[]> {
     const states = this.devices.states();
-    const size = Math.max(states.length, quantityBase + 2 * this.quantities.length);
+    const size = bootBase + bootRegisters;
     checkRange('input registers', size, address, quantity);
     return this.track(async () => {
       const now = this.board.clock.now();
@@ -116,6 +128,12 @@ class BoardDataModel implements ModbusDataModel {
         registers[register] = clamped >>> 16;
         registers[register + 1] = clamped & 0xffff;
       });
+      const boot = this.boot();
+      if (boot) {
+        const uptime = Math.min(boot.uptimeS, 0xffffffff);
+        const count = Math.min(boot.count, 0xffffffff);
+        registers.splice(bootBase, bootRegisters, count >>> 16, count & 0xffff, uptime >>> 16, uptime & 0xffff, resetCauses.indexOf(boot.lastResetCause), Math.min(boot.uncleanResets, 0xffff));
+      }
       return registers.slice(address, address + quantity);
     });
   }
@@ -180,12 +198,13 @@ function readOnly(functionCode: number): boolean {
 export interface ModbusServiceOptions {
   board: BoardHal;
   devices: DeviceStateManager;
+  boot: () => BootStatus | undefined;
   service: Readonly<ServiceConfig>;
   logger: Logger;
 }
 
-export function createModbusService({ board, devices, service, logger }: ModbusServiceOptions): ServiceHandler {
-  const model = new BoardDataModel(board, devices);
+export function createModbusService({ board, devices, boot, service, logger }: ModbusServiceOptions): ServiceHandler {
+  const model = new BoardDataModel(board, devices, boot);
   const sessions = new Set<Socket>();
   const writers = service.writeAllow ? addressMatcher(service.writeAllow) : undefined;
   // Without writeAllow, whether anyone may write depends on where the gate bound; until it says, no one

@@ -23,6 +23,8 @@ export interface WatchdogKeeperOptions {
   maxEventLoopLagMs?: number;
   /** A diagnosis running longer than this counts as stuck; default 5000 ms. */
   maxDiagnosisMs?: number;
+  /** Why the board's unclean resets amount to a reset loop (the boot record), or undefined. */
+  resetLoop?: () => string | undefined;
 }
 
 export class WatchdogKeeper {
@@ -38,6 +40,11 @@ export class WatchdogKeeper {
   kicks = 0;
 
   constructor(private readonly options: WatchdogKeeperOptions) {}
+
+  /** Whether the driver's boot status says this boot began with its reset; undefined where it cannot tell. */
+  get resetByWatchdog(): boolean | undefined {
+    return this.lastResetByWatchdog;
+  }
 
   async start(): Promise<void> {
     const { watchdog, config, clock, logger } = this.options;
@@ -129,6 +136,10 @@ export class WatchdogKeeper {
     if (this.withheld) return { health: 'failed', reason: `kicks withheld: ${this.withheld}`, reading };
     if (this.unheeded) return { health: 'failed', reason: this.unheeded, reading };
     if (this.lastKickAt === undefined) return { health: 'failed', reason: 'watchdog not armed yet', reading };
+    // Failed, not degraded: a degraded part passes the verdict, and clients of a board that reboots
+    // every few minutes would be admitted only to be cut at the next reset.
+    const loop = this.options.resetLoop?.();
+    if (loop) return { health: 'failed', reason: loop, reading };
     return { health: 'ok', reason: '', reading };
   }
 

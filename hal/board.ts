@@ -4,6 +4,7 @@
  * behind it.
  */
 import type { BoardConfig } from '../config/board-config.js';
+import type { BootIdentity } from './boot.js';
 import type { Clock } from './clock.js';
 import type { GpioController } from './gpio.js';
 import type { HealthSource } from './health.js';
@@ -24,6 +25,8 @@ export interface BoardHal {
   i2c(busId: string): Promise<I2cBus>;
   /** The board's watchdog; rejects with ERR_HAL_NOT_FOUND when the entry has none. */
   watchdog(): Promise<Watchdog>;
+  /** Which boot of the board this is: its id changes at a reboot, never at a firmware restart. */
+  boot(): Promise<BootIdentity>;
   /** Closes every handle it opened, in reverse order. Idempotent. */
   close(): Promise<void>;
 }

@@ -4,8 +4,10 @@
  * the NIC counts packets, the watchdog resets the board when starved - all on one virtual clock, all
  * breakable through one fault registry.
  */
+import { randomUUID } from 'node:crypto';
 import type { BoardConfig } from '../config/board-config.js';
 import type { BoardHal } from '../hal/board.js';
+import type { BootIdentity } from '../hal/boot.js';
 import { HalNotFoundError } from '../hal/errors.js';
 import type { GpioValue } from '../hal/gpio.js';
 import type { I2cBus } from '../hal/i2c.js';
@@ -49,6 +51,8 @@ export class SimBoard implements BoardHal {
   private readonly simWatchdog: SimWatchdog | undefined;
   private readonly resetListeners = new Set<(event: BoardResetEvent) => void>();
   private readonly unsubscribeFaults: () => void;
+  /** Powered on when built; each reset is a new boot with a new id, as boot_id is on Linux. */
+  private bootIdentity: BootIdentity;
   resets = 0;
 
   constructor(
@@ -56,6 +60,7 @@ export class SimBoard implements BoardHal {
     options: SimBoardOptions = {},
   ) {
     this.clock = options.clock ?? new VirtualClock();
+    this.bootIdentity = { id: randomUUID(), bootedAt: this.clock.now(), powerOn: true };
     this.faults = new FaultRegistry(this.clock);
     this.gpio = new SimGpio(this.clock, this.faults);
     this.nic = new SimNic(this.clock, this.faults);
@@ -87,7 +92,7 @@ export class SimBoard implements BoardHal {
       this.simWatchdog = new SimWatchdog(config.watchdog.device, this.clock, this.faults, {
         faultTarget: component?.id ?? 'watchdog',
         ...(config.watchdog.driver === 'bcm2835'
-          ? { timeoutS: 15, maxTimeoutS: 15, identity: 'Broadcom BCM2835 Watchdog timer' }
+          ? { timeoutS: 15, maxTimeoutS: 15, identity: 'Broadcom BCM2835 Watchdog timer', reportsCardReset: false }
           : { timeoutS: config.watchdog.timeoutS }),
         onExpire: () => this.reset(),
       });
@@ -157,8 +162,13 @@ export class SimBoard implements BoardHal {
     return () => this.resetListeners.delete(listener);
   }
 
+  async boot(): Promise<BootIdentity> {
+    return this.bootIdentity;
+  }
+
   private reset(): void {
     this.resets += 1;
+    this.bootIdentity = { id: randomUUID(), bootedAt: this.clock.now() };
     const event: BoardResetEvent = { cause: 'watchdog', at: this.clock.now(), count: this.resets };
     for (const listener of this.resetListeners) listener(event);
   }

@@ -9,10 +9,15 @@
  * (watchdog_dev.c watchdog_set_timeout / watchdog_timeout_invalid) - it never clamps - and it starts
  * with its `.timeout` of 15 s in force. A generic driver with `max_hw_heartbeat_ms` has longer
  * timeouts emulated by the core, so any timeout of at least 1 s is accepted.
+ *
+ * Its boot status (WDIOC_GETBOOTSTATUS, watchdog_dev.c: `wdd->bootstatus`) follows the driver too:
+ * a driver that reads its reset reason at probe reports WDIOF_CARDRESET after a reset it caused
+ * (i6300esb.c esb_initdevice, from the timeout bit); bcm2835_wdt never sets it (bcm2835_wdt_probe
+ * only marks WDOG_HW_RUNNING), so on every Pi it reads 0 whatever reset the board.
  */
 import type { Clock, Timer } from '../hal/clock.js';
 import { HalBusBusyError, HalClosedError, HalInvalidArgumentError } from '../hal/errors.js';
-import type { Watchdog, WatchdogInfo } from '../hal/watchdog.js';
+import { type Watchdog, type WatchdogInfo, WDIOF_CARDRESET } from '../hal/watchdog.js';
 import type { FaultRegistry } from './faults.js';
 
 export const watchdogFaultKinds = [
@@ -27,6 +32,8 @@ export interface SimWatchdogOptions {
   /** Longer timeouts are refused with EINVAL; absent, any timeout is accepted. */
   maxTimeoutS?: number;
   identity?: string;
+  /** The driver reports WDIOF_CARDRESET after a reset it caused; default true. */
+  reportsCardReset?: boolean;
   /** Called when the countdown runs out. */
   onExpire: () => void;
 }
@@ -44,6 +51,8 @@ export class SimWatchdog implements Watchdog {
   /** Kicks that reached the hardware, for tests and the status page. */
   kicks = 0;
   expiries = 0;
+  /** The last reset of the board was this watchdog's: WDIOF_CARDRESET in the boot status. */
+  private cardReset = false;
 
   constructor(
     device: string,
@@ -74,6 +83,7 @@ export class SimWatchdog implements Watchdog {
     this.armed = false;
     this.open_ = false;
     this.expiries += 1;
+    this.cardReset = this.options.reportsCardReset ?? true;
     this.options.onExpire();
   }
 
@@ -87,7 +97,7 @@ export class SimWatchdog implements Watchdog {
     this.open_ = true;
     this.armed = true;
     this.restart();
-    return { identity: this.identity, timeoutS: this.timeoutS };
+    return { identity: this.identity, timeoutS: this.timeoutS, bootStatus: this.cardReset ? WDIOF_CARDRESET : 0 };
   }
 
   async kick(): Promise<void> {

@@ -183,6 +183,24 @@ describe('defaults and freezing', () => {
     expect(board.refreshMs).toBe(2000);
   });
 
+  it("fills in the watchdog's reset-loop limits, and refuses more quantities than the Modbus map holds below the boot record", () => {
+    const shipped = parseBoards(validMinimal, 'valid-minimal.json');
+    const doc = JSON.parse(validMinimal) as { boards: Array<Record<string, unknown> & { components: unknown[] }> };
+    doc.boards[0]!.watchdog = { device: '/dev/watchdog', timeoutS: 10 };
+    expect(selectBoard(parseBoards(JSON.stringify(doc), 'watchdog.json'), 'fixture').watchdog).toMatchObject({ resetLoopCount: 3, resetLoopWindowS: 3600 });
+    expect(selectBoard(shipped, 'fixture').watchdog).toBeUndefined();
+    // memory-pressure reads 4 quantities: 113 of them and the fixture's thermometer need 453 pairs of registers, past IR 999.
+    doc.boards[0]!.components.push(...Array.from({ length: 113 }, (_, i) => ({ id: `psi-${i}`, kind: 'memory-pressure' })));
+    let err: unknown;
+    try {
+      parseBoards(JSON.stringify(doc), 'many.json');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BoardsSchemaError);
+    expect((err as BoardsSchemaError).issues).toContainEqual({ path: '/boards/0/components', message: 'the components read 453 quantities; the Modbus register map holds at most 450' });
+  });
+
   it('fills in SFF-8472 addresses, serial framing and the Modbus unit id', () => {
     const doc = JSON.parse(validMinimal) as { boards: Record<string, unknown>[] };
     const board = doc.boards[0] as { i2c: unknown[]; components: unknown[]; serial?: unknown[] };
@@ -269,7 +287,7 @@ describe('the real boards.json', () => {
     expect(board.gpio?.['status-led']?.direction).toBe('out');
     expect(board.gpio?.relay?.direction).toBe('out');
     expect(board.statusLed).toBe('status-led');
-    expect(board.watchdog).toEqual({ device: '/dev/watchdog', timeoutS: 10, driver: 'generic' });
+    expect(board.watchdog).toEqual({ device: '/dev/watchdog', timeoutS: 10, driver: 'generic', resetLoopCount: 3, resetLoopWindowS: 3600 });
     expect(component(board, 'board-temp').thresholds?.temperatureC).toMatchObject({ warnMax: 70, max: 85 });
     expect(component(board, 'rail-5v').thresholds?.busVoltageV).toMatchObject({ min: 4.75, max: 5.25 });
     expect(board.services).toHaveLength(1);

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { quantityMap } from '../firmware/modbus-service.js';
+import { bootBase, bootRegisters, quantityMap } from '../firmware/modbus-service.js';
+import { resetCauses } from '../firmware/boot-record.js';
 import { parseBoards, selectBoard } from '../config/boards.js';
 import { componentKinds } from '../config/component-kinds.js';
 import { type CommandResult, program, startFirmware } from './helpers/processes.js';
@@ -33,6 +34,15 @@ describe('README', () => {
     expect(documented).toEqual(quantityMap(config));
     const states = /^\| IR 0-(\d+) \| states of ([\w, -]+) \|$/m.exec(readme);
     expect(states?.[2]?.split(', ')).toEqual(config.components.map((c) => c.id));
+  });
+
+  it('documents the boot record registers where the firmware serves them, with its cause codes', () => {
+    expect(bootRegisters).toBe(6);
+    expect(readme).toContain(`| IR ${bootBase}-${bootBase + 1} | boot count,`);
+    expect(readme).toContain(`| IR ${bootBase + 2}-${bootBase + 3} | uptime in s`);
+    expect(readme).toContain(`| IR ${bootBase + 4} | last reset cause: ${resetCauses.map((cause, i) => `${i} ${cause}`).join(', ')} |`);
+    expect(readme).toContain(`| IR ${bootBase + 5} | unclean resets`);
+    expect(readme).toContain(`| input registers (4) | ${bootBase} .. ${bootBase + bootRegisters - 1} | the boot record`);
   });
 
   it('lists the quantities of every component kind that reads any, in register order', () => {

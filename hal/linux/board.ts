@@ -7,6 +7,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import type { BoardConfig } from '../../config/board-config.js';
 import type { BoardHal } from '../board.js';
+import type { BootIdentity } from '../boot.js';
+import { readBootIdentity } from './boot.js';
 import { type Clock, systemClock } from '../clock.js';
 import { HalClosedError, HalInvalidArgumentError, HalNotFoundError } from '../errors.js';
 import type { GpioController } from '../gpio.js';
@@ -35,6 +37,8 @@ export interface LinuxBoardOptions {
   watchdogSysfsRoot?: string;
   /** Directory standing for `/` for the health readings (sysfs, procfs, /run); default `/`. */
   healthRoot?: string;
+  /** Where procfs is, for the boot identity; default /proc. */
+  procRoot?: string;
   /** Replacements for `import()` of the optional packages, for tests. */
   loaders?: { onoff?: ModuleLoader; i2cBus?: ModuleLoader; serialBindings?: ModuleLoader };
 }
@@ -138,6 +142,10 @@ export class LinuxBoard implements BoardHal {
       this.opened.push(() => handle.close());
     }
     return this.watchdogHandle;
+  }
+
+  boot(): Promise<BootIdentity> {
+    return readBootIdentity(this.options.procRoot);
   }
 
   /** Closes everything opened, newest first; keeps going past a failure and rethrows the first. */

@@ -2,7 +2,9 @@
  * The `handcheck` command end to end: the firmware as a process on the sim board, driven by its own
  * CLI, curl-free HTTP (fetch), and real Modbus clients from Debian (mbpoll, python3-pymodbus).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admitted } from '../firmware/helpers.js';
 import { requireOrSkip } from '../helpers/requirements.js';
@@ -117,6 +119,25 @@ describe('handcheck run lifecycle', () => {
     expect(await fw.stop('SIGTERM')).toBe(0);
     expect(await ended).toBe('FIN');
     expect(fw.logs()).toMatch(/"msg":"firmware stopped"/);
+  });
+
+  it('--state-dir keeps the boot record there: a second run on the sim board is a new power-on, counted on, and SIGTERM records the orderly stop', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `handcheck-cli-state-${process.pid}-`));
+    try {
+      for (const count of [1, 2]) {
+        const fw = await startFirmware(['--state-dir', dir]);
+        const status = (await (await fetch(`http://${fw.control}/status`)).json()) as { boot: { count: number; lastResetCause: string; file: string } };
+        expect(status.boot).toMatchObject({ count, lastResetCause: 'power-on', file: join(dir, 'boot-record.json') });
+        const metrics = await (await fetch(`http://${fw.control}/metrics`)).text();
+        expect(metrics).toMatch(new RegExp(`^handcheck_boot_count\\{board="sim-appliance"\\} ${count}$`, 'm'));
+        expect(metrics).toMatch(/^handcheck_last_reset_cause\{cause="power-on",board="sim-appliance"\} 1$/m);
+        expect(await fw.stop('SIGTERM')).toBe(0);
+        expect(JSON.parse(readFileSync(join(dir, 'boot-record.json'), 'utf8'))).toMatchObject({ bootCount: count, shutdown: 'orderly' });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(await handcheck('run', '--state-dir', '')).toMatchObject({ code: 64, stderr: expect.stringContaining('--state-dir must name a directory') });
   });
 
   it('refuses a control endpoint reachable from the network without a token', async () => {

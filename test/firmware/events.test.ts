@@ -4,6 +4,9 @@
  * signals, so the next connect is diagnosed - without the clock moving towards `maxAgeMs` or a recheck.
  * And with no connection at all, the background refresh keeps what the firmware shows current.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { BoardConfig } from '../../config/board-config.js';
@@ -18,12 +21,13 @@ import { settle } from '../helpers/settle.js';
 import { applianceConfig } from './helpers.js';
 
 const rig = new Rig();
-const running: Array<{ firmware: Firmware; board: SimBoard }> = [];
+const running: Array<{ firmware: Firmware; board: SimBoard; stateDir: string }> = [];
 afterEach(async () => {
   await rig.cleanup();
-  for (const { firmware, board } of running.splice(0)) {
+  for (const { firmware, board, stateDir } of running.splice(0)) {
     await settle(board.clock, firmware.stop({ magic: true }));
     await board.close();
+    rmSync(stateDir, { recursive: true, force: true });
   }
 });
 
@@ -41,8 +45,9 @@ async function start(patch: (config: BoardConfig) => BoardConfig = (c) => c): Pr
   );
   const board = new SimBoard(config, { clock: new VirtualClock(1_700_000_000_000) });
   const metrics = new FirmwareMetrics({ board: config.id });
-  const firmware = await settle(board.clock, Firmware.start({ board, logger: pino({ level: 'silent' }), metrics }));
-  running.push({ firmware, board });
+  const stateDir = mkdtempSync(join(tmpdir(), 'handcheck-events-'));
+  const firmware = await settle(board.clock, Firmware.start({ board, logger: pino({ level: 'silent' }), metrics, stateDir }));
+  running.push({ firmware, board, stateDir });
   return { firmware, board, port: firmware.services[0]!.port, metrics };
 }
 

@@ -97,6 +97,7 @@ describe('handcheck flash --to DIR', () => {
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_ADMIN$/m);
     expect(unit).toMatch(/^SupplementaryGroups=gpio i2c dialout$/m);
     expect(unit).not.toMatch(/^WatchdogSec=/m);
+    expect(unit).toMatch(/^StateDirectory=handcheck$/m);
     const rules = await readFile(join(dir, 'deploy', '99-handcheck.rules'), 'utf8');
     expect(rules).toMatch(/^KERNEL=="watchdog\*", SUBSYSTEM=="watchdog", GROUP="handcheck", MODE="0660"$/m);
     expect(rules).toMatch(/^SUBSYSTEM=="i2c-dev", GROUP="i2c", MODE="0660"$/m);

@@ -4,6 +4,9 @@
  * diagnosis takes no board time, so verdicts come without moving the clock; a `stuck-low` fault on it
  * fails them.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import type { BoardConfig, GatePolicyInput, ServiceConfig } from '../../config/board-config.js';
 import { gatePolicy } from '../../config/gate-policy.js';
@@ -33,7 +36,8 @@ export async function startService(service: Omit<ServiceConfig, 'gate' | 'depend
   }));
   const board = new SimBoard(config, { clock: new VirtualClock(1_700_000_000_000) });
   const log = logSink(level);
-  const firmware = await settle(board.clock, Firmware.start({ board, logger: log.logger, metrics: new FirmwareMetrics({ board: config.id }) }));
+  const stateDir = mkdtempSync(join(tmpdir(), `handcheck-services-${process.pid}-`));
+  const firmware = await settle(board.clock, Firmware.start({ board, logger: log.logger, metrics: new FirmwareMetrics({ board: config.id }), stateDir }));
   const running = firmware.services[0]!;
   return {
     firmware,
@@ -41,6 +45,9 @@ export async function startService(service: Omit<ServiceConfig, 'gate' | 'depend
     port: running.port,
     log,
     proxy: running.handler instanceof ProxyService ? running.handler : undefined,
-    stop: () => firmware.stop({ magic: true }),
+    stop: async () => {
+      await firmware.stop({ magic: true });
+      rmSync(stateDir, { recursive: true, force: true });
+    },
   };
 }

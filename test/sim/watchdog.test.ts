@@ -10,6 +10,7 @@ import { SimBoard } from '../../sim/board.js';
 import { VirtualClock } from '../../sim/clock.js';
 import { FaultRegistry } from '../../sim/faults.js';
 import { SimWatchdog } from '../../sim/watchdog.js';
+import { WDIOF_CARDRESET } from '../../hal/watchdog.js';
 
 const boards = parseBoards(readFileSync(new URL('../../boards.json', import.meta.url), 'utf8'), 'boards.json');
 
@@ -24,7 +25,7 @@ function setup(timeoutS = 10) {
 describe('SimWatchdog', () => {
   it('resets the board when not kicked within the timeout, and not while kicked', async () => {
     const { clock, wdt, expiries } = setup(10);
-    expect(await wdt.open()).toEqual({ identity: 'Simulated Watchdog', timeoutS: 10 });
+    expect(await wdt.open()).toEqual({ identity: 'Simulated Watchdog', bootStatus: 0, timeoutS: 10 });
     for (let i = 0; i < 5; i++) {
       await clock.advance(9000);
       await wdt.kick();
@@ -34,6 +35,20 @@ describe('SimWatchdog', () => {
     await clock.advance(10_000);
     expect(expiries).toEqual([55_000]);
     expect(wdt.isArmed).toBe(false);
+  });
+
+  it("reports WDIOF_CARDRESET in its boot status after a reset it caused, as i6300esb.c esb_initdevice does; a Pi's bcm2835_wdt never sets it", async () => {
+    const { clock, wdt } = setup(10);
+    expect((await wdt.open()).bootStatus).toBe(0);
+    await clock.advance(10_000);
+    expect((await wdt.open()).bootStatus).toBe(WDIOF_CARDRESET);
+    const pi = new SimBoard(selectBoard(boards, 'rpi4'), { clock: new VirtualClock(0) });
+    const bcm = await pi.watchdog();
+    await bcm.open();
+    await pi.clock.advance(15_000);
+    expect(pi.resets).toBe(1);
+    expect((await bcm.open()).bootStatus).toBe(0);
+    await pi.close();
   });
 
   it('refuses a timeout above what the hardware counts with EINVAL and keeps the one in force, never clamping (watchdog_dev.c watchdog_set_timeout: watchdog_timeout_invalid)', async () => {
@@ -58,7 +73,7 @@ describe('SimWatchdog', () => {
     async (id) => {
       const board = new SimBoard(selectBoard(boards, id), { clock: new VirtualClock(0) });
       const wdt = await board.watchdog();
-      expect(await wdt.open()).toEqual({ identity: 'Broadcom BCM2835 Watchdog timer', timeoutS: 15 });
+      expect(await wdt.open()).toEqual({ identity: 'Broadcom BCM2835 Watchdog timer', bootStatus: 0, timeoutS: 15 });
       await expect(wdt.setTimeout(30)).rejects.toMatchObject({ errno: 'EINVAL' });
       expect(await wdt.getTimeout()).toBe(15);
       expect(await wdt.setTimeout(10)).toBe(10);
