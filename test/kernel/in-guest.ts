@@ -14,13 +14,14 @@ export function describeInLane(name: string, body: () => void): void {
 }
 
 /**
- * Asks the host (test/kernel/lane.ts) over the control line, ttyS1, to act on the VM from outside:
- * `set_link on|off` flips the virtio-net link by QMP. Resolves once the host says it is done.
+ * Asks the host (test/kernel/lane.ts) over the control line, ttyS2, to act on the VM from outside:
+ * `set_link on|off` flips the virtio-net link by QMP, `meter silent|answer` mutes the Modbus RTU meter
+ * on ttyS1 or lets it answer. Resolves once the host says it is done.
  */
 export async function askHost(request: string): Promise<void> {
   const controller = new LinuxSerialController({ clock: systemClock });
   try {
-    const port = await controller.open({ path: '/dev/ttyS1', baudRate: 115200 });
+    const port = await controller.open({ path: '/dev/ttyS2', baudRate: 115200 });
     const answer = (await port.transact(Buffer.from(`${request}\n`), { timeoutMs: 30_000, isComplete: (received) => received.includes(0x0a) })).toString().trim();
     if (answer !== 'ok') throw new Error(`the host answered ${JSON.stringify(answer)} to ${JSON.stringify(request)}`);
   } finally {

@@ -8,8 +8,11 @@
  * watchdog reset the VM, and the second boot runs test/kernel/after-reset.
  *
  * Host side of the wires the guest tests use:
- * - ttyS1 is a control line: the guest writes `set_link on|off` and the host answers `ok` once QEMU
- *   flipped the virtio-net link (QMP set_link), or `error ...`.
+ * - ttyS1 (0x2f8, IRQ 3) reaches the sim's Modbus RTU meter, run here on QEMU's chardev socket
+ *   (test/kernel/meter.ts);
+ * - ttyS2 is a control line: the guest writes `set_link on|off` and the host answers `ok` once QEMU
+ *   flipped the virtio-net link (QMP set_link), or `error ...`; `meter silent|answer` mutes the meter
+ *   or lets it answer again.
  *
  * Prints the guest's console, then a summary; exits 0 only when every phase ran and passed.
  * `npm run test:kernel -- FILTER...` runs only the suite files matching the vitest filters, without
@@ -24,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import { buildGpioSim } from './gpio-sim.js';
 import { LaneSetupError, buildInitramfs } from './initramfs.js';
+import { LaneMeter } from './meter.js';
 import { Qmp } from './qmp.js';
 
 const filters = process.argv.slice(2);
@@ -86,7 +90,7 @@ async function listenOnce(path: string): Promise<{ connection: Promise<Socket>; 
   return { connection, close: () => server.close() };
 }
 
-function serveControl(socket: Socket, qmp: Qmp): void {
+function serveControl(socket: Socket, qmp: Qmp, meter: LaneMeter): void {
   const answer = (done: Promise<unknown>): void => {
     done.then(
       () => socket.write('ok\n'),
@@ -96,6 +100,11 @@ function serveControl(socket: Socket, qmp: Qmp): void {
   createInterface({ input: socket }).on('line', (line) => {
     const link = /^set_link (on|off)$/.exec(line.trim());
     if (link) return answer(qmp.execute('set_link', { name: 'net0', up: link[1] === 'on' }));
+    const mute = /^meter (silent|answer)$/.exec(line.trim());
+    if (mute) {
+      meter.silent = mute[1] === 'silent';
+      return answer(Promise.resolve());
+    }
     socket.write(`error unknown request ${JSON.stringify(line)}\n`);
   });
 }
@@ -124,15 +133,17 @@ async function run(): Promise<Outcome> {
   buildInitramfs({ modulesDir: kernel.modulesDir, busybox, projectDir: root, stateDir: state, out: initrd });
   const qmpServer = await listenOnce(join(cache, 'qmp.sock'));
   const controlServer = await listenOnce(join(cache, 'control.sock'));
+  const meterServer = await listenOnce(join(cache, 'meter.sock'));
 
   const args = [
     '-M', 'q35', '-m', '1536', '-smp', '2', '-nographic', '-no-user-config', '-nodefaults',
     '-kernel', kernel.vmlinuz, '-initrd', initrd,
     '-append', 'console=ttyS0 panic=-1 loglevel=4 rdinit=/init',
     '-serial', 'mon:stdio',
-    // On IRQ 4, ttyS0's: on IRQ 3, the second ISA UART's default, the guest's 8250 stalled after a
-    // few bytes on this q35 machine.
-    '-chardev', `socket,id=control,path=${join(cache, 'control.sock')}`, '-device', 'isa-serial,chardev=control,index=1,irq=4',
+    '-chardev', `socket,id=meter,path=${join(cache, 'meter.sock')}`, '-device', 'isa-serial,chardev=meter,index=1',
+    // IRQ 5, free on q35: index 2's default, IRQ 4, is ttyS0's, and QEMU does not OR two devices'
+    // levels on one ISA line.
+    '-chardev', `socket,id=control,path=${join(cache, 'control.sock')}`, '-device', 'isa-serial,chardev=control,index=2,irq=5',
     '-chardev', `socket,id=qmp,path=${join(cache, 'qmp.sock')}`, '-mon', 'chardev=qmp,mode=control',
     '-device', 'i6300esb', '-watchdog-action', 'reset',
     '-netdev', 'user,id=net0', '-device', 'virtio-net-pci,netdev=net0',
@@ -151,9 +162,11 @@ async function run(): Promise<Outcome> {
   });
   const qmp = await Promise.race([qmpServer.connection.then((socket) => Qmp.over(socket)), early]);
   const control = await Promise.race([controlServer.connection, early]);
+  const meter = new LaneMeter(await Promise.race([meterServer.connection, early]));
   early.catch(() => undefined);
   qmpServer.close();
   controlServer.close();
+  meterServer.close();
   qmp.on('event', (event) => {
     if (event.event === 'WATCHDOG') {
       console.log(`handcheck-lane(host): QEMU watchdog event ${JSON.stringify(event.data)}`);
@@ -167,7 +180,7 @@ async function run(): Promise<Outcome> {
       }
     }
   });
-  serveControl(control, qmp);
+  serveControl(control, qmp, meter);
 
   createInterface({ input: qemu.stdout }).on('line', (raw) => {
     const line = raw.replace(/\r$/, '');
