@@ -46,12 +46,16 @@ function sameHost(listening: string, wanted: string): boolean {
   return canonical(listening) === canonical(wanted) || listening === `::ffff:${wanted}`;
 }
 
-/** Whether `listeners` (local addresses of listening sockets on the port) take connections to `host`. */
+/**
+ * Whether `listeners` (local addresses of listening sockets on the port) take connections to `host`.
+ * A guard of every address (0.0.0.0, ::) needs a listener on every address: a daemon bound to
+ * loopback alone would refuse the network's clients whatever the guard says.
+ */
 export function covers(listeners: readonly string[], host: string): boolean {
   return listeners.some((address) => {
     if (address === '::') return true;
-    if (address === '0.0.0.0') return isIP(host) === 4 || host === '0.0.0.0';
-    return host === '0.0.0.0' || host === '::' || sameHost(address, host);
+    if (address === '0.0.0.0') return isIP(host) === 4;
+    return host !== '0.0.0.0' && host !== '::' && sameHost(address, host);
   });
 }
 

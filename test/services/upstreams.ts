@@ -56,14 +56,21 @@ export interface Upstream {
   stop(): Promise<void>;
 }
 
-async function started(child: ChildProcess, host: string, port: number, dir: string): Promise<Upstream> {
+/** How a helper starts a server and learns it accepts: here by default, or inside a network namespace. */
+export interface Placement {
+  spawner?: (command: string, args: string[]) => ChildProcess;
+  /** Resolves once the server accepts; default a connect from this process. */
+  ready?: (host: string, port: number) => Promise<void>;
+}
+
+async function started(child: ChildProcess, host: string, port: number, dir: string, ready: Placement['ready'] = accepting): Promise<Upstream> {
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${String(child.spawnfile)} exited (${code}) before accepting: ${stderr}`))));
   exited.catch(() => undefined);
-  await Promise.race([accepting(host, port), exited]);
+  await Promise.race([ready(host, port), exited]);
   return {
     host,
     port,
@@ -81,7 +88,7 @@ async function started(child: ChildProcess, host: string, port: number, dir: str
 }
 
 /** nginx serving `/health` (200), `/broken` (503) and `/big.bin` (`bigBytes` of random data). */
-export async function startNginx(options: { host?: string; port?: number; bigBytes?: number; spawner?: (cmd: string, args: string[]) => ChildProcess } = {}): Promise<Upstream & { big: Buffer }> {
+export async function startNginx(options: { host?: string; port?: number; bigBytes?: number } & Placement = {}): Promise<Upstream & { big: Buffer }> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? (await freePort(host));
   const dir = await mkdtemp(join(tmpdir(), 'hc-nginx-'));
@@ -113,18 +120,18 @@ http {
   await writeFile(join(dir, 'nginx.conf'), conf);
   const args = ['-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'];
   const child = options.spawner ? options.spawner('nginx', args) : spawn('nginx', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  return { ...(await started(child, host, port, dir)), big };
+  return { ...(await started(child, host, port, dir, options.ready)), big };
 }
 
 /** mosquitto with anonymous clients on one listener. */
-export async function startMosquitto(options: { host?: string; port?: number; spawner?: (cmd: string, args: string[]) => ChildProcess } = {}): Promise<Upstream> {
+export async function startMosquitto(options: { host?: string; port?: number } & Placement = {}): Promise<Upstream> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? (await freePort(host));
   const dir = await mkdtemp(join(tmpdir(), 'hc-mosquitto-'));
   await writeFile(join(dir, 'mosquitto.conf'), `listener ${port} ${host}\nallow_anonymous true\n`);
   const args = ['-c', join(dir, 'mosquitto.conf')];
   const child = options.spawner ? options.spawner('mosquitto', args) : spawn('mosquitto', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  return started(child, host, port, dir);
+  return started(child, host, port, dir, options.ready);
 }
 
 const PYMODBUS_SERVER = fileURLToPath(new URL('./pymodbus_server.py', import.meta.url));

@@ -1,0 +1,46 @@
+/**
+ * A guard's application check against this machine's own socket tables: /proc/net/tcp and tcp6 as
+ * net/ipv4/tcp_ipv4.c (get_tcp4_sock) and net/ipv6/tcp_ipv6.c (get_tcp6_sock) print them, with real
+ * listening sockets made here.
+ */
+import { type AddressInfo, type Server, createServer } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { covers, listenerCheck, procAddress } from '../../firmware/guard-listener.js';
+
+async function listening(host: string): Promise<{ server: Server; port: number }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+const close = (server: Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
+
+describe('guard: the daemon listening', () => {
+  it('finds a socket listening on the address and port, and says so when it is gone', async () => {
+    const { server, port } = await listening('127.0.0.1');
+    expect(await listenerCheck({ host: '127.0.0.1', port })()).toBeUndefined();
+    // A daemon on loopback alone leaves a guard of every address, or of another one, with nothing behind it.
+    expect(await listenerCheck({ host: '0.0.0.0', port })()).toMatchObject({ code: 'ERR_GUARD_NOT_LISTENING' });
+    expect(await listenerCheck({ host: '198.18.0.1', port })()).toMatchObject({ code: 'ERR_GUARD_NOT_LISTENING', reason: expect.stringContaining('listen on the port at 127.0.0.1 only') as string });
+    await close(server);
+    expect(await listenerCheck({ host: '127.0.0.1', port })()).toMatchObject({ component: 'app', code: 'ERR_GUARD_NOT_LISTENING', reason: expect.stringContaining(`no process listens on TCP port ${port} at 127.0.0.1`) as string });
+  });
+
+  it('reads IPv6 and dual-stack listeners from tcp6', async () => {
+    const dual = await listening('::');
+    expect(await listenerCheck({ host: '0.0.0.0', port: dual.port })()).toBeUndefined();
+    expect(await listenerCheck({ host: '192.0.2.7', port: dual.port })()).toBeUndefined();
+    await close(dual.server);
+    const v6 = await listening('::1');
+    expect(await listenerCheck({ host: '::1', port: v6.port })()).toBeUndefined();
+    expect(await listenerCheck({ host: '127.0.0.1', port: v6.port })()).toMatchObject({ code: 'ERR_GUARD_NOT_LISTENING' });
+    await close(v6.server);
+  });
+
+  it('decodes the address columns as the kernel prints them on a little-endian machine', () => {
+    expect(procAddress('0100007F')).toBe('127.0.0.1');
+    expect(procAddress('00000000000000000000000000000000')).toBe('::');
+    expect(procAddress('00000000000000000000000001000000')).toBe('0:0:0:0:0:0:0:1');
+    expect(covers(['0:0:0:0:0:0:0:1'], '::1')).toBe(true);
+  });
+});
