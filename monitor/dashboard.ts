@@ -79,7 +79,7 @@ export const dashboardHtml = `<!doctype html>
   .legend .glyph { border-radius: 3px; margin-right: 3px; }
   #overview { display: flex; flex-wrap: wrap; gap: 6px; padding: 0 20px 10px; }
   #overview:empty { display: none; }
-  .card { background: #fff; border: 1px solid var(--line); border-radius: 4px; padding: 4px 8px; font-size: 12px; cursor: pointer; }
+  .card { background: #fff; border: 1px solid var(--line); border-radius: 4px; padding: 4px 8px; font: 12px/1.4 system-ui, sans-serif; color: inherit; text-align: left; cursor: pointer; }
   .card:hover { border-color: #a0aec0; } .card b { display: block; font-family: ui-monospace, monospace; font-weight: 600; }
   .card .n, .group-row .n { display: inline-block; padding: 0 5px; margin: 1px 2px 0 0; border-radius: 3px; font-variant-numeric: tabular-nums; }
   .card.more { cursor: default; color: var(--muted); }
@@ -98,6 +98,8 @@ export const dashboardHtml = `<!doctype html>
   .badge { display: inline-block; min-width: 96px; padding: 1px 8px 1px 4px; border-radius: 3px; font-weight: 600; font-size: 12px; }
   .chip { display: inline-block; padding: 1px 6px; margin: 1px 2px; border-radius: 3px; background: #edf2f7; font-size: 12px; cursor: pointer; font-family: ui-monospace, monospace; }
   .chip:hover { background: #e2e8f0; }
+  .row > .labels { white-space: normal; line-height: 17px; max-height: 36px; }
+  .row .chip { margin: 0 2px 1px 0; padding: 0 5px; line-height: 16px; font-size: 11px; }
   .reason { color: #4a5568; } .num { font-variant-numeric: tabular-nums; text-align: right; }
   .pending { color: var(--muted); font-size: 11px; margin-left: 6px; }
   .timeline { position: relative; height: 14px; background: #edf2f7; border-radius: 3px; overflow: hidden; }
@@ -200,7 +202,9 @@ export const dashboardHtml = `<!doctype html>
   function age(ms) { return ms === undefined || ms === null ? "" : duration(now() - ms); }
   function latency(ms) { return typeof ms === "number" ? (ms < 10 ? ms.toFixed(2) : ms.toFixed(0)) + " ms" : ""; }
   function isDown(state) { return state !== "up" && state !== "unknown"; }
-  function byWorst(a, b) { return RANK[a.state] - RANK[b.state] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0); }
+  // Names in the order people count: pump-3 before pump-15.
+  var collator = new Intl.Collator(undefined, { numeric: true });
+  function byWorst(a, b) { return RANK[a.state] - RANK[b.state] || collator.compare(a.name, b.name); }
 
   var legend = $("legend");
   ORDER.forEach(function (s) {
@@ -265,7 +269,7 @@ export const dashboardHtml = `<!doctype html>
       });
       shown.forEach(function (t) { groups.get(groupOf(t, keys)).members.push(t); });
     }
-    var ordered = Array.from(groups.values()).sort(function (a, b) { return a.worst - b.worst || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0); });
+    var ordered = Array.from(groups.values()).sort(function (a, b) { return a.worst - b.worst || collator.compare(a.key, b.key); });
     overview(ordered);
     items = [];
     if (keys.length) ordered.forEach(function (g) {
@@ -305,7 +309,7 @@ export const dashboardHtml = `<!doctype html>
     var box = $("overview");
     box.textContent = "";
     groups.slice(0, MAX_CARDS).forEach(function (g) {
-      var card = el("div", "card");
+      var card = el("button", "card");
       card.dataset.group = g.key;
       card.title = "show only " + g.key;
       card.appendChild(el("b", "", g.key));

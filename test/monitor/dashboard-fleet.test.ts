@@ -5,8 +5,10 @@
  * `onFail: reset` does, firmware/gate/after.ts; one that sends FIN is `onFail: close`; a port nobody
  * listens on is `refused`). The list is ordered worst first, grouped by label with an overview, its
  * counts follow the filter, only the rows in view are in the DOM, a target has a page with its
- * history from the database, and /favicon.ico is served.
+ * history from the database, and /favicon.ico is served. A screenshot of the grouped view goes to
+ * test-artifacts/; with HANDCHECK_UPDATE_SCREENSHOTS=1 also to docs/monitor-dashboard-fleet.png.
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import { type Browser, type Page, chromium } from 'playwright-core';
@@ -18,6 +20,8 @@ import type { TargetState } from '../../monitor/state.js';
 import { silent } from '../helpers/log.js';
 import { EventStream } from '../ui/harness.js';
 import { reach, startMonitor, tempDir } from './helpers.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
 
 type Behaviour = 'accept' | 'reset' | 'close';
 
@@ -65,18 +69,20 @@ describe('dashboard for a fleet of 1000 targets', () => {
   const temp = tempDir();
 
   beforeAll(async () => {
+    mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
     const up = await listener(() => 'accept');
     const resets = await listener(() => 'reset');
     const closes = await listener(() => 'close');
     const flapping = await listener(() => flapper);
     servers.push(up.server, resets.server, closes.server, flapping.server);
     const refused = await freePort();
-    // 1000 targets, four of them not up, spread through the alphabet and the sites.
+    // 1000 targets, four of them not up, spread through the alphabet and the sites; two of them
+    // named so that numeric order is not the order of characters.
     const special: Record<number, { port: number; name: string }> = {
       17: { port: refused, name: 'pump-0017' },
-      230: { port: resets.port, name: 'pump-0230' },
+      230: { port: resets.port, name: 'pump-1230' },
       512: { port: closes.port, name: 'pump-0512' },
-      999: { port: resets.port, name: 'pump-0999' },
+      999: { port: resets.port, name: 'pump-999' },
     };
     const targets = Array.from({ length: TOTAL }, (_, i) => ({
       name: special[i]?.name ?? `pump-${String(i).padStart(4, '0')}`,
@@ -97,7 +103,7 @@ describe('dashboard for a fleet of 1000 targets', () => {
     );
     http = await startMonitorHttp({ monitor, host: '127.0.0.1', port: 0, logger: silent, batchMs: 50 });
     base = `http://127.0.0.1:${http.address.port}`;
-    const first: Array<[string, TargetState]> = [['pump-0017', 'refused'], ['pump-0230', 'reset'], ['pump-0512', 'closed'], ['pump-0999', 'reset'], ['flapper', 'up']];
+    const first: Array<[string, TargetState]> = [['pump-0017', 'refused'], ['pump-1230', 'reset'], ['pump-0512', 'closed'], ['pump-999', 'reset'], ['flapper', 'up']];
     await Promise.all(first.map(([name, state]) => reach(monitor, name, state, 15_000)));
     // Every target has its first result.
     for (;;) {
@@ -135,9 +141,9 @@ describe('dashboard for a fleet of 1000 targets', () => {
     try {
       const rows = await shownRows(page);
       // stateOrder: unreachable, timeout, refused, reset, closed, lost, error, unknown, up.
-      expect(rows.slice(0, 6)).toEqual(['pump-0017:refused', 'pump-0230:reset', 'pump-0999:reset', 'pump-0512:closed', 'flapper:up', 'pump-0000:up']);
+      expect(rows.slice(0, 6)).toEqual(['pump-0017:refused', 'pump-999:reset', 'pump-1230:reset', 'pump-0512:closed', 'flapper:up', 'pump-0000:up']);
       expect(rows.slice(6, 8)).toEqual(['pump-0001:up', 'pump-0002:up']);
-      expect(await page.textContent('[data-target="pump-0230"] .badge')).toBe(`${statePalette.reset.glyph}reset`);
+      expect(await page.textContent('[data-target="pump-1230"] .badge')).toBe(`${statePalette.reset.glyph}reset`);
       expect(await page.textContent('#n-total')).toBe('1000 targets');
       expect(await page.textContent('#n-down')).toBe('4 down');
       expect(await page.textContent('#n-up')).toBe('996 up');
@@ -188,9 +194,9 @@ describe('dashboard for a fleet of 1000 targets', () => {
       expect(await shownRows(page)).toEqual(['pump-0017:refused', 'pump-0512:closed']);
       expect(await page.textContent('#n-total')).toBe('500 of 1000 targets');
       expect(await page.textContent('#n-up')).toBe('498 up');
-      await page.fill('#filter', 'pump-02');
-      expect(await shownRows(page)).toEqual(['pump-0230:reset']);
-      expect(await page.textContent('#n-total')).toBe('100 of 1000 targets');
+      await page.fill('#filter', 'pump-12');
+      expect(await shownRows(page)).toEqual(['pump-1230:reset']);
+      expect(await page.textContent('#n-total')).toBe('1 of 1000 targets');
       await page.fill('#filter', 'site=nowhere');
       expect(await shownRows(page)).toEqual([]);
       expect(await page.textContent('#n-total')).toBe('0 of 1000 targets');
@@ -223,6 +229,8 @@ describe('dashboard for a fleet of 1000 targets', () => {
       const order = [...expected.entries()].sort((a, b) => rank(a[1]) - rank(b[1]) || (a[0] < b[0] ? -1 : 1));
       expect(await cards()).toEqual(order.map(([site, counts]) => `${site} ${stateOrder.filter((s) => counts.has(s)).map((s) => `${s}=${counts.get(s)}`).join(' ')}`));
       expect(order[0]![0]).toBe('site=kyoto');
+      await page.screenshot({ path: join(ROOT, 'test-artifacts', 'monitor-dashboard-fleet.png') });
+      if (process.env.HANDCHECK_UPDATE_SCREENSHOTS === '1') await page.screenshot({ path: join(ROOT, 'docs', 'monitor-dashboard-fleet.png') });
       const first = await page.evaluate(`Array.from(document.querySelectorAll('#list > *')).sort((a, b) => a.offsetTop - b.offsetTop).slice(0, 4).map((r) => r.dataset.group || r.dataset.target)`);
       expect(first).toEqual(['site=kyoto', 'pump-0017', 'pump-0001', 'pump-0005']);
       await page.selectOption('#group-2', 'line');
@@ -262,6 +270,7 @@ describe('dashboard for a fleet of 1000 targets', () => {
       await page.waitForSelector('#d-history tbody tr:first-child[data-to="closed"]', { timeout: 5000 });
       expect(await page.textContent('#d-badge')).toBe(`${statePalette.closed.glyph}closed`);
       expect(await page.textContent('#d-reason')).toMatch(/^FIN /);
+      await page.screenshot({ path: join(ROOT, 'test-artifacts', 'monitor-dashboard-target.png'), fullPage: true });
       flapper = 'accept';
       await page.click('#back');
       await page.waitForSelector('#list-view:not([hidden])');
