@@ -8,6 +8,7 @@
  * - Discrete inputs: the board's GPIO inputs, in the order of its `gpio` table.
  * - Coils: its GPIO outputs except those the firmware drives itself (status LED, link LEDs).
  * - Input registers from 1000: the boot record (bootRegisters).
+ * - Device identification (43/14): the extended objects 0x80.. name each component's state and why.
  * - Holding registers: 0..15 an asset tag, 32 ASCII characters, two per register, kept until restart.
  */
 import type { AddressInfo, Socket } from 'node:net';
@@ -21,7 +22,7 @@ import type { GpioLine } from '../hal/gpio.js';
 import { type BootStatus, resetCauses } from './boot-record.js';
 import type { DeviceStateManager } from './device-state.js';
 import type { ServiceHandler } from './firmware.js';
-import { type DeviceIdentification, type ModbusDataModel } from './modbus/data-model.js';
+import { type DeviceIdentification, type ModbusDataModel, firstExtendedObject } from './modbus/data-model.js';
 import { LogSummary } from './log-summary.js';
 import { asciiObjectText } from './modbus/device-id.js';
 import { ModbusIllegalAddressError } from './modbus/errors.js';
@@ -173,16 +174,25 @@ class BoardDataModel implements ModbusDataModel {
     });
   }
 
-  deviceIdentification(): DeviceIdentification {
-    return {
-      vendorName: 'handcheck',
-      productCode: asciiObjectText(this.board.config.id),
-      majorMinorRevision: process.env.npm_package_version ?? '0.1',
-      vendorUrl: 'https://github.com/handcheck/handcheck',
-      productName: 'handcheck appliance',
-      modelName: asciiObjectText(this.board.config.name),
-      userApplicationName: 'handcheck firmware',
-    };
+  /** With one extended object per component, in register order: `ID STATE` and, when it is not ok, `: REASON`. */
+  async deviceIdentification(): Promise<DeviceIdentification> {
+    return this.track(async () => {
+      const now = this.board.clock.now();
+      if (this.devices.states().some((s) => s.diagnosedAt === null || now - s.diagnosedAt > freshForMs)) await this.devices.diagnose();
+      return {
+        vendorName: 'handcheck',
+        productCode: asciiObjectText(this.board.config.id),
+        majorMinorRevision: process.env.npm_package_version ?? '0.1',
+        vendorUrl: 'https://github.com/handcheck/handcheck',
+        productName: 'handcheck appliance',
+        modelName: asciiObjectText(this.board.config.name),
+        userApplicationName: 'handcheck firmware',
+        extended: this.devices
+          .states()
+          .slice(0, 0x100 - firstExtendedObject)
+          .map((c) => asciiObjectText(c.state === 'ok' || !c.reason ? `${c.id} ${c.state}` : `${c.id} ${c.state}: ${c.reason}`)),
+      };
+    });
   }
 
   async close(): Promise<void> {

@@ -27,7 +27,19 @@ export interface TargetSettings {
   keepAliveMs: number;
 }
 
+/**
+ * The target speaks Modbus TCP (a handcheck appliance): on a transition to a fault the monitor asks
+ * it why, and on each up probe or hold connect reads its boot record. Off unless configured.
+ */
+export interface ModbusQueryConfig {
+  /** Where to ask: a port whose service depends on no component, so a faulty appliance still answers. Default: the target's port. */
+  port: number | undefined;
+  unitId: number;
+  timeoutMs: number;
+}
+
 export interface TargetConfig extends TargetSettings {
+  modbus: ModbusQueryConfig | undefined;
   name: string;
   host: string;
   port: number;
@@ -114,6 +126,16 @@ const settingsProperties = {
   keepAliveMs: { type: 'integer', minimum: 1000, maximum: 3_600_000 },
 } as const;
 
+const modbusQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    unitId: { type: 'integer', minimum: 0, maximum: 255 },
+    timeoutMs: { type: 'integer', minimum: 1, maximum: 60_000 },
+  },
+} as const;
+
 const labels = {
   type: 'object',
   propertyNames: { pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$', description: 'a label name matching [a-zA-Z_][a-zA-Z0-9_]* (Prometheus label syntax)' },
@@ -147,14 +169,14 @@ const schema = {
   required: ['targets'],
   properties: {
     $schema: { type: 'string' },
-    defaults: { type: 'object', additionalProperties: false, properties: { ...settingsProperties, labels } },
+    defaults: { type: 'object', additionalProperties: false, properties: { ...settingsProperties, labels, modbus: modbusQuery } },
     targets: {
       type: 'array',
       items: {
         type: 'object',
         additionalProperties: false,
         required: ['address'],
-        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, address: { type: 'string' }, labels, ...settingsProperties },
+        properties: { name: { type: 'string', minLength: 1, maxLength: 200 }, address: { type: 'string' }, labels, modbus: modbusQuery, ...settingsProperties },
       },
     },
     http: { type: 'string' },
@@ -188,8 +210,8 @@ const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true });
 const validate = ajv.compile(schema);
 
 export interface ConfigFile {
-  defaults?: Partial<TargetSettings> & { labels?: Record<string, string> };
-  targets: Array<Partial<TargetSettings> & { name?: string; address: string; labels?: Record<string, string> }>;
+  defaults?: Partial<TargetSettings> & { labels?: Record<string, string>; modbus?: Partial<ModbusQueryConfig> };
+  targets: Array<Partial<TargetSettings> & { name?: string; address: string; labels?: Record<string, string>; modbus?: Partial<ModbusQueryConfig> }>;
   http?: string;
   db?: string;
   retentionDays?: number;
@@ -299,14 +321,17 @@ export function resolveConfig(document: unknown, source: string): MonitorConfig 
   }
   if (issues.length > 0) throw new MonitorConfigError(source, issues);
   const { labels: defaultLabels = {}, ...defaults } = file.defaults ?? {};
-  const targets = file.targets.map((entry) => {
-    const { name, address, labels: own = {}, ...settings } = entry;
+  const { modbus: defaultModbus, ...defaultRest } = defaults;
+  const targets = file.targets.map((entry): TargetConfig => {
+    const { name, address, labels: own = {}, modbus: ownModbus, ...settings } = entry;
     const { host, port } = parseHostPort(address)!;
-    return Object.freeze({ ...defaultSettings, ...defaults, ...settings, name: name ?? address, host, port, labels: Object.freeze({ ...defaultLabels, ...own }) });
+    const query = defaultModbus || ownModbus ? { ...defaultModbus, ...ownModbus } : undefined;
+    const modbus = query && Object.freeze({ port: query.port, unitId: query.unitId ?? 1, timeoutMs: query.timeoutMs ?? 1000 });
+    return Object.freeze({ ...defaultSettings, ...defaultRest, ...settings, name: name ?? address, host, port, labels: Object.freeze({ ...defaultLabels, ...own }), modbus });
   });
   return Object.freeze({
     targets: Object.freeze(targets),
-    defaults: Object.freeze({ ...defaultSettings, ...defaults }),
+    defaults: Object.freeze({ ...defaultSettings, ...defaultRest }),
     http: file.http || undefined,
     db: file.db,
     retentionDays: file.retentionDays ?? 30,

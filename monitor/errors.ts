@@ -54,3 +54,13 @@ export class MonitorProbeParamError extends HandcheckError {
     this.param = param;
   }
 }
+
+/** The appliance did not answer a question the monitor asked it over Modbus (why it fails, which boot it is in). */
+export class ApplianceQueryError extends HandcheckError {
+  readonly address: string;
+
+  constructor(address: string, message: string) {
+    super('ERR_MONITOR_APPLIANCE_QUERY', `${address}: ${message}`);
+    this.address = address;
+  }
+}

@@ -14,7 +14,8 @@ import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type Alert, type AlertStatus, Alerter, type AlertSink, alertId } from './alerts.js';
-import type { MonitorConfig, TargetConfig, TargetSettings } from './config.js';
+import { componentReports, describeReports } from './appliance-client.js';
+import type { ModbusQueryConfig, MonitorConfig, TargetConfig, TargetSettings } from './config.js';
 import { MonitorClosedError } from './errors.js';
 import { History } from './history.js';
 import { MonitorMetrics } from './metrics.js';
@@ -191,12 +192,22 @@ export class Monitor {
     return () => this.transitionListeners.delete(listener);
   }
 
-  private report(runner: Runner, observation: Observation): void {
+  /**
+   * Feeds one result through the target's thresholds. A transition to a fault of a target with
+   * `modbus` set waits for the appliance's answer to why (bounded by its timeoutMs), so the history,
+   * the alert and the state carry it; only this target's loop waits.
+   */
+  private async report(runner: Runner, observation: Observation): Promise<void> {
     const target = runner.config;
     this.metrics.observe(target.name, observation.result, observation.connectMs);
     const transition = runner.tracker.observe(observation);
     for (const listener of this.resultListeners) listener(target, observation);
     if (!transition) return;
+    if (target.modbus && isDown(transition.to)) {
+      transition.cause = await this.askWhy(target, target.modbus);
+      transition.reason = `${transition.reason}; the appliance says: ${transition.cause}`;
+      runner.tracker.explain(transition.reason);
+    }
     try {
       this.history.record(transition);
     } catch (err) {
@@ -216,6 +227,14 @@ export class Monitor {
     for (const listener of this.transitionListeners) listener(transition, target);
   }
 
+  private async askWhy(target: TargetConfig, query: ModbusQueryConfig): Promise<string> {
+    try {
+      return describeReports(await componentReports({ host: target.host, port: query.port ?? target.port, unitId: query.unitId, timeoutMs: query.timeoutMs, signal: this.abort.signal }));
+    } catch (err) {
+      return `could not ask the appliance: ${(err as Error).message}`;
+    }
+  }
+
   private alertOf(runner: Runner, transition: Transition, status: AlertStatus): Alert {
     const target = runner.config;
     const startsAt = runner.downSince ?? transition.at;
@@ -231,6 +250,7 @@ export class Monitor {
       to: transition.to,
       healthy: transition.to === 'up',
       reason: transition.reason,
+      ...(transition.cause ? { cause: transition.cause } : {}),
       at: new Date(transition.at).toISOString(),
       startsAt: new Date(startsAt).toISOString(),
       ...(status === 'resolved' ? { endsAt: new Date(transition.at).toISOString() } : {}),
@@ -261,7 +281,7 @@ export class Monitor {
       next += intervalMs;
       const outcome = await this.attempt(runner, false);
       if (!outcome) return;
-      this.report(runner, this.observationOf(outcome, runner.config));
+      await this.report(runner, this.observationOf(outcome, runner.config));
       const now = performance.now();
       // Behind schedule (a stalled loop, a long timeout): start again from now rather than burst.
       if (next < now) next = now;
@@ -277,12 +297,12 @@ export class Monitor {
     while (!signal.aborted) {
       const outcome = await this.attempt(runner, true);
       if (!outcome) return;
-      this.report(runner, this.observationOf(outcome, runner.config));
+      await this.report(runner, this.observationOf(outcome, runner.config));
       let delay: number;
       if (outcome.socket) {
         const lost = await this.watch(runner, outcome.socket);
         if (!lost) return;
-        this.report(runner, lost);
+        await this.report(runner, lost);
         failures = 0;
         delay = base;
       } else {

@@ -32,6 +32,8 @@ export interface Transition {
   to: TargetState;
   reason: string;
   connectMs: number | undefined;
+  /** What the appliance said was wrong, when the monitor asked it (the target's `modbus`). */
+  cause?: string;
 }
 
 export interface TrackerSnapshot {
@@ -95,6 +97,11 @@ export class TargetTracker {
     this.streak = 0;
     this.streakResult = undefined;
     return transition;
+  }
+
+  /** Replaces the reason of the current state (with what the appliance said, once it answered). */
+  explain(reason: string): void {
+    this.reason = reason;
   }
 
   snapshot(): TrackerSnapshot {

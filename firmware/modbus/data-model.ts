@@ -31,7 +31,12 @@ export interface DeviceIdentification {
   productName?: string;
   modelName?: string;
   userApplicationName?: string;
+  /** Private objects of the extended category, served as objects 0x80, 0x81, ... in this order (at most 128). */
+  extended?: readonly string[];
 }
+
+/** Object id of the first extended (private) object. */
+export const firstExtendedObject = 0x80;
 
 /** Object id of each identification field, in object-id order. */
 export const deviceIdentificationObjects = [

@@ -4,8 +4,8 @@
  * Response PDU: 2B 0E readCode conformity moreFollows nextObjectId count, then per object: id length value.
  *
  * - Conformity level: 0x81 (basic, stream and individual access) when only the mandatory objects
- *   0x00-0x02 exist, 0x82 (regular, stream and individual) when any of 0x03-0x06 is present. Extended
- *   objects (0x80-0xFF) are not served.
+ *   0x00-0x02 exist, 0x82 (regular, stream and individual) when any of 0x03-0x06 is present, 0x83
+ *   (extended, stream and individual) when the model has private objects (0x80-0xFF).
  * - Stream access (read codes 1-3) returns the objects of the category from `objectId` on. A category
  *   above the conformity level is answered at the conformity level, and an `objectId` that names no
  *   object of the category restarts at object 0x00, both as the spec says.
@@ -13,7 +13,7 @@
  *   nextObjectId name where to continue.
  * - Individual access (read code 4) returns one object; one the device does not have is exception 0x02.
  */
-import { deviceIdentificationObjects, type DeviceIdentification } from './data-model.js';
+import { deviceIdentificationObjects, type DeviceIdentification, firstExtendedObject } from './data-model.js';
 import { ModbusModelError } from './errors.js';
 import { MAX_PDU_LENGTH } from './mbap.js';
 import { ExceptionCode, FunctionCode, MEI_READ_DEVICE_ID, ReadDeviceIdCode } from './pdu.js';
@@ -25,7 +25,7 @@ export const MAX_OBJECT_LENGTH = MAX_PDU_LENGTH - HEADER_LENGTH - 2;
 
 /** Highest object id of a stream category (basic or regular). */
 function categoryEnd(level: number): number {
-  return level === ReadDeviceIdCode.Basic ? 0x02 : 0x7f;
+  return level === ReadDeviceIdCode.Basic ? 0x02 : level === ReadDeviceIdCode.Regular ? 0x7f : 0xff;
 }
 
 interface IdObject {
@@ -63,13 +63,27 @@ export function identificationObjects(identification: DeviceIdentification): IdO
     }
     objects.push({ id, value: Buffer.from(value, 'ascii') });
   }
+  const extended = identification.extended ?? [];
+  if (extended.length > 0x100 - firstExtendedObject) {
+    throw new ModbusModelError('deviceIdentification', `${extended.length} extended objects, at most ${0x100 - firstExtendedObject} have an object id`);
+  }
+  extended.forEach((value, i) => {
+    if (!/^[\x20-\x7e]*$/.test(value) || value.length > MAX_OBJECT_LENGTH) {
+      throw new ModbusModelError('deviceIdentification', `extended object ${i} must be printable ASCII of at most ${MAX_OBJECT_LENGTH} characters, got ${JSON.stringify(value)}`);
+    }
+    objects.push({ id: firstExtendedObject + i, value: Buffer.from(value, 'ascii') });
+  });
   return objects;
 }
 
 export type DeviceIdAnswer = { pdu: Buffer } | { exception: ExceptionCode };
 
 export function readDeviceIdentification(objects: readonly IdObject[], readCode: ReadDeviceIdCode, objectId: number): DeviceIdAnswer {
-  const level = objects.some((object) => object.id > categoryEnd(ReadDeviceIdCode.Basic)) ? ReadDeviceIdCode.Regular : ReadDeviceIdCode.Basic;
+  const level = objects.some((object) => object.id > categoryEnd(ReadDeviceIdCode.Regular))
+    ? ReadDeviceIdCode.Extended
+    : objects.some((object) => object.id > categoryEnd(ReadDeviceIdCode.Basic))
+      ? ReadDeviceIdCode.Regular
+      : ReadDeviceIdCode.Basic;
   const conformity = 0x80 | level;
   const header = (moreFollows: number, nextObjectId: number, count: number): Buffer =>
     Buffer.from([FunctionCode.EncapsulatedInterface, MEI_READ_DEVICE_ID, readCode, conformity, moreFollows, nextObjectId, count]);

@@ -322,6 +322,19 @@ describe('read device identification (6.21)', () => {
     expect(hex(await read(basic, 0x02, 0x00)).slice(0, 20)).toBe('2b 0e 02 81 00 00 03');
   });
 
+  it('serves private objects from 0x80 in the extended category, conformity 0x83, beyond regular streams', async () => {
+    const model = new TableDataModel({ identification: { ...identification, productName: 'p', extended: ['board-temp ok', 'uplink-sfp failed: receiver loss of signal (RX_LOS)'] } });
+    const stream = await read(model, 0x03, 0x80);
+    expect(hex(stream.subarray(0, 7))).toBe('2b 0e 03 83 00 00 02');
+    expect(objects(stream)).toEqual([
+      { id: 0x80, value: 'board-temp ok' },
+      { id: 0x81, value: 'uplink-sfp failed: receiver loss of signal (RX_LOS)' },
+    ]);
+    expect(objects(await read(model, 0x02, 0x00)).every((object) => object.id < 0x80)).toBe(true);
+    expect(objects(await read(model, 0x04, 0x81))).toEqual([{ id: 0x81, value: 'uplink-sfp failed: receiver loss of signal (RX_LOS)' }]);
+    expect(hex(await read(model, 0x04, 0x82))).toBe('ab 02');
+  });
+
   it('refuses read device id codes other than 1-4 with exception 3', async () => {
     expect(hex(await read(regular(), 0x00, 0x00))).toBe('ab 03');
     expect(hex(await read(regular(), 0x05, 0x00))).toBe('ab 03');

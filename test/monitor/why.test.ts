@@ -1,0 +1,89 @@
+/**
+ * Why, not only that: a target with `modbus` set is asked, on a transition to a fault, what its
+ * components say (device identification's extended objects), and the transition, the state, the
+ * history and the alert carry it. The sim appliance here serves a second Modbus service with no
+ * dependencies, which a hardware fault does not gate; asked on the gated service's own port instead,
+ * a faulty appliance resets the question too, and the monitor says so rather than guess.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Appliance } from '../../app/appliance.js';
+import type { BoardConfig } from '../../config/board-config.js';
+import { gatePolicy } from '../../config/gate-policy.js';
+import { componentReports } from '../../monitor/appliance-client.js';
+import { applianceConfig, startAppliance } from '../firmware/helpers.js';
+import { until } from '../helpers/wait.js';
+import { Receiver, reach, startMonitor } from './helpers.js';
+
+/** The sim appliance with a second Modbus service that depends on no component: the port to ask. */
+function withQueryPort(config: BoardConfig): BoardConfig {
+  const modbus = config.services[0]!;
+  return { ...config, services: [modbus, { ...modbus, id: 'modbus-query', listen: '127.0.0.1:0', dependsOn: [], gate: gatePolicy({ ...modbus.gate, recheckMs: 0 }) }] };
+}
+
+describe('why: the appliance asked over Modbus', () => {
+  let appliance: Appliance;
+  let port: number;
+  let queryPort: number;
+  const config = applianceConfig({ recheckMs: 100 }, withQueryPort);
+  beforeAll(async () => {
+    ({ appliance, port } = await startAppliance(config));
+    queryPort = appliance.services.find((s) => s.config.id === 'modbus-query')!.port;
+  });
+  afterAll(async () => {
+    await appliance.stop();
+  });
+
+  it('the firmware names every component with its state, and why when it is not ok', async () => {
+    const ask = (): ReturnType<typeof componentReports> => componentReports({ host: '127.0.0.1', port: queryPort, unitId: 1, timeoutMs: 5000 });
+    expect((await ask()).map((r) => r.id)).toEqual(config.components.map((c) => c.id));
+    // A loaded machine can miss a first diagnosis's deadlines; the board is healthy once they are met.
+    await until(async () => (await ask()).every((r) => r.state === 'ok' && r.reason === ''), 'every component ok, without a reason', 30_000);
+    appliance.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
+    try {
+      await until(async () => (await ask()).some((r) => r.id === 'uplink-sfp' && r.state !== 'ok'), 'the fault in the reports');
+      const failed = (await ask()).filter((r) => r.state !== 'ok');
+      expect(failed).toEqual([{ id: 'uplink-sfp', state: 'failed', reason: expect.stringMatching(/loss of signal/) as string }]);
+    } finally {
+      appliance.board.sim!.faults.clearAll();
+    }
+  });
+
+  for (const mode of ['probe', 'hold'] as const) {
+    it(`${mode} mode: the transition, the state, the history and the alert say which part failed and why`, async () => {
+      const receiver = await new Receiver().listen();
+      const monitor = startMonitor({
+        targets: [{ name: 'pump', address: `127.0.0.1:${port}`, mode, intervalMs: 100, graceMs: 60, modbus: { port: queryPort, timeoutMs: 5000 } }],
+        alerts: { webhook: { url: receiver.url } },
+      });
+      try {
+        await reach(monitor, 'pump', 'up');
+        const alerted = receiver.next((a) => a.status === 'firing');
+        appliance.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
+        const down = (await reach(monitor, 'pump', mode === 'hold' ? 'lost' : 'reset'))!;
+        expect(down.cause).toMatch(/(^|; )uplink-sfp failed: [^;]*loss of signal/);
+        expect(down.reason).toBe(`${down.reason.split('; the appliance says: ')[0]}; the appliance says: ${down.cause}`);
+        expect(down.reason).toMatch(/^RST /);
+        expect(monitor.target('pump')!.reason).toBe(down.reason);
+        expect(monitor.history.forTarget('pump').at(-1)!.reason).toBe(down.reason);
+        expect((await alerted).body).toMatchObject({ cause: down.cause, reason: down.reason });
+      } finally {
+        appliance.board.sim!.faults.clearAll();
+        await monitor.close();
+        await receiver.close();
+      }
+    });
+  }
+
+  it('asked on the gated port itself, a faulty appliance resets the question: the monitor says it could not ask', async () => {
+    const monitor = startMonitor({ targets: [{ name: 'pump', address: `127.0.0.1:${port}`, intervalMs: 100, graceMs: 60, modbus: {} }] });
+    try {
+      await reach(monitor, 'pump', 'up');
+      appliance.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
+      const down = (await reach(monitor, 'pump', 'reset'))!;
+      expect(down.cause).toMatch(/^could not ask the appliance: 127\.0\.0\.1:\d+: (ECONNRESET|the connection closed before an answer)$/);
+    } finally {
+      appliance.board.sim!.faults.clearAll();
+      await monitor.close();
+    }
+  });
+});
