@@ -172,12 +172,13 @@ export function componentReports(address: ApplianceAddress): Promise<ComponentRe
   });
 }
 
-/** What the components that are not ok say, in one line: `uplink-sfp failed: receiver loss of signal (RX_LOS)`. */
+/** What the components that are not ok say, in one line: `uplink-sfp failed: receiver loss of signal (RX_LOS) | meter failed: ...`. */
 export function describeReports(reports: readonly ComponentReport[]): string {
   if (reports.length === 0) return 'the appliance names no components';
   const wrong = reports.filter((r) => r.state !== 'ok');
   if (wrong.length === 0) return 'the appliance reports every component ok';
-  return wrong.map((r) => (r.reason ? `${r.id} ${r.state}: ${r.reason}` : `${r.id} ${r.state}`)).join('; ');
+  // A component's reason has its own '; ' between checks: components are set apart by ' | '.
+  return wrong.map((r) => (r.reason ? `${r.id} ${r.state}: ${r.reason}` : `${r.id} ${r.state}`)).join(' | ');
 }
 
 /** The boot record (input registers 1000-1005); undefined when the appliance cannot say which boot it is in (all zero). */

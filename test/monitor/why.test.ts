@@ -60,7 +60,7 @@ describe('why: the appliance asked over Modbus', () => {
         const alerted = receiver.next((a) => a.status === 'firing');
         appliance.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
         const down = (await reach(monitor, 'pump', mode === 'hold' ? 'lost' : 'reset'))!;
-        expect(down.cause).toMatch(/(^|; )uplink-sfp failed: [^;]*loss of signal/);
+        expect(down.cause).toMatch(/(^| \| )uplink-sfp failed: [^|]*loss of signal/);
         expect(down.reason).toBe(`${down.reason.split('; the appliance says: ')[0]}; the appliance says: ${down.cause}`);
         expect(down.reason).toMatch(/^RST /);
         expect(monitor.target('pump')!.reason).toBe(down.reason);
