@@ -131,6 +131,20 @@ export interface GatePolicy {
   keepAliveMs: number;
 }
 
+/** MODBUS/TCP Security (`modbus-tls`): who the server is, whom it trusts, what each role may do. */
+export interface TlsConfig {
+  /** PEM file of the server's certificate (and chain). */
+  cert: string;
+  /** PEM file of the server's private key. */
+  key: string;
+  /** PEM file of the CA certificates a client certificate must chain to. */
+  ca: string;
+  /** Role (the client certificate's role extension) -> the function codes it may use. */
+  roles: Record<string, number[]>;
+  /** A client still in the TLS handshake this long after its connection was accepted is cut. Default 10000. */
+  handshakeTimeoutMs?: number;
+}
+
 /**
  * What stands behind a service's port:
  * - `modbus`: the built-in Modbus TCP server, behind the gate;
@@ -151,8 +165,11 @@ export interface ServiceConfig {
   id: string;
   /** Default `modbus`. */
   kind?: ServiceKind;
-  /** Kind `modbus` only, and required there. */
-  protocol?: 'modbus-tcp';
+  /**
+   * Kind `modbus` only, and required there: `modbus-tcp`, or `modbus-tls` (MODBUS/TCP Security:
+   * Modbus TCP inside TLS, needs `tls`).
+   */
+  protocol?: 'modbus-tcp' | 'modbus-tls';
   /**
    * `HOST:PORT` (`[::1]:502` for IPv6); port 0 picks a free port. For a guard, where the other process
    * listens (a fixed port).
@@ -171,6 +188,8 @@ export interface ServiceConfig {
   connectTimeoutMs?: number;
   /** Kind `proxy`: how the diagnosis checks the upstream. Absent: a connect. */
   probe?: ProbeConfig;
+  /** `modbus-tls` only, and required there. */
+  tls?: TlsConfig;
   /** Modbus: unit ids served (1-247). Default [1]. 0 and 255 are always accepted. */
   unitIds?: number[];
   /**

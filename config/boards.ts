@@ -197,6 +197,13 @@ function checkValues(board: BoardConfig, path: string): BoardsIssue[] {
     });
   }
   board.services.forEach((service, s) => {
+    const at = pointer(pointer(path, 'services'), s);
+    if (service.protocol === 'modbus-tls' && service.tls === undefined) {
+      issues.push({ path: pointer(at, 'tls'), message: 'protocol modbus-tls needs tls: { cert, key, ca, roles }' });
+    }
+    if ((service.kind ?? 'modbus') === 'modbus' && service.protocol !== 'modbus-tls' && service.tls !== undefined) {
+      issues.push({ path: pointer(at, 'tls'), message: `tls applies only to protocol "modbus-tls", this service's is ${JSON.stringify(service.protocol)}` });
+    }
     (service.writeAllow ?? []).forEach((address, w) => {
       if (!parseAddressRule(address)) {
         issues.push({ path: pointer(pointer(pointer(pointer(path, 'services'), s), 'writeAllow'), w), message: `${JSON.stringify(address)} is not an IP address or a CIDR subnet (10.0.0.0/24)` });
@@ -216,6 +223,7 @@ const kindOnlyFields: Record<string, ServiceKind> = {
   protocol: 'modbus',
   unitIds: 'modbus',
   writeAllow: 'modbus',
+  tls: 'modbus',
   upstream: 'proxy',
   connectTimeoutMs: 'proxy',
   probe: 'proxy',
@@ -268,7 +276,7 @@ function checkServiceKinds(board: BoardConfig, path: string, written: Map<string
       if (fields.service.has(field)) issues.push({ path: pointer(at, field), message: `${field} applies to services of kind "${only}" only; this one is kind "${kind}"` });
       else delete record[field];
     }
-    if (kind === 'modbus' && service.protocol === undefined) issues.push({ path: at, message: 'a service of kind "modbus" needs "protocol" ("modbus-tcp")' });
+    if (kind === 'modbus' && service.protocol === undefined) issues.push({ path: at, message: 'a service of kind "modbus" needs "protocol" ("modbus-tcp" or "modbus-tls")' });
     if (kind === 'proxy' && service.upstream === undefined) issues.push({ path: at, message: 'a service of kind "proxy" needs "upstream": the HOST:PORT it splices admitted clients to' });
     if (kind === 'proxy' && service.upstream !== undefined && parseHostPort(service.upstream) === undefined) {
       issues.push({ path: pointer(at, 'upstream'), message: `${JSON.stringify(service.upstream)} is not HOST:PORT with a port 1-65535` });

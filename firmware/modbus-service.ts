@@ -11,10 +11,11 @@
  * - Device identification (43/14): the extended objects 0x80.. name each component's state and why.
  * - Holding registers: 0..15 an asset tag, 32 ASCII characters, two per register, kept until restart.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { addressMatcher, isLoopback } from '../config/address-list.js';
-import type { GpioLineConfig, ServiceConfig } from '../config/board-config.js';
+import type { GpioLineConfig, ServiceConfig, TlsConfig } from '../config/board-config.js';
 import { maxQuantities } from '../config/boards.js';
 import { gpioReferences, kindSpec } from '../config/component-kinds.js';
 import type { BoardHal } from '../hal/board.js';
@@ -27,6 +28,8 @@ import { LogSummary } from './log-summary.js';
 import { asciiObjectText } from './modbus/device-id.js';
 import { ModbusIllegalAddressError } from './modbus/errors.js';
 import { isWriteFunction } from './modbus/pdu.js';
+import { ROLE_OID, roleOf } from './modbus/role.js';
+import { type TlsTermination, TlsConfigError, tlsTermination } from './tls-termination.js';
 import { type ModbusSession, serveModbus } from './modbus/session.js';
 
 export const quantityBase = 100;
@@ -213,6 +216,39 @@ export interface ModbusServiceOptions {
   logger: Logger;
 }
 
+const nothing = (): boolean => false;
+
+/**
+ * MODBUS/TCP Security's authorization: a client may use the function codes its certificate's role is
+ * given in `tls.roles`. A certificate without a role is handed to the rules as the spec's NULL role,
+ * and a role the rules do not name, like a malformed one, is given nothing: the client stays connected
+ * and every request is answered exception 01, the spec's answer to a role without the right.
+ */
+function roleAuthorization(tls: Readonly<TlsConfig>, logger: Logger): (certificate: X509Certificate, peer: string) => (functionCode: number) => boolean {
+  const roles = new Map(Object.entries(tls.roles).map(([role, codes]) => [role, new Set(codes)]));
+  const noRights = 'every request will be answered exception 01';
+  const logs = {
+    none: new LogSummary(logger, 'warn', `TLS client's certificate carries no Modbus role (extension ${ROLE_OID}): the NULL role has no rights in tls.roles; ${noRights}`),
+    unknown: new LogSummary(logger, 'warn', `TLS client's role is not in tls.roles; ${noRights}`),
+    malformed: new LogSummary(logger, 'warn', `TLS client's role extension is malformed, taken as no role; ${noRights}`),
+  };
+  return (certificate, peer) => {
+    const found = roleOf(certificate.raw);
+    const context = { action: 'tls-role', peer, subject: certificate.subject.replaceAll('\n', ', ') };
+    if (found.kind === 'none') logs.none.note({ ...context, role: null });
+    else if (found.kind === 'malformed') logs.malformed.note({ ...context, role: null, error: found.reason });
+    else {
+      const codes = roles.get(found.role);
+      if (codes) {
+        logger.debug({ ...context, role: found.role, functionCodes: [...codes] }, 'TLS client admitted with its role');
+        return (functionCode) => codes.has(functionCode);
+      }
+      logs.unknown.note({ ...context, role: found.role, roles: [...roles.keys()] });
+    }
+    return nothing;
+  };
+}
+
 export function createModbusService({ board, devices, boot, service, logger }: ModbusServiceOptions): ServiceHandler {
   const model = new BoardDataModel(board, devices, boot);
   const sessions = new Set<Socket>();
@@ -221,9 +257,40 @@ export function createModbusService({ board, devices, boot, service, logger }: M
   // may (no connection is handed over before then anyway).
   let anyoneWrites = false;
   const notModbus = new LogSummary(logger, 'warn', 'closing a connection: the byte stream is not Modbus TCP');
+
+  const serve = (socket: Socket, permits: ((functionCode: number) => boolean) | undefined): void => {
+    const session: ModbusSession = serveModbus(socket, {
+      model,
+      ...(service.unitIds ? { unitIds: [...service.unitIds] } : {}),
+      ...(permits ? { permits } : {}),
+      logger,
+      notModbus: (context) => notModbus.note(context),
+    });
+    sessions.add(socket);
+    void session.closed.then(() => sessions.delete(socket));
+  };
+
+  let termination: TlsTermination | undefined;
+  if (service.protocol === 'modbus-tls') {
+    if (!service.tls) throw new TlsConfigError(service.id, 'protocol modbus-tls needs tls');
+    const authorize = roleAuthorization(service.tls, logger);
+    termination = tlsTermination({
+      service: service.id,
+      tls: service.tls,
+      logger,
+      onSecure: (socket, certificate) => {
+        const remote = socket.remoteAddress ?? '';
+        const role = authorize(certificate, `${remote}:${socket.remotePort ?? 0}`);
+        // writeAllow, when given, narrows a role's rights by address.
+        const writes = writers ? writers(remote) : true;
+        serve(socket, writes ? role : (functionCode) => role(functionCode) && !isWriteFunction(functionCode));
+      },
+    });
+  }
+
   return {
     listening(address: AddressInfo): void {
-      if (writers) return;
+      if (writers || termination) return;
       anyoneWrites = isLoopback(address.address);
       if (!anyoneWrites) {
         logger.warn(
@@ -235,17 +302,12 @@ export function createModbusService({ board, devices, boot, service, logger }: M
       }
     },
     onConnection(socket: Socket): void {
-      const remote = socket.remoteAddress ?? '';
-      const writes = writers ? writers(remote) : anyoneWrites;
-      const session: ModbusSession = serveModbus(socket, {
-        model,
-        ...(service.unitIds ? { unitIds: [...service.unitIds] } : {}),
-        ...(writes ? {} : { permits: readOnly }),
-        logger,
-        notModbus: (context) => notModbus.note(context),
-      });
-      sessions.add(socket);
-      void session.closed.then(() => sessions.delete(socket));
+      if (termination) {
+        termination.onConnection(socket);
+        return;
+      }
+      const writes = writers ? writers(socket.remoteAddress ?? '') : anyoneWrites;
+      serve(socket, writes ? undefined : readOnly);
     },
     health() {
       let oldest = 0;
