@@ -82,7 +82,7 @@ describe('service kinds in boards.json', () => {
     expect(issues({ ...proxy, upstream: undefined })).toEqual([
       { path: '/boards/0/services/1', message: 'a service of kind "proxy" needs "upstream": the HOST:PORT it splices admitted clients to' },
     ]);
-    expect(issues({ id: 'm', listen: '127.0.0.1:1', dependsOn: [] })).toEqual([{ path: '/boards/0/services/1', message: 'a service of kind "modbus" needs "protocol" ("modbus-tcp")' }]);
+    expect(issues({ id: 'm', listen: '127.0.0.1:1', dependsOn: [] })).toEqual([{ path: '/boards/0/services/1', message: 'a service of kind "modbus" needs "protocol" ("modbus-tcp" or "modbus-tls")' }]);
   });
 
   it('refuses a guard gate field that acts on held connections, and after mode or reuse', () => {
