@@ -91,7 +91,8 @@ export const dashboardHtml = `<!doctype html>
   #list { position: relative; background: #fff; border: 1px solid var(--line); border-top: 0; contain: strict; }
   .row, .group-row { position: absolute; left: 0; right: 0; height: var(--row); border-bottom: 1px solid var(--line); }
   .row.down { background: #fff8f3; }
-  .group-row { display: flex; align-items: center; gap: 10px; padding: 0 10px; background: #edf2f7; font-size: 12px; }
+  .group-row { display: flex; align-items: center; gap: 10px; padding: 0 10px; background: #edf2f7; font: 12px/1.4 system-ui, sans-serif; color: inherit; border: 0; border-bottom: 1px solid var(--line); text-align: left; cursor: pointer; width: 100%; }
+  .group-row .fold { width: 1em; }
   .group-row b { font-family: ui-monospace, monospace; }
   .name a { color: inherit; text-decoration: none; font-weight: 700; } .name a:hover { text-decoration: underline; }
   .name small { display: block; color: var(--muted); font-family: ui-monospace, monospace; line-height: 1.2; }
@@ -173,6 +174,7 @@ export const dashboardHtml = `<!doctype html>
   var dirtyOrder = true, frame = 0, tick = 0;
   var timelineMs = 3600000, watchedSince = 0, skew = 0;
   var detail = null;
+  var folded = new Set();
 
   var $ = function (id) { return document.getElementById(id); };
   var list = $("list"), filterInput = $("filter"), stateFilter = $("state-filter"), group1 = $("group-1"), group2 = $("group-2");
@@ -275,7 +277,7 @@ export const dashboardHtml = `<!doctype html>
     if (keys.length) ordered.forEach(function (g) {
       if (!g.members.length) return;
       items.push({ group: g });
-      g.members.forEach(function (t) { items.push({ t: t }); });
+      if (!folded.has(g.key)) g.members.forEach(function (t) { items.push({ t: t }); });
     });
     else shown.forEach(function (t) { items.push({ t: t }); });
     list.style.height = items.length * ROW + "px";
@@ -371,16 +373,20 @@ export const dashboardHtml = `<!doctype html>
     if (r.tl !== tl) { r.tl = tl; drawTimeline(r.bar, timelines.get(t.name) || [], t.state, Math.min(timelineMs, Math.max(10000, now() - watchedSince))); }
   }
   function makeGroupRow() {
-    var row = el("div", "group-row");
-    var name = el("b"), counts = el("span", "counts-text");
-    row.appendChild(name); row.appendChild(counts);
-    return { node: row, name: name, counts: counts, g: null, at: -1 };
+    var row = el("button", "group-row");
+    var fold = el("span", "fold"), name = el("b"), counts = el("span", "counts-text");
+    row.appendChild(fold); row.appendChild(name); row.appendChild(counts);
+    return { node: row, fold: fold, name: name, counts: counts, at: -1 };
   }
   function fillGroupRow(r, g, i) {
     if (r.at !== i) { r.node.style.top = i * ROW + "px"; r.at = i; }
+    var open = !folded.has(g.key);
     r.node.dataset.group = g.key;
+    r.node.setAttribute("aria-expanded", String(open));
+    r.node.title = (open ? "fold " : "unfold ") + g.key;
+    setText(r.fold, open ? "▾" : "▸");
     setText(r.name, g.key);
-    setText(r.counts, countsText(g.counts));
+    setText(r.counts, countsText(g.counts) + (open ? "" : " (folded)"));
   }
 
   function paint() {
@@ -564,6 +570,12 @@ export const dashboardHtml = `<!doctype html>
   list.addEventListener("click", function (e) {
     var chip = e.target.closest(".chip");
     if (chip) addFilterTerm(chip.dataset.term);
+    var group = e.target.closest(".group-row");
+    if (group) {
+      if (folded.has(group.dataset.group)) folded.delete(group.dataset.group); else folded.add(group.dataset.group);
+      dirtyOrder = true;
+      draw();
+    }
   });
   addEventListener("scroll", schedule, { passive: true });
   addEventListener("resize", schedule);

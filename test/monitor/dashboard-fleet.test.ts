@@ -87,7 +87,7 @@ describe('dashboard for a fleet of 1000 targets', () => {
     const targets = Array.from({ length: TOTAL }, (_, i) => ({
       name: special[i]?.name ?? `pump-${String(i).padStart(4, '0')}`,
       address: `127.0.0.1:${special[i]?.port ?? up.port}`,
-      labels: { site: sites[i % sites.length]!, line: `line-${Math.floor(i / 4) % 2}` },
+      labels: { site: sites[i % sites.length]!, line: `line-${Math.floor(i / 4) % 2}`, rack: `r${i % 100}` },
     }));
     // One target probed often, to give it a history; the rest once an hour, their first probes
     // spread over the first 3 s. A grace of 2 s, so that a loaded machine's late FIN is still seen.
@@ -233,6 +233,14 @@ describe('dashboard for a fleet of 1000 targets', () => {
       if (process.env.HANDCHECK_UPDATE_SCREENSHOTS === '1') await page.screenshot({ path: join(ROOT, 'docs', 'monitor-dashboard-fleet.png') });
       const first = await page.evaluate(`Array.from(document.querySelectorAll('#list > *')).sort((a, b) => a.offsetTop - b.offsetTop).slice(0, 4).map((r) => r.dataset.group || r.dataset.target)`);
       expect(first).toEqual(['site=kyoto', 'pump-0017', 'pump-0001', 'pump-0005']);
+      const top = `Array.from(document.querySelectorAll('#list > *')).sort((a, b) => a.offsetTop - b.offsetTop).slice(0, 4).map((r) => r.dataset.group || r.dataset.target)`;
+      // A group's header folds its rows away, and unfolds them.
+      await page.click('.group-row[data-group="site=kyoto"]');
+      expect(await page.evaluate(top)).toEqual(['site=kyoto', 'site=nagoya', 'pump-1230', 'pump-0002']);
+      expect(await page.getAttribute('.group-row[data-group="site=kyoto"]', 'aria-expanded')).toBe('false');
+      expect(await page.evaluate('document.getElementById("list").offsetHeight')).toBe((TOTAL - 250 + 4) * 40);
+      await page.click('.group-row[data-group="site=kyoto"]');
+      expect(await page.evaluate(top)).toEqual(first);
       await page.selectOption('#group-2', 'line');
       expect((await cards()).slice(0, 2)).toEqual(['site=kyoto line=line-0 refused=1 up=124', 'site=nagoya line=line-1 reset=1 up=124']);
       expect(new URL(page.url()).searchParams.get('group')).toBe('site,line');
@@ -241,9 +249,25 @@ describe('dashboard for a fleet of 1000 targets', () => {
       expect(await page.inputValue('#filter')).toBe('site=osaka line=line-0');
       expect(await page.textContent('#n-total')).toBe('125 of 1000 targets');
       expect(await page.locator('#overview .card').count()).toBe(1);
+      // A hundred racks: the overview shows sixty and says how many more there are.
+      await page.fill('#filter', '');
+      await page.selectOption('#group-2', '');
+      await page.selectOption('#group-1', 'rack');
+      expect(await page.locator('#overview button.card').count()).toBe(60);
+      expect(await page.textContent('#overview .card.more')).toBe('and 40 more groups: filter to see them');
+      expect(await page.evaluate('document.querySelectorAll("#list .group-row").length')).toBeLessThanOrEqual(40);
       expect(errors).toEqual([]);
     } finally {
       await page.close();
+    }
+    // A bookmarked view comes back as it was.
+    const bookmarked = await open('?group=site,line&state=down');
+    try {
+      expect([await bookmarked.page.inputValue('#group-1'), await bookmarked.page.inputValue('#group-2'), await bookmarked.page.inputValue('#state-filter')]).toEqual(['site', 'line', 'down']);
+      const drawn = await bookmarked.page.evaluate(`Array.from(document.querySelectorAll('#list > *')).sort((a, b) => a.offsetTop - b.offsetTop).map((r) => r.dataset.group || r.dataset.target)`);
+      expect(drawn).toEqual(['site=kyoto line=line-0', 'pump-0017', 'site=nagoya line=line-1', 'pump-1230', 'site=sendai line=line-1', 'pump-999', 'site=osaka line=line-0', 'pump-0512']);
+    } finally {
+      await bookmarked.page.close();
     }
   });
 
