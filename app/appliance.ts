@@ -15,6 +15,7 @@ import { Firmware, type FirmwareStatus, listenAddress } from '../firmware/firmwa
 import type { GateDecision } from '../firmware/gate/gate.js';
 import { FirmwareMetrics } from '../firmware/metrics.js';
 import { SimPage } from './sim-page.js';
+import { formatHostPort } from '../config/host-port.js';
 
 /** First wait before retrying a failed restart; it doubles up to the maximum. */
 const firstRestartBackoffMs = 250;
@@ -121,7 +122,7 @@ export class Appliance {
     const appliance = new Appliance(options, board, stateDir, named === undefined && board.sim !== undefined);
     try {
       await appliance.startFirmware(options.listen ?? {});
-      appliance.bound = Object.fromEntries(appliance.firmware.services.map((s) => [s.config.id, `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`]));
+      appliance.bound = Object.fromEntries(appliance.firmware.services.map((s) => [s.config.id, formatHostPort(s)]));
       if (options.control !== '') await appliance.startControl(options.control ?? '127.0.0.1:9502');
       board.sim?.onReset((event) => {
         options.logger.error({ cause: event.cause, count: event.count }, 'board reset by the watchdog; restarting the firmware');

@@ -3,7 +3,7 @@
  * its own, as a table; `handcheck run` prints the same table before it starts the firmware on a
  * Linux board.
  */
-import { parseArgs } from 'node:util';
+import { type CommandSpec, parseCommand } from '../config/command-line.js';
 import type { BoardConfig } from '../config/board-config.js';
 import { loadBoards, selectBoard } from '../config/boards.js';
 import { HandcheckError } from '../config/errors.js';
@@ -29,15 +29,23 @@ export async function printSelfCheck(config: Readonly<BoardConfig>, write: (text
   }
 }
 
+export const checkSpec = (defaults: { boardsFile: string; board: string }) =>
+  ({
+    command: 'check',
+    summary: 'the start-up self-check of a linux board entry as a table; exit 1 if any failed',
+    description:
+      'The start-up self-check of a linux board entry as a table (sysfs GPIO, groups, I2C identities,\nwatchdog timeout, serial ports, network interfaces); exit 1 if any failed.',
+    options: {
+      board: { type: 'string', default: defaults.board, value: 'ID', help: 'the board entry' },
+      boards: { type: 'string', default: defaults.boardsFile, env: 'HANDCHECK_BOARDS', value: 'FILE', help: 'the boards file' },
+    },
+  }) as const satisfies CommandSpec;
+
 /** Exit status 0 when nothing failed (warnings allowed), 1 otherwise. */
 export async function checkCommand(argv: string[], defaults: { boardsFile: string; board: string }): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      board: { type: 'string', default: defaults.board },
-      boards: { type: 'string', default: defaults.boardsFile },
-    },
-  });
+  const parsed = parseCommand(checkSpec(defaults), argv);
+  if (!parsed) return 0;
+  const { values } = parsed;
   const config = selectBoard(await loadBoards(values.boards), values.board);
   const report = await printSelfCheck(config, (text) => process.stdout.write(text));
   return report.failed > 0 ? 1 : 0;

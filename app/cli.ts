@@ -5,10 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { type BoardsFile, loadBoards, selectBoard } from '../config/boards.js';
+import { type CommandSpec, commandsHelp, parseCommand } from '../config/command-line.js';
 import { HandcheckError } from '../config/errors.js';
+import { historySpec, monitorSpec } from '../monitor/commands.js';
+import { checkSpec } from './check-command.js';
+import { flashSpec } from './flash.js';
 import { type ProbeResult, probe } from '../monitor/probe.js';
 import { parseFaultSpec } from '../sim/faults.js';
 import { Appliance } from './appliance.js';
@@ -16,6 +19,7 @@ import { openBoard } from './board-select.js';
 import { DeviceStateManager } from '../firmware/device-state.js';
 import { listenAddress } from '../firmware/firmware.js';
 import { packageRoot } from './package-root.js';
+import { formatHostPort } from '../config/host-port.js';
 
 const defaultBoardsFile = process.env.HANDCHECK_BOARDS ?? resolve(packageRoot, 'boards.json');
 const defaultBoard = 'sim-appliance';
@@ -27,39 +31,71 @@ export class UsageError extends HandcheckError {
   }
 }
 
-const usage = `usage: handcheck <command> [options]
+const runSpec = {
+  command: 'run',
+  summary: 'start the firmware on a board entry (the simulated appliance by default)',
+  options: {
+    board: { type: 'string', default: defaultBoard, value: 'ID', help: 'the board entry' },
+    boards: { type: 'string', default: defaultBoardsFile, env: 'HANDCHECK_BOARDS', value: 'FILE', help: 'the boards file' },
+    listen: { type: 'string', multiple: true, value: 'SERVICE=HOST:PORT', help: "listen address of a service instead of the entry's" },
+    before: { type: 'string', multiple: true, value: 'SERVICE', help: 'hold SYNs until the verdict (before mode; needs CAP_NET_ADMIN)' },
+    control: { type: 'string', default: process.env.HANDCHECK_CONTROL ?? defaultControl, env: 'HANDCHECK_CONTROL', value: 'HOST:PORT', help: 'the control endpoint ("" for none)' },
+    'control-token': { type: 'string', default: process.env.HANDCHECK_CONTROL_TOKEN, env: 'HANDCHECK_CONTROL_TOKEN', value: 'TOKEN', help: 'bearer token the control endpoint requires' },
+    sim: { type: 'boolean', default: false, help: 'simulate any entry' },
+    'sim-speed': { type: 'string', default: '1', value: 'N', help: "the sim board's clock speed" },
+    'log-level': { type: 'string', default: process.env.HANDCHECK_LOG_LEVEL ?? 'info', env: 'HANDCHECK_LOG_LEVEL', value: 'LEVEL', help: 'pino log level' },
+    'state-dir': { type: 'string', value: 'DIR', help: "the boot record's directory (default the entry's stateDir, /var/lib/handcheck on a linux board, a temporary directory on the sim board)" },
+  },
+} as const satisfies CommandSpec;
 
-commands:
-  run     start the firmware on a board entry (the simulated appliance by default)
-            --board ID  --boards FILE  --listen SERVICE=HOST:PORT (repeatable)
-            --before SERVICE (repeatable: hold SYNs until the verdict; needs CAP_NET_ADMIN)
-            --control HOST:PORT (default ${defaultControl}; "" for none)  --control-token TOKEN
-            --sim (simulate any entry)  --sim-speed N  --log-level LEVEL
-            --state-dir DIR (the boot record; default the entry's stateDir, /var/lib/handcheck on
-            a linux board, a temporary directory on the sim board)
-  diag    diagnose every component once and print a table; exit 1 if any failed
-            --board ID  --boards FILE  --sim  --fault TARGET:KIND (repeatable, sim only)
-  fault   inject or clear faults in a running sim firmware through its control endpoint
-            fault list | fault inject TARGET KIND [--duration MS] [--times N] [--at MS] [--param K=V]
-            fault clear [ID]      (--control HOST:PORT, --control-token TOKEN)
-  probe   HOST:PORT  connect as a client would and report up/refused/reset/closed/timeout/unreachable/error
-            --grace MS (default 300)  --timeout MS (default 2000)
-  monitor [NAME=]HOST:PORT ...  watch appliances through TCP connects alone (docs/monitor.md)
-            --config FILE  --select LABEL=VALUE (repeatable: this monitor's shard of the file)
-            --mode probe|hold  --interval MS  --grace MS  --timeout MS  --rise N  --fall N  --keepalive MS
-            --label K=V (repeatable, for command-line targets)  --http HOST:PORT  --db FILE  --retention DAYS
-            --alert-command CMD  --webhook URL  --alert-retries N  --json  --results  --log-level LEVEL
-  monitor history NAME  print the recorded transitions of a target (--db FILE  --limit N  --json)
-  boards  list the board entries of a boards file, validating it (--boards FILE)
-  check   the start-up self-check of a linux board entry as a table (sysfs GPIO, groups, I2C
-          identities, watchdog timeout, serial ports, network interfaces); exit 1 if any failed
-            --board ID  --boards FILE
-  flash   build the firmware and lay out an installable tree for a board entry
-            --board ID  --to DIR | USER@HOST:DIR  --boards FILE
-            --restart-command CMD (over ssh; default "sudo systemctl restart handcheck")
-            --install-command CMD (over ssh; default "sudo DIR/deploy/install.sh")
-            --identity FILE  --ssh-option OPTION (repeatable)  --no-build
-`;
+const diagSpec = {
+  command: 'diag',
+  summary: 'diagnose every component once and print a table; exit 1 if any failed',
+  options: {
+    board: { type: 'string', default: defaultBoard, value: 'ID', help: 'the board entry' },
+    boards: { type: 'string', default: defaultBoardsFile, env: 'HANDCHECK_BOARDS', value: 'FILE', help: 'the boards file' },
+    sim: { type: 'boolean', default: false, help: 'simulate any entry' },
+    fault: { type: 'string', multiple: true, value: 'TARGET:KIND', help: 'inject a fault first (sim only)' },
+  },
+} as const satisfies CommandSpec;
+
+const faultSpec = {
+  command: 'fault',
+  args: 'list | inject TARGET KIND | clear [ID]',
+  summary: 'inject or clear faults in a running sim firmware through its control endpoint',
+  options: {
+    control: { type: 'string', default: process.env.HANDCHECK_CONTROL ?? defaultControl, env: 'HANDCHECK_CONTROL', value: 'HOST:PORT', help: 'the control endpoint' },
+    'control-token': { type: 'string', default: process.env.HANDCHECK_CONTROL_TOKEN, env: 'HANDCHECK_CONTROL_TOKEN', value: 'TOKEN', help: 'bearer token of the control endpoint' },
+    duration: { type: 'string', value: 'MS', help: 'inject: clear the fault after MS' },
+    times: { type: 'string', value: 'N', help: 'inject: act N times, then clear' },
+    at: { type: 'string', value: 'MS', help: "inject: start at MS on the board's clock" },
+    param: { type: 'string', multiple: true, value: 'K=V', help: "inject: a parameter of the fault kind" },
+  },
+} as const satisfies CommandSpec;
+
+const probeSpec = {
+  command: 'probe',
+  args: 'HOST:PORT',
+  summary: 'connect as a client would and report up/refused/reset/closed/timeout/unreachable/error',
+  description: 'Connect as a client would and report what TCP showed; exit status by result: up 0, refused 2,\nreset 3, closed 4, timeout 5, unreachable 6, error 7.',
+  options: {
+    grace: { type: 'string', default: '300', value: 'MS', help: 'how long the connection must stay open to count as up' },
+    timeout: { type: 'string', default: '2000', value: 'MS', help: 'how long to wait for the SYN/ACK' },
+  },
+} as const satisfies CommandSpec;
+
+const boardsSpec = {
+  command: 'boards',
+  summary: 'list the board entries of a boards file, validating it',
+  options: {
+    boards: { type: 'string', default: defaultBoardsFile, env: 'HANDCHECK_BOARDS', value: 'FILE', help: 'the boards file' },
+  },
+} as const satisfies CommandSpec;
+
+/** Every command's definition, in the order `handcheck --help` lists them. */
+export function commandSpecs(): CommandSpec[] {
+  return [runSpec, diagSpec, faultSpec, probeSpec, monitorSpec, historySpec, boardsSpec, checkSpec({ boardsFile: defaultBoardsFile, board: defaultBoard }), flashSpec({ boardsFile: defaultBoardsFile })];
+}
 
 function multi(values: string[] | undefined, what: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -77,21 +113,9 @@ async function board(file: string, id: string): Promise<{ boards: BoardsFile; co
 }
 
 async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      board: { type: 'string', default: defaultBoard },
-      boards: { type: 'string', default: defaultBoardsFile },
-      listen: { type: 'string', multiple: true },
-      before: { type: 'string', multiple: true },
-      control: { type: 'string', default: process.env.HANDCHECK_CONTROL ?? defaultControl },
-      'control-token': { type: 'string', default: process.env.HANDCHECK_CONTROL_TOKEN },
-      sim: { type: 'boolean', default: false },
-      'sim-speed': { type: 'string', default: '1' },
-      'log-level': { type: 'string', default: process.env.HANDCHECK_LOG_LEVEL ?? 'info' },
-      'state-dir': { type: 'string' },
-    },
-  });
+  const parsed = parseCommand(runSpec, argv);
+  if (!parsed) return 0;
+  const { values } = parsed;
   const logger = pino({ level: values['log-level'], base: { board: values.board } });
   if (values['state-dir'] === '') throw new UsageError('--state-dir must name a directory');
   const { config } = await board(values.boards, values.board);
@@ -116,15 +140,15 @@ async function run(argv: string[]): Promise<number> {
   for (const service of appliance.services) {
     const p = service.gate.policy;
     const { id, kind, protocol, upstream } = service.config;
-    const where = `${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port}`;
+    const where = formatHostPort(service);
     if (kind === 'guard') lines.push(`handcheck: service ${id} (guard) holding SYNs for ${where}, where another process listens - failClosed ${String(p.failClosed)}`);
     else if (kind === 'proxy') lines.push(`handcheck: service ${id} (proxy to ${upstream ?? '?'}) listening on ${where} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
-    else lines.push(`handcheck: service ${id} (${protocol ?? 'modbus-tcp'}) listening on ${service.host}:${service.port} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
+    else lines.push(`handcheck: service ${id} (${protocol ?? 'modbus-tcp'}) listening on ${where} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
   }
   const control = appliance.controlAddress;
   if (control) {
-    lines.push(`handcheck: control endpoint on http://${control.host}:${control.port}/status`);
-    if (appliance.board.sim) lines.push(`handcheck: sim board page on http://${control.host}:${control.port}/`);
+    lines.push(`handcheck: control endpoint on http://${formatHostPort(control)}/status`);
+    if (appliance.board.sim) lines.push(`handcheck: sim board page on http://${formatHostPort(control)}/`);
   }
   process.stderr.write(`${lines.join('\n')}\n`);
 
@@ -161,15 +185,9 @@ function formatReading(reading: Record<string, unknown> | undefined): string {
 }
 
 async function diag(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      board: { type: 'string', default: defaultBoard },
-      boards: { type: 'string', default: defaultBoardsFile },
-      sim: { type: 'boolean', default: false },
-      fault: { type: 'string', multiple: true },
-    },
-  });
+  const parsed = parseCommand(diagSpec, argv);
+  if (!parsed) return 0;
+  const { values } = parsed;
   const { config } = await board(values.boards, values.board);
   // A one-shot diagnosis of the sim board runs its clock as fast as the models allow: on a busy
   // laptop, a clock following real time made healthy simulated parts miss their deadlines.
@@ -199,7 +217,7 @@ async function diag(argv: string[]): Promise<number> {
 
 async function controlRequest(where: string, token: string | undefined, method: string, path: string, body?: unknown): Promise<unknown> {
   const { host, port } = listenAddress('control', where);
-  const response = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, {
+  const response = await fetch(`http://${formatHostPort({ host, port })}${path}`, {
     method,
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -212,18 +230,9 @@ async function controlRequest(where: string, token: string | undefined, method: 
 }
 
 async function fault(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      control: { type: 'string', default: process.env.HANDCHECK_CONTROL ?? defaultControl },
-      'control-token': { type: 'string', default: process.env.HANDCHECK_CONTROL_TOKEN },
-      duration: { type: 'string' },
-      times: { type: 'string' },
-      at: { type: 'string' },
-      param: { type: 'string', multiple: true },
-    },
-  });
+  const parsed = parseCommand(faultSpec, argv);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const [action, ...rest] = positionals;
   const token = values['control-token'];
   let result: unknown;
@@ -257,11 +266,9 @@ async function fault(argv: string[]): Promise<number> {
 const probeExit: Record<ProbeResult, number> = { up: 0, refused: 2, reset: 3, closed: 4, timeout: 5, unreachable: 6, error: 7 };
 
 async function probeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { grace: { type: 'string', default: '300' }, timeout: { type: 'string', default: '2000' } },
-  });
+  const parsed = parseCommand(probeSpec, argv);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('probe needs exactly one HOST:PORT');
   const { host, port } = listenAddress('probe', positionals[0]!);
   const outcome = await probe({ host, port, graceMs: Number(values.grace), connectTimeoutMs: Number(values.timeout) });
@@ -270,7 +277,9 @@ async function probeCommand(argv: string[]): Promise<number> {
 }
 
 async function boardsCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { boards: { type: 'string', default: defaultBoardsFile } } });
+  const parsed = parseCommand(boardsSpec, argv);
+  if (!parsed) return 0;
+  const { values } = parsed;
   const boards = await loadBoards(values.boards);
   const rows = [['ID', 'BACKEND', 'COMPONENTS', 'SERVICES', 'NAME']];
   for (const b of boards.boards) rows.push([b.id, b.backend, String(b.components.length), b.services.map((s) => `${s.id}@${s.listen}`).join(','), b.name]);
@@ -294,7 +303,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(usage);
+    process.stdout.write(commandsHelp(commandSpecs()));
     return command ? 0 : 64;
   }
   if (command === '--version') {
@@ -303,7 +312,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const handler = commands[command];
   if (!handler) {
-    process.stderr.write(`handcheck: unknown command "${command}"\n${usage}`);
+    process.stderr.write(`handcheck: unknown command "${command}"\n${commandsHelp(commandSpecs())}`);
     return 64;
   }
   try {

@@ -24,7 +24,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { parseArgs } from 'node:util';
+import { type CommandSpec, parseCommand } from '../config/command-line.js';
 import type { BoardConfig } from '../config/board-config.js';
 import { loadBoards, selectBoard } from '../config/boards.js';
 import { HandcheckError } from '../config/errors.js';
@@ -356,20 +356,27 @@ export async function flash(options: FlashOptions): Promise<FlashResult> {
   }
 }
 
-export async function flashCommand(argv: string[], defaults: { boardsFile: string; packageRoot: string }): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
+export const flashSpec = (defaults: { boardsFile: string }) =>
+  ({
+    command: 'flash',
+    summary: 'build the firmware and lay out an installable tree for a board entry',
+    description: 'Build the firmware and lay out an installable tree for a board entry, in a directory or over ssh\n(then install and restart it there).',
     options: {
-      board: { type: 'string' },
-      boards: { type: 'string', default: defaults.boardsFile },
-      to: { type: 'string' },
-      'no-build': { type: 'boolean', default: false },
-      'install-command': { type: 'string' },
-      'restart-command': { type: 'string' },
-      identity: { type: 'string' },
-      'ssh-option': { type: 'string', multiple: true },
+      board: { type: 'string', value: 'ID', help: 'the board entry (required)' },
+      boards: { type: 'string', default: defaults.boardsFile, env: 'HANDCHECK_BOARDS', value: 'FILE', help: 'the boards file' },
+      to: { type: 'string', value: 'DIR|USER@HOST:DIR', help: 'where to lay out the tree (required)' },
+      'no-build': { type: 'boolean', default: false, help: 'use dist/ as it is' },
+      'install-command': { type: 'string', value: 'CMD', help: 'over ssh (default "sudo DIR/deploy/install.sh")' },
+      'restart-command': { type: 'string', value: 'CMD', help: 'over ssh (default "sudo systemctl restart handcheck")' },
+      identity: { type: 'string', value: 'FILE', help: 'ssh identity file' },
+      'ssh-option': { type: 'string', multiple: true, value: 'OPTION', help: 'an ssh -o option' },
     },
-  });
+  }) as const satisfies CommandSpec;
+
+export async function flashCommand(argv: string[], defaults: { boardsFile: string; packageRoot: string }): Promise<number> {
+  const parsed = parseCommand(flashSpec(defaults), argv);
+  if (!parsed) return 0;
+  const { values } = parsed;
   if (!values.board) throw new FlashTargetError('flash needs --board ID (handcheck boards lists them)');
   if (values.to === undefined) throw new FlashTargetError('flash needs --to DIR or --to USER@HOST:DIR');
   await flash({

@@ -1,12 +1,15 @@
 /**
- * `handcheck monitor`: watch targets until SIGINT/SIGTERM; `handcheck monitor history NAME`: print a
- * target's recorded transitions.
+ * `handcheck monitor`: watch targets until SIGINT/SIGTERM, reloading them on SIGHUP; `handcheck
+ * monitor history NAME`: print a target's recorded transitions. Their options and help are defined
+ * in monitor/commands.ts.
  */
-import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { parseCommand } from '../config/command-line.js';
 import { HandcheckError } from '../config/errors.js';
-import { parseHostPort } from '../config/host-port.js';
-import { type ConfigFile, type TargetSettings, readConfigFile, resolveConfig, selectTargets, targetFromArgument } from './config.js';
+import { formatHostPort, parseHostPort } from '../config/host-port.js';
+import { historySpec, monitorSpec } from './commands.js';
+import { type ConfigFile, type MonitorConfig, type TargetSettings, readConfigFile, resolveConfig, selectTargets, targetFromArgument } from './config.js';
+import { TargetSources } from './discovery.js';
 import { MonitorConfigError } from './errors.js';
 import { History } from './history.js';
 import { type MonitorHttpServer, startMonitorHttp } from './http.js';
@@ -37,15 +40,13 @@ function integer(value: string | undefined, option: string): number | undefined 
 }
 
 async function history(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { db: { type: 'string', default: process.env.HANDCHECK_MONITOR_DB }, limit: { type: 'string', default: '100' }, json: { type: 'boolean', default: false } },
-  });
+  const parsed = parseCommand(historySpec, argv);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new MonitorUsageError('monitor history needs exactly one target NAME');
   if (!values.db) throw new MonitorUsageError('monitor history needs --db FILE (or HANDCHECK_MONITOR_DB)');
   const name = positionals[0]!;
-  const store = History.open(values.db);
+  const store = History.open(values.db, { readOnly: true });
   try {
     const transitions = store.forTarget(name, { limit: integer(values.limit, '--limit') ?? 100 });
     if (values.json) {
@@ -66,33 +67,10 @@ async function history(argv: string[]): Promise<number> {
   }
 }
 
-export async function monitorCommand(argv: string[]): Promise<number> {
-  if (argv[0] === 'history') return history(argv.slice(1));
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      select: { type: 'string', multiple: true },
-      mode: { type: 'string' },
-      interval: { type: 'string' },
-      grace: { type: 'string' },
-      timeout: { type: 'string' },
-      rise: { type: 'string' },
-      fall: { type: 'string' },
-      keepalive: { type: 'string' },
-      label: { type: 'string', multiple: true },
-      http: { type: 'string' },
-      db: { type: 'string', default: process.env.HANDCHECK_MONITOR_DB },
-      retention: { type: 'string' },
-      'alert-command': { type: 'string' },
-      webhook: { type: 'string' },
-      'alert-retries': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      results: { type: 'boolean', default: false },
-      'log-level': { type: 'string', default: process.env.HANDCHECK_LOG_LEVEL ?? 'info' },
-    },
-  });
+type MonitorValues = NonNullable<ReturnType<typeof parseCommand<typeof monitorSpec.options>>>['values'];
+
+/** The config file (read again on SIGHUP) with the command line over it, resolved and sharded. */
+function loadConfig(values: MonitorValues, positionals: string[]): MonitorConfig {
   const document = (values.config ? readConfigFile(values.config) : { targets: [] }) as ConfigFile;
   if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new MonitorConfigError(values.config ?? 'command line', [{ path: '', message: 'must be a JSON object' }]);
   // Command-line settings act as defaults: a target in the file that sets its own keeps it.
@@ -115,6 +93,7 @@ export async function monitorCommand(argv: string[]): Promise<number> {
   }
   const labels = pairs(values.label, '--label');
   const fromArgs = positionals.map((p) => ({ ...targetFromArgument(p), ...(Object.keys(labels).length > 0 ? { labels } : {}) }));
+  const discovery = document.discovery ?? {};
   const merged: ConfigFile = {
     ...document,
     defaults: { ...document.defaults, ...settings },
@@ -122,6 +101,16 @@ export async function monitorCommand(argv: string[]): Promise<number> {
     ...(values.http !== undefined ? { http: values.http } : {}),
     ...(values.db !== undefined ? { db: values.db } : {}),
     ...(values.retention !== undefined ? { retentionDays: Number(values.retention) } : {}),
+    ...(values['no-histogram'] ? { connectHistogram: false } : {}),
+    ...(values['file-sd'] || values['http-sd']
+      ? {
+          discovery: {
+            ...discovery,
+            files: [...(discovery.files ?? []), ...(values['file-sd'] ?? [])],
+            http: [...(discovery.http ?? []), ...(values['http-sd'] ?? []).map((url) => ({ url }))],
+          },
+        }
+      : {}),
   };
   if (values['alert-command'] !== undefined || values.webhook !== undefined || values['alert-retries'] !== undefined) {
     merged.alerts = {
@@ -132,32 +121,72 @@ export async function monitorCommand(argv: string[]): Promise<number> {
     };
   }
   const source = values.config ? `${values.config} with the command line` : 'command line';
-  const config = selectTargets(resolveConfig(merged, source), pairs(values.select, '--select'));
-  if (config.targets.length === 0) throw new MonitorUsageError(values.select ? `no target of ${source} matches --select ${values.select.join(' ')}` : 'monitor needs at least one [NAME=]HOST:PORT or --config FILE');
+  return selectTargets(resolveConfig(merged, source), pairs(values.select, '--select'));
+}
+
+export async function monitorCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'history') return history(argv.slice(1));
+  const parsed = parseCommand(monitorSpec, argv);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  const config = loadConfig(values, positionals);
+  const select = pairs(values.select, '--select');
+  const discovering = config.discovery.files.length + config.discovery.http.length > 0;
+  // With an HTTP endpoint and no targets of its own, the monitor only answers /probe (Prometheus schedules).
+  if (config.targets.length === 0 && !discovering && !config.http) {
+    throw new MonitorUsageError(values.select ? `no target of ${values.config ?? 'the command line'} matches --select ${values.select.join(' ')}` : 'monitor needs at least one [NAME=]HOST:PORT, --config FILE, --file-sd, --http-sd or --http (for /probe)');
+  }
 
   const logger = pino({ level: values['log-level'] }, pino.destination(2));
   const monitor = Monitor.start({ config, logger });
+  const sharded = (targets: MonitorConfig['targets']): MonitorConfig['targets'] => selectTargets({ ...config, targets }, select).targets;
+  const sources = new TargetSources({
+    targets: config.targets,
+    discovery: config.discovery,
+    defaults: { settings: config.defaults, labels: config.defaultLabels },
+    apply: (targets) => monitor.setTargets(sharded(targets)),
+    onFailure: (source) => monitor.metrics.discoveryFailure(source),
+    logger: logger.child({ subsystem: 'discovery' }),
+  });
   let http: MonitorHttpServer | undefined;
   try {
+    await sources.start();
     if (config.http) {
       const { host, port } = parseHostPort(config.http, { allowPortZero: true })!;
       http = await startMonitorHttp({ monitor, host, port, logger: logger.child({ subsystem: 'http' }) });
       const a = http.address;
-      process.stderr.write(`handcheck monitor: dashboard on http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/ (metrics at /metrics)\n`);
+      process.stderr.write(`handcheck monitor: dashboard on http://${formatHostPort({ host: a.address, port: a.port })}/ (metrics at /metrics, probes at /probe)\n`);
     }
   } catch (err) {
+    sources.close();
     await monitor.close();
     throw err;
   }
-  process.stderr.write(`handcheck monitor: ${config.targets.length} targets${config.db ? `, history in ${config.db}` : ''}\n`);
+  process.stderr.write(`handcheck monitor: ${monitor.targets.length} targets${config.db ? `, history in ${config.db}` : ''}\n`);
   const stopOutput = process.stdout.isTTY && !values.json ? liveTable(monitor, process.stdout) : jsonLines(monitor, process.stdout, values.results);
+
+  // SIGHUP: the targets and their settings again from --config (and the command line); what needs a
+  // restart (http, db, alerts, discovery sources) is left as it is. A config that no longer
+  // resolves is logged and changes nothing.
+  const reload = (): void => {
+    try {
+      const next = loadConfig(values, positionals);
+      sources.setOwn(next.targets);
+      logger.info({ targets: monitor.targets.length }, 'reloaded the config on SIGHUP');
+    } catch (err) {
+      logger.error({ err }, 'SIGHUP: the config does not load; keeping the targets as they are');
+    }
+  };
+  process.on('SIGHUP', reload);
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (): void => {
       if (stopping) return;
       stopping = true;
+      process.off('SIGHUP', reload);
       stopOutput();
+      sources.close();
       void (async () => {
         await http?.close();
         await monitor.close();

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parseHostPort } from '../config/host-port.js';
 import { schemaIssues } from '../config/issues.js';
+import type { DiscoveryConfig } from './discovery.js';
 import { type ConfigIssue, MonitorConfigError } from './errors.js';
 
 export type MonitorMode = 'probe' | 'hold';
@@ -91,6 +92,10 @@ export interface MonitorConfig {
   alerts: AlertConfig;
   /** Per-target connect duration histogram on /metrics (12 series a target). */
   connectHistogram: boolean;
+  /** Targets from Prometheus-format service discovery, besides `targets`. */
+  discovery: DiscoveryConfig;
+  /** The labels every target gets unless it sets its own (discovered targets too). */
+  defaultLabels: Readonly<Record<string, string>>;
 }
 
 export const defaultSettings: Readonly<TargetSettings> = Object.freeze({
@@ -183,6 +188,23 @@ const schema = {
     db: { type: 'string', minLength: 1 },
     retentionDays: { type: 'number', exclusiveMinimum: 0 },
     connectHistogram: { type: 'boolean' },
+    discovery: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        files: { type: 'array', items: { type: 'string', minLength: 1 } },
+        fileRefreshMs: { type: 'integer', minimum: 1000 },
+        http: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['url'],
+            properties: { url: { type: 'string', pattern: '^https?://' }, refreshMs: { type: 'integer', minimum: 1000 } },
+          },
+        },
+      },
+    },
     alerts: {
       type: 'object',
       additionalProperties: false,
@@ -216,6 +238,7 @@ export interface ConfigFile {
   db?: string;
   retentionDays?: number;
   connectHistogram?: boolean;
+  discovery?: { files?: string[]; fileRefreshMs?: number; http?: Array<{ url: string; refreshMs?: number }> };
   alerts?: {
     command?: string;
     webhook?: EndpointFile;
@@ -336,6 +359,12 @@ export function resolveConfig(document: unknown, source: string): MonitorConfig 
     db: file.db,
     retentionDays: file.retentionDays ?? 30,
     connectHistogram: file.connectHistogram ?? true,
+    discovery: Object.freeze({
+      files: Object.freeze([...(file.discovery?.files ?? [])]),
+      fileRefreshMs: file.discovery?.fileRefreshMs ?? 300_000,
+      http: Object.freeze((file.discovery?.http ?? []).map((h) => Object.freeze({ url: h.url, refreshMs: h.refreshMs ?? 60_000 }))),
+    }),
+    defaultLabels: Object.freeze({ ...defaultLabels }),
     alerts: Object.freeze({
       command: alerts.command,
       webhook: alerts.webhook && Object.freeze({ url: alerts.webhook.url, timeoutMs: alerts.webhook.timeoutMs ?? 5000, headers: webhookHeaders }),

@@ -18,6 +18,18 @@ export class MonitorConfigError extends HandcheckError {
   }
 }
 
+/** A service discovery source (file or URL) gave something that is not a list of valid target groups; `issues` names every problem. */
+export class MonitorDiscoveryError extends HandcheckError {
+  readonly source: string;
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(source: string, issues: readonly ConfigIssue[]) {
+    super('ERR_MONITOR_DISCOVERY', `${source}: ${issues.map((i) => `${i.path || '/'}: ${i.message}`).join('; ')}`);
+    this.source = source;
+    this.issues = issues;
+  }
+}
+
 /** The history database cannot be opened or has a schema this version does not know. */
 export class MonitorHistoryError extends HandcheckError {
   readonly file: string;

@@ -16,6 +16,7 @@ import { type ProbeRequest, probeMetrics, probeRequest } from './exporter.js';
 import { faviconIco } from './favicon.js';
 import type { Monitor, TargetSnapshot } from './monitor.js';
 import type { Transition } from './state.js';
+import { formatHostPort } from '../config/host-port.js';
 
 export interface MonitorHttpOptions {
   monitor: Monitor;
@@ -37,7 +38,7 @@ export interface MonitorHttpServer {
 function wire(t: TargetSnapshot): Record<string, unknown> {
   return {
     name: t.name,
-    address: `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`,
+    address: formatHostPort(t),
     mode: t.mode,
     labels: t.labels,
     state: t.state,

@@ -46,6 +46,7 @@ export class MonitorMetrics {
   readonly registry = new Registry();
   private readonly series = new Map<string, Series>();
   private readonly alerts: Counter;
+  private readonly discoveryFailures: Counter;
   private readonly connectHistogram: boolean;
 
   constructor(
@@ -59,6 +60,12 @@ export class MonitorMetrics {
       name: 'handcheck_monitor_alerts_total',
       help: 'alert deliveries by sink and outcome (delivered, retried, failed, dropped, superseded)',
       labelNames: ['sink', 'outcome'],
+      registers: [this.registry],
+    });
+    this.discoveryFailures = new Counter({
+      name: 'handcheck_monitor_discovery_failures_total',
+      help: 'service discovery reads or fetches that failed (the source keeps the targets it gave last)',
+      labelNames: ['source'],
       registers: [this.registry],
     });
     this.setTargets(targets);
@@ -98,6 +105,10 @@ export class MonitorMetrics {
     if (!series) return;
     const key = `from="${from}",to="${to}"`;
     series.transitions.set(key, (series.transitions.get(key) ?? 0) + 1);
+  }
+
+  discoveryFailure(source: string): void {
+    this.discoveryFailures.inc({ source });
   }
 
   alert(sink: string, outcome: AlertOutcome): void {

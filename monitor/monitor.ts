@@ -10,7 +10,6 @@
  * `recheckMs` pushes faults this way), TCP keepalive notices a dead peer or a cut cable; reconnect
  * with a doubling backoff with jitter, capped at `intervalMs`.
  */
-import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type Alert, type AlertStatus, Alerter, type AlertSink, alertId } from './alerts.js';
@@ -50,6 +49,8 @@ interface Runner {
   held: Socket | undefined;
   /** When the target's current episode of being down began; undefined while it is up or unknown. */
   downSince: number | undefined;
+  /** Stops this target's loop alone (the target left the set) or with every other (close). */
+  abort: AbortController;
 }
 
 const isDown = (state: TargetState): boolean => state !== 'up' && state !== 'unknown';
@@ -102,29 +103,22 @@ export class Monitor {
   /** Wall-clock time the monitor started, ms since the epoch. */
   readonly startedAt = Date.now();
   private readonly runners = new Map<string, Runner>();
-  private readonly abort = new AbortController();
-  private readonly loops: Array<Promise<void>> = [];
+  private readonly loops = new Set<Promise<void>>();
   private readonly resultListeners = new Set<(target: TargetConfig, observation: Observation) => void>();
   private readonly transitionListeners = new Set<(transition: Transition, target: TargetConfig) => void>();
   private readonly log: Logger;
   private readonly random: () => number;
   private closing: Promise<void> | undefined;
+  private current: MonitorConfig;
 
   private constructor(private readonly options: MonitorOptions) {
     const { config } = options;
     this.log = options.logger.child({ subsystem: 'monitor' });
     this.random = options.random ?? Math.random;
-    // Every target's loop waits on this one signal, a thousand at a time in a large fleet.
-    setMaxListeners(0, this.abort.signal);
     this.history = History.open(config.db ?? ':memory:', { retentionDays: config.retentionDays });
+    this.current = config;
     const restored = this.history.lastStates();
-    for (const target of config.targets) {
-      const tracker = new TargetTracker(target.name, target);
-      const last = restored.get(target.name);
-      if (last) tracker.restore(last.to, last.at, last.reason);
-      const downSince = last && isDown(last.to) ? (this.history.episodeStart(target.name) ?? last.at) : undefined;
-      this.runners.set(target.name, { config: target, tracker, held: undefined, downSince });
-    }
+    for (const target of config.targets) this.runners.set(target.name, this.runnerFor(target, restored));
     this.metrics = new MonitorMetrics(config.targets, (name) => this.runners.get(name)?.tracker.snapshot(), { connectHistogram: config.connectHistogram });
     const { alerts } = config;
     const sinks: AlertSink[] = [];
@@ -152,20 +146,66 @@ export class Monitor {
   /** Opens the history, restores each target's last recorded state, and starts every target's loop. */
   static start(options: MonitorOptions): Monitor {
     const monitor = new Monitor(options);
-    for (const runner of monitor.runners.values()) {
-      const loop = runner.config.mode === 'hold' ? monitor.holdLoop(runner) : monitor.probeLoop(runner);
-      monitor.loops.push(loop.catch((err: unknown) => monitor.log.error({ err, target: runner.config.name }, 'target loop failed')));
-    }
+    for (const runner of monitor.runners.values()) monitor.run(runner);
     return monitor;
   }
 
+  private runnerFor(target: TargetConfig, restored: ReadonlyMap<string, Transition>): Runner {
+    const tracker = new TargetTracker(target.name, target);
+    const last = restored.get(target.name);
+    if (last) tracker.restore(last.to, last.at, last.reason);
+    const downSince = last && isDown(last.to) ? (this.history.episodeStart(target.name) ?? last.at) : undefined;
+    return { config: target, tracker, held: undefined, downSince, abort: new AbortController() };
+  }
+
+  private run(runner: Runner): void {
+    const loop = (runner.config.mode === 'hold' ? this.holdLoop(runner) : this.probeLoop(runner)).catch((err: unknown) =>
+      this.log.error({ err, target: runner.config.name }, 'target loop failed'),
+    );
+    this.loops.add(loop);
+    void loop.then(() => this.loops.delete(loop));
+  }
+
+  /**
+   * Watches a new set of targets (a reloaded config, service discovery): a target that left is
+   * stopped (a held connection closed with FIN), a new one starts from its last recorded state, one
+   * whose settings, address or labels changed restarts with the state it had. Unchanged targets go on
+   * untouched. Returns what changed, by name.
+   */
+  setTargets(targets: readonly TargetConfig[]): { added: string[]; removed: string[]; changed: string[] } {
+    if (this.closing) return { added: [], removed: [], changed: [] };
+    const next = new Map(targets.map((t) => [t.name, t]));
+    const added: string[] = [];
+    const removed: string[] = [];
+    const changed: string[] = [];
+    for (const [name, runner] of this.runners) {
+      const target = next.get(name);
+      if (target && JSON.stringify(target) === JSON.stringify(runner.config)) continue;
+      runner.abort.abort(new MonitorClosedError('probe'));
+      this.runners.delete(name);
+      (target ? changed : removed).push(name);
+    }
+    const restored = this.history.lastStates();
+    for (const target of targets) {
+      if (this.runners.has(target.name)) continue;
+      if (!changed.includes(target.name)) added.push(target.name);
+      const runner = this.runnerFor(target, restored);
+      this.runners.set(target.name, runner);
+    }
+    this.current = Object.freeze({ ...this.current, targets: Object.freeze([...targets]) });
+    this.metrics.setTargets(targets);
+    for (const name of [...added, ...changed]) this.run(this.runners.get(name)!);
+    if (added.length + removed.length + changed.length > 0) this.log.info({ added, removed, changed, targets: targets.length }, 'targets changed');
+    return { added, removed, changed };
+  }
+
   get targets(): readonly TargetConfig[] {
-    return this.options.config.targets;
+    return this.current.targets;
   }
 
   /** The settings of a target that sets none, for probes the monitor does not schedule (`/probe`). */
   get defaults(): Readonly<TargetSettings> {
-    return this.options.config.defaults;
+    return this.current.defaults;
   }
 
   snapshot(): TargetSnapshot[] {
@@ -261,9 +301,9 @@ export class Monitor {
   private async attempt(runner: Runner, keep: boolean): Promise<HeldConnection | undefined> {
     const target = runner.config;
     try {
-      return await connectAndClassify({ host: target.host, port: target.port, connectTimeoutMs: target.connectTimeoutMs, graceMs: target.graceMs, keep, signal: this.abort.signal });
+      return await connectAndClassify({ host: target.host, port: target.port, connectTimeoutMs: target.connectTimeoutMs, graceMs: target.graceMs, keep, signal: runner.abort.signal });
     } catch (err) {
-      if (this.abort.signal.aborted) return undefined;
+      if (runner.abort.signal.aborted) return undefined;
       throw err;
     }
   }
@@ -274,7 +314,7 @@ export class Monitor {
 
   private async probeLoop(runner: Runner): Promise<void> {
     const { intervalMs } = runner.config;
-    const signal = this.abort.signal;
+    const signal = runner.abort.signal;
     if (!(await sleep(this.random() * intervalMs, signal))) return;
     let next = performance.now();
     while (!signal.aborted) {
@@ -292,7 +332,7 @@ export class Monitor {
   private async holdLoop(runner: Runner): Promise<void> {
     const { intervalMs } = runner.config;
     const base = this.options.holdBackoffMs ?? 100;
-    const signal = this.abort.signal;
+    const signal = runner.abort.signal;
     let failures = 0;
     while (!signal.aborted) {
       const outcome = await this.attempt(runner, true);
@@ -317,7 +357,7 @@ export class Monitor {
 
   /** Resolves with the loss of a held connection, or undefined when the monitor closes first. */
   private watch(runner: Runner, socket: Socket): Promise<Observation | undefined> {
-    const signal = this.abort.signal;
+    const signal = runner.abort.signal;
     const heldAt = performance.now();
     runner.held = socket;
     socket.setKeepAlive(true, runner.config.keepAliveMs);
@@ -350,7 +390,7 @@ export class Monitor {
   /** Stops every loop (held connections closed with FIN), lets queued alerts go out for a moment, closes the history. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.abort.abort(new MonitorClosedError('probe'));
+      for (const runner of this.runners.values()) runner.abort.abort(new MonitorClosedError('probe'));
       await Promise.all(this.loops);
       await Promise.race([this.alerter.idle(), new Promise((resolve) => setTimeout(resolve, this.options.alertGraceMs ?? 2000).unref())]);
       await this.alerter.close();

@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import type { TargetConfig } from './config.js';
 import type { Monitor, TargetSnapshot } from './monitor.js';
 import type { Observation, Transition } from './state.js';
+import { formatHostPort } from '../config/host-port.js';
 
 const colours: Record<string, string> = { up: '32', unknown: '90', timeout: '33', unreachable: '35', error: '35' };
 
@@ -29,7 +30,7 @@ export function renderTable(targets: readonly TargetSnapshot[], options: { now: 
   for (const t of shown) {
     rows.push([
       t.name,
-      `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`,
+      formatHostPort(t),
       t.mode,
       t.pending ? `${t.state} (${t.pending.result} ${t.pending.count}/${t.pending.needed})` : t.state,
       t.since === undefined ? '' : age(options.now - t.since),
@@ -80,7 +81,7 @@ export function transitionLine(transition: Transition, target: TargetConfig): st
     type: 'transition',
     at: new Date(transition.at).toISOString(),
     target: transition.target,
-    address: `${target.host}:${target.port}`,
+    address: formatHostPort(target),
     labels: target.labels,
     from: transition.from,
     to: transition.to,
