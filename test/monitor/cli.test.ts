@@ -109,7 +109,7 @@ describe('handcheck monitor (process)', () => {
     expect(bad.stderr).toContain('ERR_MONITOR_CONFIG');
     expect(bad.stderr).toContain('/targets/0/colour: unknown key "colour"');
     const none = await handcheck('monitor');
-    expect(none).toMatchObject({ code: 64, stderr: expect.stringContaining('monitor needs at least one [NAME=]HOST:PORT or --config FILE') });
+    expect(none).toMatchObject({ code: 64, stderr: expect.stringContaining('monitor needs at least one [NAME=]HOST:PORT, --config FILE') });
     const mode = await handcheck('monitor', '127.0.0.1:1', '--mode', 'ping');
     expect(mode).toMatchObject({ code: 64, stderr: expect.stringContaining('--mode must be probe or hold, got "ping"') });
     const help = await handcheck('--help');
