@@ -112,7 +112,7 @@ describe('handcheck monitor (process)', () => {
     expect(none).toMatchObject({ code: 64, stderr: expect.stringContaining('monitor needs at least one [NAME=]HOST:PORT, --config FILE') });
     const mode = await handcheck('monitor', '127.0.0.1:1', '--mode', 'ping');
     expect(mode).toMatchObject({ code: 64, stderr: expect.stringContaining('--mode must be probe or hold, got "ping"') });
-    const help = await handcheck('--help');
-    expect(help.stdout).toContain('monitor [NAME=]HOST:PORT ...');
+    const help = await handcheck('monitor', '--help');
+    expect(help.stdout).toContain('usage: handcheck monitor [options] [NAME=]HOST:PORT ...');
   });
 });
