@@ -75,7 +75,8 @@ export function targetsFromGroups(document: unknown, source: string, defaults: {
       const earlier = names.get(targetName);
       if (earlier !== undefined) return issues.push({ path, message: `"${targetName}" is already the name of ${earlier}` });
       names.set(targetName, path);
-      targets.push(Object.freeze({ ...defaults.settings, ...(mode ? { mode: mode as MonitorMode } : {}), name: targetName, host: parsed.host, port: parsed.port, labels: Object.freeze({ ...labels }) }));
+      // Asking the appliance why (Modbus) is for the config's own targets: a discovered one is not asked.
+      targets.push(Object.freeze({ ...defaults.settings, ...(mode ? { mode: mode as MonitorMode } : {}), name: targetName, host: parsed.host, port: parsed.port, labels: Object.freeze({ ...labels }), modbus: undefined }));
       return undefined;
     });
   });

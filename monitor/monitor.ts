@@ -109,6 +109,8 @@ export class Monitor {
   private readonly log: Logger;
   private readonly random: () => number;
   private closing: Promise<void> | undefined;
+  /** Aborted at close: what is not one target's loop (asking an appliance why). */
+  private readonly abort = new AbortController();
   private current: MonitorConfig;
 
   private constructor(private readonly options: MonitorOptions) {
@@ -390,6 +392,7 @@ export class Monitor {
   /** Stops every loop (held connections closed with FIN), lets queued alerts go out for a moment, closes the history. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.abort.abort(new MonitorClosedError('probe'));
       for (const runner of this.runners.values()) runner.abort.abort(new MonitorClosedError('probe'));
       await Promise.all(this.loops);
       await Promise.race([this.alerter.idle(), new Promise((resolve) => setTimeout(resolve, this.options.alertGraceMs ?? 2000).unref())]);
