@@ -14,13 +14,14 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { BoardHal } from '../hal/board.js';
-import type { Timer } from '../hal/clock.js';
+import type { Clock, Timer } from '../hal/clock.js';
 import type { ComponentKind } from '../config/board-config.js';
 import { whileWanted, withDeadline } from '../hal/deadline.js';
 import type { Identity, Reading } from '../hal/drivers/driver.js';
 import { HalError } from '../hal/errors.js';
 import { HandcheckError } from '../config/errors.js';
 import type { ComponentCheck, WatchdogHealth } from './components.js';
+import type { DependencyChange } from './gate/gate.js';
 import { createComponentCheck } from './component-kinds.js';
 
 export type ComponentStateName = 'ok' | 'degraded' | 'failed' | 'unknown';
@@ -52,8 +53,15 @@ export class UnknownComponentError extends HandcheckError {
 export interface DeviceStateManagerOptions {
   board: BoardHal;
   logger: Logger;
-  watchdogHealth: () => WatchdogHealth;
+  /**
+   * What the watchdog keeper says of the board's watchdog, for a `watchdog` component. Default: failed,
+   * "no watchdog keeper running" - the firmware's keeper is what kicks it.
+   */
+  watchdogHealth?: () => WatchdogHealth;
 }
+
+const noKeeper = (): WatchdogHealth => ({ health: 'failed', reason: 'no watchdog keeper running', reading: {} });
+
 
 /** One component's diagnosis in flight, shared by every caller that asked for it meanwhile. */
 interface RunningDiagnosis {
@@ -84,7 +92,7 @@ export class DeviceStateManager {
   private readonly logger: Logger;
   private closed = false;
 
-  constructor({ board, logger, watchdogHealth }: DeviceStateManagerOptions) {
+  constructor({ board, logger, watchdogHealth = noKeeper }: DeviceStateManagerOptions) {
     this.board = board;
     this.logger = logger;
     const now = board.clock.now();
@@ -106,6 +114,11 @@ export class DeviceStateManager {
         since: now,
       });
     }
+  }
+
+  /** The board's clock, which states' times are on. */
+  get clock(): Clock {
+    return this.board.clock;
   }
 
   get componentIds(): string[] {
@@ -134,6 +147,27 @@ export class DeviceStateManager {
   }
 
   /** Re-diagnoses every component every `intervalMs` of the board clock until close. */
+  /**
+   * Calls `onChange` when one of `ids` fails or turns unknown, or its part signals a change, until the
+   * returned function is called: what a gate's `watchDependencies` wants. Degraded still passes a
+   * verdict, so a component turning degraded does not count.
+   */
+  watchDependencies(ids: readonly string[], onChange: (change: DependencyChange) => void): () => void {
+    const watched = new Set(ids);
+    const stopStates = this.onChange((state) => {
+      if (watched.has(state.id) && (state.state === 'failed' || state.state === 'unknown')) {
+        onChange({ component: state.id, reason: `${state.state}: ${state.reason}` });
+      }
+    });
+    const stopEvents = this.onEvent((id, event) => {
+      if (watched.has(id)) onChange({ component: id, reason: event });
+    });
+    return () => {
+      stopStates();
+      stopEvents();
+    };
+  }
+
   startRefresh(intervalMs: number): void {
     if (this.closed || this.refreshTimer) return;
     this.refreshTimer = this.board.clock.setInterval(() => void this.diagnose(), intervalMs);

@@ -234,22 +234,7 @@ export class Firmware {
       logger,
       allowHalfOpen: kind === 'proxy',
       onConnection: (socket) => handler.onConnection(socket),
-      watchDependencies: (onChange) => {
-        const dependsOn = new Set(config.dependsOn);
-        // Degraded still passes a verdict, so only failed and unknown make the reusable one untrue.
-        const stopStates = this.devices.onChange((state) => {
-          if (dependsOn.has(state.id) && (state.state === 'failed' || state.state === 'unknown')) {
-            onChange({ component: state.id, reason: `${state.state}: ${state.reason}` });
-          }
-        });
-        const stopEvents = this.devices.onEvent((id, event) => {
-          if (dependsOn.has(id)) onChange({ component: id, reason: event });
-        });
-        return () => {
-          stopStates();
-          stopEvents();
-        };
-      },
+      watchDependencies: (onChange) => this.devices.watchDependencies(config.dependsOn, onChange),
     });
     if (this.options.onDecision) gate.on('decision', this.options.onDecision);
     metrics.watchGate(gate);

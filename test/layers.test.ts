@@ -1,6 +1,7 @@
 /**
  * The rooms of the tree and the one direction their imports run (README, "Layout"): config <- hal <-
- * sim, hal <- firmware <- app, config <- monitor. app/ is the only room that knows every other.
+ * sim, hal <- firmware <- app, config <- monitor. app/ is the only room that knows every other; lib/,
+ * the package's entry, re-exports from the rooms below it and is imported by none.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -15,6 +16,8 @@ const allowed: Record<string, readonly string[]> = {
   firmware: ['config', 'hal'],
   monitor: ['config'],
   app: ['config', 'hal', 'sim', 'firmware', 'monitor'],
+  // The package's entry (import 'handcheck'): re-exports a chosen few names from the rooms below it.
+  lib: ['config', 'hal', 'sim', 'firmware', 'app'],
 };
 
 function sources(dir: string): string[] {
@@ -46,8 +49,15 @@ describe('layering', () => {
     });
   }
 
+  it('nothing imports lib/, the public entry: it only faces outward', () => {
+    const inward = Object.keys(allowed)
+      .filter((room) => room !== 'lib')
+      .flatMap((room) => sources(room).flatMap((file) => importsOf(file).filter((target) => roomOf(target) === 'lib').map((target) => `${file} -> ${target}`)));
+    expect(inward).toEqual([]);
+  });
+
   it('finds the imports it judges (a file of each room imports something)', () => {
-    for (const room of ['hal', 'sim', 'firmware', 'monitor', 'app']) {
+    for (const room of ['hal', 'sim', 'firmware', 'monitor', 'app', 'lib']) {
       expect(sources(room).some((file) => importsOf(file).length > 0), room).toBe(true);
     }
     expect(importsOf('app/cli.ts')).toContain('monitor/probe.js');
