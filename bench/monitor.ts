@@ -145,9 +145,34 @@ async function holdLatency(report: Report): Promise<void> {
   );
 }
 
+/** /metrics of 1000 healthy targets with the per-target connect histogram switched off. */
+async function metricsWithoutHistogram(report: Report): Promise<void> {
+  const count = 1000;
+  const { child, ports } = await listeners(count);
+  const monitor = Monitor.start({
+    config: resolveConfig({ defaults: { intervalMs: 1000, graceMs: 300 }, connectHistogram: false, targets: ports.map((port, i) => ({ name: `t${i}`, address: `127.0.0.1:${port}` })) }, 'bench'),
+    logger: silent,
+    alertGraceMs: 0,
+  });
+  await sleep(2500);
+  const started = performance.now();
+  const { body } = await monitor.metrics.render();
+  const renderMs = performance.now() - started;
+  const series = body.split('\n').filter((line) => line.startsWith('handcheck_') && line.includes('target="t0"')).length;
+  await monitor.close();
+  child.kill('SIGTERM');
+  report(
+    `monitor: /metrics with ${count} healthy targets, connectHistogram false`,
+    `${(body.length / 1e6).toFixed(2)} MB (${((body.length / count) | 0).toLocaleString('en')} bytes and ${series} series per target), rendered in ${renderMs.toFixed(0)} ms`,
+    '',
+    undefined,
+  );
+}
+
 /** The fleet figures: probe rate, CPU and /metrics size for 1000 targets. */
 export async function monitorBench(report: Report): Promise<void> {
   await probeRate(report);
+  await metricsWithoutHistogram(report);
 }
 
 export async function monitorHoldBench(report: Report): Promise<void> {
