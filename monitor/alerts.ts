@@ -27,6 +27,8 @@ export type AlertStatus = 'firing' | 'resolved';
 export interface Alert {
   /** The same for every update of one episode of one target. */
   id: string;
+  /** `down`: an episode of the target being down. `reboot`: the appliance booted again (an event: it carries its own `endsAt`). */
+  kind: 'down' | 'reboot';
   status: AlertStatus;
   target: string;
   host: string;
@@ -45,7 +47,7 @@ export interface Alert {
   at: string;
   /** When the episode began, ISO 8601. */
   startsAt: string;
-  /** When it ended; only on resolved alerts. */
+  /** When it ended: on resolved alerts, and on events (reboots), until when they stay active. */
   endsAt?: string;
   /** The monitor's page for the target, when the monitor knows its own address. */
   generatorURL?: string;
@@ -241,10 +243,12 @@ class SinkLane {
     entry.delivered = sent.status;
     entry.owed = entry.alert.status !== sent.status;
     entry.attempts = 0;
-    entry.resendAt = sent.status === 'firing' && this.sink.resendMs !== undefined ? this.settings.now() + this.sink.resendMs : undefined;
+    // An event (its end given) is done once delivered: nothing resolves it later.
+    const done = sent.status === 'resolved' || sent.endsAt !== undefined;
+    entry.resendAt = !done && this.sink.resendMs !== undefined ? this.settings.now() + this.sink.resendMs : undefined;
     if (!this.entries.has(sent.id)) return;
-    this.settings.outbox.delivered(this.sink.name, sent.id, sent.status, entry.owed);
-    if (sent.status === 'resolved' && !entry.owed) this.entries.delete(sent.id);
+    this.settings.outbox.delivered(this.sink.name, sent.id, done ? 'resolved' : sent.status, entry.owed);
+    if (done && !entry.owed) this.entries.delete(sent.id);
   }
 
   private failed(entry: Entry, sent: Alert, superseded: boolean, err: unknown): void {

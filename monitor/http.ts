@@ -49,6 +49,7 @@ function wire(t: TargetSnapshot): Record<string, unknown> {
     lastResult: t.last?.result,
     lastAt: t.last?.at,
     pending: t.pending,
+    ...(t.bootCount === undefined ? {} : { bootCount: t.bootCount }),
   };
 }
 

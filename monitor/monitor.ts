@@ -13,7 +13,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type Alert, type AlertStatus, Alerter, type AlertSink, alertId } from './alerts.js';
-import { componentReports, describeReports } from './appliance-client.js';
+import { bootRecord, componentReports, describeReports } from './appliance-client.js';
 import type { ModbusQueryConfig, MonitorConfig, TargetConfig, TargetSettings } from './config.js';
 import { MonitorClosedError } from './errors.js';
 import { History } from './history.js';
@@ -41,6 +41,8 @@ export interface TargetSnapshot extends TrackerSnapshot {
   labels: Readonly<Record<string, string>>;
   /** hold mode: whether a connection is held right now. */
   held: boolean;
+  /** The appliance's boot count when last read (targets with `modbus`). */
+  bootCount?: number;
 }
 
 interface Runner {
@@ -51,7 +53,12 @@ interface Runner {
   downSince: number | undefined;
   /** Stops this target's loop alone (the target left the set) or with every other (close). */
   abort: AbortController;
+  /** The appliance's boot count when last read (targets with `modbus`). */
+  bootCount: number | undefined;
 }
+
+/** How long a reboot's alert stays active in Alertmanager. */
+const rebootAlertMs = 3_600_000;
 
 const isDown = (state: TargetState): boolean => state !== 'up' && state !== 'unknown';
 
@@ -157,7 +164,7 @@ export class Monitor {
     const last = restored.get(target.name);
     if (last) tracker.restore(last.to, last.at, last.reason);
     const downSince = last && isDown(last.to) ? (this.history.episodeStart(target.name) ?? last.at) : undefined;
-    return { config: target, tracker, held: undefined, downSince, abort: new AbortController() };
+    return { config: target, tracker, held: undefined, downSince, bootCount: undefined, abort: new AbortController() };
   }
 
   private run(runner: Runner): void {
@@ -221,7 +228,7 @@ export class Monitor {
 
   private snapshotOf(runner: Runner): TargetSnapshot {
     const { name, host, port, mode, labels } = runner.config;
-    return { name, host, port, mode, labels, held: runner.held !== undefined, ...runner.tracker.snapshot() };
+    return { name, host, port, mode, labels, held: runner.held !== undefined, bootCount: runner.bootCount, ...runner.tracker.snapshot() };
   }
 
   onResult(listener: (target: TargetConfig, observation: Observation) => void): () => void {
@@ -269,6 +276,47 @@ export class Monitor {
     for (const listener of this.transitionListeners) listener(transition, target);
   }
 
+  /**
+   * Reads the appliance's boot record after an up result; a boot count above the last one read is a
+   * reboot: a transition of its own (state unchanged, in the history and to listeners) and an alert.
+   * The first read after the monitor starts only sets the baseline. An appliance that does not answer
+   * says nothing here (its faults are the probes' business).
+   */
+  private async checkBoot(runner: Runner, query: ModbusQueryConfig): Promise<void> {
+    const target = runner.config;
+    const record = await bootRecord({ host: target.host, port: query.port ?? target.port, unitId: query.unitId, timeoutMs: query.timeoutMs, signal: this.abort.signal }).catch(() => undefined);
+    if (!record) return;
+    const previous = runner.bootCount;
+    runner.bootCount = record.count;
+    if (previous === undefined || record.count <= previous) return;
+    const state = runner.tracker.snapshot().state;
+    const at = Date.now();
+    const reboots = record.count - previous;
+    const transition: Transition = {
+      target: target.name,
+      at,
+      from: state,
+      to: state,
+      reason: `rebooted${reboots > 1 ? ` ${reboots} times` : ''}: boot ${record.count} (was ${previous}), last reset cause ${record.lastResetCause}, up ${record.uptimeS} s, ${record.uncleanResets} unclean resets in the appliance's reset-loop window`,
+      connectMs: undefined,
+    };
+    try {
+      this.history.record(transition);
+    } catch (err) {
+      this.log.error({ err, target: target.name }, 'cannot record a reboot in the history');
+    }
+    this.log.info({ target: target.name, boot: record.count, previous, cause: record.lastResetCause }, 'reboot');
+    const bootedAt = at - record.uptimeS * 1000;
+    this.alerter.notify({
+      ...this.alertOf(runner, transition, 'firing'),
+      id: alertId(`${target.name}\nboot`, record.count),
+      kind: 'reboot',
+      startsAt: new Date(bootedAt).toISOString(),
+      endsAt: new Date(at + rebootAlertMs).toISOString(),
+    });
+    for (const listener of this.transitionListeners) listener(transition, target);
+  }
+
   private async askWhy(target: TargetConfig, query: ModbusQueryConfig): Promise<string> {
     try {
       return describeReports(await componentReports({ host: target.host, port: query.port ?? target.port, unitId: query.unitId, timeoutMs: query.timeoutMs, signal: this.abort.signal }));
@@ -283,6 +331,7 @@ export class Monitor {
     const externalUrl = this.options.config.alerts.externalUrl;
     return {
       id: alertId(target.name, startsAt),
+      kind: 'down',
       status,
       target: target.name,
       host: target.host,
@@ -324,6 +373,7 @@ export class Monitor {
       const outcome = await this.attempt(runner, false);
       if (!outcome) return;
       await this.report(runner, this.observationOf(outcome, runner.config));
+      if (outcome.result === 'up' && runner.config.modbus) await this.checkBoot(runner, runner.config.modbus);
       const now = performance.now();
       // Behind schedule (a stalled loop, a long timeout): start again from now rather than burst.
       if (next < now) next = now;
@@ -342,7 +392,10 @@ export class Monitor {
       await this.report(runner, this.observationOf(outcome, runner.config));
       let delay: number;
       if (outcome.socket) {
-        const lost = await this.watch(runner, outcome.socket);
+        // Watched before the boot record is read, so a loss meanwhile is heard.
+        const watching = this.watch(runner, outcome.socket);
+        if (runner.config.modbus) await this.checkBoot(runner, runner.config.modbus);
+        const lost = await watching;
         if (!lost) return;
         await this.report(runner, lost);
         failures = 0;

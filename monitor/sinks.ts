@@ -26,6 +26,7 @@ export class CommandSink implements AlertSink {
           ...process.env,
           HANDCHECK_ALERT_ID: alert.id,
           HANDCHECK_STATUS: alert.status,
+          HANDCHECK_KIND: alert.kind,
           HANDCHECK_TARGET: alert.target,
           HANDCHECK_ADDRESS: `${alert.host.includes(':') ? `[${alert.host}]` : alert.host}:${alert.port}`,
           HANDCHECK_FROM: alert.from,
@@ -109,7 +110,7 @@ export class AlertmanagerSink implements AlertSink {
   /** The alert as Alertmanager's `postableAlert`. */
   postable(alert: Alert): Record<string, unknown> {
     const annotations: Record<string, string> = {
-      summary: alert.healthy ? `${alert.target} is up again` : `${alert.target} is ${alert.to}`,
+      summary: alert.kind === 'reboot' ? `${alert.target} rebooted` : alert.healthy ? `${alert.target} is up again` : `${alert.target} is ${alert.to}`,
       description: alert.cause ? `${alert.reason}; ${alert.cause}` : alert.reason,
       address: `${alert.host.includes(':') ? `[${alert.host}]` : alert.host}:${alert.port}`,
       state: alert.to,
@@ -117,7 +118,7 @@ export class AlertmanagerSink implements AlertSink {
     };
     if (alert.cause) annotations.cause = alert.cause;
     return {
-      labels: { ...alert.labels, ...this.config.labels, alertname: 'HandcheckTargetDown', target: alert.target },
+      labels: { ...alert.labels, ...this.config.labels, alertname: alert.kind === 'reboot' ? 'HandcheckTargetRebooted' : 'HandcheckTargetDown', target: alert.target },
       annotations,
       startsAt: alert.startsAt,
       endsAt: alert.endsAt ?? new Date(this.now() + 4 * this.resendMs).toISOString(),

@@ -12,7 +12,8 @@ import { gatePolicy } from '../../config/gate-policy.js';
 import { componentReports } from '../../monitor/appliance-client.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { until } from '../helpers/wait.js';
-import { Receiver, reach, startMonitor } from './helpers.js';
+import type { Transition } from '../../monitor/state.js';
+import { Receiver, reach, startMonitor, tempDir } from './helpers.js';
 
 /** The sim appliance with a second Modbus service that depends on no component: the port to ask. */
 function withQueryPort(config: BoardConfig): BoardConfig {
@@ -86,4 +87,63 @@ describe('why: the appliance asked over Modbus', () => {
       await monitor.close();
     }
   });
+});
+
+describe('reboots: the boot record read on each up probe or hold connect', () => {
+  let appliance: Appliance;
+  let port: number;
+  let queryPort: number;
+  const tmp = tempDir();
+  beforeAll(async () => {
+    // A one-second watchdog on the board's clock in real time, so a starved watchdog resets the board
+    // while the monitor probes it.
+    const config = applianceConfig({ recheckMs: 0 }, (c) => withQueryPort({ ...c, watchdog: { ...c.watchdog!, timeoutS: 1, resetLoopCount: 10, resetLoopWindowS: 3600 } }));
+    ({ appliance, port } = await startAppliance(config, { stateDir: tmp.dir }));
+    queryPort = appliance.services.find((s) => s.config.id === 'modbus-query')!.port;
+  });
+  afterAll(async () => {
+    await appliance.stop();
+    tmp.remove();
+  });
+
+  for (const mode of ['probe', 'hold'] as const) {
+    it(`${mode} mode: a reboot is a transition of its own and an alert of its own`, async () => {
+      const receiver = await new Receiver().listen();
+      const monitor = startMonitor({
+        targets: [{ name: 'pump', address: `127.0.0.1:${port}`, mode, intervalMs: 100, graceMs: 60, modbus: { port: queryPort, timeoutMs: 5000 } }],
+        alerts: { webhook: { url: receiver.url } },
+      });
+      try {
+        await reach(monitor, 'pump', 'up', 30_000);
+        // The first read sets the baseline: no reboot from it.
+        await until(() => monitor.target('pump')!.bootCount !== undefined, 'the first read of the boot record', 30_000);
+        const baseline = monitor.target('pump')!.bootCount!;
+        const resets = appliance.board.sim!.resets;
+        const rebooted = new Promise<Transition>((resolve) => {
+          const off = monitor.onTransition((t) => {
+            if (!t.reason.startsWith('rebooted')) return;
+            off();
+            resolve(t);
+          });
+        });
+        const alerted = receiver.next((a) => a.kind === 'reboot', 60_000);
+        const starve = appliance.board.sim!.faults.inject({ target: 'watchdog', kind: 'starve' });
+        await until(() => appliance.board.sim!.resets > resets, 'the board reset by its watchdog', 30_000);
+        appliance.board.sim!.faults.clear(starve.id);
+        const reboot = await rebooted;
+        expect(reboot.from).toBe(reboot.to);
+        expect(monitor.target('pump')!.bootCount).toBeGreaterThan(baseline);
+        expect(reboot.reason).toMatch(/^rebooted: boot (\d+) \(was \d+\), last reset cause (watchdog|unknown), up \d+ s, \d+ unclean resets/);
+        expect(monitor.history.forTarget('pump').some((t) => t.reason === reboot.reason)).toBe(true);
+        const { body } = await alerted;
+        expect(body).toMatchObject({ kind: 'reboot', status: 'firing', target: 'pump', reason: reboot.reason, endsAt: expect.any(String) as string });
+        // Each reboot is its own alert; a target that went down with it has its own episode alert too.
+        expect(receiver.alerts.filter((a) => a.kind === 'reboot')).toHaveLength(1);
+      } finally {
+        appliance.board.sim!.faults.clearAll();
+        await monitor.close();
+        await receiver.close();
+      }
+    });
+  }
 });
