@@ -73,13 +73,22 @@ export function i2cContract(open: BoardFactory, config: BoardHal['config']): voi
   }
   const first = buses[0];
 
+  // bcm2835 and DesignWare answer an unacknowledged address with EREMOTEIO (i2c-bcm2835.c
+  // bcm2835_i2c_xfer, i2c-designware-master.c i2c_dw_handle_tx_abort); a generic adapter may also
+  // say ENODEV, as the kernel's own i2c-stub does (i2c-stub.c, stub_xfer), which is not found.
+  const absent = first?.adapter === 'bcm2835' || first?.adapter === 'designware' ? ['ERR_HAL_NACK'] : ['ERR_HAL_NACK', 'ERR_HAL_NOT_FOUND'];
+
   describe('I2C', () => {
-    it.runIf(first)('an address where no chip sits NACKs', () =>
+    it.runIf(first)('an address where no chip sits NACKs (or, on a generic adapter, is not found)', () =>
       withBoard(open, async (board) => {
         const bus = await board.i2c(first!.id);
         const used = new Set(byBus.get(first!.id) ?? []);
         const free = [0x0c, 0x0d, 0x0e, 0x1c, 0x1d].find((a) => !used.has(a))!;
-        await expect(bus.readByte(free, 0)).rejects.toMatchObject({ code: 'ERR_HAL_NACK' });
+        const code = await bus.readByte(free, 0).then(
+          () => 'answered',
+          (err: { code: string }) => err.code,
+        );
+        expect(absent).toContain(code);
       }),
     );
 
