@@ -34,7 +34,7 @@ const filters = process.argv.slice(2);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cache = join(root, '.cache', 'kernel-lane');
 const state = join(cache, 'state');
-/** The whole lane: a healthy run takes 4 to 6 minutes under TCG, more on a loaded machine; this only stops a hung VM. */
+/** The whole lane: a healthy run took 11 minutes under TCG on a loaded 2-core machine; this only stops a hung VM. */
 const laneTimeoutMs = 20 * 60_000;
 
 function onPath(tool: string): string | undefined {
