@@ -147,3 +147,36 @@ describe('reboots: the boot record read on each up probe or hold connect', () =>
     });
   }
 });
+
+describe('a reboot loop, as the appliance reports it', () => {
+  it('the reset loop fails the watchdog: the target goes down and the appliance says why', async () => {
+    const tmp = tempDir();
+    const config = applianceConfig({ recheckMs: 0 }, (c) => withQueryPort({ ...c, watchdog: { ...c.watchdog!, timeoutS: 1, resetLoopCount: 2, resetLoopWindowS: 3600 } }));
+    const { appliance, port } = await startAppliance(config, { stateDir: tmp.dir });
+    const queryPort = appliance.services.find((s) => s.config.id === 'modbus-query')!.port;
+    const monitor = startMonitor({ targets: [{ name: 'pump', address: `127.0.0.1:${port}`, intervalMs: 100, graceMs: 60, modbus: { port: queryPort, timeoutMs: 5000 } }] });
+    try {
+      await reach(monitor, 'pump', 'up', 30_000);
+      const loop = new Promise<Transition>((resolve) => {
+        const off = monitor.onTransition((t) => {
+          if (!t.cause?.includes('reset loop')) return;
+          off();
+          resolve(t);
+        });
+      });
+      for (let reset = 1; reset <= 2; reset++) {
+        const starve = appliance.board.sim!.faults.inject({ target: 'watchdog', kind: 'starve' });
+        await until(() => appliance.board.sim!.resets >= reset, `watchdog reset ${reset}`, 30_000);
+        appliance.board.sim!.faults.clear(starve.id);
+        await until(() => appliance.restartCount >= reset, `the firmware back after reset ${reset}`, 30_000);
+      }
+      const down = await loop;
+      expect(down.to).not.toBe('up');
+      expect(down.cause).toMatch(/(^| \| )watchdog failed: [^|]*reset loop/);
+    } finally {
+      await monitor.close();
+      await appliance.stop();
+      tmp.remove();
+    }
+  });
+});
