@@ -25,6 +25,7 @@ import { parseScenario, playScenario } from '../dist/sim/scenario.js';
 import { beforeModeBench } from './before.js';
 import { dashboardBench } from './dashboard.js';
 import { monitorBench, monitorHoldBench } from './monitor.js';
+import { tlsBench } from './tls.js';
 
 const run = promisify(execFile);
 const boards = parseBoards(readFileSync(new URL('../boards.json', import.meta.url), 'utf8'), 'boards.json');
@@ -254,6 +255,7 @@ const benches: Record<string, () => Promise<void>> = {
   diagnosisLatency,
   acceptRate,
   residentMemory,
+  tls: () => tlsBench(report, appliance),
   beforeMode: () => beforeModeBench(report),
   monitor: () => monitorBench(report),
   monitorHold: () => monitorHoldBench(report),
