@@ -232,6 +232,8 @@ export class Firmware {
       policy: { ...config.gate, ...(mode ? { mode } : {}) },
       diagnose: measured,
       logger,
+      // Verdict ages, rechecks and diagnosis deadlines follow the board: virtual time on the sim board.
+      clock: board.clock,
       allowHalfOpen: kind === 'proxy',
       onConnection: (socket) => handler.onConnection(socket),
       watchDependencies: (onChange) => this.devices.watchDependencies(config.dependsOn, onChange),

@@ -114,6 +114,36 @@ describe('a part that signals a change withdraws the reusable verdict at once', 
   });
 });
 
+describe("the gate runs on the board's clock", () => {
+  it('a held verdict stops being reused once it is maxAgeMs old on the board clock, with no wall-clock time passing', async () => {
+    const { firmware, board, port } = await start((c) => ({ ...c, refreshMs: undefined }));
+    const gate = firmware.services[0]!.gate;
+    await rig.connect(port).connected;
+    await until(() => gate.stats().held === 1, 'the first connection to be admitted');
+    await rig.connect(port).connected;
+    await until(() => gate.stats().reused === 1, 'a second connection to reuse the verdict');
+    const diagnosed = gate.stats().diagnosed;
+    await board.clock.advance(30_001);
+    await rig.connect(port).connected;
+    await until(() => gate.stats().accepted === 3, 'a third connection to be admitted');
+    expect(gate.stats()).toMatchObject({ reused: 1, diagnosed: diagnosed + 1 });
+  });
+
+  it('rechecks every recheckMs of the board clock while a connection is held', async () => {
+    const { firmware, board, port } = await start((c) => ({
+      ...c,
+      refreshMs: undefined,
+      services: c.services.map((s) => ({ ...s, gate: { ...s.gate, recheckMs: 1000 } })),
+    }));
+    const gate = firmware.services[0]!.gate;
+    await rig.connect(port).connected;
+    await until(() => gate.stats().held === 1, 'the connection to be admitted');
+    const diagnosed = gate.stats().diagnosed;
+    await board.clock.advance(5000);
+    expect(gate.stats().diagnosed).toBe(diagnosed + 5);
+  });
+});
+
 describe('the background refresh keeps the device states current without connections', () => {
   it('shows a fault and its clearing in /status, /metrics and the status LED within refreshMs, with no client ever connecting', async () => {
     const { firmware, board, metrics } = await start((c) => ({ ...c, refreshMs: 2000 }));
