@@ -12,8 +12,8 @@ import { HandcheckError } from '../config/errors.js';
 import { historySpec, monitorSpec } from '../monitor/commands.js';
 import { checkSpec } from './check-command.js';
 import { flashSpec } from './flash.js';
-import { type ProbeResult, probe } from '../monitor/probe.js';
-import { parseFaultSpec } from '../sim/faults.js';
+import { type ProbeOutcome, type ProbeResult, probe } from '../monitor/probe.js';
+import { type FaultKindInfo, parseFaultSpec } from '../sim/faults.js';
 import { Appliance } from './appliance.js';
 import { openBoard } from './board-select.js';
 import { DeviceStateManager } from '../firmware/device-state.js';
@@ -70,6 +70,7 @@ const faultSpec = {
     times: { type: 'string', value: 'N', help: 'inject: act N times, then clear' },
     at: { type: 'string', value: 'MS', help: "inject: start at MS on the board's clock" },
     param: { type: 'string', multiple: true, value: 'K=V', help: "inject: a parameter of the fault kind" },
+    json: { type: 'boolean', default: false, help: 'list: the JSON the control endpoint answers instead of tables' },
   },
 } as const satisfies CommandSpec;
 
@@ -236,8 +237,11 @@ async function fault(argv: string[]): Promise<number> {
   const [action, ...rest] = positionals;
   const token = values['control-token'];
   let result: unknown;
-  if (action === 'list') result = await controlRequest(values.control, token, 'GET', '/faults');
-  else if (action === 'clear') result = await controlRequest(values.control, token, 'DELETE', rest[0] ? `/faults/${encodeURIComponent(rest[0])}` : '/faults');
+  if (action === 'list') {
+    const listed = (await controlRequest(values.control, token, 'GET', '/faults')) as FaultListing;
+    process.stdout.write(values.json ? `${JSON.stringify(listed, null, 2)}\n` : faultTables(listed));
+    return 0;
+  } else if (action === 'clear') result = await controlRequest(values.control, token, 'DELETE', rest[0] ? `/faults/${encodeURIComponent(rest[0])}` : '/faults');
   else if (action === 'inject') {
     const [target, kind] = rest;
     if (!target || !kind) throw new UsageError('fault inject needs TARGET and KIND');
@@ -263,6 +267,30 @@ async function fault(argv: string[]): Promise<number> {
   return 0;
 }
 
+interface FaultListing {
+  kinds: Record<string, FaultKindInfo[]>;
+  active: Array<{ id: string; target: string; kind: string; remaining?: number | null }>;
+}
+
+function paramText(params: FaultKindInfo['params']): string {
+  return Object.entries(params ?? {})
+    .map(([name, rule]) => (rule.type === 'number' ? `${name}=${rule.min}..${rule.max}` : `${name}=${rule.values?.join('|') ?? 'text'}`))
+    .join(' ');
+}
+
+/** The catalogue as a person reads it: one row per target and kind, then the active faults. */
+function faultTables(listed: FaultListing): string {
+  const rows = [['TARGET', 'KIND', 'PARAMS', 'WHAT IT MODELS']];
+  for (const [target, kinds] of Object.entries(listed.kinds)) {
+    kinds.forEach((info, i) => rows.push([i === 0 ? target : '', info.kind, paramText(info.params), info.description]));
+  }
+  const active =
+    listed.active.length === 0
+      ? 'no active faults'
+      : table([['ID', 'TARGET', 'KIND', 'OPERATIONS LEFT'], ...listed.active.map((f) => [f.id, f.target, f.kind, f.remaining == null ? '-' : String(f.remaining)])]);
+  return `${table(rows)}\n\n${active}\n`;
+}
+
 const probeExit: Record<ProbeResult, number> = { up: 0, refused: 2, reset: 3, closed: 4, timeout: 5, unreachable: 6, error: 7 };
 
 async function probeCommand(argv: string[]): Promise<number> {
@@ -272,8 +300,35 @@ async function probeCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('probe needs exactly one HOST:PORT');
   const { host, port } = listenAddress('probe', positionals[0]!);
   const outcome = await probe({ host, port, graceMs: Number(values.grace), connectTimeoutMs: Number(values.timeout) });
-  process.stdout.write(`${positionals[0]} ${outcome.result} connect=${outcome.connectMs.toFixed(2)}ms${outcome.errno ? ` (${outcome.errno})` : ''}\n`);
+  process.stdout.write(`${positionals[0]} ${outcome.result} ${probeDetail(outcome, Number(values.timeout))}\n`);
   return probeExit[outcome.result];
+}
+
+/**
+ * What the connect showed, in its own terms: the time to the SYN/ACK only when the connect was seen
+ * established; a reset or close after it with its own time; otherwise the time to the answer or failure.
+ */
+export function probeDetail(outcome: ProbeOutcome, timeoutMs: number): string {
+  const ms = (value: number): string => `${value.toFixed(2)} ms`;
+  const errno = outcome.errno ? ` (${outcome.errno})` : '';
+  const fin = outcome.finAfterMs === undefined ? '' : `; a FIN came ${ms(outcome.finAfterMs)} after the first connect, the second connect did not confirm it`;
+  switch (outcome.result) {
+    case 'up':
+      return `connected in ${ms(outcome.connectMs)}${fin}`;
+    case 'reset':
+    case 'closed': {
+      const cut = outcome.result === 'reset' ? 'reset' : 'closed (FIN)';
+      // An RST that overtakes the connect callback: the handshake completed, but the RST was all this host saw.
+      if (outcome.cutAfterMs === undefined) return `${cut} ${ms(outcome.connectMs)} after the SYN, before the established connection was reported here${errno}${fin}`;
+      return `connected in ${ms(outcome.connectMs)}, ${cut} ${ms(outcome.cutAfterMs)} later${errno}${fin}`;
+    }
+    case 'refused':
+      return `RST to the SYN after ${ms(outcome.connectMs)}${errno}`;
+    case 'timeout':
+      return `no SYN/ACK within ${timeoutMs} ms${errno}`;
+    default:
+      return `after ${ms(outcome.connectMs)}${errno}`;
+  }
 }
 
 async function boardsCommand(argv: string[]): Promise<number> {

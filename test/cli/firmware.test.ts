@@ -3,6 +3,7 @@
  * CLI, curl-free HTTP (fetch), and real Modbus clients from Debian (mbpoll, python3-pymodbus).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,9 +47,18 @@ describe('handcheck run on the sim board', () => {
     expect(injected.code).toBe(0);
     const fault = JSON.parse(injected.stdout) as { id: string; kind: string };
     expect(fault.kind).toBe('los');
-    const listed = JSON.parse((await handcheck('fault', 'list', '--control', fw.control)).stdout) as { active: Array<{ id: string }>; kinds: Record<string, unknown> };
+    const listed = JSON.parse((await handcheck('fault', 'list', '--json', '--control', fw.control)).stdout) as { active: Array<{ id: string }>; kinds: Record<string, unknown> };
     expect(listed.active.map((f) => f.id)).toEqual([fault.id]);
     expect(Object.keys(listed.kinds)).toContain('board-temp');
+    // For a person: a table by target - target, kind, its params, what it models - then the active faults.
+    const text = (await handcheck('fault', 'list', '--control', fw.control)).stdout;
+    expect(text).toMatch(/^TARGET +KIND +PARAMS +WHAT IT MODELS$/m);
+    expect(text).toMatch(/^uplink-sfp +nack +\S.*$/m);
+    expect(text).toMatch(/^ +los +\S.*$/m);
+    expect(text).toMatch(/^eth0 +carrier-down .*$/m);
+    expect(text).toMatch(/crc-errors +ratePerS=0\.\.\d+/);
+    expect(text).toMatch(new RegExp(`^${fault.id} +uplink-sfp +los +`, 'm'));
+    expect(text).not.toContain('{');
     expect(await handcheck('probe', target)).toMatchObject({ code: 3, stdout: expect.stringContaining(' reset ') });
     expect((await handcheck('fault', 'clear', fault.id, '--control', fw.control)).code).toBe(0);
     expect((await handcheck('probe', target)).code).toBe(0);
@@ -187,9 +197,24 @@ describe('one-shot commands', () => {
     expect(broken.stderr).toMatch(/ERR_BOARDS_SCHEMA.*\/boards\/0\/components\/2\/ddmAddress: 0x78 \(120\) is invalid/s);
   });
 
-  it('probe tells refused from reset', async () => {
+  it('probe tells refused from reset, and on a reset prints the connect time and the reset after it, not the time to the RST as the connect', async () => {
     const refused = await handcheck('probe', '127.0.0.1:1');
-    expect(refused).toMatchObject({ code: 2, stdout: expect.stringContaining('refused') });
+    expect(refused).toMatchObject({ code: 2, stdout: expect.stringMatching(/^127\.0\.0\.1:1 refused RST to the SYN after [\d.]+ ms \(ECONNREFUSED\)\n$/) });
+    // A server that resets each connection 250 ms after accepting it (SO_LINGER 0 on close: tcp_disconnect sends RST).
+    const server = createServer((socket) => void setTimeout(() => socket.resetAndDestroy(), 250));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const target = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const reset = await handcheck('probe', target, '--grace', '2000');
+      expect(reset.code).toBe(3);
+      const [, connectMs, resetMs] = /^\S+ reset connected in ([\d.]+) ms, reset ([\d.]+) ms later \(ECONNRESET\)\n$/.exec(reset.stdout) ?? [];
+      expect(connectMs, reset.stdout).toBeDefined();
+      // The RST cannot come before the server sent it: the 250 ms are the reset's, not the connect's.
+      expect(Number(resetMs)).toBeGreaterThanOrEqual(240);
+      expect(Number(connectMs)).toBeLessThan(Number(resetMs));
+    } finally {
+      server.close();
+    }
     expect(await handcheck('nonsense')).toMatchObject({ code: 64 });
     expect(await handcheck('probe')).toMatchObject({ code: 64, stderr: expect.stringContaining('ERR_USAGE') });
   });

@@ -71,7 +71,7 @@ describeWhen(notRoot('the route suite (ip netns, prohibit and blackhole routes)'
     it(`a ${route} route is an error with ${errno}, not refused`, async () => {
       const run = await inNs(process.execPath, cli, 'probe', `${address}:502`).catch((err: { code: number; stdout: string }) => err);
       expect('code' in run ? run.code : 0).toBe(7);
-      expect(run.stdout).toMatch(new RegExp(`^${address}:502 error connect=[\\d.]+ms \\(${errno}\\)\\n$`));
+      expect(run.stdout).toMatch(new RegExp(`^${address}:502 error after [\\d.]+ ms \\(${errno}\\)\\n$`));
       expect(describeOutcome({ result: 'error', errno, connectMs: 0, socket: undefined }, target)).toContain(words);
     });
   }
