@@ -3,10 +3,12 @@
  * a value while the interface is down (`carrier`, `speed`), which here become `carrier: false` and
  * `speedMbps: null` rather than errors.
  */
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HalIoError, HalNotFoundError, halErrorFromErrno } from '../errors.js';
 import { type NetController, type NetCounterName, type NetInterface, type NetStatus, type OperState, netCounterNames } from '../net.js';
+import { LinkMonitor } from './link-monitor.js';
 
 export const defaultNetRoot = '/sys/class/net';
 
@@ -23,9 +25,22 @@ class LinuxNetInterface implements NetInterface {
   constructor(
     readonly name: string,
     root: string,
+    private readonly links: LinkMonitor,
   ) {
     this.dir = join(root, name);
     this.target = `net:${name}`;
+  }
+
+  /** Carrier changes from rtnetlink (RTM_NEWLINK, RTMGRP_LINK) through the controller's LinkMonitor. */
+  watch(watcher: (carrier: boolean) => void): () => void {
+    // Sync read: the watch starts from the carrier as it is now, so the first event is a change.
+    let carrier = false;
+    try {
+      carrier = readFileSync(join(this.dir, 'carrier'), 'utf8').trim() === '1';
+    } catch {
+      // EINVAL while down, ENOENT once removed: no carrier.
+    }
+    return this.links.watch(this.name, carrier, watcher);
   }
 
   /** The attribute's text, or undefined when the kernel answers EINVAL (no value while down). */
@@ -78,13 +93,17 @@ class LinuxNetInterface implements NetInterface {
 export interface LinuxNetOptions {
   /** Default /sys/class/net; tests lay out a fake tree. */
   root?: string;
+  /** The iproute2 binary that reports link changes; default `ip`. */
+  ipCommand?: string;
 }
 
 export class LinuxNetController implements NetController {
   private readonly root: string;
+  private readonly links: LinkMonitor;
 
   constructor(options: LinuxNetOptions = {}) {
     this.root = options.root ?? defaultNetRoot;
+    this.links = new LinkMonitor(options.ipCommand);
   }
 
   async open(name: string): Promise<NetInterface> {
@@ -100,6 +119,6 @@ export class LinuxNetController implements NetController {
       }
       throw halErrorFromErrno(err, 'open', target);
     }
-    return new LinuxNetInterface(name, this.root);
+    return new LinuxNetInterface(name, this.root, this.links);
   }
 }

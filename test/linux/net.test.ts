@@ -1,8 +1,13 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseLinkLine } from '../../hal/linux/link-monitor.js';
 import { LinuxNetController } from '../../hal/linux/net.js';
+import { Netns } from '../before/netns.js';
+import { until, waitForOutput } from '../helpers/wait.js';
+import { describeAsRoot } from './root.js';
 import { netCounterNames } from '../../hal/net.js';
 import { makeTempDir } from './fake-sysfs.js';
 import { rejection } from '../helpers/rejection.js';
@@ -94,5 +99,57 @@ describe('LinuxNetController on a fake tree', () => {
     const gone = await rejection(wlan.status());
     expect(gone.code).toBe('ERR_HAL_NOT_FOUND');
     expect(gone.message).toContain(dir);
+  });
+});
+
+describe('carrier events from rtnetlink (ip -o monitor link)', () => {
+  it('reads LOWER_UP from the flags of RTM_NEWLINK lines, and RTM_DELLINK as no carrier', () => {
+    // print_linkinfo (iproute2 ip/ipaddress.c) in oneline mode; a veth shows its peer after @.
+    expect(parseLinkLine('7: hcw0@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default \\    link/ether 4e:5f:2a:00:00:01 brd ff:ff:ff:ff:ff:ff')).toEqual({ name: 'hcw0', carrier: true });
+    expect(parseLinkLine('7: hcw0@if6: <NO-CARRIER,BROADCAST,MULTICAST,UP,M-DOWN> mtu 1500 qdisc noqueue state LOWERLAYERDOWN group default')).toEqual({ name: 'hcw0', carrier: false });
+    expect(parseLinkLine('Deleted 7: hcw0@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500')).toEqual({ name: 'hcw0', carrier: false });
+    expect(parseLinkLine('2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP')).toEqual({ name: 'eth0', carrier: true });
+    expect(parseLinkLine('garbage')).toBeUndefined();
+  });
+
+  it('without iproute2 there are no events, and nothing fails', async () => {
+    const lo = await new LinuxNetController({ ipCommand: '/nonexistent/ip' }).open('lo');
+    const stop = lo.watch!(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    stop();
+  });
+});
+
+describeAsRoot('carrier events on a veth pair in a network namespace', 'a network namespace', ['ip'], () => {
+  it('tells a carrier loss the moment the peer goes down, and its return, once each', { timeout: 60_000 }, async () => {
+    const ns = await Netns.create('carrier');
+    try {
+      await ns.exec('ip', ['link', 'add', 'hcw0', 'type', 'veth', 'peer', 'name', 'hcw1']);
+      await ns.exec('ip', ['link', 'set', 'hcw0', 'up']);
+      await ns.exec('ip', ['link', 'set', 'hcw1', 'up']);
+      const body = fileURLToPath(new URL('./net-watch-body.ts', import.meta.url));
+      const child = ns.spawn(process.execPath, ['--import', 'tsx', body, 'hcw0']);
+      let out = '';
+      child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      await waitForOutput(child, /watching/, 'the watch to start', { stdout: true });
+      const events = (): Array<{ carrier: boolean }> => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { carrier: boolean });
+      // veth_close calls netif_carrier_off on the peer (drivers/net/veth.c): hcw0 loses its carrier.
+      // `ip monitor` binds its netlink socket just after it starts, with no sign that it has: a loss it
+      // missed leaves its last carrier up, so the peer goes up and down again until the loss is told.
+      for (let round = 0; events().length === 0; round++) {
+        if (round > 0) await ns.exec('ip', ['link', 'set', 'hcw1', 'up']);
+        await ns.exec('ip', ['link', 'set', 'hcw1', 'down']);
+        await until(() => events().length >= 1, 'the carrier loss event', 2_000).catch((err: unknown) => {
+          if (round >= 5) throw err;
+        });
+      }
+      await ns.exec('ip', ['link', 'set', 'hcw1', 'up']);
+      await until(() => events().length >= 2, 'the carrier return event', 20_000);
+      expect(events()).toEqual([{ name: 'hcw0', carrier: false }, { name: 'hcw0', carrier: true }]);
+      child.stdin!.end();
+      await new Promise((resolve) => child.once('exit', resolve));
+    } finally {
+      await ns.destroy();
+    }
   });
 });

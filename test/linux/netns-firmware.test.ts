@@ -89,7 +89,7 @@ describeAsRoot('firmware on a veth in a network namespace', 'network and mount n
     expect(Object.values(back.counters).every((n) => Number.isSafeInteger(n) && n >= 0)).toBe(true);
   });
 
-  async function startFirmware(): Promise<{ child: ChildProcess; port: number; stderr: () => string; stdout: () => string; watchdog: ReturnType<typeof recordWatchdog> }> {
+  async function startFirmware(gate: Record<string, number> = { recheckMs: 200 }, refreshMs = 2000): Promise<{ child: ChildProcess; port: number; stderr: () => string; stdout: () => string; watchdog: ReturnType<typeof recordWatchdog> }> {
     const wdClass = join(temp.dir, 'watchdog-class');
     await mkdir(join(wdClass, 'watchdog0'), { recursive: true });
     await writeFile(join(wdClass, 'watchdog0', 'identity'), 'Broadcom BCM2835 Watchdog timer\n');
@@ -113,13 +113,14 @@ describeAsRoot('firmware on a veth in a network namespace', 'network and mount n
               { id: 'uplink', kind: 'ethernet', interface: 'hcnic0', timeoutMs: 1000 },
               { id: 'watchdog', kind: 'watchdog', timeoutMs: 1000 },
             ],
-            services: [{ id: 'modbus', protocol: 'modbus-tcp', listen: '127.0.0.1:0', dependsOn: ['uplink', 'watchdog'], gate: { recheckMs: 200 } }],
+            refreshMs,
+            services: [{ id: 'modbus', protocol: 'modbus-tcp', listen: '127.0.0.1:0', dependsOn: ['uplink', 'watchdog'], gate }],
           },
         ],
       }),
     );
     const watchdog = recordWatchdog(fifo);
-    const script = `mount --bind ${wdClass} /sys/class/watchdog && exec ${process.execPath} ${CLI} run --board veth-board --boards ${boards} --control ""`;
+    const script = `mount --bind ${wdClass} /sys/class/watchdog && exec ${process.execPath} ${CLI} run --board veth-board --boards ${boards} --control "" --state-dir ${join(temp.dir, 'state')}`;
     const child = ns.spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script]);
     let stderr = '';
     let stdout = '';
@@ -162,6 +163,24 @@ describeAsRoot('firmware on a veth in a network namespace', 'network and mount n
     expect(written.length).toBeGreaterThan(5);
     expect(written.subarray(-1).toString()).toBe('V');
     expect([...written.subarray(0, -1)].every((byte) => byte === 0)).toBe(true);
+  });
+
+  it('a carrier loss withdraws the reusable verdict at once (RTM_NEWLINK), with no recheck and no refresh to find it', { timeout: 60_000 }, async () => {
+    const fw = await startFirmware({ recheckMs: 0, maxAgeMs: 3_600_000 }, 3_600_000);
+    const holder = ns.spawn(process.execPath, ['--import', 'tsx', HOLD, '127.0.0.1', String(fw.port)]);
+    const events = createInterface({ input: holder.stdout! });
+    const answered = await new Promise<Record<string, unknown>>((resolve) => events.once('line', (line) => resolve(JSON.parse(line) as Record<string, unknown>)));
+    expect(answered).toEqual({ event: 'answered', functionCode: 3 });
+    // Held: a new connect reuses its verdict.
+    expect(await probe(fw.port)).toBe('up');
+    await ns.exec('ip', ['link', 'set', 'hcnic1', 'down']);
+    // Only the event can have withdrawn the verdict: the next connect is diagnosed and finds no carrier.
+    await until(async () => (await probe(fw.port)) === 'reset', 'a connect to be reset after the carrier loss', 20_000);
+    expect(fw.stdout()).toContain('no carrier on hcnic0');
+    await ns.exec('ip', ['link', 'set', 'hcnic1', 'up']);
+    holder.kill();
+    fw.child.kill('SIGTERM');
+    await new Promise((resolve) => fw.child.once('exit', resolve));
   });
 
   it('leaves the watchdog armed (no magic close) when the firmware is killed', { timeout: 30_000 }, async () => {
