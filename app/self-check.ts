@@ -9,8 +9,8 @@
  * which only reads identity registers.
  */
 import { constants } from 'node:fs';
-import { access, readFile, readdir, readlink, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { BoardConfig, WatchdogConfig } from '../config/board-config.js';
 import { i2cAddresses, i2cBusOf } from '../config/component-kinds.js';
 import { componentDriver } from '../firmware/component-kinds.js';
@@ -240,14 +240,43 @@ async function i2cRows(board: BoardHal, checker: AccessChecker, timeoutMs: numbe
   return rows;
 }
 
-async function serialRows(config: Readonly<BoardConfig>, checker: AccessChecker): Promise<SelfCheckRow[]> {
+/**
+ * Who else talks on a UART: the kernel's console (registered ones in /proc/consoles, and console= on
+ * /proc/cmdline, where a Pi's firmware has already turned serial0 into the UART's name) and a getty
+ * (agetty, getty, as serial-getty@.service runs it) whose command line names the tty. Either writes
+ * its own bytes into the Modbus line and reads the meter's answers.
+ */
+async function serialSharers(tty: string, procRoot: string): Promise<string[]> {
+  const found: string[] = [];
+  const consoles = await readFile(join(procRoot, 'consoles'), 'utf8').catch(() => '');
+  const cmdline = await readFile(join(procRoot, 'cmdline'), 'utf8').catch(() => '');
+  const onCmdline = cmdline.split(/\s+/).some((arg) => arg.startsWith('console=') && arg.slice('console='.length).split(',')[0] === tty);
+  if (consoles.split('\n').some((line) => line.split(/\s+/)[0] === tty) || onCmdline) {
+    found.push(`${tty} is the kernel's console: remove console=${tty} (console=serial0 on a Pi) from the kernel command line (cmdline.txt) and reboot`);
+  }
+  const pids = await readdir(procRoot).catch(() => []);
+  for (const pid of pids.filter((p) => /^\d+$/.test(p))) {
+    const argv = (await readFile(join(procRoot, pid, 'cmdline'), 'utf8').catch(() => '')).split('\0').filter(Boolean);
+    if (!/getty$/.test(argv[0]?.split('/').pop() ?? '')) continue;
+    if (argv.slice(1).some((arg) => arg === tty || arg === `/dev/${tty}`)) {
+      found.push(`${argv[0]} (pid ${pid}) runs a login on ${tty}: systemctl disable --now serial-getty@${tty}.service (raspi-config: serial login shell off)`);
+    }
+  }
+  return found;
+}
+
+async function serialRows(config: Readonly<BoardConfig>, checker: AccessChecker, procRoot: string): Promise<SelfCheckRow[]> {
   const rows: SelfCheckRow[] = [];
   for (const port of config.serial ?? []) {
     const denied = await checker.why(port.path, constants.R_OK | constants.W_OK, 'serial port');
+    const tty = basename(await realpath(port.path).catch(() => port.path));
+    const sharers = denied ? [] : await serialSharers(tty, procRoot);
     rows.push(
       denied
         ? deniedRow('serial', port.id, denied)
-        : { area: 'serial', item: port.id, status: 'ok', detail: `${port.path} readable and writable, ${port.baudRate} baud` },
+        : sharers.length > 0
+          ? { area: 'serial', item: port.id, status: 'fail', detail: sharers.join('; ') }
+          : { area: 'serial', item: port.id, status: 'ok', detail: `${port.path} readable and writable, ${port.baudRate} baud` },
     );
   }
   return rows;
@@ -416,7 +445,7 @@ export async function selfCheck(options: SelfCheckOptions): Promise<SelfCheckRep
     userRow(config, checker),
     ...(await gpioRows(config, options.gpioRoot ?? defaultGpioRoot, checker)),
     ...(await i2cRows(board, checker, options.timeoutMs)),
-    ...(await serialRows(config, checker)),
+    ...(await serialRows(config, checker, options.procRoot ?? '/proc')),
     ...(await watchdogRows(config, options.watchdogSysfsRoot ?? defaultWatchdogSysfsRoot, checker, options.procRoot ?? '/proc', options.systemdConfDir ?? '/etc/systemd')),
     ...(await netRows(board)),
   ];

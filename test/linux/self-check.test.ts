@@ -188,6 +188,25 @@ describe('self-check on a Pi 4 layout', () => {
     expect(holder.detail).toContain('set RuntimeWatchdogSec=off');
   });
 
+  it('fails the Modbus UART when it is the kernel console (/proc/consoles, console= on /proc/cmdline; kernel/printk/printk.c console_setup) or a getty runs on it, saying what to change', async () => {
+    const procRoot = await procTree([{ pid: 700, comm: 'agetty', files: [] }]);
+    await writeFile(join(procRoot, 'consoles'), 'tty1                 -WU (EC p  )    4:1\n');
+    await writeFile(join(procRoot, 'cmdline'), 'coherent_pool=1M console=ttyAMA0,115200 console=tty1 root=PARTUUID=1 rootwait\n');
+    await writeFile(join(procRoot, '700', 'cmdline'), ['/sbin/agetty', '-o', '-p -- \\u', '--keep-baud', '115200,57600,38400,9600', 'ttyAMA0', 'vt220', ''].join('\0'));
+    const report = await check(await entry('rpi4'), pi4Chips, bcm2835, { procRoot });
+    const serial = row(report, 'serial', 'rs485');
+    expect(serial.status).toBe('fail');
+    expect(serial.detail).toContain("ttyAMA0 is the kernel's console: remove console=ttyAMA0 (console=serial0 on a Pi) from the kernel command line (cmdline.txt) and reboot");
+    expect(serial.detail).toContain('/sbin/agetty (pid 700) runs a login on ttyAMA0: systemctl disable --now serial-getty@ttyAMA0.service');
+  });
+
+  it('leaves the Modbus UART alone when the console and a getty are on another tty', async () => {
+    const elsewhere = await procTree([{ pid: 701, comm: 'agetty', files: [] }]);
+    await writeFile(join(elsewhere, 'consoles'), 'ttyS0                -W- (EC p a)    4:64\n');
+    await writeFile(join(elsewhere, '701', 'cmdline'), ['/sbin/agetty', 'ttyS0', ''].join('\0'));
+    expect(row(await check(await entry('rpi4'), pi4Chips, bcm2835, { procRoot: elsewhere }), 'serial', 'rs485').status).toBe('ok');
+  });
+
   it('fails the watchdog held by another process', async () => {
     const held = await check(await entry('rpi4'), pi4Chips, bcm2835, { procRoot: await procTree([{ pid: 610, comm: 'watchdog', files: ['/dev/watchdog'] }]) });
     expect(row(held, 'watchdog', 'holder')).toMatchObject({ status: 'fail', detail: expect.stringContaining('held by pid 610 (watchdog)') });
