@@ -29,7 +29,7 @@ describe('local connect errors', () => {
     expect(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH'].map(classifyConnectError)).toEqual(['refused', 'reset', 'timeout', 'unreachable', 'unreachable']);
   });
 
-  it('shows a SIGKILLed firmware as refused (FIN, then RST to a new SYN), never as closed', async () => {
+  it('shows a SIGKILLed firmware by the second connect (FIN, then RST), never as closed', async () => {
     const firmware = await startFirmware(['--log-level', 'silent']);
     const monitor = startMonitor({ targets: [{ name: 'killed', address: `127.0.0.1:${firmware.port}`, intervalMs: 60_000, graceMs: 30_000 }] }, { random: () => 0 });
     try {
@@ -39,8 +39,10 @@ describe('local connect errors', () => {
       await until(async () => (await exec('ss', ['-Htnp', 'state', 'established', `( sport = :${firmware.port} )`])).stdout.includes(`pid=${firmware.process.pid},`), 'the firmware to accept the probe', 20_000);
       await firmware.stop('SIGKILL');
       const transition = await first;
-      expect(transition.to).toBe('refused');
-      expect(transition.reason).toMatch(/^FIN [\d.]+ ms after the handshake, then RST to the SYN on a second connect \(the firmware stopped, not a diagnosis\)$/);
+      // The kernel closes the dying process's sockets one by one: the second SYN meets no listener
+      // (refused), or a listener about to close, which resets it as the handshake completes.
+      expect(['refused', 'reset']).toContain(transition.to);
+      expect(transition.reason).toMatch(/^FIN [\d.]+ ms after the handshake, then (RST to the SYN|RST as the handshake completed|RST [\d.]+ ms after the handshake) on a second connect \(the firmware stopped, not a diagnosis\)$/);
     } finally {
       await monitor.close();
       await firmware.stop('SIGKILL');

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
+import { FirmwareMetrics } from '../../firmware/metrics.js';
 import { type MonitorHttpServer, startMonitorHttp } from '../../monitor/http.js';
 import type { Monitor } from '../../monitor/monitor.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
@@ -86,10 +87,10 @@ function exportedNames(body: string): Set<string> {
 describeWhen(missing('promtool'), 'the shipped Prometheus rules', () => {
   it('pass promtool check rules', async () => {
     const { stdout } = await exec('promtool', ['check', 'rules', RULES]);
-    expect(stdout).toContain('SUCCESS: 5 rules found');
+    expect(stdout).toContain('SUCCESS: 7 rules found');
   });
 
-  it("pass promtool test rules: a target down for a minute pages, flapping, a silent monitor, failed deliveries, a failing /probe target", async () => {
+  it("pass promtool test rules: a target down for a minute pages, flapping, a silent monitor, failed deliveries, a failing /probe target, a reboot and a reboot loop", async () => {
     const { stdout } = await exec('promtool', ['test', 'rules', RULE_TESTS]);
     expect(stdout).toContain('SUCCESS');
   });
@@ -222,7 +223,7 @@ scrape_configs:
   it('loads the shipped rules, whose down alerts are pending for the dead targets', async () => {
     const rules = (await (await fetch(`${promUrl}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
     const loaded = rules.data.groups.flatMap((g) => g.rules);
-    expect(loaded.map((r) => r.name).sort()).toEqual(['HandcheckAlertDeliveryFailing', 'HandcheckMonitorDown', 'HandcheckProbeFailed', 'HandcheckTargetDown', 'HandcheckTargetFlapping']);
+    expect(loaded.map((r) => r.name).sort()).toEqual(['HandcheckAlertDeliveryFailing', 'HandcheckApplianceRebooted', 'HandcheckMonitorDown', 'HandcheckProbeFailed', 'HandcheckRebootLoop', 'HandcheckTargetDown', 'HandcheckTargetFlapping']);
     await until(
       async () => {
         const alerts = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as { data: { alerts: Array<{ labels: Record<string, string> }> } };
@@ -279,9 +280,10 @@ describe('the shipped Grafana dashboard', () => {
     expect(ids.size).toBe(dashboard.panels.filter((p) => p.type !== 'row').length);
   });
 
-  it("refers only to metrics the monitor exports on /metrics and /probe", async () => {
+  it("refers only to metrics the monitor exports on /metrics and /probe (the rules: and the firmware on its own)", async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${http.address.port}/metrics`)).text();
     const probe = await (await fetch(`http://127.0.0.1:${http.address.port}/probe?target=127.0.0.1:${(listener.address() as AddressInfo).port}&grace_ms=10`)).text();
+    const firmware = (await new FirmwareMetrics({ board: 'sim-appliance' }).render()).body;
     const exported = exportedNames(`${metrics}${probe}`);
     const used = new Set(dashboardQueries().flatMap((q) => metricNames(q.expr)));
     expect(used.size).toBeGreaterThan(8);
@@ -289,6 +291,8 @@ describe('the shipped Grafana dashboard', () => {
     const rules = readFileSync(RULES, 'utf8');
     const ruleNames = new Set([...rules.matchAll(/^\s+expr: (.+)$/gm)].flatMap((m) => metricNames(m[1]!)));
     // `up` is Prometheus's own series for every scrape.
-    expect([...ruleNames].filter((name) => !exported.has(name) && name !== 'up')).toEqual([]);
+    const firmwareExported = exportedNames(firmware);
+    expect([...ruleNames].filter((name) => !exported.has(name) && !firmwareExported.has(name) && name !== 'up')).toEqual([]);
+    expect([...ruleNames].filter((name) => firmwareExported.has(name)).sort()).toEqual(['handcheck_boot_count']);
   });
 });
