@@ -26,6 +26,7 @@ import { beforeModeBench } from './before.js';
 import { dashboardBench } from './dashboard.js';
 import { monitorBench, monitorHoldBench } from './monitor.js';
 import { tlsBench } from './tls.js';
+import { proxyBench } from './proxy.js';
 
 const run = promisify(execFile);
 const boards = parseBoards(readFileSync(new URL('../boards.json', import.meta.url), 'utf8'), 'boards.json');
@@ -260,6 +261,7 @@ const benches: Record<string, () => Promise<void>> = {
   monitor: () => monitorBench(report),
   monitorHold: () => monitorHoldBench(report),
   dashboard: () => dashboardBench(report),
+  proxy: () => proxyBench(report, appliance),
 };
 const only = process.argv.slice(2);
 for (const [name, bench] of Object.entries(benches)) {

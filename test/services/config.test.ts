@@ -3,6 +3,7 @@
  * entry has. Errors name the JSON path, like every other boards file error.
  */
 import { readFile } from 'node:fs/promises';
+import schema from '../../boards.schema.json' with { type: 'json' };
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { BoardsSchemaError, parseBoards, selectBoard } from '../../config/boards.js';
@@ -102,5 +103,21 @@ describe('service kinds in boards.json', () => {
     expect(issues({ ...proxy, probe: { type: 'http', timeoutMs: 1501 } })).toEqual([{ path: '/boards/0/services/1/probe/timeoutMs', message: expect.stringContaining('1-1500') as string }]);
     expect(issues({ ...proxy, probe: { type: 'http', path: 'health' } })[0]?.path).toBe('/boards/0/services/1/probe/path');
     expect(issues({ ...proxy, probe: { type: 'send-expect', send: 'x' } })[0]?.path).toBe('/boards/0/services/1/probe/expect');
+  });
+
+  it('README: the proxy fields table has the schema defaults and bounds', async () => {
+    const readme = await readFile(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+    const row = (field: string): string[] => {
+      const line = readme.split('\n').find((l) => l.startsWith(`| \`${field}\``));
+      if (!line) throw new Error(`README has no row for ${field}`);
+      return line.split('|').map((cell) => cell.trim());
+    };
+    const service = schema.$defs.service.properties;
+    expect(row('connectTimeoutMs').slice(2, 4)).toEqual([String(service.connectTimeoutMs.default), `${service.connectTimeoutMs.minimum}-${service.connectTimeoutMs.maximum}`]);
+    const timeout = schema.$defs['probe-http'].properties.timeoutMs;
+    expect(row('probe.timeoutMs').slice(2, 4)).toEqual([String(timeout.default), `${timeout.minimum}-${timeout.maximum}`]);
+    const modbus = schema.$defs['probe-modbus'].properties;
+    expect(row('probe.unitId` (modbus)'.replace('` (modbus)', '')).slice(2, 4)).toEqual([String(modbus.unitId.default), `${modbus.unitId.minimum}-${modbus.unitId.maximum}`]);
+    expect(row('probe.path').slice(2, 3)).toEqual([`\`${schema.$defs['probe-http'].properties.path.default}\``]);
   });
 });

@@ -37,7 +37,9 @@ export async function startService(service: Omit<ServiceConfig, 'gate' | 'depend
   const board = new SimBoard(config, { clock: new VirtualClock(1_700_000_000_000) });
   const log = logSink(level);
   const stateDir = mkdtempSync(join(tmpdir(), `handcheck-services-${process.pid}-`));
-  const firmware = await settle(board.clock, Firmware.start({ board, logger: log.logger, metrics: new FirmwareMetrics({ board: config.id }), stateDir }));
+  // The boot record is real file I/O, which a loaded machine can keep waiting while the virtual clock
+  // runs on; nothing here depends on how far it runs before the first connection.
+  const firmware = await settle(board.clock, Firmware.start({ board, logger: log.logger, metrics: new FirmwareMetrics({ board: config.id }), stateDir }), 1, 600_000);
   const running = firmware.services[0]!;
   return {
     firmware,

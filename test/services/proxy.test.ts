@@ -164,12 +164,13 @@ describe('proxy: the splice', () => {
 
   it('an upstream reset resets the client, and a client reset resets the upstream', async () => {
     const upstreamErrors: string[] = [];
+    let upstreamHeard = '';
     let mode: 'reset-client' | 'wait' = 'reset-client';
     const upstream = await nodeUpstream((socket) => {
       socket.on('error', (err: NodeJS.ErrnoException) => upstreamErrors.push(err.code ?? err.message));
       if (mode === 'reset-client') socket.once('data', () => socket.resetAndDestroy());
       // Reading, so that the kernel's report of the peer's RST reaches the socket.
-      else socket.resume();
+      else socket.on('data', (chunk: Buffer) => (upstreamHeard += chunk.toString()));
     });
     closers.push(upstream.close);
     const { port, proxy } = await start(proxyTo(upstream.port));
@@ -182,10 +183,27 @@ describe('proxy: the splice', () => {
     const second = connect({ host: '127.0.0.1', port });
     await new Promise((resolve) => second.once('connect', resolve));
     second.write('hello');
-    await until(() => proxy!.stats().open === 1 && proxy!.stats().spliced === 2, 'the second splice');
+    // The splice is made through to the upstream once the client's bytes arrive there.
+    await until(() => upstreamHeard === 'hello', 'the second splice carrying bytes');
     second.resetAndDestroy();
     await until(() => upstreamErrors.includes('ECONNRESET'), 'the upstream seeing the reset');
     await until(() => proxy!.stats().open === 0, 'both splices gone');
+  });
+
+  it('an upstream that refuses the spliced connection after an ok verdict: the client is reset, the gate log says upstream-failed', async () => {
+    const upstream = await nodeUpstream((socket) => {
+      socket.once('data', () => {
+        // The probe's ping: the listener goes away before the pong, so the splice that follows is refused.
+        upstream.server.close();
+        socket.end('pong');
+      });
+    });
+    const { port, log, proxy } = await start(proxyTo(upstream.port, { probe: { type: 'send-expect', send: 'ping', expect: 'pong' } }));
+    const client = connect({ host: '127.0.0.1', port });
+    expect(await new Promise<string | undefined>((resolve) => client.once('error', (err: NodeJS.ErrnoException) => resolve(err.code)))).toBe('ECONNRESET');
+    expect(log.lines()).toContainEqual(expect.objectContaining({ action: 'upstream-failed', code: 'ERR_UPSTREAM_DOWN', upstream: `127.0.0.1:${upstream.port}` }));
+    expect(proxy!.stats()).toMatchObject({ spliced: 1, upstreamFailed: 1 });
+    await until(() => proxy!.stats().open === 0, 'the failed splice gone');
   });
 
   it('honours backpressure: with the upstream not reading, the proxy buffers a bounded amount and the client is held back; then every byte arrives', async () => {
