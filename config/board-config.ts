@@ -27,6 +27,12 @@ export interface I2cBusConfig {
   /** Per-transfer timeout. Default 50 ms. */
   timeoutMs?: number;
   /**
+   * SCL rate in Hz, 10 kHz to 1 MHz. Default 100000, a Raspberry Pi's unless config.txt sets
+   * `dtparam=i2c_arm_baudrate`. The sim board charges each transfer its bits at this rate; on a real
+   * board the kernel sets the rate and this records it (for the diagnosis budget).
+   */
+  clockHz?: number;
+  /**
    * The kernel's adapter driver, which decides how the bus fails (the errno, and how long a hung
    * transfer holds it): `bcm2835` on a Pi Zero 2 W and Pi 4, `designware` on a Pi 5 (RP1). The sim
    * board fails the same way. Default `generic`.

@@ -39,6 +39,11 @@ export interface ComponentKindDriver<K extends ComponentKind> {
   /** A chip on an I2C bus: its driver on that bus. `identify()` on it reads identity registers only. */
   chip?: (component: Readonly<ComponentOf<K>>, bus: I2cBus, board: BoardHal) => Driver;
   check: (component: Readonly<ComponentOf<K>>, context: CheckContext) => ComponentCheck;
+  /**
+   * How old (ms) a state from the firmware's own polling may be for a connect's diagnosis to take it
+   * instead of diagnosing again; absent, every connect diagnoses the component.
+   */
+  stateMaxAgeMs?: (component: Readonly<ComponentOf<K>>) => number;
 }
 
 /** The check of a chip: its driver on its bus, opened on first use. */
@@ -60,11 +65,11 @@ const sfp = (component: Readonly<ComponentOf<'sfp'>>, bus: I2cBus, _board: Board
   new SfpDriver(bus, { address: i2cAddress(component, 'address'), ddmAddress: i2cAddress(component, 'ddmAddress'), lines });
 
 function sfpCheck(component: Readonly<ComponentOf<'sfp'>>, context: CheckContext): ComponentCheck {
-  // The thresholds a module stores never change; they are read again only when another module sits in the cage.
-  let stored: { identity: string; thresholds: Awaited<ReturnType<SfpDriver['thresholds']>> } | undefined;
+  // The thresholds a module stores never change: they are read once per module inserted, when the
+  // driver proves a module's identity in full (a new identity object), not on every diagnosis.
+  let stored: { identity: Identity; thresholds: Awaited<ReturnType<SfpDriver['thresholds']>> } | undefined;
   const moduleThresholds = async (driver: SfpDriver, options: DriverCallOptions, identity: Identity) => {
-    const key = JSON.stringify(identity);
-    if (stored?.identity !== key) stored = { identity: key, thresholds: await driver.thresholds(options) };
+    if (stored?.identity !== identity) stored = { identity, thresholds: await driver.thresholds(options) };
     return stored.thresholds;
   };
   const { board } = context;
@@ -152,6 +157,7 @@ export const componentDrivers = {
   },
   'serial-peer': {
     blinkCode: 3,
+    stateMaxAgeMs: (component) => component.stateMaxAgeMs ?? 2500,
     check: (component, { board }) => {
       const port = board.config.serial?.find((p) => p.id === component.port);
       return new DriverCheck(component, board, async (handles) => {

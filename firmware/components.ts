@@ -51,6 +51,8 @@ function gpioSpec(board: BoardHal, name: string): GpioLineConfig {
 /**
  * The common shape of driver-backed checks: open once, then on every run prove the part's identity
  * (a swapped or failing chip answers differently long before its readings look wrong), read, judge.
+ * A driver with `diagnose` re-proves the identity with the fewest bus bytes that still catch a
+ * swapped or reset part.
  */
 interface Closable {
   close(): Promise<void>;
@@ -138,12 +140,13 @@ export class DriverCheck<D extends Driver> implements ComponentCheck {
 
   async run(options: DriverCallOptions): Promise<CheckResult> {
     try {
-      this.driver ??= await this.open(this.handles);
-      const identity = await this.driver.identify(options);
+      const driver = (this.driver ??= await this.open(this.handles));
+      const { identity, reading } = driver.diagnose
+        ? await driver.diagnose(options)
+        : { identity: await driver.identify(options), reading: await driver.read(options) };
       this.verify(identity);
-      const reading = await this.driver.read(options);
       const own = judge(reading, this.config.thresholds);
-      const extra = await this.assess(reading, this.driver, options, identity);
+      const extra = await this.assess(reading, driver, options, identity);
       // What the part gets wrong without disproving its identity degrades it: the kernel would warn and carry on.
       const warnings = identity.warnings ?? [];
       return {

@@ -22,7 +22,7 @@ import { HalError } from '../hal/errors.js';
 import { HandcheckError } from '../config/errors.js';
 import type { ComponentCheck, WatchdogHealth } from './components.js';
 import type { DependencyChange } from './gate/gate.js';
-import { createComponentCheck } from './component-kinds.js';
+import { componentDriver, createComponentCheck } from './component-kinds.js';
 
 export type ComponentStateName = 'ok' | 'degraded' | 'failed' | 'unknown';
 
@@ -80,6 +80,8 @@ export type EventListener = (id: string, event: string) => void;
 
 export class DeviceStateManager {
   private readonly checks = new Map<string, ComponentCheck>();
+  /** Components whose recent state a connect may take (serial peers), with the age it may have. */
+  private readonly maxStateAge = new Map<string, number>();
   private readonly current = new Map<string, ComponentState>();
   private readonly running = new Map<string, RunningDiagnosis>();
   private readonly listeners = new Set<StateListener>();
@@ -99,6 +101,8 @@ export class DeviceStateManager {
     for (const component of board.config.components) {
       const check = createComponentCheck(component, { board, watchdogHealth });
       this.checks.set(component.id, check);
+      const maxAge = componentDriver(component).stateMaxAgeMs?.(component);
+      if (maxAge) this.maxStateAge.set(component.id, maxAge);
       if (check.watch) this.unwatch.push(check.watch((event) => this.signalled(component.id, event)));
       this.current.set(component.id, {
         id: component.id,
@@ -191,8 +195,20 @@ export class DeviceStateManager {
     return Promise.all(this.diagnoseEach(ids, options));
   }
 
-  /** As `diagnose`, one promise per id, each settling when that component's diagnosis does. */
-  diagnoseEach(ids: readonly string[], { signal }: { signal?: AbortSignal } = {}): Array<Promise<ComponentState>> {
+  /**
+   * As `diagnose`, one promise per id, each settling when that component's diagnosis does. With
+   * `recent`, a component whose kind allows it (a serial peer, `stateMaxAgeMs`) answers with the state
+   * of its last diagnosis when that finished recently enough and its part has not signalled since.
+   */
+  diagnoseEach(ids: readonly string[], { signal, recent = false }: { signal?: AbortSignal; recent?: boolean } = {}): Array<Promise<ComponentState>> {
+    if (recent) {
+      const states = ids.map((id) => this.recentState(id));
+      const rest = this.diagnoseEach(
+        ids.filter((_, i) => !states[i]),
+        signal ? { signal } : {},
+      );
+      return states.map((state) => (state ? Promise.resolve(state) : rest.shift()!));
+    }
     if (!signal) return ids.map((id) => this.join(id, undefined));
     // One listener on the caller's signal, fanned out to one of ours that every component's wait
     // listens to: a dozen components on one caller's signal tripped Node's leak warning (> 10).
@@ -204,6 +220,13 @@ export class DeviceStateManager {
     const each = ids.map((id) => this.join(id, fanOut.signal));
     void Promise.allSettled(each).then(() => signal.removeEventListener('abort', relay));
     return each;
+  }
+
+  private recentState(id: string): ComponentState | undefined {
+    const maxAge = this.maxStateAge.get(id);
+    const state = this.current.get(id);
+    if (maxAge === undefined || !state || state.diagnosedAt === null || state.state === 'unknown' || this.stale.has(id)) return undefined;
+    return this.board.clock.now() - state.diagnosedAt <= maxAge ? state : undefined;
   }
 
   private join(id: string, signal: AbortSignal | undefined): Promise<ComponentState> {

@@ -82,7 +82,7 @@ export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
     }
     // Caught here: a verdict that does not wait for it must not leave a rejection unhandled.
     const probing = appProbe?.(signal).catch((err: unknown): Failure => ({ component: 'app', code: ERR_DIAG_FAILED, reason: err instanceof Error ? err.message : String(err) }));
-    for (const state of await firstFailureOrAll(devices.diagnoseEach(dependsOn, { signal }))) {
+    for (const state of await firstFailureOrAll(devices.diagnoseEach(dependsOn, { signal, recent: true }))) {
       if (state && fails(state)) {
         const code = state.code ?? (state.state === 'failed' ? 'ERR_COMPONENT_FAILED' : 'ERR_COMPONENT_UNKNOWN');
         failures.push({ component: state.id, code, reason: state.reason });

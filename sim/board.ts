@@ -71,7 +71,10 @@ export class SimBoard implements BoardHal {
     this.serial = { open: (spec) => openSerialPort(binding, clock, spec) };
 
     for (const bus of config.i2c ?? []) {
-      this.buses.set(bus.id, new SimI2cBus(bus.id, this.clock, this.faults, { defaultTimeoutMs: bus.timeoutMs ?? 50, adapter: bus.adapter ?? 'generic' }));
+      this.buses.set(
+        bus.id,
+        new SimI2cBus(bus.id, this.clock, this.faults, { defaultTimeoutMs: bus.timeoutMs ?? 50, adapter: bus.adapter ?? 'generic', clockHz: bus.clockHz ?? 100_000 }),
+      );
     }
     for (const component of config.components) {
       const part = componentModel(component).build(component, {
@@ -123,6 +126,11 @@ export class SimBoard implements BoardHal {
 
   async i2c(busId: string): Promise<I2cBus> {
     return this.bus(busId);
+  }
+
+  /** The simulated buses, for counting what went over them. */
+  get i2cBuses(): SimI2cBus[] {
+    return [...this.buses.values()];
   }
 
   async watchdog(): Promise<Watchdog> {

@@ -89,7 +89,7 @@ interface RealtimeFollow {
   speed: number;
   realAnchor: number;
   virtualAnchor: number;
-  handle: NodeJS.Timeout | undefined;
+  handle: { cancel(): void } | undefined;
   armedDue: number;
   /** Firing overdue timers one by one; time stands at each one's due time meanwhile. */
   catchingUp: boolean;
@@ -123,10 +123,24 @@ export class VirtualClock implements Clock {
 
   now(): number {
     if (this.realtime && !this.realtime.catchingUp) {
-      const followed = this.followed(this.realtime);
+      // Never past a timer that has not fired: on a host too busy to fire it on time, time waits for
+      // it, so what that timer's work schedules next (the next I2C transfer's end) still comes before
+      // a deadline set earlier, as on the board.
+      const followed = Math.min(this.followed(this.realtime), this.nextDue());
       if (followed > this.current) this.current = followed;
     }
     return this.current;
+  }
+
+  /** Due time of the earliest timer not canceled; Infinity when none is pending. */
+  private nextDue(): number {
+    for (;;) {
+      const next = this.timers.peek();
+      if (!next) return Infinity;
+      if (!next.canceled) return next.due;
+      this.timers.pop();
+      this.canceledInHeap -= 1;
+    }
   }
 
   private followed({ speed, realAnchor, virtualAnchor }: RealtimeFollow): number {
@@ -248,28 +262,44 @@ export class VirtualClock implements Clock {
   stopRealtime(): void {
     if (!this.realtime) return;
     this.now();
-    if (this.realtime.handle) clearTimeout(this.realtime.handle);
+    this.realtime.handle?.cancel();
     this.realtime = undefined;
   }
 
   private rearmRealtime(): void {
     const rt = this.realtime;
     if (!rt || rt.catchingUp) return;
-    if (rt.handle) clearTimeout(rt.handle);
+    rt.handle?.cancel();
     rt.handle = undefined;
     rt.armedDue = Infinity;
     const next = this.timers.peek();
     if (!next) return;
-    rt.armedDue = next.due;
-    // Node fires a timer set past 2^31-1 ms after 1 ms instead (TimeoutOverflowWarning): wait the
-    // longest it can, then rearm for what is left.
-    const realDelay = Math.min(maxNodeTimerMs, Math.max(0, (next.due - this.now()) / rt.speed));
-    rt.handle = setTimeout(() => {
+    const due = next.due;
+    rt.armedDue = due;
+    const fire = (): void => {
       if (this.realtime !== rt) return;
       rt.handle = undefined;
       rt.armedDue = Infinity;
       this.catchUp(rt, this.followed(rt));
-    }, realDelay);
+    };
+    // Node fires a timer set past 2^31-1 ms after 1 ms instead (TimeoutOverflowWarning): wait the
+    // longest it can, then rearm for what is left.
+    const realDelay = Math.min(maxNodeTimerMs, Math.max(0, (due - this.now()) / rt.speed));
+    if (realDelay >= 1) {
+      const timer = setTimeout(fire, realDelay);
+      rt.handle = { cancel: () => clearTimeout(timer) };
+      return;
+    }
+    // Node's timers count whole milliseconds: a wait shorter than one (an I2C transfer's wire time)
+    // would take a full millisecond. Check the time on every turn of the event loop instead.
+    let live = true;
+    const spin = (): void => {
+      if (!live || this.realtime !== rt) return;
+      if (this.followed(rt) >= due) fire();
+      else setImmediate(spin);
+    };
+    setImmediate(spin);
+    rt.handle = { cancel: () => (live = false) };
   }
 
   /**

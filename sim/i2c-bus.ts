@@ -3,6 +3,13 @@
  * transactions (usually a register pointer, then data) and read transactions (bytes clocked out from
  * the pointer). SMBus calls are split into those transactions here, exactly as the Linux i2c-dev
  * layer puts them on the wire, so drivers run unchanged against the models.
+ *
+ * Given a clock rate, every transfer takes its time on the board clock, as on the wire: 9 bits per
+ * byte (8 data bits and the acknowledge, address bytes included), one SCL period for the START, each
+ * repeated START and the STOP (UM10204 table 10: at 100 kHz t_HD;STA 4.0 us, t_SU;STA 4.7 us,
+ * t_SU;STO 4.0 us, t_BUF 4.7 us, each about one 10 us period), plus the host's cost of a transfer
+ * (`transferOverheadUs`). Transfers on one bus run one after another (hal/i2c-queue.ts); two buses
+ * run at the same time. What went over each bus is counted per address (`traffic`).
  */
 import type { I2cAdapterKind } from '../config/board-config.js';
 import type { Clock } from '../hal/clock.js';
@@ -98,11 +105,51 @@ function i2cDeviceFaultKinds(adapter: I2cAdapterKind): FaultKindInfo[] {
   ];
 }
 
+/**
+ * The host's cost of one transfer apart from the bus: the I2C_SMBUS ioctl through i2c-dev and the
+ * i2c core, and the firmware's own path to it (hal/linux/i2c.ts: the transfer queue, i2c-bus's libuv
+ * worker hop, the promises). Measured by test/kernel/suite/i2c-cost.test.ts, 2026-11-30, on a machine
+ * at load average ~20: in the kernel lane (Debian 6.12 under QEMU TCG, i2c-stub, which answers from
+ * memory, so no wire time) an SMBus read word ioctl took a median 1106 us and a null syscall (2 bytes
+ * from /dev/zero) 55.3 us, against 2.8-3.1 us for the same null syscall on the x86 host: scaled by
+ * that slowdown, the i2c-dev and i2c core part (1106 - 55 us) is ~53 us of host CPU. On the host,
+ * LinuxI2cBus.readWord over a null libuv worker hop took a median 14.7 us (compiled, plain node;
+ * 68 us under vitest). 53 + 15 = ~70 us. A Pi 4's Cortex-A72 is slower than this Xeon, so a Pi pays
+ * more; an earlier lane run on a quieter machine gave 360 us for the ioctl, i.e. the figure is good to
+ * a factor of two, not better.
+ */
+export const transferOverheadUs = 70;
+
+/** Bytes, transfers and bus time on one bus, in total and per address. */
+export interface I2cTrafficCount {
+  transfers: number;
+  /** Bytes on the wire: address bytes, command bytes and data. */
+  bytes: number;
+  /** Time the bus was occupied, host overhead included, in ms. */
+  wireMs: number;
+}
+
+export interface I2cTraffic extends I2cTrafficCount {
+  byAddress: Map<number, I2cTrafficCount>;
+}
+
 export interface SimI2cBusOptions {
   /** Default 50 ms. */
   defaultTimeoutMs?: number;
   /** Default `generic`. */
   adapter?: I2cAdapterKind;
+  /**
+   * SCL rate in Hz. Absent, transfers take no time on the board clock: for tests of a chip model's
+   * registers alone. The sim board always gives its entry's rate (default 100 kHz).
+   */
+  clockHz?: number;
+  /** Host cost per transfer in us when `clockHz` is given. Default `transferOverheadUs`. */
+  overheadUs?: number;
+}
+
+/** Bits a transfer of these messages puts on the wire: START, each message's address and data bytes at 9 bits, a repeated START between messages, STOP. */
+export function transferBits(messageBytes: readonly number[]): number {
+  return messageBytes.reduce((bits, bytes) => bits + 9 * (1 + bytes), 0) + messageBytes.length + 1;
 }
 
 export class SimI2cBus implements I2cBus {
@@ -114,6 +161,10 @@ export class SimI2cBus implements I2cBus {
   private closed = false;
   /** Transactions that reached a device, for tests that check what went over the wire. */
   transfers = 0;
+  readonly clockHz: number | undefined;
+  private readonly overheadUs: number;
+  /** What went over the bus since it was made; `resetTraffic` starts the count again. */
+  traffic: I2cTraffic = { transfers: 0, bytes: 0, wireMs: 0, byAddress: new Map() };
 
   constructor(
     readonly id: string,
@@ -123,6 +174,11 @@ export class SimI2cBus implements I2cBus {
   ) {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 50;
     this.adapter = options.adapter ?? 'generic';
+    if (options.clockHz !== undefined && !(Number.isInteger(options.clockHz) && options.clockHz >= 10_000 && options.clockHz <= 1_000_000)) {
+      throw new HalInvalidArgumentError(`clock rate ${String(options.clockHz)} Hz of ${id} is outside 10000-1000000`, { target: id });
+    }
+    this.clockHz = options.clockHz;
+    this.overheadUs = options.overheadUs ?? transferOverheadUs;
     this.behaviour = i2cAdapters[this.adapter];
     this.queue = new I2cTransferQueue(clock, id);
     faults.register(id, [{ kind: 'stuck-bus', description: this.behaviour.stuckDescription }]);
@@ -157,22 +213,51 @@ export class SimI2cBus implements I2cBus {
     throw halErrorFromErrno(Object.assign(new Error(`${why} (${ending.errno} from the ${this.adapter} adapter)`), { code: ending.errno }), what, target);
   }
 
+  /** Zeroes the counts of `traffic`. */
+  resetTraffic(): void {
+    this.traffic = { transfers: 0, bytes: 0, wireMs: 0, byAddress: new Map() };
+  }
+
+  /** Holds the bus for a transfer of these messages (byte counts after the address) and counts it. */
+  private async occupy(addr: number, messageBytes: readonly number[]): Promise<void> {
+    const bytes = messageBytes.reduce((sum, n) => sum + 1 + n, 0);
+    const wireMs = this.clockHz === undefined ? 0 : this.overheadUs / 1000 + (transferBits(messageBytes) * 1000) / this.clockHz;
+    for (const count of [this.traffic, this.trafficOf(addr)]) {
+      count.transfers += 1;
+      count.bytes += bytes;
+      count.wireMs += wireMs;
+    }
+    if (wireMs > 0) await this.clock.sleep(wireMs);
+  }
+
+  private trafficOf(addr: number): I2cTrafficCount {
+    let count = this.traffic.byAddress.get(addr);
+    if (!count) this.traffic.byAddress.set(addr, (count = { transfers: 0, bytes: 0, wireMs: 0 }));
+    return count;
+  }
+
   private async execute(addr: number, target: string, what: string, transactions: Transaction[]): Promise<Buffer> {
     if (this.closed) throw new HalClosedError(`${what} on closed bus ${this.id}`, { target, canceled: true });
     await new Promise((resolve) => process.nextTick(resolve));
+    const messages = transactions.map((step) => (step.kind === 'write' ? step.data.length : step.length));
     if (this.faults.hit(this.id, 'stuck-bus')) {
       const sdaLow = this.behaviour.sdaLow;
       if (sdaLow !== 'reads-zero') return this.fail(sdaLow, what, target, `bus ${this.id} is stuck (SDA held low)`);
+      await this.occupy(addr, messages);
       const read = transactions.find((step) => step.kind === 'read');
       return Buffer.alloc(read?.kind === 'read' ? read.length : 0);
     }
     const device = this.devices.get(addr);
     if (!device || this.faults.hit(device.faultTarget, 'nack')) {
+      // The address byte goes out unacknowledged, then STOP.
+      await this.occupy(addr, [0]);
       return this.fail({ errno: this.behaviour.nack, afterMs: 0 }, what, target, 'no acknowledge');
     }
     if (this.faults.hit(device.faultTarget, 'bus-timeout')) {
       return this.fail(this.behaviour.stretched, what, target, 'the chip held SCL low');
     }
+    await this.occupy(addr, messages);
+    if (this.closed) throw new HalClosedError(`${what} on closed bus ${this.id}`, { target, canceled: true });
     let result = Buffer.alloc(0);
     for (const step of transactions) {
       this.transfers += 1;

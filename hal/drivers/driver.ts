@@ -46,6 +46,14 @@ export interface Driver<R extends Reading = Reading> {
   identify(options?: DriverCallOptions): Promise<Identity>;
   read(options?: DriverCallOptions): Promise<R>;
   selfTest(options?: DriverCallOptions): Promise<SelfTestResult>;
+  /**
+   * Identity and reading for a diagnosis, in fewer bus bytes than `identify` then `read`: the full
+   * identity the first time and whenever the part shows it lost power or was replaced (a register it
+   * resets on power loss, a checksum, a presence edge), otherwise the identity proven last with the
+   * bytes that would have shown the change. Rejects as `identify` and `read` do. Drivers without it
+   * are diagnosed by `identify` then `read`.
+   */
+  diagnose?(options?: DriverCallOptions): Promise<{ identity: Identity; reading: R }>;
 }
 
 export function selfTestResult(checks: SelfTestCheck[]): SelfTestResult {

@@ -7,6 +7,13 @@
  * (RST, brown-out) clears it. Every read therefore checks the calibration register first; when it
  * has been lost the driver writes configuration and calibration again and waits for a conversion
  * made with them (CNVR) before trusting the current and power registers.
+ *
+ * The calibration register is also the proof that the chip is the one this driver configured: it is
+ * 0000h after power-on (SBOS448 8.6.3.6) and a chip put in its place was powered on, so a diagnosis
+ * (`diagnose`) reads the configuration (the identity) only when the calibration is not what was
+ * written. Current and power are not read: the chip computes them from the shunt and bus registers
+ * and the calibration (8.5.1, equations 4 and 5), and so does the driver, with the same truncation.
+ * 15 bytes on the wire per steady diagnosis instead of 30.
  */
 import type { Clock } from '../clock.js';
 import { HalClosedError, HalIdentityError, HalInvalidArgumentError, HalIoError } from '../errors.js';
@@ -54,6 +61,16 @@ export function ina219Scaling(shuntOhms: number, maxCurrentA: number): Ina219Sca
   return { currentLsbA, powerLsbW: 20 * currentLsbA, calibration: calibration & 0xfffe };
 }
 
+/** The current register the chip computes, SBOS448 8.5.1 equation 4: shunt x calibration / 4096, truncated, 16-bit signed. */
+export function ina219CurrentRegister(shunt: number, calibration: number): number {
+  return Math.max(-32768, Math.min(32767, Math.trunc((shunt * calibration) / 4096)));
+}
+
+/** The power register, equation 5: current x bus voltage (in 4 mV counts) / 5000, truncated, 16-bit unsigned. */
+export function ina219PowerRegister(current: number, busCounts: number): number {
+  return Math.min(0xffff, Math.trunc((Math.abs(current) * busCounts) / 5000));
+}
+
 export interface Ina219Options {
   /** Shunt resistor in ohms. */
   shuntOhms: number;
@@ -80,6 +97,8 @@ export class Ina219Driver implements Driver<Ina219Reading> {
   readonly target: string;
   readonly scaling: Ina219Scaling;
   private readonly config: number;
+  /** The identity `identify` proved last, until the calibration register shows the chip was reset. */
+  private proven: Identity | undefined;
 
   constructor(
     private readonly bus: I2cBus,
@@ -127,19 +146,36 @@ export class Ina219Driver implements Driver<Ina219Reading> {
     if (problem) {
       throw new HalIdentityError(`${this.target}: expected an INA219, found configuration ${hex16(config)} (${problem})`, { target: this.target });
     }
-    return { part: 'INA219', details: { config: hex16(config) } };
+    this.proven = { part: 'INA219', details: { config: hex16(config) } };
+    return this.proven;
+  }
+
+  async diagnose(options: DriverCallOptions = {}): Promise<{ identity: Identity; reading: Ina219Reading }> {
+    const calibrated = (await this.word(INA219_REG.calibration, options)) === this.scaling.calibration;
+    let identity = calibrated ? this.proven : undefined;
+    if (!identity) {
+      identity = await this.identify(options);
+      if (!calibrated) await this.program(options);
+    }
+    return { identity, reading: await this.measurements(options) };
   }
 
   /** Programs configuration and calibration if the chip lost them; true when it had to. */
   private async ensureCalibrated(options: DriverCallOptions): Promise<boolean> {
     const calibration = await this.word(INA219_REG.calibration, options);
     if (calibration === this.scaling.calibration) return false;
+    this.proven = undefined;
+    await this.program(options);
+    return true;
+  }
+
+  /** Writes configuration and calibration, then waits for a conversion made with them. */
+  private async program(options: DriverCallOptions): Promise<void> {
     await this.bus.writeWord(this.address, INA219_REG.config, this.config, 'be', options);
     await this.bus.writeWord(this.address, INA219_REG.calibration, this.scaling.calibration, 'be', options);
     if (!(await this.awaitConversion(options))) {
       throw new HalIoError(`${this.target}: no conversion completed within ${CNVR_POLLS} cycles after recalibration`, { target: this.target });
     }
-    return true;
   }
 
   /** Clears CNVR by reading the power register, then waits up to CNVR_POLLS cycles for it to set. */
@@ -155,15 +191,19 @@ export class Ina219Driver implements Driver<Ina219Reading> {
 
   async read(options: DriverCallOptions = {}): Promise<Ina219Reading> {
     await this.ensureCalibrated(options);
-    const shunt = await this.word(INA219_REG.shunt, options);
+    return this.measurements(options);
+  }
+
+  /** Shunt and bus registers, with current and power as the calibrated chip computes them. */
+  private async measurements(options: DriverCallOptions): Promise<Ina219Reading> {
+    const shunt = toInt16(await this.word(INA219_REG.shunt, options));
     const bus = await this.word(INA219_REG.bus, options);
-    const current = await this.word(INA219_REG.current, options);
-    const power = await this.word(INA219_REG.power, options);
+    const current = ina219CurrentRegister(shunt, this.scaling.calibration);
     return {
       busVoltageV: (bus >> 3) * INA219_BUS_LSB_V,
-      shuntVoltageV: toInt16(shunt) * INA219_SHUNT_LSB_V,
-      currentA: toInt16(current) * this.scaling.currentLsbA,
-      powerW: power * this.scaling.powerLsbW,
+      shuntVoltageV: shunt * INA219_SHUNT_LSB_V,
+      currentA: current * this.scaling.currentLsbA,
+      powerW: ina219PowerRegister(current, bus >> 3) * this.scaling.powerLsbW,
       overflow: (bus & INA219_BUS.OVF) !== 0,
     };
   }

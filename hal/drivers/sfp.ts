@@ -8,6 +8,16 @@
  * power 0.1 uW. Internally calibrated modules report those units; externally calibrated ones report
  * A/D counts that the slopes, offsets and the RX power polynomial at A2h 56-91 turn into them, and
  * their thresholds are A/D counts too.
+ *
+ * A diagnosis (`diagnose`) reads the serial ID (A0h 0-95, 114 bytes on the wire) and the external
+ * calibration only when a module may have been inserted since: the first time, after an edge of
+ * MOD_DEF0 (SFF-8472 table 3-1 / INF-8074: the module grounds it, so every insertion and removal is
+ * an edge), and when the checksum area says another module answers. Otherwise it reads CC_BASE
+ * (byte 63) and CC_EXT (byte 95), 8 bytes on the wire: they sum the vendor, part number, serial number
+ * and date code (SFF-8472 8.12, 8.13), so a module put in without an edge seen (a cage without
+ * MOD_DEF0 wired, a line that cannot report edges) shows as a different pair - except, 1 time in 256,
+ * another unit of the same part whose serial number and date code sum to the same CC_EXT, which only
+ * the MOD_DEF0 edge catches. The live values, status and flags (A2h 96-117) are read every time.
  */
 import { HalIdentityError, HalNotFoundError, HalUnsupportedError } from '../errors.js';
 import type { GpioLine } from '../gpio.js';
@@ -83,6 +93,22 @@ export interface SfpDriverOptions {
   lines?: { modDef0?: GpioLine; los?: GpioLine; txFault?: GpioLine };
 }
 
+/** What the module says about its diagnostics and LOS (A0h 64-95), and its calibration when A2h is to be read. */
+interface Diagnostics {
+  usable: boolean;
+  enhanced: EnhancedOptions;
+  los: SfpLosSignal;
+  cal: SfpCalibration | undefined;
+}
+
+/** What a full identity read proved, kept until another module may be in the cage. */
+interface Proven {
+  identity: SfpIdentity;
+  diagnostics: Diagnostics;
+  /** CC_BASE (A0h 63) and CC_EXT (A0h 95) as read then. */
+  checksums: [number, number];
+}
+
 /** The electrical level of a line: the cage pins are defined by level, whatever the line's polarity. */
 async function level(line: GpioLine): Promise<0 | 1> {
   const value = await line.read();
@@ -95,6 +121,7 @@ export class SfpDriver implements Driver<SfpReading> {
   private readonly address: number;
   private readonly ddmAddress: number;
   private readonly lines: NonNullable<SfpDriverOptions['lines']>;
+  private proven: Proven | undefined;
 
   constructor(
     private readonly bus: I2cBus,
@@ -105,6 +132,13 @@ export class SfpDriver implements Driver<SfpReading> {
     this.lines = options.lines ?? {};
     this.target = i2cTarget(bus.id, this.address);
     this.ddmTarget = i2cTarget(bus.id, this.ddmAddress);
+    try {
+      // Watchers stop when the line closes, with the component's handles.
+      this.lines.modDef0?.watch(() => (this.proven = undefined));
+    } catch (err) {
+      // A line that cannot report edges leaves the checksum area to tell a module swap.
+      if (!(err instanceof HalUnsupportedError)) throw err;
+    }
   }
 
   private transfer(options: DriverCallOptions): I2cTransferOptions {
@@ -129,6 +163,28 @@ export class SfpDriver implements Driver<SfpReading> {
 
   async identify(options: DriverCallOptions = {}): Promise<SfpIdentity> {
     await this.requirePresent();
+    return (await this.readIdentity(options)).identity;
+  }
+
+  async diagnose(options: DriverCallOptions = {}): Promise<{ identity: SfpIdentity; reading: SfpReading }> {
+    await this.requirePresent();
+    let proven = this.proven;
+    if (proven) {
+      const checksums = [await this.bus.readByte(this.address, 63, this.transfer(options)), await this.bus.readByte(this.address, 95, this.transfer(options))];
+      if (checksums[0] !== proven.checksums[0] || checksums[1] !== proven.checksums[1]) proven = undefined;
+    }
+    if (!proven) {
+      // Cleared first, so that a MOD_DEF0 edge during the read makes the next diagnosis read again.
+      this.proven = undefined;
+      const { identity, a0, ext } = await this.readIdentity(options);
+      proven = { identity, diagnostics: await this.diagnosticsOf(ext, options), checksums: [a0[63]!, a0[95]!] };
+      this.proven = proven;
+    }
+    return { identity: proven.identity, reading: await this.readWith(proven.diagnostics, options) };
+  }
+
+  /** A0h 0-95 and the identity it proves; `ext` is 64-95 as the kernel uses it (zeroed when CC_EXT is bad). */
+  private async readIdentity(options: DriverCallOptions): Promise<{ identity: SfpIdentity; a0: Buffer; ext: Buffer }> {
     const a0 = await this.bytes(this.address, 0, 96, options);
     const identifier = a0[0]!;
     if (identifier !== sfpIdentifierSfp) {
@@ -155,12 +211,14 @@ export class SfpDriver implements Driver<SfpReading> {
       calibration: diagnostics.calibration,
       los: decodeSfpLosSignal(ext[65 - 64]!),
     };
-    return { part: `SFP ${details.vendor} ${details.partNumber}`, details, ...(warnings.length > 0 ? { warnings } : {}) };
+    return { identity: { part: `SFP ${details.vendor} ${details.partNumber}`, details, ...(warnings.length > 0 ? { warnings } : {}) }, a0, ext };
   }
 
-  /** What the module says about its diagnostics and LOS (A0h 64-95), and its calibration when A2h is to be read. */
-  private async diagnostics(options: DriverCallOptions): Promise<{ usable: boolean; enhanced: EnhancedOptions; los: SfpLosSignal; cal: SfpCalibration | undefined }> {
-    const { ext } = extended(await this.bytes(this.address, 64, 32, options));
+  private async diagnostics(options: DriverCallOptions): Promise<Diagnostics> {
+    return this.diagnosticsOf(extended(await this.bytes(this.address, 64, 32, options)).ext, options);
+  }
+
+  private async diagnosticsOf(ext: Buffer, options: DriverCallOptions): Promise<Diagnostics> {
     const type = decodeSfpDiagnosticType(ext[92 - 64]!);
     // sfp.c sfp_hwmon_insert: no DDM, or an address change required, and the kernel leaves A2h alone.
     const usable = type.implemented && !type.addressChangeRequired;
@@ -170,7 +228,10 @@ export class SfpDriver implements Driver<SfpReading> {
 
   async read(options: DriverCallOptions = {}): Promise<SfpReading> {
     await this.requirePresent();
-    const { usable, enhanced, los, cal } = await this.diagnostics(options);
+    return this.readWith(await this.diagnostics(options), options);
+  }
+
+  private async readWith({ usable, enhanced, los, cal }: Diagnostics, options: DriverCallOptions): Promise<SfpReading> {
     const pin = this.lines.los && los !== 'none' ? await level(this.lines.los) : undefined;
     const losLine = pin === undefined ? false : los === 'inverted' ? pin === 0 : pin === 1;
     const txFaultLine = this.lines.txFault ? (await level(this.lines.txFault)) === 1 : false;
@@ -199,7 +260,7 @@ export class SfpDriver implements Driver<SfpReading> {
    */
   async thresholds(options: DriverCallOptions = {}): Promise<SfpThresholds | undefined> {
     await this.requirePresent();
-    const { usable, cal } = await this.diagnostics(options);
+    const { usable, cal } = this.proven?.diagnostics ?? (await this.diagnostics(options));
     return usable ? decodeSfpThresholds(await this.bytes(this.ddmAddress, 0, 40, options), cal) : undefined;
   }
 

@@ -179,6 +179,9 @@ export class Bme280Model extends ByteRegisterModel {
   }
 
   protected override onRead(start: number, length: number): void {
+    // A different chip at the address was put there, so it is fresh out of power-on reset: sleep
+    // mode, ctrl_meas and config 0x00 (datasheet table 18, reset state), whichever register is read.
+    if (this.ctx.faults.active(this.ctx.id, 'wrong-identity')) this.reset();
     this.catchUp();
     const now = this.ctx.clock.now();
     const covers = (register: number): boolean => (register - start + 256) % 256 < length;

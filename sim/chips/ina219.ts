@@ -106,8 +106,19 @@ export class Ina219Model extends WordRegisterModel {
     return { shunt, bus, current, power, overflow, cnvr: end !== undefined && end > this.cnvrClearedAt };
   }
 
+  /** Power-on reset (SBOS448 8.6.2.1, RST): the power-on configuration, calibration 0. */
+  private powerOn(now: number): void {
+    this.config = INA219_POWER_ON_CONFIG;
+    this.calibration = 0;
+    this.appliedCalibration = 0;
+    this.calibrationWrittenAt = now;
+  }
+
   protected readRegister(register: number): number {
     const now = this.ctx.clock.now();
+    // A different chip at the address was put there, so it is fresh out of power-on reset:
+    // calibration 0 whichever register is read.
+    if (this.ctx.faults.active(this.ctx.id, 'wrong-identity')) this.powerOn(now);
     switch (register) {
       case INA219_REG.config:
         return this.ctx.faults.hit(this.ctx.id, 'wrong-identity') ? WRONG_IDENTITY_CONFIG : this.config;
@@ -133,10 +144,7 @@ export class Ina219Model extends WordRegisterModel {
     const now = this.ctx.clock.now();
     if (register === INA219_REG.config) {
       if (value & INA219_CONF.RST) {
-        this.config = INA219_POWER_ON_CONFIG;
-        this.calibration = 0;
-        this.appliedCalibration = 0;
-        this.calibrationWrittenAt = now;
+        this.powerOn(now);
       } else {
         this.config = value & ~(INA219_CONF.RST | INA219_CONF.UNUSED) & 0xffff;
       }

@@ -176,20 +176,33 @@ describe('selfDiagnosis', () => {
     const service = appliance.services[0]!;
     const eventLoop = new EventLoopMonitor();
     const diagnose = selfDiagnosis({ service: service.id, dependsOn, devices, eventLoop, clock: board.clock, app });
-    return { board, run: () => settle(board.clock, diagnose(new AbortController().signal)) };
+    return { board, devices, run: () => settle(board.clock, diagnose(new AbortController().signal)) };
   }
 
   it('is ok on a healthy board and names every failed dependency otherwise', async () => {
     const { board, run } = diagnoser();
     expect(await run()).toMatchObject({ ok: true, failures: [], reused: false });
-    board.inject({ target: 'uplink-sfp', kind: 'los' });
-    board.inject({ target: 'board-temp', kind: 'nack' });
+    // Both found without a bus transfer (MOD_DEF0 high, the line's level), so both end the same turn.
+    board.inject({ target: 'uplink-sfp', kind: 'unplugged' });
+    board.inject({ target: 'power-good', kind: 'stuck-low' });
     const verdict = await run();
     expect(verdict.ok).toBe(false);
     expect(verdict.failures.map((f) => [f.component, f.code])).toEqual([
-      ['board-temp', 'ERR_HAL_NACK'],
-      ['uplink-sfp', 'ERR_COMPONENT_FAILED'],
+      ['uplink-sfp', 'ERR_HAL_NOT_FOUND'],
+      ['power-good', 'ERR_COMPONENT_FAILED'],
     ]);
+  });
+
+  it('does not wait for the other bus once a dependency failed: the SFP still being read finishes in the background', async () => {
+    const { board, devices, run } = diagnoser();
+    await run();
+    board.inject({ target: 'uplink-sfp', kind: 'los' });
+    board.inject({ target: 'board-temp', kind: 'nack' });
+    // board-temp's NACK ends after one address byte on i2c-1; the SFP's reads on i2c-2 take longer.
+    const verdict = await run();
+    expect(verdict.failures.map((f) => [f.component, f.code])).toEqual([['board-temp', 'ERR_HAL_NACK']]);
+    await settle(board.clock, devices.diagnose(['uplink-sfp']));
+    expect(devices.state('uplink-sfp')).toMatchObject({ state: 'failed', reason: expect.stringContaining('RX_LOS') });
   });
 
   it('ignores components the service does not depend on', async () => {
