@@ -18,6 +18,8 @@ import { EventLoopMonitor } from '../dist/firmware/event-loop.js';
 import { Gate } from '../dist/firmware/gate/gate.js';
 import { selfDiagnosis } from '../dist/firmware/self-diagnosis.js';
 import { parseBoards, selectBoard } from '../dist/config/boards.js';
+import { i2cAddresses } from '../dist/config/component-kinds.js';
+import type { BoardConfig } from '../dist/config/board-config.js';
 import { gatePolicy } from '../dist/config/gate-policy.js';
 import { SimBoard } from '../dist/sim/board.js';
 import { VirtualClock } from '../dist/sim/clock.js';
@@ -77,6 +79,63 @@ async function scenarioSpeed(): Promise<void> {
   if (polls !== 36_000 || board.resets !== 0) throw new Error(`scenario went wrong: ${polls} polls, ${board.resets} resets`);
 }
 
+/** `config` with every I2C bus at `clockHz`. */
+function atRate(config: Readonly<BoardConfig>, clockHz: number): BoardConfig {
+  return { ...config, i2c: (config.i2c ?? []).map((bus) => ({ ...bus, clockHz })) };
+}
+
+/**
+ * Bytes and wire time on the I2C buses per diagnosis of the first service, on the board clock: the
+ * first diagnosis after start (identities, trimming, calibration, thresholds read in full; the meter
+ * never polled) and the steady state (the background refresh polled everything a second earlier).
+ * Per component, and the diagnosis's own board-clock duration: the wire time, the host overhead per
+ * transfer, both buses in parallel, and the meter's RS-485 round trip when it is polled.
+ */
+async function wireBudget(): Promise<void> {
+  for (const id of ['sim-appliance', 'rpi4']) {
+    for (const clockHz of [100_000, 400_000]) {
+      const config = atRate(selectBoard(boards, id), clockHz);
+      const board = new SimBoard(config, { clock: new VirtualClock(0) });
+      const devices = new DeviceStateManager({ board, logger: silent, watchdogHealth: () => ({ health: 'ok', reason: '', reading: {} }) });
+      const service = config.services[0]!;
+      const diagnose = selfDiagnosis({ service: service.id, dependsOn: service.dependsOn, devices, eventLoop: new EventLoopMonitor(), clock: board.clock, app: () => ({ ok: true }) });
+      const owner = new Map<string, string>();
+      for (const c of config.components) if ('bus' in c) for (const { address } of i2cAddresses(c)) owner.set(`${c.bus}@${address}`, c.id);
+      const measure = async (): Promise<string> => {
+        for (const bus of board.i2cBuses) bus.resetTraffic();
+        const started = board.clock.now();
+        const verdict = await board.clock.runUntil(diagnose(new AbortController().signal), { stepMs: 0.01 });
+        if (!verdict.ok) throw new Error(`healthy ${id} diagnosed abnormal: ${JSON.stringify(verdict.failures)}`);
+        const took = board.clock.now() - started;
+        const parts = new Map<string, { bytes: number; wireMs: number }>();
+        let bytes = 0;
+        for (const bus of board.i2cBuses) {
+          bytes += bus.traffic.bytes;
+          for (const [address, count] of bus.traffic.byAddress) {
+            const part = owner.get(`${bus.id}@${address}`) ?? `${bus.id}@${address}`;
+            const sum = parts.get(part) ?? { bytes: 0, wireMs: 0 };
+            parts.set(part, { bytes: sum.bytes + count.bytes, wireMs: sum.wireMs + count.wireMs });
+          }
+        }
+        const each = [...parts].map(([part, { bytes: b, wireMs }]) => `${part} ${b} B ${wireMs.toFixed(2)} ms`).join(', ');
+        const buses = board.i2cBuses.map((bus) => `${bus.id} ${bus.traffic.wireMs.toFixed(2)} ms`).join(', ');
+        return `${bytes} B; bus time ${buses}; diagnosis ${took.toFixed(2)} ms on the board clock (${each})`;
+      };
+      const first = await measure();
+      await board.clock.runUntil(devices.diagnose(), { stepMs: 0.01 });
+      await board.clock.advance(1000);
+      const steady = await measure();
+      const tookMs = Number(/diagnosis ([\d.]+) ms/.exec(steady)?.[1]);
+      const khz = `${clockHz / 1000} kHz`;
+      report(`${id} diagnosis of ${service.id} at ${khz}, first`, first, '', undefined);
+      const targeted = id === 'sim-appliance' && clockHz === 100_000;
+      report(`${id} diagnosis of ${service.id} at ${khz}, steady state`, steady, targeted ? '<= 5 ms' : '', targeted ? tookMs <= 5 : undefined);
+      await devices.close();
+      await board.close();
+    }
+  }
+}
+
 /** One full read of every component, and the self-diagnosis of the Modbus service, on a board following real time. */
 async function diagnosisLatency(): Promise<void> {
   const board = new SimBoard(appliance);
@@ -104,7 +163,12 @@ async function diagnosisLatency(): Promise<void> {
   eventLoop.stop();
   report(`full read of every component (${appliance.components.length})`, `p50 ${quantile(full, 0.5).toFixed(3)} ms, p99 ${quantile(full, 0.99).toFixed(3)} ms`, '', undefined);
   const p99 = quantile(verdicts, 0.99);
-  report('self-diagnosis of the Modbus service', `p50 ${quantile(verdicts, 0.5).toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`, 'p99 <= 2 ms', p99 <= 2);
+  report(
+    'self-diagnosis of the Modbus service, steady state, wire time modelled (100 kHz), following real time',
+    `p50 ${quantile(verdicts, 0.5).toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`,
+    'p99 <= 5 ms',
+    p99 <= 5,
+  );
   board.clock.stopRealtime();
   await devices.close();
   await board.close();
@@ -253,6 +317,7 @@ async function faultToRefusal(): Promise<void> {
 const benches: Record<string, () => Promise<void>> = {
   faultToRefusal,
   scenarioSpeed,
+  wireBudget,
   diagnosisLatency,
   acceptRate,
   residentMemory,
