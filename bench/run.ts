@@ -148,24 +148,31 @@ async function diagnosisLatency(): Promise<void> {
   await devices.diagnose();
   const full: number[] = [];
   const verdicts: number[] = [];
+  const onBoard: number[] = [];
   const signal = new AbortController().signal;
   for (let i = 0; i < 2000; i++) {
     let t = performance.now();
     await devices.diagnose();
     full.push(performance.now() - t);
     t = performance.now();
+    const v = board.clock.now();
     const verdict = await diagnose(signal);
     verdicts.push(performance.now() - t);
+    onBoard.push(board.clock.now() - v);
     if (!verdict.ok) throw new Error(`healthy board diagnosed abnormal: ${JSON.stringify(verdict.failures)}`);
   }
   full.sort((a, b) => a - b);
   verdicts.sort((a, b) => a - b);
+  onBoard.sort((a, b) => a - b);
   eventLoop.stop();
   report(`full read of every component (${appliance.components.length})`, `p50 ${quantile(full, 0.5).toFixed(3)} ms, p99 ${quantile(full, 0.99).toFixed(3)} ms`, '', undefined);
-  const p99 = quantile(verdicts, 0.99);
+  // The board clock is the measure: it carries the wire time and, while the host keeps up, the
+  // host's computing; a host that falls behind makes the clock lag and then catch up (sim/clock.ts),
+  // so wall time alone can come out below the wire time it models.
+  const p99 = quantile(onBoard, 0.99);
   report(
-    'self-diagnosis of the Modbus service, steady state, wire time modelled (100 kHz), following real time',
-    `p50 ${quantile(verdicts, 0.5).toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`,
+    'self-diagnosis of the Modbus service, steady state, wire time modelled (100 kHz), board following real time',
+    `board clock p50 ${quantile(onBoard, 0.5).toFixed(3)} ms, p99 ${p99.toFixed(3)} ms; wall p50 ${quantile(verdicts, 0.5).toFixed(3)} ms, p99 ${quantile(verdicts, 0.99).toFixed(3)} ms`,
     'p99 <= 5 ms',
     p99 <= 5,
   );

@@ -25,10 +25,18 @@ const boards = await loadBoards(join(ROOT, 'boards.json'));
 let temp: Awaited<ReturnType<typeof makeTempDir>>;
 let sim: SimBoard | undefined;
 
+/** The sim board standing in for the Pi, its clock following real time as a Pi's does: I2C transfers take their wire time. */
+function simBoard(config: BoardConfig): SimBoard {
+  const board = new SimBoard(config);
+  board.clock.startRealtime(1);
+  return board;
+}
+
 beforeEach(async () => {
   temp = await makeTempDir('self-check');
 });
 afterEach(async () => {
+  sim?.clock.stopRealtime();
   await sim?.close();
   sim = undefined;
   await temp.remove();
@@ -78,7 +86,7 @@ async function check(
   const sys = join(temp.dir, 'sys');
   const gpioRoot = chips ? await makeGpioTree(sys, chips) : join(sys, 'class', 'gpio');
   const watchdogSysfsRoot = await watchdogClass(watchdog);
-  sim = new SimBoard(config);
+  sim = simBoard(config);
   return selfCheck({
     board: sim,
     gpioRoot,
@@ -124,7 +132,7 @@ describe('self-check on a Pi 4 layout', () => {
     const config = await entry('rpi4');
     const sys = join(temp.dir, 'sys');
     const gpioRoot = await makeGpioTree(sys, pi4Chips);
-    sim = new SimBoard(config);
+    sim = simBoard(config);
     sim.faults.inject({ target: 'board-temp', kind: 'nack' });
     sim.faults.inject({ target: 'ambient', kind: 'wrong-identity' });
     const report = await selfCheck({ board: sim, gpioRoot, watchdogSysfsRoot: await watchdogClass(bcm2835) });
@@ -143,7 +151,7 @@ describe('self-check on a Pi 4 layout', () => {
     const config = await entry('rpi4');
     const gpioRoot = await makeGpioTree(join(temp.dir, 'sys'), pi4Chips);
     await mkdir(join(gpioRoot, 'gpio529'));
-    sim = new SimBoard(config);
+    sim = simBoard(config);
     const report = await selfCheck({ board: sim, gpioRoot, watchdogSysfsRoot: await watchdogClass(bcm2835) });
     const line = row(report, 'gpio', 'power-good');
     expect(line.status).toBe('warn');
@@ -233,7 +241,7 @@ describe('self-check on a Pi 4 layout', () => {
     // A FIFO with no reader would block an open for writing: the check finishing proves it never opened it.
     config.watchdog = { ...config.watchdog!, device: join(temp.dir, 'wdt-fifo') };
     const gpioRoot = await makeGpioTree(join(temp.dir, 'sys'), pi4Chips);
-    sim = new SimBoard(config);
+    sim = simBoard(config);
     const report = await selfCheck({ board: sim, gpioRoot, watchdogSysfsRoot: join(temp.dir, 'sys', 'class', 'watchdog') });
     const timeout = row(report, 'watchdog', 'timeout');
     expect([timeout.status, timeout.code]).toEqual(['fail', 'ERR_HAL_UNSUPPORTED']);
