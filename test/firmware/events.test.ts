@@ -120,13 +120,13 @@ describe("the gate runs on the board's clock", () => {
     const { firmware, board, port } = await start((c) => ({ ...c, refreshMs: undefined }));
     const gate = firmware.services[0]!.gate;
     await rig.connect(port).connected;
-    await until(() => gate.stats().held === 1, 'the first connection to be admitted');
+    await settle(board.clock, until(() => gate.stats().held === 1, 'the first connection to be admitted'));
     await rig.connect(port).connected;
     await until(() => gate.stats().reused === 1, 'a second connection to reuse the verdict');
     const diagnosed = gate.stats().diagnosed;
     await board.clock.advance(30_001);
     await rig.connect(port).connected;
-    await until(() => gate.stats().accepted === 3, 'a third connection to be admitted');
+    await settle(board.clock, until(() => gate.stats().accepted === 3, 'a third connection to be admitted'));
     expect(gate.stats()).toMatchObject({ reused: 1, diagnosed: diagnosed + 1 });
   });
 
@@ -138,7 +138,7 @@ describe("the gate runs on the board's clock", () => {
     }));
     const gate = firmware.services[0]!.gate;
     await rig.connect(port).connected;
-    await until(() => gate.stats().held === 1, 'the connection to be admitted');
+    await settle(board.clock, until(() => gate.stats().held === 1, 'the connection to be admitted'));
     const diagnosed = gate.stats().diagnosed;
     await board.clock.advance(5000);
     expect(gate.stats().diagnosed).toBe(diagnosed + 5);
