@@ -20,6 +20,7 @@ import type { TargetState } from '../../monitor/state.js';
 import { silent } from '../helpers/log.js';
 import { EventStream } from '../ui/harness.js';
 import { reach, startMonitor, tempDir } from './helpers.js';
+import { freePort } from '../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -43,13 +44,6 @@ async function listener(behaviour: () => Behaviour): Promise<{ server: Server; p
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const sites = ['osaka', 'kyoto', 'nagoya', 'sendai'];
 const TOTAL = 1000;

@@ -5,7 +5,6 @@
  * goes to test-artifacts/; with HANDCHECK_UPDATE_SCREENSHOTS=1 also to docs/monitor-dashboard.png.
  */
 import { mkdirSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,16 +15,10 @@ import type { Monitor } from '../../monitor/monitor.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { silent } from '../helpers/log.js';
 import { reach, startMonitor } from './helpers.js';
+import { freePort } from '../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('dashboard and HTTP endpoint', () => {
   let osaka: Appliance;

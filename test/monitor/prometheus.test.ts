@@ -21,6 +21,7 @@ import { silent } from '../helpers/log.js';
 import { describeWhen } from '../helpers/requirements.js';
 import { until } from '../helpers/wait.js';
 import { reach, startMonitor, tempDir } from './helpers.js';
+import { freePort } from '../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RULES = join(ROOT, 'deploy', 'prometheus', 'handcheck-rules.yml');
@@ -29,13 +30,6 @@ const DASHBOARD = join(ROOT, 'deploy', 'grafana', 'handcheck-fleet.json');
 const exec = promisify(execFile);
 const missing = (tool: string): string | undefined => (existsSync(`/usr/bin/${tool}`) ? undefined : `/usr/bin/${tool} is not installed (Debian package prometheus)`);
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Prometheus's hashmod: the low 8 bytes of the MD5 of the label value, big-endian, modulo (model/relabel/relabel.go). */
 function hashmod(value: string, modulus: number): number {

@@ -9,7 +9,8 @@ import { upstreamProbe } from '../../firmware/upstream-probe.js';
 import type { ProbeConfig } from '../../config/board-config.js';
 import { describeWhen } from '../helpers/requirements.js';
 import { until } from '../helpers/wait.js';
-import { type Upstream, freePort, missing, pymodbusPython, resettingServer, silentServer, startMosquitto, startNginx, startPymodbus } from './upstreams.js';
+import { freePort } from '../helpers/ports.js';
+import { type Upstream, missing, pymodbusPython, resettingServer, silentServer, startMosquitto, startNginx, startPymodbus } from './upstreams.js';
 
 function probe(port: number, config?: ProbeConfig): ReturnType<ReturnType<typeof upstreamProbe>> {
   return upstreamProbe({ host: '127.0.0.1', port }, config)(new AbortController().signal);

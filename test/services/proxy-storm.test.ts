@@ -10,7 +10,8 @@ import { type Socket, connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { until } from '../helpers/wait.js';
 import { type Running, startService } from './harness.js';
-import { freePort, resettingServer, silentServer } from './upstreams.js';
+import { freePort } from '../helpers/ports.js';
+import { resettingServer, silentServer } from './upstreams.js';
 
 const CONNECTIONS = 10_000;
 const CONCURRENCY = 64;

@@ -12,7 +12,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { describeWhen } from '../helpers/requirements.js';
 import { until } from '../helpers/wait.js';
 import { type Running, startService } from './harness.js';
-import { type Upstream, freePort, missing, startMosquitto, startNginx } from './upstreams.js';
+import { freePort } from '../helpers/ports.js';
+import { type Upstream, missing, startMosquitto, startNginx } from './upstreams.js';
 
 function run(command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { until } from '../helpers/wait.js';
+import { freePort } from '../helpers/ports.js';
 
 /** Why `command` cannot run here, or undefined when it can. */
 export function missing(command: string, packageName: string): string | undefined {
@@ -20,15 +21,6 @@ export function missing(command: string, packageName: string): string | undefine
   } catch {
     return `${command} is not installed (apt-get install ${packageName})`;
   }
-}
-
-/** A port nothing listens on at the moment (the kernel's pick for a socket just closed). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Resolves once `host:port` accepts a connection. */

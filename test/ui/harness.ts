@@ -1,7 +1,8 @@
 import { type IncomingMessage, request } from 'node:http';
-import { type Socket, connect, createServer } from 'node:net';
+import { type Socket, connect } from 'node:net';
 import type { Appliance } from '../../app/appliance.js';
 import { applianceConfig, fate, startAppliance } from '../firmware/helpers.js';
+import { freePort } from '../helpers/ports.js';
 
 export interface PageAppliance {
   appliance: Appliance;
@@ -83,13 +84,6 @@ export async function json(response: Response): Promise<{ status: number; body: 
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /**
  * A client connection from a known local port, so the test can find it in the gate's decisions even
