@@ -31,12 +31,16 @@ export class UsageError extends HandcheckError {
   }
 }
 
+const boardOptions = {
+  board: { type: 'string', default: defaultBoard, value: 'ID', help: 'the board entry' },
+  boards: { type: 'string', default: defaultBoardsFile, env: 'HANDCHECK_BOARDS', value: 'FILE', help: 'the boards file' },
+} as const;
+
 const runSpec = {
   command: 'run',
   summary: 'start the firmware on a board entry (the simulated appliance by default)',
   options: {
-    board: { type: 'string', default: defaultBoard, value: 'ID', help: 'the board entry' },
-    boards: { type: 'string', default: defaultBoardsFile, env: 'HANDCHECK_BOARDS', value: 'FILE', help: 'the boards file' },
+    ...boardOptions,
     listen: { type: 'string', multiple: true, value: 'SERVICE=HOST:PORT', help: "listen address of a service instead of the entry's" },
     before: { type: 'string', multiple: true, value: 'SERVICE', help: 'hold SYNs until the verdict (before mode; needs CAP_NET_ADMIN)' },
     control: { type: 'string', default: process.env.HANDCHECK_CONTROL ?? defaultControl, env: 'HANDCHECK_CONTROL', value: 'HOST:PORT', help: 'the control endpoint ("" for none)' },
@@ -52,8 +56,7 @@ const diagSpec = {
   command: 'diag',
   summary: 'diagnose every component once and print a table; exit 1 if any failed',
   options: {
-    board: { type: 'string', default: defaultBoard, value: 'ID', help: 'the board entry' },
-    boards: { type: 'string', default: defaultBoardsFile, env: 'HANDCHECK_BOARDS', value: 'FILE', help: 'the boards file' },
+    ...boardOptions,
     sim: { type: 'boolean', default: false, help: 'simulate any entry' },
     fault: { type: 'string', multiple: true, value: 'TARGET:KIND', help: 'inject a fault first (sim only)' },
   },
@@ -89,7 +92,7 @@ const boardsSpec = {
   command: 'boards',
   summary: 'list the board entries of a boards file, validating it',
   options: {
-    boards: { type: 'string', default: defaultBoardsFile, env: 'HANDCHECK_BOARDS', value: 'FILE', help: 'the boards file' },
+    boards: boardOptions.boards,
   },
 } as const satisfies CommandSpec;
 
