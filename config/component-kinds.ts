@@ -91,7 +91,7 @@ export interface SerialPeerComponent extends ComponentBase {
    * A connect's diagnosis takes the peer's state from the firmware's last poll of it (the background
    * refresh, every `refreshMs`) when that poll finished at most this many ms ago, instead of a round
    * trip of its own (~25 ms for Modbus RTU at 19200 baud, longer than all the I2C reads together);
-   * older or never polled, the connect polls it. 0: every connect polls. Default 2500.
+   * older, never polled or failed, the connect polls it. 0: every connect polls. Default 2500.
    */
   stateMaxAgeMs?: number;
 }

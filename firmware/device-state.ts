@@ -198,7 +198,8 @@ export class DeviceStateManager {
   /**
    * As `diagnose`, one promise per id, each settling when that component's diagnosis does. With
    * `recent`, a component whose kind allows it (a serial peer, `stateMaxAgeMs`) answers with the state
-   * of its last diagnosis when that finished recently enough and its part has not signalled since.
+   * of its last diagnosis when that passed, finished recently enough and its part has not signalled
+   * since.
    */
   diagnoseEach(ids: readonly string[], { signal, recent = false }: { signal?: AbortSignal; recent?: boolean } = {}): Array<Promise<ComponentState>> {
     if (recent) {
@@ -225,7 +226,10 @@ export class DeviceStateManager {
   private recentState(id: string): ComponentState | undefined {
     const maxAge = this.maxStateAge.get(id);
     const state = this.current.get(id);
-    if (maxAge === undefined || !state || state.diagnosedAt === null || state.state === 'unknown' || this.stale.has(id)) return undefined;
+    // Only a passing state stands in for a poll: a part that failed is asked again, so a connect
+    // after it recovered is not refused on the strength of the last refresh.
+    if (maxAge === undefined || !state || state.diagnosedAt === null || this.stale.has(id)) return undefined;
+    if (state.state !== 'ok' && state.state !== 'degraded') return undefined;
     return this.board.clock.now() - state.diagnosedAt <= maxAge ? state : undefined;
   }
 

@@ -132,6 +132,14 @@ describe('the serial meter in a connect diagnosis', () => {
     expect((await run()).failures.map((f) => [f.component, f.code])).toEqual([['meter', 'ERR_HAL_TIMEOUT']]);
   });
 
+  it('polls a meter whose last poll failed, so the first connect after it recovers is accepted', async () => {
+    const { board, devices, run } = diagnoser();
+    const silent = board.inject({ target: 'meter', kind: 'silent' });
+    expect((await settle(board.clock, devices.diagnose(['meter'])))[0]?.state).toBe('failed');
+    board.faults.clear(silent.id);
+    expect((await run()).ok).toBe(true);
+  });
+
   it('polls a meter never polled, and a plain diagnose (refresh, diag) always polls', async () => {
     const { board, devices, run } = diagnoser();
     const silent = board.inject({ target: 'meter', kind: 'silent' });
