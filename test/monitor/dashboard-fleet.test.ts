@@ -21,6 +21,7 @@ import { silent } from '../helpers/log.js';
 import { EventStream } from '../ui/harness.js';
 import { reach, startMonitor, tempDir } from './helpers.js';
 import { freePort } from '../helpers/ports.js';
+import { until } from '../helpers/wait.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -99,11 +100,7 @@ describe('dashboard for a fleet of 1000 targets', () => {
     base = `http://127.0.0.1:${http.address.port}`;
     const first: Array<[string, TargetState]> = [['pump-0017', 'refused'], ['pump-1230', 'reset'], ['pump-0512', 'closed'], ['pump-999', 'reset'], ['flapper', 'up']];
     await Promise.all(first.map(([name, state]) => reach(monitor, name, state, 15_000)));
-    // Every target has its first result.
-    for (;;) {
-      if (monitor.snapshot().every((t) => t.state !== 'unknown')) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until(() => monitor.snapshot().every((t) => t.state !== 'unknown'), 'every target to have its first result', 120_000);
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
