@@ -62,26 +62,24 @@ export class FirmwareMetrics {
         }
       },
     });
-    new Gauge({
-      name: 'handcheck_boot_count',
-      help: 'boots of the board counted by its boot record (a firmware restart within one boot is not one)',
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        const boot = self.boot();
-        if (boot) this.set(boot.count);
-      },
-    });
-    new Gauge({
-      name: 'handcheck_boot_time_seconds',
-      help: 'when the board booted, in seconds since the Unix epoch of the board clock (uptime: time() - this)',
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        const boot = self.boot();
-        if (boot) this.set(boot.bootedAt / 1000);
-      },
-    });
+    const bootGauge = (name: string, help: string, value: (boot: BootStatus) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          const boot = self.boot();
+          if (boot) this.set(value(boot));
+        },
+      });
+    };
+    bootGauge('handcheck_boot_count', 'boots of the board counted by its boot record (a firmware restart within one boot is not one)', (boot) => boot.count);
+    bootGauge(
+      'handcheck_boot_time_seconds',
+      'when the board booted, in seconds since the Unix epoch of the board clock (uptime: time() - this)',
+      (boot) => boot.bootedAt / 1000,
+    );
     new Gauge({
       name: 'handcheck_last_reset_cause',
       help: 'why this boot began: 1 for the cause, 0 for the others (unknown: nothing recorded why, as after a power cut on a Pi)',
@@ -93,16 +91,11 @@ export class FirmwareMetrics {
         if (boot) for (const cause of resetCauses) this.set({ cause }, boot.lastResetCause === cause ? 1 : 0);
       },
     });
-    new Gauge({
-      name: 'handcheck_unclean_resets_recent',
-      help: "boots after an unclean reset (watchdog or unknown cause) within the board's reset-loop window (watchdog resetLoopWindowS)",
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        const boot = self.boot();
-        if (boot) this.set(boot.uncleanResets);
-      },
-    });
+    bootGauge(
+      'handcheck_unclean_resets_recent',
+      "boots after an unclean reset (watchdog or unknown cause) within the board's reset-loop window (watchdog resetLoopWindowS)",
+      (boot) => boot.uncleanResets,
+    );
     for (const [field, help] of Object.entries(gateCounters) as Array<[GateCounter, string]>) {
       new Counter({
         name: `handcheck_gate_${field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`,
