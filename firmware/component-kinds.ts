@@ -181,7 +181,17 @@ export const componentDrivers = {
     blinkCode: 6,
     check: (component, { board }) => new DriverCheck(component, board, async () => new StorageDriver(board.health, component.mountPoint ?? '/', component.device)),
   },
-  'clock-sync': { blinkCode: 6, check: (component, { board }) => new DriverCheck(component, board, async () => new ClockSyncDriver(board.health)) },
+  'clock-sync': {
+    blinkCode: 6,
+    check: (component, { board }) =>
+      new DriverCheck(component, board, async () => new ClockSyncDriver(board.health), {
+        // The thresholds judge `synchronized`; when they find it wanting, the source's words say why.
+        assess: (reading) =>
+          typeof reading.why === 'string' && judge({ synchronized: reading.synchronized ?? 1 }, component.thresholds).health !== 'ok'
+            ? { health: 'ok', reasons: [reading.why] }
+            : { health: 'ok', reasons: [] },
+      }),
+  },
   'memory-pressure': { blinkCode: 6, check: (component, { board }) => new DriverCheck(component, board, async () => new MemoryPressureDriver(board.health)) },
 } satisfies { [K in ComponentKind]: ComponentKindDriver<K> };
 

@@ -61,11 +61,72 @@ export interface StorageStatus {
   preEol?: number;
 }
 
+/** adjtimex(2) with modes 0, read only (native/src/timex.cc): the fields of struct timex the clock reading needs. */
+export interface KernelTimex {
+  /** The call's return value, the clock state: TIME_OK 0 ... TIME_ERROR 5. */
+  state: number;
+  /** STA_* bits. */
+  status: number;
+  maxErrorUs: number;
+  estErrorUs: number;
+}
+
+/** include/uapi/linux/timex.h */
+export const STA_PLL = 0x0001;
+export const STA_UNSYNC = 0x0040;
+export const STA_CLOCKERR = 0x1000;
+export const TIME_OK = 0;
+export const TIME_ERROR = 5;
+/**
+ * include/linux/timex.h: NTP_PHASE_LIMIT = (MAXPHASE / NSEC_PER_USEC) << 5, 16 s in microseconds.
+ * second_overflow() (kernel/time/ntp.c) adds MAXFREQ / NSEC_PER_USEC (500 us) to maxerror every second
+ * no daemon resets it, and at this limit sets STA_UNSYNC: about 9 h after the last synchronisation.
+ */
+export const NTP_PHASE_LIMIT_US = (500_000_000 / 1000) * 32;
+
+/** The kernel's NTP state, as adjtimex(2) reports it (kernel/time/ntp.c, __do_adjtimex). */
+export interface KernelClockState {
+  /** STA_UNSYNC: no time daemon has disciplined the clock since boot or the last step, or second_overflow() gave up on it. */
+  unsync: boolean;
+  /** adjtimex returned TIME_ERROR (is_error_status: STA_UNSYNC, STA_CLOCKERR, or a PPS discipline without its signal). */
+  timeError: boolean;
+  /** maxerror in seconds: the kernel's bound on the clock's error, 16 (NTP_PHASE_LIMIT) once it gave up. */
+  maxErrorS: number;
+  /** esterror in seconds, as the time daemon last set it. */
+  estErrorS: number;
+}
+
 export interface ClockStatus {
   synchronized: boolean;
   /** Seconds since the last synchronisation, when the source tells it. */
   sinceSyncS?: number;
   source: string;
+  /** The kernel's own view, where it was read; when present it decides `synchronized`. */
+  kernel?: KernelClockState;
+  /** Why the clock is not synchronised, in words, when the source can say. */
+  why?: string;
+}
+
+/**
+ * What adjtimex's answer says of the clock: synchronised unless STA_UNSYNC or STA_CLOCKERR is set,
+ * the call returned TIME_ERROR, or maxerror reached NTP_PHASE_LIMIT (the kernel's own bound for
+ * giving up, second_overflow() in kernel/time/ntp.c).
+ */
+export function kernelClockStatus(tx: KernelTimex): Pick<ClockStatus, 'synchronized' | 'kernel' | 'why'> {
+  const kernel: KernelClockState = {
+    unsync: (tx.status & STA_UNSYNC) !== 0,
+    timeError: tx.state === TIME_ERROR,
+    maxErrorS: tx.maxErrorUs / 1e6,
+    estErrorS: tx.estErrorUs / 1e6,
+  };
+  const problems: string[] = [];
+  if (kernel.unsync) problems.push('STA_UNSYNC set');
+  if ((tx.status & STA_CLOCKERR) !== 0) problems.push('STA_CLOCKERR set');
+  if (kernel.timeError && problems.length === 0) problems.push('adjtimex returned TIME_ERROR');
+  if (tx.maxErrorUs >= NTP_PHASE_LIMIT_US) problems.push(`maxerror ${kernel.maxErrorS} s, at NTP_PHASE_LIMIT (16 s)`);
+  return problems.length === 0
+    ? { synchronized: true, kernel }
+    : { synchronized: false, kernel, why: `the kernel's clock is not synchronised: ${problems.join(', ')}` };
 }
 
 export interface MemoryPressure {

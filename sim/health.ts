@@ -4,7 +4,21 @@
  * registry. Each model follows what the Linux backend reads on a Pi (hal/linux/health.ts).
  */
 import { HalNotFoundError } from '../hal/errors.js';
-import type { ClockStatus, HealthSource, MemoryPressure, PowerStatus, StorageStatus, ThermalStatus, ThermalTrip } from '../hal/health.js';
+import {
+  type ClockStatus,
+  type HealthSource,
+  type MemoryPressure,
+  NTP_PHASE_LIMIT_US,
+  type PowerStatus,
+  STA_PLL,
+  STA_UNSYNC,
+  type StorageStatus,
+  TIME_ERROR,
+  TIME_OK,
+  type ThermalStatus,
+  type ThermalTrip,
+  kernelClockStatus,
+} from '../hal/health.js';
 import { type ChipContext, Quantity, valueFaultKinds } from './chips/context.js';
 
 /**
@@ -85,15 +99,23 @@ export class SimStorageModel {
   }
 }
 
-/** Clock synchronisation as systemd-timesyncd leaves it: synchronised at start, the marker touched every poll. */
+/**
+ * Clock synchronisation as a Pi's kernel and systemd-timesyncd leave it: synchronised at start (the
+ * daemon sets maxerror and esterror to 0 and clears STA_UNSYNC, the marker touched every poll).
+ * `unsynchronized` is a boot without network: the kernel's state since ntp_init (kernel/time/ntp.c:
+ * time_status STA_UNSYNC, time_maxerror and time_esterror NTP_PHASE_LIMIT), adjtimex answering
+ * TIME_ERROR, and no marker.
+ */
 export class SimClockModel {
   constructor(private readonly ctx: ChipContext) {
-    ctx.faults.register(ctx.id, [{ kind: 'unsynchronized', description: 'no time server reachable: the clock is not synchronised' }]);
+    ctx.faults.register(ctx.id, [{ kind: 'unsynchronized', description: 'no time server reachable: the kernel keeps STA_UNSYNC, maxerror 16 s' }]);
   }
 
   status(): ClockStatus {
-    const lost = this.ctx.faults.hit(this.ctx.id, 'unsynchronized');
-    return lost ? { synchronized: false, source: 'sim' } : { synchronized: true, sinceSyncS: 0, source: 'sim' };
+    if (this.ctx.faults.hit(this.ctx.id, 'unsynchronized')) {
+      return { ...kernelClockStatus({ state: TIME_ERROR, status: STA_UNSYNC, maxErrorUs: NTP_PHASE_LIMIT_US, estErrorUs: NTP_PHASE_LIMIT_US }), source: 'sim' };
+    }
+    return { ...kernelClockStatus({ state: TIME_OK, status: STA_PLL, maxErrorUs: 0, estErrorUs: 0 }), sinceSyncS: 0, source: 'sim' };
   }
 }
 

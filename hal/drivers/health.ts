@@ -116,7 +116,12 @@ export class ClockSyncDriver extends HealthDriver<ClockStatus> {
   }
 
   protected reading(status: ClockStatus): Reading {
-    return { synchronized: bit(status.synchronized), ...(status.sinceSyncS !== undefined ? { sinceSyncS: status.sinceSyncS } : {}) };
+    return {
+      synchronized: bit(status.synchronized),
+      ...(status.sinceSyncS !== undefined ? { sinceSyncS: status.sinceSyncS } : {}),
+      ...(status.kernel ? { maxErrorS: status.kernel.maxErrorS, estErrorS: status.kernel.estErrorS } : {}),
+      ...(status.why !== undefined ? { why: status.why } : {}),
+    };
   }
 }
 

@@ -14,16 +14,21 @@
  *   (Documentation/driver-api/thermal/sysfs-api.rst), millidegrees Celsius.
  * - storage: /proc/mounts for the mount's options, statfs(2) for space, and for an eMMC
  *   /sys/block/DEV/device/{life_time,pre_eol_info} (drivers/mmc/core/mmc.c, MMC_DEV_ATTR).
- * - clock: /run/systemd/timesync/synchronized, which systemd-timesyncd touches at each
- *   synchronisation (systemd-timesyncd.service(8), "Files"). The kernel's own view (adjtimex(2),
- *   STA_UNSYNC) needs a system call Node does not offer; it is not read.
+ * - clock: the kernel's NTP state through adjtimex(2) with modes 0 (the native addon,
+ *   native/src/timex.cc), which any time daemon leaves there (systemd-timesyncd, chrony, ntpd), and
+ *   /run/systemd/timesync/synchronized, which systemd-timesyncd touches at each synchronisation
+ *   (systemd-timesyncd.service(8), "Files"), for the time since. The kernel decides: a Pi has no
+ *   real-time clock, so after a boot without network its clock is fake-hwclock's last saved time and
+ *   the kernel still has STA_UNSYNC and maxerror at NTP_PHASE_LIMIT from ntp_init/ntp_clear. Without
+ *   the addon, the marker alone.
  * - memory: /proc/pressure/memory (Documentation/accounting/psi.rst).
  */
 import type { StatsFs } from 'node:fs';
 import { readFile, readdir, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { HalIoError, HalNotFoundError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
-import type { ClockStatus, HealthSource, MemoryPressure, PowerStatus, StorageStatus, ThermalStatus, ThermalTrip } from '../health.js';
+import { type ClockStatus, type HealthSource, type KernelTimex, type MemoryPressure, type PowerStatus, type StorageStatus, type ThermalStatus, type ThermalTrip, kernelClockStatus } from '../health.js';
+import { ioctlAddon } from './ioctl.js';
 
 export interface LinuxHealthOptions {
   /** Directory standing for `/`; default `/`. */
@@ -32,6 +37,12 @@ export interface LinuxHealthOptions {
   statfs?: (path: string) => Promise<Pick<StatsFs, 'blocks' | 'bfree' | 'bavail'>>;
   /** Wall-clock now, for the age of the last synchronisation; default Date.now. */
   now?: () => number;
+  /** adjtimex(2) read only; undefined where it cannot be read. Default: the native addon's, when built. */
+  adjtimex?: () => KernelTimex | undefined;
+}
+
+function addonAdjtimex(): KernelTimex | undefined {
+  return ioctlAddon()?.adjtimexRead?.();
 }
 
 function errnoOf(err: unknown): string | undefined {
@@ -84,11 +95,13 @@ export class LinuxHealth implements HealthSource {
   private readonly root: string;
   private readonly statfs: NonNullable<LinuxHealthOptions['statfs']>;
   private readonly now: () => number;
+  private readonly adjtimex: () => KernelTimex | undefined;
 
   constructor(options: LinuxHealthOptions = {}) {
     this.root = options.root ?? '/';
     this.statfs = options.statfs ?? ((path) => statfs(path));
     this.now = options.now ?? Date.now;
+    this.adjtimex = options.adjtimex ?? addonAdjtimex;
   }
 
   private path(...parts: string[]): string {
@@ -212,25 +225,45 @@ export class LinuxHealth implements HealthSource {
   }
 
   async clock(): Promise<ClockStatus> {
-    const dir = this.path('run/systemd/timesync');
-    const marker = join(dir, 'synchronized');
+    const marker = await this.timesyncMarker();
+    let tx: KernelTimex | undefined;
     try {
-      const { mtimeMs } = await stat(marker);
-      return { synchronized: true, sinceSyncS: Math.max(0, (this.now() - mtimeMs) / 1000), source: marker };
+      tx = this.adjtimex();
     } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw halErrorFromErrno(err, 'stat', marker);
+      throw halErrorFromErrno(err, 'adjtimex', 'clock');
+    }
+    if (tx) {
+      return {
+        ...kernelClockStatus(tx),
+        ...(marker.mtimeMs !== undefined ? { sinceSyncS: Math.max(0, (this.now() - marker.mtimeMs) / 1000) } : {}),
+        source: marker.mtimeMs !== undefined ? `adjtimex, ${marker.path}` : 'adjtimex',
+      };
+    }
+    if (marker.mtimeMs !== undefined) return { synchronized: true, sinceSyncS: Math.max(0, (this.now() - marker.mtimeMs) / 1000), source: marker.path };
+    if (!marker.timesyncd) {
+      throw new HalUnsupportedError(`${dirname(marker.path)} does not exist: systemd-timesyncd is not running, and the kernel's adjtimex status is not readable without the native addon`, {
+        target: 'clock',
+      });
+    }
+    return { synchronized: false, source: marker.path, why: 'systemd-timesyncd has not synchronised since boot' };
+  }
+
+  /** systemd-timesyncd's marker: its mtime when present, and whether timesyncd runs at all (its directory). */
+  private async timesyncMarker(): Promise<{ path: string; mtimeMs?: number; timesyncd: boolean }> {
+    const dir = this.path('run/systemd/timesync');
+    const path = join(dir, 'synchronized');
+    try {
+      return { path, mtimeMs: (await stat(path)).mtimeMs, timesyncd: true };
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw halErrorFromErrno(err, 'stat', path);
     }
     try {
       await stat(dir);
+      return { path, timesyncd: true };
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') {
-        throw new HalUnsupportedError(`${dir} does not exist: systemd-timesyncd is not running, and the kernel's adjtimex status is not readable without the native addon`, {
-          target: 'clock',
-        });
-      }
+      if (errnoOf(err) === 'ENOENT') return { path, timesyncd: false };
       throw halErrorFromErrno(err, 'stat', dir);
     }
-    return { synchronized: false, source: marker };
   }
 
   async memory(): Promise<MemoryPressure> {

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HalUnsupportedError } from '../errors.js';
+import type { KernelTimex } from '../health.js';
 
 export interface WatchdogSupport {
   identity: string;
@@ -50,6 +51,8 @@ export interface IoctlBinding {
   gpioGetValue(lineFd: number): number;
   gpioSetValue(lineFd: number, value: boolean): void;
   EdgeWatch: new (lineFd: number, onEvents: (events: GpioEdgeEvent[]) => void) => { close(): void };
+  /** Absent in an addon built from sources older than native/src/timex.cc. */
+  adjtimexRead?: () => KernelTimex;
 }
 
 /** linux/gpio.h, enum gpio_v2_line_flag */

@@ -6,6 +6,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "timex.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/gpio.h>
@@ -250,6 +252,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gpioGetValue", Napi::Function::New(env, GpioGetValue));
   exports.Set("gpioSetValue", Napi::Function::New(env, GpioSetValue));
   exports.Set("EdgeWatch", EdgeWatch::Define(env));
+  InitTimex(env, exports);
   return exports;
 }
 

@@ -10,7 +10,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NTP_PHASE_LIMIT_US, STA_CLOCKERR, STA_PLL, STA_UNSYNC, TIME_ERROR, TIME_OK } from '../../hal/health.js';
 import { LinuxHealth, lifeTimeUsedPct } from '../../hal/linux/health.js';
+import { ioctlAddon } from '../../hal/linux/ioctl.js';
+import { program } from '../helpers/processes.js';
+import { requireOrSkip } from '../helpers/requirements.js';
 import { rejection } from '../helpers/rejection.js';
 import { describeAsRoot } from './root.js';
 
@@ -128,22 +132,96 @@ describe('storage', () => {
   });
 });
 
+/** adjtimex(2) with modes 0 from another program: Python's ctypes on glibc's adjtimex, struct timex as in <sys/timex.h>. */
+const pythonAdjtimex = `
+import ctypes, json
+class Timex(ctypes.Structure):
+    _fields_ = [('modes', ctypes.c_int), ('offset', ctypes.c_long), ('freq', ctypes.c_long), ('maxerror', ctypes.c_long),
+                ('esterror', ctypes.c_long), ('status', ctypes.c_int), ('rest', ctypes.c_char * 256)]
+tx = Timex()
+state = ctypes.CDLL(None, use_errno=True).adjtimex(ctypes.byref(tx))
+print(json.dumps({'state': state, 'status': tx.status, 'maxerror': tx.maxerror, 'esterror': tx.esterror}))
+`;
+
 describe('clock', () => {
-  it('is synchronised while systemd-timesyncd has touched /run/systemd/timesync/synchronized (systemd-timesyncd.service(8))', async () => {
+  /** What adjtimex(2) answers after a boot without network: ntp_init -> ntp_clear (kernel/time/ntp.c). */
+  const neverSynced = { state: TIME_ERROR, status: STA_UNSYNC, maxErrorUs: NTP_PHASE_LIMIT_US, estErrorUs: NTP_PHASE_LIMIT_US };
+  /** What it answers once a daemon slewed the clock: ADJ_STATUS with STA_PLL clears STA_UNSYNC (process_adj_status), ADJ_MAXERROR 0, then 500 us a second (second_overflow). */
+  const synced = { state: TIME_OK, status: STA_PLL, maxErrorUs: 32_000, estErrorUs: 1_000 };
+
+  it('without the addon, is synchronised while systemd-timesyncd has touched /run/systemd/timesync/synchronized (systemd-timesyncd.service(8))', async () => {
     await put('run/systemd/timesync/synchronized', '');
     const touched = new Date('2026-01-01T00:00:00Z');
     await utimes(join(root, 'run/systemd/timesync/synchronized'), touched, touched);
-    const status = await new LinuxHealth({ root, now: () => touched.getTime() + 64_000 }).clock();
+    const status = await new LinuxHealth({ root, now: () => touched.getTime() + 64_000, adjtimex: () => undefined }).clock();
     expect(status).toMatchObject({ synchronized: true, sinceSyncS: 64 });
   });
 
-  it('is not synchronised while timesyncd runs without the marker, and unsupported without timesyncd', async () => {
+  it('without the addon, is not synchronised while timesyncd runs without the marker, and unsupported without timesyncd', async () => {
     await mkdir(join(root, 'run/systemd/timesync'), { recursive: true });
-    expect((await new LinuxHealth({ root }).clock()).synchronized).toBe(false);
+    expect(await new LinuxHealth({ root, adjtimex: () => undefined }).clock()).toMatchObject({ synchronized: false, why: 'systemd-timesyncd has not synchronised since boot' });
     await rm(join(root, 'run'), { recursive: true });
-    const err = await rejection(new LinuxHealth({ root }).clock());
+    const err = await rejection(new LinuxHealth({ root, adjtimex: () => undefined }).clock());
     expect(err.code).toBe('ERR_HAL_UNSUPPORTED');
     expect(err.message).toMatch(/timesyncd is not running.*adjtimex/);
+  });
+
+  it("takes the kernel's word over timesyncd's marker: a Pi whose last sync was long ago and whose maxerror reached NTP_PHASE_LIMIT (second_overflow sets STA_UNSYNC) is not synchronised", async () => {
+    await put('run/systemd/timesync/synchronized', '');
+    const touched = new Date('2026-01-01T00:00:00Z');
+    await utimes(join(root, 'run/systemd/timesync/synchronized'), touched, touched);
+    const now = () => touched.getTime() + 40_000_000;
+    const status = await new LinuxHealth({ root, now, adjtimex: () => neverSynced }).clock();
+    expect(status).toEqual({
+      synchronized: false,
+      sinceSyncS: 40_000,
+      source: `adjtimex, ${join(root, 'run/systemd/timesync/synchronized')}`,
+      kernel: { unsync: true, timeError: true, maxErrorS: 16, estErrorS: 16 },
+      why: "the kernel's clock is not synchronised: STA_UNSYNC set, maxerror 16 s, at NTP_PHASE_LIMIT (16 s)",
+    });
+    expect(await new LinuxHealth({ root, now, adjtimex: () => synced }).clock()).toMatchObject({ synchronized: true, sinceSyncS: 40_000, kernel: { unsync: false, maxErrorS: 0.032 } });
+  });
+
+  it('reads a clock a daemon other than timesyncd keeps (chrony, ntpd: no marker) from the kernel instead of giving up', async () => {
+    expect(await new LinuxHealth({ root, adjtimex: () => synced }).clock()).toEqual({
+      synchronized: true,
+      source: 'adjtimex',
+      kernel: { unsync: false, timeError: false, maxErrorS: 0.032, estErrorS: 0.001 },
+    });
+    expect(await new LinuxHealth({ root, adjtimex: () => neverSynced }).clock()).toMatchObject({ synchronized: false, kernel: { unsync: true } });
+  });
+
+  it('is not synchronised at maxerror NTP_PHASE_LIMIT even before second_overflow sets STA_UNSYNC (ADJ_MAXERROR clamps to it, process_adjtimex_modes), nor with STA_CLOCKERR (is_error_status: TIME_ERROR)', async () => {
+    const atLimit = await new LinuxHealth({ root, adjtimex: () => ({ ...synced, maxErrorUs: NTP_PHASE_LIMIT_US }) }).clock();
+    expect(atLimit).toMatchObject({ synchronized: false, why: "the kernel's clock is not synchronised: maxerror 16 s, at NTP_PHASE_LIMIT (16 s)" });
+    const justUnder = await new LinuxHealth({ root, adjtimex: () => ({ ...synced, maxErrorUs: NTP_PHASE_LIMIT_US - 500 }) }).clock();
+    expect(justUnder.synchronized).toBe(true);
+    const clockErr = await new LinuxHealth({ root, adjtimex: () => ({ ...synced, state: TIME_ERROR, status: STA_PLL | STA_CLOCKERR }) }).clock();
+    expect(clockErr).toMatchObject({ synchronized: false, why: "the kernel's clock is not synchronised: STA_CLOCKERR set" });
+  });
+
+  it('names the syscall when adjtimex fails', async () => {
+    const failing = () => {
+      throw Object.assign(new Error('adjtimex: Bad address'), { code: 'EFAULT' });
+    };
+    const err = await rejection(new LinuxHealth({ root, adjtimex: failing }).clock());
+    expect(err).toMatchObject({ code: 'ERR_HAL_IO', target: 'clock' });
+    expect(err.message).toContain('adjtimex');
+  });
+
+  it("reads this host's own kernel through the addon, as another program's adjtimex(2) sees it", async (ctx) => {
+    const addon = ioctlAddon();
+    requireOrSkip(ctx, addon?.adjtimexRead ? undefined : 'the ioctl addon with adjtimexRead is not built (npm run build:native)');
+    const mine = addon!.adjtimexRead!();
+    const theirs = JSON.parse((await program('python3', ['-c', pythonAdjtimex])).stdout) as { state: number; status: number; maxerror: number; esterror: number };
+    expect(mine.state).toBe(theirs.state);
+    expect(mine.status).toBe(theirs.status);
+    // second_overflow() adds 500 us a second to maxerror until NTP_PHASE_LIMIT; the two reads are well within 10 s.
+    expect(Math.abs(mine.maxErrorUs - theirs.maxerror)).toBeLessThanOrEqual(5_000);
+    expect(mine.estErrorUs).toBe(theirs.esterror);
+    const status = await new LinuxHealth({ root }).clock();
+    expect(status.source).toBe('adjtimex');
+    expect(status.synchronized).toBe((mine.status & STA_UNSYNC) === 0 && mine.state !== TIME_ERROR && mine.maxErrorUs < NTP_PHASE_LIMIT_US);
   });
 });
 

@@ -3,7 +3,10 @@
  * fakes: PSI (kernel/sched/psi.c, psi_show), /proc/mounts (fs/proc_namespace.c, show_vfsmnt, which
  * prints "ro" from the mount's and the superblock's flags) with statfs(2), a tmpfs remounted read-only
  * (mm/shmem.c, shmem_reconfigure; shmem_statfs counts pages), and what a kernel that is not a Pi's
- * lacks: no rpi_volt hwmon, no get_throttled, no systemd-timesyncd.
+ * lacks: no rpi_volt hwmon, no get_throttled, no systemd-timesyncd. And the clock as a Pi's after a boot
+ * without network: the VM runs no time daemon, so the kernel's NTP state is what ntp_init() left
+ * (kernel/time/ntp.c: time_status STA_UNSYNC, time_maxerror and time_esterror NTP_PHASE_LIMIT), read
+ * through the addon's adjtimex(2), which answers TIME_ERROR (__do_adjtimex, is_error_status).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -47,11 +50,20 @@ describeInLane('health readings on the VM kernel', () => {
     }
   });
 
-  it('reports what a kernel that is not a Pi\'s lacks: power status, timesyncd, and (on q35) thermal zones', async () => {
+  it('reads the never-synchronised clock from the kernel itself: STA_UNSYNC, maxerror 16 s, TIME_ERROR', async () => {
+    expect(await health.clock()).toEqual({
+      synchronized: false,
+      source: 'adjtimex',
+      kernel: { unsync: true, timeError: true, maxErrorS: 16, estErrorS: 16 },
+      why: "the kernel's clock is not synchronised: STA_UNSYNC set, maxerror 16 s, at NTP_PHASE_LIMIT (16 s)",
+    });
+  });
+
+  it('reports what a kernel that is not a Pi\'s lacks: power status, timesyncd (without the addon), and (on q35) thermal zones', async () => {
     const power = await rejection(health.power());
     expect(power.code).toBe('ERR_HAL_NOT_FOUND');
     expect(power.message).toContain('rpi_volt');
-    expect((await rejection(health.clock())).code).toBe('ERR_HAL_UNSUPPORTED');
+    expect((await rejection(new LinuxHealth({ adjtimex: () => undefined }).clock())).code).toBe('ERR_HAL_UNSUPPORTED');
     if (existsSync('/sys/class/thermal/thermal_zone0/temp')) {
       const thermal = await health.thermal();
       expect(thermal.temperatureC * 1000).toBe(Number(readFileSync('/sys/class/thermal/thermal_zone0/temp', 'utf8')));
