@@ -15,7 +15,7 @@ import { flashSpec } from './flash.js';
 import { type ProbeOutcome, type ProbeResult, probe } from '../monitor/probe.js';
 import { type FaultKindInfo, parseFaultSpec } from '../sim/faults.js';
 import { Appliance } from './appliance.js';
-import { openBoard } from './board-select.js';
+import { checkSimSpeed, openBoard } from './board-select.js';
 import { DeviceStateManager } from '../firmware/device-state.js';
 import { listenAddress } from '../firmware/firmware.js';
 import { packageRoot } from './package-root.js';
@@ -122,13 +122,14 @@ async function run(argv: string[]): Promise<number> {
   const { values } = parsed;
   const logger = pino({ level: values['log-level'], base: { board: values.board } });
   if (values['state-dir'] === '') throw new UsageError('--state-dir must name a directory');
+  const simSpeed = Number(values['sim-speed']);
+  if (!(simSpeed > 0)) throw new UsageError(`--sim-speed must be a positive number, got "${values['sim-speed']}"`);
   const { config } = await board(values.boards, values.board);
+  checkSimSpeed(config, { forceSim: values.sim, simSpeed });
   if (config.backend === 'linux' && !values.sim) {
     const { printSelfCheck } = await import('./check-command.js');
     await printSelfCheck(config, (text) => process.stderr.write(text));
   }
-  const simSpeed = Number(values['sim-speed']);
-  if (!(simSpeed > 0)) throw new UsageError(`--sim-speed must be a positive number, got "${values['sim-speed']}"`);
   const appliance = await Appliance.start({
     config,
     logger,
@@ -378,6 +379,6 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const code = err instanceof HandcheckError ? err.code : ((err as { code?: string }).code ?? 'ERR_UNEXPECTED');
     process.stderr.write(`handcheck ${command}: ${code}: ${err instanceof Error ? err.message : String(err)}\n`);
-    return code === 'ERR_USAGE' || code.startsWith('ERR_PARSE_ARGS') ? 64 : 1;
+    return code === 'ERR_USAGE' || code === 'ERR_SIM_SPEED_REAL_TIME' || code.startsWith('ERR_PARSE_ARGS') ? 64 : 1;
   }
 }
