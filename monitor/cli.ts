@@ -143,7 +143,7 @@ export async function monitorCommand(argv: string[]): Promise<number> {
   const sources = new TargetSources({
     targets: config.targets,
     discovery: config.discovery,
-    defaults: { settings: config.defaults, labels: config.defaultLabels },
+    defaults: { settings: config.defaults, labels: config.defaultLabels, modbus: config.defaultModbus },
     apply: (targets) => monitor.setTargets(sharded(targets)),
     onFailure: (source) => monitor.metrics.discoveryFailure(source),
     logger: logger.child({ subsystem: 'discovery' }),

@@ -22,7 +22,7 @@ export const monitorSpec = {
     fall: { type: 'string', value: 'N', help: 'consecutive failures to go down (default 1)' },
     keepalive: { type: 'string', value: 'MS', help: 'hold: idle time before TCP keepalive probes (default 1000)' },
     label: { type: 'string', multiple: true, value: 'K=V', help: 'a label for the targets given on the command line' },
-    'file-sd': { type: 'string', multiple: true, value: 'FILE', help: "targets from a Prometheus file_sd JSON file, read again when it changes" },
+    'file-sd': { type: 'string', multiple: true, value: 'FILE', help: "targets from a Prometheus file_sd file (.json, .yml or .yaml), read again when it changes" },
     'http-sd': { type: 'string', multiple: true, value: 'URL', help: "targets from a Prometheus http_sd URL, fetched every 60 s" },
     http: { type: 'string', value: 'HOST:PORT', help: 'serve the dashboard, /metrics and /probe' },
     'no-histogram': { type: 'boolean', default: false, help: 'no per-target connect histogram on /metrics (6 series a healthy target instead of 18)' },

@@ -96,6 +96,8 @@ export interface MonitorConfig {
   discovery: DiscoveryConfig;
   /** The labels every target gets unless it sets its own (discovered targets too). */
   defaultLabels: Readonly<Record<string, string>>;
+  /** `defaults.modbus`: what every target (discovered ones too) is asked with unless it says otherwise; undefined: not asked. */
+  defaultModbus: Readonly<Partial<ModbusQueryConfig>> | undefined;
 }
 
 export const defaultSettings: Readonly<TargetSettings> = Object.freeze({
@@ -121,6 +123,13 @@ export function reservedLabelReason(key: string): string | undefined {
   return undefined;
 }
 
+/** A Modbus query with its defaults filled in: unit 1 (the firmware's), 1 s, the target's own port. */
+export function resolveModbusQuery(given: Readonly<Partial<ModbusQueryConfig>>): ModbusQueryConfig {
+  return Object.freeze({ port: given.port, unitId: given.unitId ?? 1, timeoutMs: given.timeoutMs ?? 1000 });
+}
+
+export const modbusBounds = { port: [1, 65535], unitId: [0, 255], timeoutMs: [1, 60_000] } as const;
+
 const settingsProperties = {
   mode: { enum: ['probe', 'hold'] },
   intervalMs: { type: 'integer', minimum: 10, maximum: 3_600_000 },
@@ -135,9 +144,9 @@ const modbusQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    port: { type: 'integer', minimum: 1, maximum: 65535 },
-    unitId: { type: 'integer', minimum: 0, maximum: 255 },
-    timeoutMs: { type: 'integer', minimum: 1, maximum: 60_000 },
+    port: { type: 'integer', minimum: modbusBounds.port[0], maximum: modbusBounds.port[1] },
+    unitId: { type: 'integer', minimum: modbusBounds.unitId[0], maximum: modbusBounds.unitId[1] },
+    timeoutMs: { type: 'integer', minimum: modbusBounds.timeoutMs[0], maximum: modbusBounds.timeoutMs[1] },
   },
 } as const;
 
@@ -192,7 +201,14 @@ const schema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        files: { type: 'array', items: { type: 'string', minLength: 1 } },
+        files: {
+          type: 'array',
+          items: {
+            type: 'string',
+            pattern: '\\.([jJ][sS][oO][nN]|[yY][aA]?[mM][lL])$',
+            description: 'a file name ending in .json, .yml or .yaml (its format is picked by the extension, as Prometheus file_sd does)',
+          },
+        },
         fileRefreshMs: { type: 'integer', minimum: 1000 },
         http: {
           type: 'array',
@@ -348,8 +364,7 @@ export function resolveConfig(document: unknown, source: string): MonitorConfig 
   const targets = file.targets.map((entry): TargetConfig => {
     const { name, address, labels: own = {}, modbus: ownModbus, ...settings } = entry;
     const { host, port } = parseHostPort(address)!;
-    const query = defaultModbus || ownModbus ? { ...defaultModbus, ...ownModbus } : undefined;
-    const modbus = query && Object.freeze({ port: query.port, unitId: query.unitId ?? 1, timeoutMs: query.timeoutMs ?? 1000 });
+    const modbus = defaultModbus || ownModbus ? resolveModbusQuery({ ...defaultModbus, ...ownModbus }) : undefined;
     return Object.freeze({ ...defaultSettings, ...defaultRest, ...settings, name: name ?? address, host, port, labels: Object.freeze({ ...defaultLabels, ...own }), modbus });
   });
   return Object.freeze({
@@ -365,6 +380,7 @@ export function resolveConfig(document: unknown, source: string): MonitorConfig 
       http: Object.freeze((file.discovery?.http ?? []).map((h) => Object.freeze({ url: h.url, refreshMs: h.refreshMs ?? 60_000 }))),
     }),
     defaultLabels: Object.freeze({ ...defaultLabels }),
+    defaultModbus: defaultModbus && Object.freeze({ ...defaultModbus }),
     alerts: Object.freeze({
       command: alerts.command,
       webhook: alerts.webhook && Object.freeze({ url: alerts.webhook.url, timeoutMs: alerts.webhook.timeoutMs ?? 5000, headers: webhookHeaders }),

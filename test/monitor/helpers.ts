@@ -3,6 +3,8 @@ import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BoardConfig } from '../../config/board-config.js';
+import { gatePolicy } from '../../config/gate-policy.js';
 import type { Alert } from '../../monitor/alerts.js';
 import { type ConfigFile, resolveConfig } from '../../monitor/config.js';
 import { Monitor, type MonitorOptions } from '../../monitor/monitor.js';
@@ -37,6 +39,12 @@ export function nextTransition(monitor: Monitor, target: string, to: TargetState
 export async function reach(monitor: Monitor, target: string, to: TargetState, timeoutMs = 5000): Promise<Transition | undefined> {
   if (monitor.target(target)?.state === to) return undefined;
   return nextTransition(monitor, target, to, timeoutMs);
+}
+
+/** The sim appliance with a second Modbus service that depends on no component: the port to ask why. */
+export function withQueryPort(config: BoardConfig): BoardConfig {
+  const modbus = config.services[0]!;
+  return { ...config, services: [modbus, { ...modbus, id: 'modbus-query', listen: '127.0.0.1:0', dependsOn: [], gate: gatePolicy({ ...modbus.gate, recheckMs: 0 }) }] };
 }
 
 export function tempDir(): { dir: string; remove: () => void } {

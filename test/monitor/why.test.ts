@@ -7,19 +7,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
-import type { BoardConfig } from '../../config/board-config.js';
-import { gatePolicy } from '../../config/gate-policy.js';
 import { componentReports } from '../../monitor/appliance-client.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { until } from '../helpers/wait.js';
 import type { Transition } from '../../monitor/state.js';
-import { Receiver, reach, startMonitor, tempDir } from './helpers.js';
-
-/** The sim appliance with a second Modbus service that depends on no component: the port to ask. */
-function withQueryPort(config: BoardConfig): BoardConfig {
-  const modbus = config.services[0]!;
-  return { ...config, services: [modbus, { ...modbus, id: 'modbus-query', listen: '127.0.0.1:0', dependsOn: [], gate: gatePolicy({ ...modbus.gate, recheckMs: 0 }) }] };
-}
+import { Receiver, reach, startMonitor, tempDir, withQueryPort } from './helpers.js';
 
 describe('why: the appliance asked over Modbus', () => {
   let appliance: Appliance;
