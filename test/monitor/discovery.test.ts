@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
 import { resolveConfig } from '../../monitor/config.js';
-import { type DiscoveryDefaults, TargetSources, targetsFromGroups } from '../../monitor/discovery.js';
+import { type DiscoveryDefaults, TargetSources, maxDiscoveryBytes, targetsFromGroups } from '../../monitor/discovery.js';
 import type { Monitor } from '../../monitor/monitor.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { silent } from '../helpers/log.js';
@@ -182,6 +182,16 @@ describe('discovery sources feeding a monitor', () => {
     expect(monitor.target(`127.0.0.1:${ports[0]}`)?.labels).toEqual({ site: 'kyoto' });
     served = '[]';
     await until(() => !names().includes(`127.0.0.1:${ports[0]}`), 'the target to leave with the next fetch');
+  });
+
+  it('refuses an http_sd answer past the size bound, keeping the targets', async () => {
+    served = JSON.stringify([{ targets: [`127.0.0.1:${ports[0]}`] }]);
+    await until(() => names().includes(`127.0.0.1:${ports[0]}`), 'the served target');
+    failures = [];
+    served = `[${' '.repeat(maxDiscoveryBytes)}]`;
+    await until(() => failures.some((source) => source.startsWith('http:')), 'the large answer to be refused');
+    expect(names()).toContain(`127.0.0.1:${ports[0]}`);
+    served = '[]';
   });
 });
 
