@@ -4,8 +4,13 @@
  * interval is the probe interval), shards a fleet across monitors with `hashmod` relabeling, and
  * federates. The target is whatever the scrape asks for; the monitor keeps no state of it.
  *
- * Parameters: `target` (required), `mode` (`probe`, the only one: hold mode needs a connection kept
- * between scrapes, which is the built-in scheduler's job), `grace_ms`, `timeout_ms`. The connect
+ * Parameters: `target` (required), `mode` (`probe`, the only one), `grace_ms`, `timeout_ms`. Hold mode
+ * is refused, not emulated: a connection held between scrapes would make the answer depend on who
+ * scraped before (two Prometheus servers, a curl by hand, a hashmod change), would outlive the
+ * scrapes that asked for it, and would make the appliance reuse its verdict (claim 5) for the fresh
+ * connect that was to check it, while the news it hears first still waits for the next scrape.
+ * blackbox_exporter's maintainers keep it stateless for the same reasons (prometheus/blackbox_exporter#364).
+ * Hold targets belong to the built-in scheduler, fed by the same file_sd files. The connect
  * timeout is cut to fit Prometheus's scrape timeout (the `X-Prometheus-Scrape-Timeout-Seconds`
  * header) less the grace window, so an answer always arrives before Prometheus gives up.
  */
@@ -39,7 +44,13 @@ export function probeRequest(params: URLSearchParams, defaults: Pick<TargetSetti
   const address = parseHostPort(target);
   if (!address) throw new MonitorProbeParamError('target', `"${target}" is not HOST:PORT with a port in 1-65535 (IPv6 as [::1]:502)`);
   const mode = params.get('mode') ?? 'probe';
-  if (mode !== 'probe') throw new MonitorProbeParamError('mode', `"${mode}" is not served by /probe; only probe (hold mode needs the built-in scheduler: a config target with "mode": "hold")`);
+  if (mode === 'hold') {
+    throw new MonitorProbeParamError(
+      'mode',
+      '"hold" is not served by /probe, which keeps nothing between scrapes: hold targets belong to the built-in scheduler (a config target with "mode": "hold", or __handcheck_mode: hold in a file_sd file), whose /metrics Prometheus scrapes (docs/monitor.md, "Why /probe does not hold")',
+    );
+  }
+  if (mode !== 'probe') throw new MonitorProbeParamError('mode', `"${mode}" is not a mode of /probe; the only one is probe`);
   const graceMs = integerParam(params, 'grace_ms', 0, 60_000) ?? defaults.graceMs;
   let connectTimeoutMs = integerParam(params, 'timeout_ms', 1, 120_000) ?? defaults.connectTimeoutMs;
   const scrapeTimeoutS = Number(scrapeTimeoutHeader);

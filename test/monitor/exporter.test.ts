@@ -56,6 +56,7 @@ describe('/probe', () => {
       ['target=nohost', 'target'],
       ['target=127.0.0.1:0', 'target'],
       [`target=127.0.0.1:${portOf(listener)}&mode=hold`, 'mode'],
+      [`target=127.0.0.1:${portOf(listener)}&mode=fast`, 'mode'],
       [`target=127.0.0.1:${portOf(listener)}&grace_ms=-1`, 'grace_ms'],
       [`target=127.0.0.1:${portOf(listener)}&timeout_ms=abc`, 'timeout_ms'],
     ] as const) {
@@ -65,6 +66,12 @@ describe('/probe', () => {
       expect(body.error.code).toBe('ERR_MONITOR_PROBE_PARAM');
       expect(body.error.message.startsWith(`${param} `), body.error.message).toBe(true);
     }
+  });
+
+  it('refuses hold mode saying where hold targets go instead', async () => {
+    const response = await fetch(`${base}/probe?target=127.0.0.1:${portOf(listener)}&mode=hold`);
+    const { error } = (await response.json()) as { error: { message: string } };
+    expect(error.message).toMatch(/built-in scheduler .*"mode": "hold".*__handcheck_mode: hold in a file_sd file.*Why \/probe does not hold/);
   });
 
   it("fits the connect timeout into Prometheus's scrape timeout, less the grace window", () => {
