@@ -6,7 +6,8 @@
  * It never changes the hardware's state: GPIO lines are resolved from sysfs but not exported, the
  * watchdog's sysfs attributes are read but /dev/watchdog is not opened (opening it arms it), serial
  * ports are checked for access, not opened. I2C chips are identified with their driver's `identify()`,
- * which only reads identity registers.
+ * which only reads identity registers. Readings are not judged here: `handcheck diag` runs the
+ * firmware's own checks with the entry's thresholds, so there is one verdict per part, not two.
  */
 import { constants } from 'node:fs';
 import { access, readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';

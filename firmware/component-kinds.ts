@@ -129,7 +129,13 @@ export const componentDrivers = {
     blinkCode: 1,
     chip: ina219,
     check: (component, context) =>
-      chipCheck(component, context, ina219, { assess: (reading) => combine(flag(reading, 'overflow', 'failed', 'current past the shunt range (OVF)')) }),
+      chipCheck(component, context, ina219, {
+        assess: (reading) =>
+          combine(
+            flag(reading, 'overflow', 'failed', 'current past the shunt range (OVF)'),
+            flag(reading, 'shuntSaturated', 'failed', 'shunt voltage at the PGA full scale: the current is past what the shunt range measures'),
+          ),
+      }),
   },
   sfp: { blinkCode: 2, chip: sfp, check: sfpCheck },
   ethernet: {

@@ -119,7 +119,7 @@ export class HalUnsupportedError extends HalError {
   }
 }
 
-/** A chip answered, but not as the expected part: wrong identity register, failed self-test. */
+/** A chip answered, but not as the expected part: wrong identity register, an SFP not the one the entry expects. */
 export class HalIdentityError extends HalError {
   constructor(message: string, options: HalErrorOptions = {}) {
     super('ERR_HAL_IDENTITY', message, options);

@@ -25,7 +25,7 @@
 import type { Clock } from '../clock.js';
 import { HalClosedError, HalIdentityError, HalInvalidArgumentError, HalIoError } from '../errors.js';
 import { type I2cBus, i2cTarget } from '../i2c.js';
-import { type Driver, type DriverCallOptions, type Identity, type SelfTestCheck, type SelfTestResult, selfTestResult } from './driver.js';
+import { type Driver, type DriverCallOptions, type Identity } from './driver.js';
 
 export const BME280_REG = {
   calibA: 0x88,
@@ -251,29 +251,6 @@ export class Bme280Driver implements Driver<Bme280Reading> {
     const outcome = await this.measure(options);
     if ('problem' in outcome) throw new HalIoError(`${this.target}: ${outcome.problem}`, { target: this.target });
     return outcome.value;
-  }
-
-  async selfTest(options: DriverCallOptions = {}): Promise<SelfTestResult> {
-    const checks: SelfTestCheck[] = [];
-    const id = await this.bus.readByte(this.address, BME280_REG.id, options);
-    checks.push({ name: 'chip-id', ok: id === BME280_CHIP_ID, detail: `chip id ${hex8(id)}, expected ${hex8(BME280_CHIP_ID)}` });
-    const cal = await this.loadCalibration(options);
-    const plausible = cal.T1 !== 0 && cal.P1 !== 0 && cal.T1 !== 0xffff && cal.P1 !== 0xffff;
-    checks.push({ name: 'calibration', ok: plausible, detail: `dig_T1 ${cal.T1}, dig_P1 ${cal.P1}` });
-    const outcome = await this.measure(options);
-    if ('problem' in outcome) {
-      checks.push({ name: 'measurement', ok: false, detail: outcome.problem });
-    } else {
-      const { temperatureC, pressurePa, humidityPct } = outcome.value;
-      // The datasheet's operating range: a value outside it is a measurement that did not work.
-      const inRange = temperatureC >= -40 && temperatureC <= 85 && pressurePa >= 30000 && pressurePa <= 110000;
-      checks.push({
-        name: 'measurement',
-        ok: inRange,
-        detail: `${temperatureC.toFixed(2)} C, ${pressurePa.toFixed(0)} Pa, ${humidityPct.toFixed(1)} %RH`,
-      });
-    }
-    return selfTestResult(checks);
   }
 
   private async loadCalibration(options: DriverCallOptions): Promise<Bme280Calibration> {

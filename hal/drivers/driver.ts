@@ -7,8 +7,6 @@
  *   ERR_HAL_IDENTITY when something else answers.
  * - `read` returns values in SI-derived units named in the key (`temperatureC`, `busVoltageV`,
  *   `currentA`, `pressurePa`, `rxPowerMw`, ...); booleans for flags.
- * - `selfTest` runs the checks the part allows without disturbing its normal operation, and reports
- *   each; it rejects only on transport errors.
  * - Every method takes `DriverCallOptions`; transport errors are HalErrors, never strings.
  */
 
@@ -29,23 +27,11 @@ export interface Identity {
 export type ReadingValue = number | boolean | string;
 export type Reading = Record<string, ReadingValue>;
 
-export interface SelfTestCheck {
-  name: string;
-  ok: boolean;
-  detail?: string;
-}
-
-export interface SelfTestResult {
-  ok: boolean;
-  checks: SelfTestCheck[];
-}
-
 export interface Driver<R extends Reading = Reading> {
   /** Where the part sits, for messages: `i2c-1@0x48`, `serial:/dev/ttyAMA0`, `net:eth0`. */
   readonly target: string;
   identify(options?: DriverCallOptions): Promise<Identity>;
   read(options?: DriverCallOptions): Promise<R>;
-  selfTest(options?: DriverCallOptions): Promise<SelfTestResult>;
   /**
    * Identity and reading for a diagnosis, in fewer bus bytes than `identify` then `read`: the full
    * identity the first time and whenever the part shows it lost power or was replaced (a register it
@@ -54,8 +40,4 @@ export interface Driver<R extends Reading = Reading> {
    * are diagnosed by `identify` then `read`.
    */
   diagnose?(options?: DriverCallOptions): Promise<{ identity: Identity; reading: R }>;
-}
-
-export function selfTestResult(checks: SelfTestCheck[]): SelfTestResult {
-  return { ok: checks.every((check) => check.ok), checks };
 }

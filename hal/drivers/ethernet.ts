@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js';
 import { withDeadline } from '../deadline.js';
 import type { GpioLine } from '../gpio.js';
 import type { NetCounterName, NetInterface, NetStatus } from '../net.js';
-import { type DriverCallOptions, type Driver, type Identity, type SelfTestCheck, type SelfTestResult, selfTestResult } from './driver.js';
+import { type DriverCallOptions, type Driver, type Identity } from './driver.js';
 
 export type EthernetReading = {
   carrier: boolean;
@@ -73,25 +73,5 @@ export class EthernetDriver implements Driver<EthernetReading> {
       rxErrorsPerS: rate('rx_errors'),
       ...status.counters,
     };
-  }
-
-  async selfTest(options: DriverCallOptions = {}): Promise<SelfTestResult> {
-    const status = await this.status(options);
-    const checks: SelfTestCheck[] = [
-      {
-        name: 'status readable',
-        ok: true,
-        detail: `operstate ${status.operstate}, carrier ${status.carrier ? 'up' : 'down'}${status.speedMbps === null ? '' : `, ${status.speedMbps} Mb/s`}`,
-      },
-    ];
-    if (this.led) {
-      const lit = (await this.led.read()) === 1;
-      checks.push({
-        name: 'link LED',
-        ok: lit === status.carrier,
-        detail: `LED ${this.led.target} ${lit ? 'on' : 'off'}, carrier ${status.carrier ? 'up' : 'down'}`,
-      });
-    }
-    return selfTestResult(checks);
   }
 }

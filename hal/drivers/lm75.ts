@@ -10,7 +10,7 @@
  */
 import { HalIdentityError } from '../errors.js';
 import { type I2cBus, i2cTarget } from '../i2c.js';
-import { type Driver, type DriverCallOptions, type Identity, type SelfTestCheck, type SelfTestResult, selfTestResult } from './driver.js';
+import { type Driver, type DriverCallOptions, type Identity } from './driver.js';
 
 export const LM75_REG = { temperature: 0x00, config: 0x01, thyst: 0x02, tos: 0x03 } as const;
 export const LM75_CONF = { SHUTDOWN: 0x01, INTERRUPT: 0x02, OS_POLARITY: 0x04, FAULT_QUEUE: 0x18, UNUSED: 0xe0 } as const;
@@ -103,19 +103,5 @@ export class Lm75Driver implements Driver<Lm75Reading> {
   async read(options: DriverCallOptions = {}): Promise<Lm75Reading> {
     const word = await this.bus.readWord(this.address, LM75_REG.temperature, 'be', options);
     return { temperatureC: lm75WordToC(word) };
-  }
-
-  async selfTest(options: DriverCallOptions = {}): Promise<SelfTestResult> {
-    const checks: SelfTestCheck[] = [];
-    const conf = await this.byte(LM75_REG.config, options);
-    checks.push({ name: 'config', ok: (conf & LM75_CONF.UNUSED) === 0, detail: `configuration ${hex8(conf)}` });
-    const shutdown = (conf & LM75_CONF.SHUTDOWN) !== 0;
-    checks.push({ name: 'converting', ok: !shutdown, detail: shutdown ? 'in shutdown: the temperature register is frozen' : 'continuous conversion' });
-    const thyst = lm75WordToC(await this.bus.readWord(this.address, LM75_REG.thyst, 'be', options));
-    const tos = lm75WordToC(await this.bus.readWord(this.address, LM75_REG.tos, 'be', options));
-    checks.push({ name: 'limits', ok: thyst < tos, detail: `THYST ${thyst} C, TOS ${tos} C` });
-    const temperatureC = lm75WordToC(await this.bus.readWord(this.address, LM75_REG.temperature, 'be', options));
-    checks.push({ name: 'temperature', ok: temperatureC >= -55 && temperatureC <= 125, detail: `${temperatureC} C (rated -55..125 C)` });
-    return selfTestResult(checks);
   }
 }

@@ -14,7 +14,7 @@
 import type { Clock } from '../clock.js';
 import { HalError, HalInvalidArgumentError, HalIoError, HalTimeoutError } from '../errors.js';
 import type { SerialPort } from '../serial.js';
-import { type DriverCallOptions, type Driver, type Identity, type SelfTestCheck, type SelfTestResult, selfTestResult } from './driver.js';
+import { type DriverCallOptions, type Driver, type Identity } from './driver.js';
 import { crc16Modbus, exceptionName, functionCodes, hasValidCrc, readHoldingAnswerLength, readHoldingRegistersRequest } from './modbus-rtu.js';
 
 export type SerialPeerProtocol = 'modbus-rtu' | 'nmea';
@@ -71,24 +71,6 @@ export class SerialPeerDriver implements Driver<SerialPeerReading> {
   async read(options: DriverCallOptions = {}): Promise<SerialPeerReading> {
     const { latencyMs, exceptionCode } = await this.probe(options);
     return { responding: true, latencyMs, exceptionCode };
-  }
-
-  async selfTest(options: DriverCallOptions = {}): Promise<SelfTestResult> {
-    const checks: SelfTestCheck[] = [{ name: 'port open', ok: this.port.isOpen }];
-    if (!this.port.isOpen) return selfTestResult(checks);
-    try {
-      const probe = await this.probe(options);
-      checks.push({
-        name: 'valid answer',
-        ok: true,
-        detail: `${probe.part} in ${probe.latencyMs.toFixed(1)} ms${probe.exceptionCode ? `, exception ${exceptionName(probe.exceptionCode)}` : ''}`,
-      });
-    } catch (err) {
-      // A garbled answer is the peer failing its test; silence or a closed port is a transport error.
-      if (!(err instanceof HalIoError)) throw err;
-      checks.push({ name: 'valid answer', ok: false, detail: err.message });
-    }
-    return selfTestResult(checks);
   }
 
   private probe(options: DriverCallOptions): Promise<Probe> {

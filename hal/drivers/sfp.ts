@@ -41,10 +41,9 @@ import {
   sfpEepromBlockSize,
   sfpExtendedIdentifierSfp,
   sfpIdentifierSfp,
-  sfpQuantities,
   sfpValueOffset,
 } from './sff8472.js';
-import { type DriverCallOptions, type Driver, type Identity, type SelfTestCheck, type SelfTestResult, selfTestResult } from './driver.js';
+import { type DriverCallOptions, type Driver, type Identity } from './driver.js';
 
 export interface SfpIdentity extends Identity {
   details: {
@@ -275,44 +274,6 @@ export class SfpDriver implements Driver<SfpReading> {
     const bytes = await this.bus.readBlock(this.ddmAddress, 112, 6, this.transfer(options));
     return decodeSfpFlags(bytes.subarray(0, 2), bytes.subarray(4, 6));
   }
-
-
-  async selfTest(options: DriverCallOptions = {}): Promise<SelfTestResult> {
-    const checks: SelfTestCheck[] = [];
-    let identity: SfpIdentity;
-    try {
-      identity = await this.identify(options);
-      checks.push({ name: 'identity', ok: true, detail: identity.part });
-    } catch (err) {
-      if (!(err instanceof HalIdentityError)) throw err;
-      checks.push({ name: 'identity', ok: false, detail: err.message });
-      return selfTestResult(checks);
-    }
-    if (!identity.details.ddm) return selfTestResult(checks);
-
-    const a2 = await this.bytes(this.ddmAddress, 0, 96, options);
-    const computed = sfpChecksum(a2.subarray(0, 95));
-    checks.push({
-      name: 'diagnostics checksum',
-      ok: computed === a2[95],
-      detail: `CC_DMI (A2h byte 95) 0x${a2[95]!.toString(16).padStart(2, '0')}, bytes 0-94 sum to 0x${computed.toString(16).padStart(2, '0')}`,
-    });
-    const reading = await this.read(options);
-    const limits = decodeSfpThresholds(a2.subarray(0, 40), identity.details.calibration === 'external' ? parseSfpCalibration(a2.subarray(56, 92)) : undefined);
-    const outside = sfpQuantities.filter((quantity) => { const value = reading[quantity]; return value !== undefined && (value > limits[quantity].max || value < limits[quantity].min); });
-    checks.push({
-      name: 'within module alarm thresholds',
-      ok: outside.length === 0,
-      detail: outside.length === 0 ? 'all values inside' : outside.map((q) => `${q} ${round(reading[q] ?? Number.NaN)} outside ${round(limits[q].min)}..${round(limits[q].max)}`).join('; '),
-    });
-    checks.push({ name: 'no TX fault', ok: !reading.txFault });
-    checks.push({ name: 'no loss of signal', ok: !reading.rxLos });
-    return selfTestResult(checks);
-  }
-}
-
-function round(value: number): number {
-  return Math.round(value * 10_000) / 10_000;
 }
 
 function hex(byte: number): string {

@@ -16,7 +16,7 @@
 import type { Clock } from '../clock.js';
 import { HalIdentityError } from '../errors.js';
 import { type I2cBus, i2cTarget } from '../i2c.js';
-import { type Driver, type DriverCallOptions, type Identity, type SelfTestCheck, type SelfTestResult, selfTestResult } from './driver.js';
+import { type Driver, type DriverCallOptions, type Identity } from './driver.js';
 
 export const TMP102_REG = { temperature: 0x00, config: 0x01, tlow: 0x02, thigh: 0x03 } as const;
 
@@ -120,21 +120,5 @@ export class Tmp102Driver implements Driver<Tmp102Reading> {
     }
     const word = await this.bus.readWord(this.address, TMP102_REG.temperature, 'be', options);
     return { temperatureC: tmp102TemperatureToC(word) };
-  }
-
-  async selfTest(options: DriverCallOptions = {}): Promise<SelfTestResult> {
-    const checks: SelfTestCheck[] = [];
-    const config = await this.bus.readWord(this.address, TMP102_REG.config, 'be', options);
-    checks.push({ name: 'config', ok: tmp102ConfigLooksRight(config), detail: `configuration ${hex16(config)}` });
-    const shutdown = (config & TMP102_CONF.SD) !== 0;
-    checks.push({ name: 'converting', ok: !shutdown, detail: shutdown ? 'in shutdown: the temperature register is frozen' : 'continuous conversion' });
-    const extended = (config & TMP102_CONF.EM) !== 0;
-    const tlow = tmp102LimitToC(await this.bus.readWord(this.address, TMP102_REG.tlow, 'be', options), extended);
-    const thigh = tmp102LimitToC(await this.bus.readWord(this.address, TMP102_REG.thigh, 'be', options), extended);
-    checks.push({ name: 'limits', ok: tlow < thigh, detail: `TLOW ${tlow} C, THIGH ${thigh} C` });
-    const temperatureC = tmp102TemperatureToC(await this.bus.readWord(this.address, TMP102_REG.temperature, 'be', options));
-    const inRange = temperatureC >= -55 && temperatureC <= 150;
-    checks.push({ name: 'temperature', ok: inRange, detail: `${temperatureC} C (rated -55..150 C)` });
-    return selfTestResult(checks);
   }
 }

@@ -249,7 +249,6 @@ describe('SfpDriver on the SfpModel', () => {
     const identity = await fx.settle(driver.identify());
     expect(identity.part).toBe('SFP ACME OPTICS AO-10G-LR');
     expect(identity.details).toMatchObject({ vendor: 'ACME OPTICS', partNumber: 'AO-10G-LR', serial: 'SN0001', wavelengthNm: 1310, ddm: true });
-    expect(await fx.settle(driver.selfTest())).toMatchObject({ ok: true });
   });
 
   it.each(['internal', 'external'] as const)('reads a healthy LR module, %s calibration, inside its own thresholds', async (calibration) => {
@@ -277,9 +276,6 @@ describe('SfpDriver on the SfpModel', () => {
     expect(reading).toMatchObject({ rxLos: true, txFault: false, alarm: true });
     expect(reading.rxPowerMw).toBeLessThanOrEqual(0.0001);
     expect((await fx.settle(driver.flags())).alarms.rxPowerMw).toEqual({ high: false, low: true });
-    const test = await fx.settle(driver.selfTest());
-    expect(test.ok).toBe(false);
-    expect(test.checks.find((check) => check.name === 'no loss of signal')?.ok).toBe(false);
   });
 
   it('tx-fault: TX_FAULT set, TX power 0', async () => {
@@ -301,8 +297,8 @@ describe('SfpDriver on the SfpModel', () => {
     expect(flags.alarms.temperatureC).toEqual({ high: true, low: false });
     expect(flags.warnings.temperatureC).toEqual({ high: true, low: false });
     expect(flags.alarms.vccV.high).toBe(false);
-    const test = await fx.settle(driver.selfTest());
-    expect(test.checks.find((check) => check.name === 'within module alarm thresholds')).toMatchObject({ ok: false, detail: 'temperatureC 80 outside -5..75' });
+    // The firmware judges a module by the thresholds it stores (A2h 0-39, read once per module).
+    expect((await fx.settle(driver.thresholds()))!.temperatureC).toMatchObject({ min: -5, max: 75 });
     fx.faults.clear(fault.id);
 
     fx.faults.inject({ target: 'sfp0', kind: 'ddm-alarm', params: { quantity: 'vccV' } });

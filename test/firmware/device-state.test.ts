@@ -44,6 +44,8 @@ describe('DeviceStateManager on the sim appliance', () => {
     ['stuck bus', { target: 'i2c-1', kind: 'stuck-bus' }, 'ERR_HAL_BUS_BUSY', /stuck/],
     ['wrong identity', { target: 'ambient', kind: 'wrong-identity' }, 'ERR_HAL_IDENTITY', /BMP280|0x58/],
     ['rail out of range', { target: 'rail-5v', kind: 'out-of-range', params: { quantity: 'busVoltageV', value: 4.2 } }, '', /busVoltageV 4\.2\d* < min/],
+    // 4 A through 0.1 ohm is 400 mV, past the INA219's 320 mV at PGA /8 (SBOS448 table 7): the shunt register saturates.
+    ['shunt saturated', { target: 'rail-5v', kind: 'out-of-range', params: { quantity: 'currentA', value: 4 } }, '', /shunt voltage at the PGA full scale/],
     ['SFP loss of signal', { target: 'uplink-sfp', kind: 'los' }, '', /RX_LOS/],
     ['SFP transmitter fault', { target: 'uplink-sfp', kind: 'tx-fault' }, '', /TX_FAULT/],
     ['SFP past its own alarm', { target: 'uplink-sfp', kind: 'ddm-alarm' }, '', /temperatureC .* \(module thresholds\)/],
