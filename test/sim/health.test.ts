@@ -92,6 +92,20 @@ describe('the Pi health components on the sim board', () => {
     }
   });
 
+  it('fails an unsynchronised clock where the entry says min 1 instead of warnMin 1, and says nothing while it is synchronised', async () => {
+    const strict = {
+      ...appliance,
+      components: appliance.components.map((c) => (c.id === 'clock' ? { ...c, thresholds: { synchronized: { min: 1 } } } : c)),
+    };
+    const board = new SimBoard(strict, { clock: new VirtualClock(1_700_000_000_000) });
+    const devices = new DeviceStateManager({ board, logger: pino({ level: 'silent' }) });
+    await settle(board.clock, devices.diagnose(['clock']));
+    expect(devices.state('clock')).toMatchObject({ state: 'ok', reason: '', reading: { synchronized: 1, maxErrorS: 0 } });
+    board.inject({ target: 'clock', kind: 'unsynchronized' });
+    await settle(board.clock, devices.diagnose(['clock']));
+    expect(devices.state('clock')).toMatchObject({ state: 'failed', reason: expect.stringMatching(/^synchronized 0 < min 1; the kernel's clock is not synchronised: STA_UNSYNC set/), reading: { maxErrorS: 16 } });
+  });
+
   it('puts every quantity in the Modbus input registers after the older components', () => {
     const map = quantityMap(appliance).filter((entry) => healthIds.includes(entry.component));
     expect(map[0]).toEqual({ register: 134, component: 'supply', quantity: 'underVoltage' });
