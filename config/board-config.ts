@@ -69,6 +69,29 @@ export interface SerialPortConfig {
   stopBits?: 1 | 2;
   /** Default `none`. */
   parity?: 'none' | 'even' | 'odd';
+  /** Hardware flow control (CRTSCTS). Default false; conflicts with `rs485`. */
+  rtscts?: boolean;
+  /** A half-duplex RS-485 line: how its transceiver's DE is switched. Absent: a full-duplex line. */
+  rs485?: Rs485Config;
+}
+
+/** Direction control of a half-duplex RS-485 transceiver (hal/rs485.ts). */
+export interface Rs485Config {
+  /**
+   * `kernel`: the UART driver's RS-485 mode switches RTS, wired to DE (TIOCSRS485; a Pi's PL011 and
+   * mini UART have it). `gpio`: the firmware drives `deLine` around each frame, on any UART.
+   */
+  direction: 'kernel' | 'gpio';
+  /** `gpio` only, and required there: an output in the `gpio` table wired to DE (and /RE, when tied to it). */
+  deLine?: string;
+  /** `kernel` only: the RTS level while sending. Default `high` (DE wired straight to RTS). */
+  rtsWhileSending?: 'high' | 'low';
+  /** ms from DE rising to the first start bit, 0-100. Default 0. */
+  delayBeforeSendMs?: number;
+  /** ms from the last stop bit to DE falling, 0-100. Default 0. */
+  delayAfterSendMs?: number;
+  /** The transceiver's receiver stays on while it drives (/RE grounded): our request comes back first. Default false. */
+  echo?: boolean;
 }
 
 export interface WatchdogConfig {

@@ -190,6 +190,20 @@ function checkValues(board: BoardConfig, path: string): BoardsIssue[] {
   if (quantities > maxQuantities) {
     issues.push({ path: pointer(path, 'components'), message: `the components read ${quantities} quantities; the Modbus register map holds at most ${maxQuantities}` });
   }
+  (board.serial ?? []).forEach((port, p) => {
+    const rs485 = port.rs485;
+    if (!rs485) return;
+    const at = pointer(pointer(pointer(path, 'serial'), p), 'rs485');
+    if (rs485.direction === 'gpio' && rs485.deLine === undefined) {
+      issues.push({ path: pointer(at, 'deLine'), message: 'direction "gpio" needs deLine: the output in the gpio table wired to the transceiver\'s DE' });
+    }
+    if (rs485.direction === 'kernel' && rs485.deLine !== undefined) {
+      issues.push({ path: pointer(at, 'deLine'), message: 'direction "kernel" switches DE by the UART\'s RTS; deLine applies only to direction "gpio"' });
+    }
+    if (rs485.direction === 'gpio' && rs485.rtsWhileSending !== undefined) {
+      issues.push({ path: pointer(at, 'rtsWhileSending'), message: 'rtsWhileSending applies only to direction "kernel"; a gpio DE line is driven high while sending' });
+    }
+  });
   if (board.watchdog?.kickIntervalMs !== undefined && board.watchdog.kickIntervalMs >= board.watchdog.timeoutS * 1000) {
     issues.push({
       path: pointer(pointer(path, 'watchdog'), 'kickIntervalMs'),
@@ -448,6 +462,22 @@ function checkReferences(board: BoardConfig, path: string): BoardsIssue[] {
   });
 
   if (board.statusLed !== undefined) line(board.statusLed, pointer(path, 'statusLed'), 'out', 'statusLed');
+
+  // A DE line is the serial port's alone: anything else writing it would key the transceiver.
+  const otherUses = new Map<string, string>();
+  if (board.statusLed !== undefined) otherUses.set(board.statusLed, 'statusLed');
+  for (const component of board.components) {
+    for (const { name } of gpioReferences(component)) otherUses.set(name, `component ${JSON.stringify(component.id)}`);
+  }
+  (board.serial ?? []).forEach((port, p) => {
+    const deLine = port.rs485?.direction === 'gpio' ? port.rs485.deLine : undefined;
+    if (deLine === undefined) return;
+    const at = pointer(pointer(pointer(pointer(path, 'serial'), p), 'rs485'), 'deLine');
+    line(deLine, at, 'out', `serial port ${JSON.stringify(port.id)} rs485.deLine`);
+    const other = otherUses.get(deLine);
+    if (other) issues.push({ path: at, message: `GPIO line ${JSON.stringify(deLine)} drives serial port ${JSON.stringify(port.id)}'s RS-485 DE, but ${other} uses it too; give the DE its own line` });
+    otherUses.set(deLine, `serial port ${JSON.stringify(port.id)}`);
+  });
 
   board.services.forEach((service, s) => {
     service.dependsOn.forEach((id, d) => {

@@ -17,6 +17,7 @@ import { Tmp102Driver } from '../hal/drivers/tmp102.js';
 import { ClockSyncDriver, MemoryPressureDriver, PowerDriver, SocTemperatureDriver, StorageDriver } from '../hal/drivers/health.js';
 import { HalIdentityError, HalNotFoundError } from '../hal/errors.js';
 import type { I2cBus } from '../hal/i2c.js';
+import { serialPortSpec } from '../hal/serial.js';
 import {
   type CheckContext,
   type ComponentCheck,
@@ -168,7 +169,7 @@ export const componentDrivers = {
       const port = board.config.serial?.find((p) => p.id === component.port);
       return new DriverCheck(component, board, async (handles) => {
         if (!port) throw new HalNotFoundError(`board ${board.config.id} has no serial port "${component.port}"`, { target: component.port });
-        const opened = handles.hold(await board.serial.open(port));
+        const opened = handles.hold(await board.serial.open(serialPortSpec(board.config, port)));
         return new SerialPeerDriver(opened, board.clock, { protocol: component.protocol, unitId: component.unitId ?? 1 });
       });
     },

@@ -77,6 +77,61 @@ export class HalBusHeldError extends HalError {
   }
 }
 
+/**
+ * A GPIO line is already requested by another consumer (a process, a kernel driver, an overlay's
+ * pin): the kernel grants a line to one requester at a time and answers EBUSY
+ * (gpiod_request_commit in drivers/gpio/gpiolib.c, FLAG_REQUESTED).
+ */
+export class HalLineBusyError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_LINE_BUSY', message, options);
+  }
+}
+
+/**
+ * The serial port's driver has no RS-485 mode, so the kernel cannot switch the transceiver's driver
+ * enable: TIOCSRS485 answers ENOTTY when the port's `rs485_supported` lacks SER_RS485_ENABLED
+ * (uart_set_rs485_config in drivers/tty/serial/serial_core.c), or the driver did not keep
+ * SER_RS485_ENABLED in what it applied.
+ */
+export class HalRs485UnsupportedError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_RS485_UNSUPPORTED', message, options);
+  }
+}
+
+/**
+ * A serial port's settings contradict its RS-485 direction control: hardware flow control (CRTSCTS)
+ * on a half-duplex line, where RTS is the transceiver's driver enable and nothing drives CTS.
+ */
+export class HalRs485ConflictError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_RS485_CONFLICT', message, options);
+  }
+}
+
+/**
+ * On a half-duplex line whose transceiver echoes what we send, the echo was not our request: another
+ * driver was on the bus while we sent (a second master, a slave answering late) or the wiring is wrong
+ * (A/B swapped, no termination or bias).
+ */
+export class HalBusCollisionError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_BUS_COLLISION', message, options);
+  }
+}
+
+/**
+ * A half-duplex line whose transceiver should echo what we send stayed silent while we sent: the bus
+ * was never driven (DE not switched, or wired to another pin), or the transceiver's receiver is off
+ * while it drives (/RE tied to DE), so no echo is to be expected.
+ */
+export class HalNoEchoError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_NO_ECHO', message, options);
+  }
+}
+
 /** The device, bus, line or file does not exist (ENOENT, ENODEV). */
 export class HalNotFoundError extends HalError {
   constructor(message: string, options: HalErrorOptions = {}) {

@@ -7,16 +7,23 @@
  * - A port reads continuously from open to close; bytes that arrive while nobody waits are kept
  *   (up to `maxBufferedBytes`, oldest dropped) until `transact` or `readUntil` consumes them.
  * - `transact` discards stale input, writes the request, then waits for a complete answer as judged
- *   by `isComplete`, under a timeout: a silent peer fails with ERR_HAL_TIMEOUT.
+ *   by `isComplete`, under a timeout: a silent peer fails with ERR_HAL_TIMEOUT. On a half-duplex
+ *   RS-485 line (`rs485`, hal/rs485.ts) each write is framed by the direction control, and where the
+ *   transceiver echoes, `transact` consumes exactly the echoed request first: a different echo fails
+ *   with ERR_HAL_BUS_COLLISION, none with ERR_HAL_NO_ECHO.
+ * - Hardware flow control (`rtscts`) and RS-485 on one port are refused with ERR_HAL_RS485_CONFLICT.
  * - A read error that is not a deliberate close (`canceled`) means the device went away (USB adapter
  *   unplugged, pty closed): the port fails every pending and later operation with ERR_HAL_CLOSED
  *   (`canceled: false`).
  * - `close` is idempotent; pending operations then reject with ERR_HAL_CLOSED and `canceled: true`.
  */
 import type { BindingInterface, BindingPortInterface, OpenOptions } from '@serialport/bindings-interface';
+import type { BoardConfig, SerialPortConfig } from '../config/board-config.js';
 import type { Clock } from './clock.js';
 import { withDeadline } from './deadline.js';
-import { HalClosedError, HalError, halErrorFromErrno } from './errors.js';
+import { HalBusCollisionError, HalClosedError, HalError, HalNoEchoError, HalNotFoundError, HalRs485ConflictError, HalTimeoutError, HalUnsupportedError, halErrorFromErrno } from './errors.js';
+import type { GpioController } from './gpio.js';
+import { type DirectionControl, type Rs485Ioctl, type Rs485Spec, gpioDirection, kernelDirection } from './rs485.js';
 
 export interface SerialPortSpec {
   path: string;
@@ -24,6 +31,30 @@ export interface SerialPortSpec {
   dataBits?: 5 | 6 | 7 | 8;
   stopBits?: 1 | 2;
   parity?: 'none' | 'even' | 'odd';
+  /** Hardware flow control (CRTSCTS). Default false. */
+  rtscts?: boolean;
+  /** A half-duplex RS-485 line and how its transceiver is switched; absent: a full-duplex line. */
+  rs485?: Rs485Spec;
+}
+
+/** The HAL spec of a board entry's serial port: its RS-485 DE line resolved from the `gpio` table. */
+export function serialPortSpec(board: Pick<BoardConfig, 'gpio'>, port: Readonly<SerialPortConfig>): SerialPortSpec {
+  const { rs485, ...line } = port;
+  if (!rs485) return line;
+  const { deLine, ...rest } = rs485;
+  const de = deLine === undefined ? undefined : board.gpio?.[deLine];
+  if (deLine !== undefined && !de) {
+    throw new HalNotFoundError(`serial port ${port.id}: rs485.deLine names GPIO line "${deLine}", which the board's gpio table does not define`, { target: `serial:${port.path}` });
+  }
+  return { ...line, rs485: { ...rest, ...(de && { deLine: { chip: de.chip, line: de.line, direction: 'out', ...(de.activeLow !== undefined && { activeLow: de.activeLow }) } }) } };
+}
+
+/** What the platform gives a port for RS-485 direction control. */
+export interface SerialPlatform {
+  /** Opens DE lines (`gpio` direction). */
+  gpio?: GpioController;
+  /** The port's TIOCSRS485 / TIOCGRS485 (`kernel` direction). */
+  rs485Ioctl?: (port: BindingPortInterface) => Rs485Ioctl;
 }
 
 export interface SerialTransactOptions {
@@ -67,6 +98,7 @@ class BindingSerialPort implements SerialPort {
     private readonly port: BindingPortInterface,
     private readonly clock: Clock,
     path: string,
+    private readonly direction: DirectionControl | undefined,
   ) {
     this.target = `serial:${path}`;
     void this.readLoop();
@@ -114,19 +146,72 @@ class BindingSerialPort implements SerialPort {
 
   async write(data: Buffer): Promise<void> {
     this.ensureUsable();
-    try {
-      await this.port.write(data);
-    } catch (err) {
-      // A write cut short because the device vanished is that loss, not an I/O error of its own.
-      throw this.failure ?? halErrorFromErrno(err, 'write', this.target);
-    }
+    const send = async (): Promise<void> => {
+      try {
+        await this.port.write(data);
+      } catch (err) {
+        // A write cut short because the device vanished is that loss, not an I/O error of its own.
+        throw this.failure ?? halErrorFromErrno(err, 'write', this.target);
+      }
+    };
+    if (!this.direction) return send();
+    const drain = async (): Promise<void> => {
+      try {
+        await this.port.drain();
+      } catch (err) {
+        throw this.failure ?? halErrorFromErrno(err, 'drain', this.target);
+      }
+    };
+    await this.direction.frame(send, drain);
   }
 
   async transact(request: Buffer, options: SerialTransactOptions): Promise<Buffer> {
     this.ensureUsable();
     this.received = Buffer.alloc(0);
+    const started = this.clock.now();
     await this.write(request);
-    return this.readUntil(options);
+    if (!this.direction?.echo) return this.readUntil(options);
+    await this.consumeEcho(request, options);
+    return this.readUntil({ ...options, timeoutMs: Math.max(0, options.timeoutMs - (this.clock.now() - started)) });
+  }
+
+  /**
+   * Takes exactly `request.length` bytes off the input and checks that they are the request: the
+   * transceiver's echo. What follows them stays for the answer.
+   */
+  private async consumeEcho(request: Buffer, options: SerialTransactOptions): Promise<void> {
+    let heard: Buffer = Buffer.alloc(0);
+    const differs = (received: Buffer): boolean => {
+      const n = Math.min(received.length, request.length);
+      return !received.subarray(0, n).equals(request.subarray(0, n));
+    };
+    try {
+      heard = await this.readUntil({
+        ...options,
+        isComplete: (received) => {
+          heard = received;
+          return received.length >= request.length || differs(received);
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof HalTimeoutError)) throw err;
+      if (heard.length === 0) {
+        throw new HalNoEchoError(
+          `${this.target}: no echo of the ${request.length}-byte request within ${options.timeoutMs} ms: the transceiver did not drive the bus (DE not switched, or wired elsewhere), or its receiver is off while it drives (/RE tied to DE: set rs485.echo false)`,
+          { target: this.target, cause: err },
+        );
+      }
+      // A short echo that stopped: the bus took only part of the frame.
+    }
+    if (heard.length < request.length || differs(heard)) {
+      const at = [...request].findIndex((byte, i) => heard[i] !== byte);
+      throw new HalBusCollisionError(
+        `${this.target}: the echo of our request differs from what we sent at byte ${at} (sent ${hex(request)}, heard ${hex(heard.subarray(0, request.length)) || 'nothing more'}): another driver was on the bus while we sent (a second master, a slave answering late), the wiring is wrong (A/B swapped, missing termination or bias), or the transceiver does not echo at all (/RE tied to DE: set rs485.echo false) and these are the answer's first bytes`,
+        { target: this.target },
+      );
+    }
+    const surplus = heard.subarray(request.length);
+    if (surplus.length > 0) this.received = Buffer.concat([surplus, this.received]);
   }
 
   readUntil({ timeoutMs, signal, isComplete }: SerialTransactOptions): Promise<Buffer> {
@@ -144,25 +229,59 @@ class BindingSerialPort implements SerialPort {
   }
 
   close(): Promise<void> {
-    if (!this.closing) this.closing = this.port.isOpen ? this.port.close().catch(() => undefined) : Promise.resolve();
+    if (!this.closing) {
+      const closePort = this.port.isOpen ? this.port.close().catch(() => undefined) : Promise.resolve();
+      this.closing = closePort.then(() => this.direction?.close().catch(() => undefined));
+    }
     return this.closing;
   }
 }
 
-/** Opens a serial port through `binding`; the same code runs over the real and the simulated binding. */
-export async function openSerialPort(binding: BindingInterface, clock: Clock, spec: SerialPortSpec): Promise<SerialPort> {
+function hex(data: Buffer): string {
+  return [...data].map((byte) => byte.toString(16).padStart(2, '0')).join(' ');
+}
+
+/**
+ * Opens a serial port through `binding`; the same code runs over the real and the simulated binding.
+ * An `rs485` port gets its direction control from `platform` before it is handed out.
+ */
+export async function openSerialPort(binding: BindingInterface, clock: Clock, spec: SerialPortSpec, platform: SerialPlatform = {}): Promise<SerialPort> {
+  const target = `serial:${spec.path}`;
+  if (spec.rs485 && spec.rtscts) {
+    throw new HalRs485ConflictError(
+      `${target}: hardware flow control (rtscts) and RS-485 on one port conflict: RTS is the transceiver's driver enable, not a flow-control output, and nothing on an RS-485 transceiver drives CTS, so the transmitter would wait for a CTS that never comes; remove rtscts from this serial port`,
+      { target },
+    );
+  }
   const options: OpenOptions = {
     path: spec.path,
     baudRate: spec.baudRate,
     dataBits: spec.dataBits ?? 8,
     stopBits: spec.stopBits ?? 1,
     parity: spec.parity ?? 'none',
+    rtscts: spec.rtscts ?? false,
   };
   let port: BindingPortInterface;
   try {
     port = await binding.open(options);
   } catch (err) {
-    throw halErrorFromErrno(err, 'open', `serial:${spec.path}`);
+    throw halErrorFromErrno(err, 'open', target);
   }
-  return new BindingSerialPort(port, clock, spec.path);
+  let direction: DirectionControl | undefined;
+  try {
+    direction = spec.rs485 ? await openDirection(port, clock, spec.rs485, platform, target) : undefined;
+  } catch (err) {
+    await port.close().catch(() => undefined);
+    throw err;
+  }
+  return new BindingSerialPort(port, clock, spec.path, direction);
+}
+
+async function openDirection(port: BindingPortInterface, clock: Clock, rs485: Rs485Spec, platform: SerialPlatform, target: string): Promise<DirectionControl> {
+  if (rs485.direction === 'gpio') {
+    if (!platform.gpio) throw new HalUnsupportedError(`${target}: this board offers no GPIO controller for the RS-485 DE line`, { target });
+    return gpioDirection(platform.gpio, clock, rs485, target);
+  }
+  if (!platform.rs485Ioctl) throw new HalUnsupportedError(`${target}: this board cannot set the kernel's RS-485 mode (no TIOCSRS485)`, { target });
+  return kernelDirection(platform.rs485Ioctl(port), rs485, target);
 }

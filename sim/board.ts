@@ -21,7 +21,7 @@ import { SimGpio } from './gpio.js';
 import { SimHealth } from './health.js';
 import { SimI2cBus } from './i2c-bus.js';
 import { SimNic } from './nic.js';
-import { SimSerialBinding } from './serial.js';
+import { type SimPortBinding, SimSerialBinding } from './serial.js';
 import { SimWatchdog } from './watchdog.js';
 
 export interface SimBoardOptions {
@@ -68,7 +68,8 @@ export class SimBoard implements BoardHal {
     this.serialBinding = new SimSerialBinding(this.clock, this.faults);
     const binding = this.serialBinding;
     const clock = this.clock;
-    this.serial = { open: (spec) => openSerialPort(binding, clock, spec) };
+    const gpio = this.gpio;
+    this.serial = { open: (spec) => openSerialPort(binding, clock, spec, { gpio, rs485Ioctl: (port) => (port as SimPortBinding).rs485Ioctl() }) };
 
     for (const bus of config.i2c ?? []) {
       this.buses.set(
@@ -83,6 +84,7 @@ export class SimBoard implements BoardHal {
         bus: (id) => this.bus(id),
         nic: this.nic,
         serialBinding: this.serialBinding,
+        gpioLevel: (name) => this.gpio.level(name),
         health: this.health,
       });
       if (part.model) this.models.set(component.id, part.model);

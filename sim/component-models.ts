@@ -17,7 +17,7 @@ import type { I2cDeviceModel, SimI2cBus } from './i2c-bus.js';
 import type { SimNic } from './nic.js';
 import { ModbusRtuPeer } from './peers/modbus-rtu.js';
 import { NmeaPeer } from './peers/nmea.js';
-import type { SimSerialBinding } from './serial.js';
+import type { SimSerialBinding, SimTransceiver } from './serial.js';
 import { type SimHealth, SimClockModel, SimMemoryModel, SimPowerModel, SimStorageModel, SimThermalModel } from './health.js';
 
 /** What the sim board offers a kind's model while it is built. */
@@ -28,6 +28,8 @@ export interface SimBuildContext {
   bus(id: string): SimI2cBus;
   readonly nic: SimNic;
   readonly serialBinding: SimSerialBinding;
+  /** A board GPIO line's physical level now (the line is defined once every part is built). */
+  gpioLevel(name: string): GpioValue;
   readonly health: SimHealth;
 }
 
@@ -94,7 +96,17 @@ export const componentModels = {
       const port = (board.config.serial ?? []).find((p) => p.id === component.port);
       if (!port) throw new HalNotFoundError(`board ${board.config.id} has no serial port "${component.port}"`, { target: component.port });
       const peer = component.protocol === 'modbus-rtu' ? new ModbusRtuPeer({ unitId: component.unitId ?? 1 }) : new NmeaPeer();
-      board.serialBinding.addPeer(port.path, peer, component.id);
+      // The board entry's rs485 settings describe the wiring too: DE on RTS (behind an inverter when RTS is low while sending) or on deLine.
+      const rs485 = port.rs485;
+      const deLine = rs485?.deLine;
+      const transceiver: SimTransceiver | undefined = rs485 && {
+        de:
+          rs485.direction === 'gpio' && deLine !== undefined
+            ? { line: () => (board.gpioLevel(deLine) ^ (board.config.gpio?.[deLine]?.activeLow ? 1 : 0)) as GpioValue }
+            : { rts: { inverted: rs485.rtsWhileSending === 'low' } },
+        echo: rs485.echo ?? false,
+      };
+      board.serialBinding.addPeer(port.path, peer, component.id, transceiver ? { transceiver } : {});
       return {};
     },
   },

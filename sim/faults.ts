@@ -21,6 +21,7 @@ export type FaultKind =
   | 'silent'
   | 'garbage'
   | 'unplugged'
+  | 'collision'
   | 'carrier-down'
   | 'crc-errors'
   | 'los'
@@ -46,6 +47,7 @@ export const faultKinds: readonly FaultKind[] = [
   'silent',
   'garbage',
   'unplugged',
+  'collision',
   'carrier-down',
   'crc-errors',
   'los',

@@ -5,7 +5,7 @@
  * a short or a broken pull-up would.
  */
 import type { Clock, Timer } from '../hal/clock.js';
-import { HalClosedError, HalInvalidArgumentError, HalNotFoundError } from '../hal/errors.js';
+import { HalClosedError, HalInvalidArgumentError, HalLineBusyError, HalNotFoundError } from '../hal/errors.js';
 import {
   type GpioController,
   type GpioEdge,
@@ -31,6 +31,8 @@ export interface PhysicalLine {
   /** Last level watchers were told about, physical. */
   seen: GpioValue;
   handles: Set<SimGpioLine>;
+  /** Another process or driver holds the line (its consumer name), so the firmware's request fails with EBUSY. */
+  heldBy: string | undefined;
 }
 
 export class SimGpio implements GpioController {
@@ -49,7 +51,7 @@ export class SimGpio implements GpioController {
    */
   define(name: string, spec: Pick<GpioLineSpec, 'chip' | 'line'>, options: { level?: GpioValue; source?: () => GpioValue } = {}): void {
     const key = gpioTarget(spec);
-    const line: PhysicalLine = { name, key, driven: options.level ?? 0, source: options.source, seen: 0, handles: new Set() };
+    const line: PhysicalLine = { name, key, driven: options.level ?? 0, source: options.source, seen: 0, handles: new Set(), heldBy: undefined };
     line.seen = this.physical(line);
     this.lines.set(key, line);
     this.byName.set(name, line);
@@ -65,6 +67,19 @@ export class SimGpio implements GpioController {
   /** Physical level of a named line, as a probe on the pin would show it. */
   level(name: string): GpioValue {
     return this.physical(this.named(name));
+  }
+
+  /**
+   * Another consumer requests the line (a `gpioset`, a kernel driver): until the returned release is
+   * called the firmware's request of it fails as the character device's does, EBUSY
+   * (gpiod_request_commit in drivers/gpio/gpiolib.c).
+   */
+  holdElsewhere(name: string, consumer: string): () => void {
+    const line = this.named(name);
+    line.heldBy = consumer;
+    return () => {
+      if (line.heldBy === consumer) line.heldBy = undefined;
+    };
   }
 
   /** Drives an input line from outside the SoC (a sensor's alarm pin, a power-good signal). */
@@ -108,6 +123,9 @@ export class SimGpio implements GpioController {
         throw new HalNotFoundError(`no GPIO chip labelled "${spec.chip}"; chips: ${[...chips].join(', ')}`, { target: key });
       }
       throw new HalNotFoundError(`no line "${spec.line}" on GPIO chip "${spec.chip}"`, { target: key });
+    }
+    if (line.heldBy !== undefined) {
+      throw new HalLineBusyError(`request on gpio:${key}: the line is already requested by consumer "${line.heldBy}" (EBUSY)`, { target: `gpio:${key}`, errno: 'EBUSY' });
     }
     const handle = new SimGpioLine(this, line, spec, this.clock);
     if (spec.direction === 'out') this.setDriven(line, (spec.initial ?? 0) ^ (spec.activeLow ? 1 : 0) ? 1 : 0);

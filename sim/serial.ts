@@ -12,11 +12,24 @@
  * - `unplugged`: the open port's pending read fails with EIO (not `canceled`), as when a USB adapter
  *   is pulled; opening fails with ENOENT until the fault clears. Each failed read or open counts
  *   against `times`.
+ * - `collision`: another driver is on an RS-485 bus while the host sends one frame: a byte of it is
+ *   corrupted on the wire, for the peer and for the host's echo alike.
+ *
+ * An RS-485 line has a half-duplex transceiver between the UART and the bus (SimTransceiver): the
+ * host's bytes reach the bus only while DE is high at both ends of the character (MAX485 / SN65HVD72
+ * function tables: driver enabled with DE high, outputs high-impedance with DE low), the peer's
+ * answer reaches the host only while DE is low (while DE is high our own driver holds the bus at the
+ * idle level), and a transceiver whose receiver stays on while it drives (/RE grounded) echoes what it
+ * drives. DE follows RTS (the kernel's RS-485 mode; outside it RTS is asserted from open, which is a
+ * low pin) or a GPIO line. The UART's RS-485 ioctls follow serial_core.c and the driver named for the
+ * line (SimUartDriver).
  */
 import type { BindingInterface, OpenOptions, PortInfo } from '@serialport/bindings-interface';
 import { MockPortBinding, type MockPortInternal } from '@serialport/binding-mock';
 import type { Clock, Timer } from '../hal/clock.js';
 import { serialCharMs } from '../hal/drivers/modbus-rtu.js';
+import type { GpioValue } from '../hal/gpio.js';
+import { type Rs485Ioctl, SER_RS485_ENABLED, SER_RS485_RTS_AFTER_SEND, SER_RS485_RTS_ON_SEND, SER_RS485_RX_DURING_TX, type SerialRs485 } from '../hal/rs485.js';
 import type { FaultKindInfo, FaultRegistry } from './faults.js';
 
 /** What a device model sees of the line while the host has the port open. */
@@ -45,6 +58,76 @@ export const serialFaultKinds: FaultKindInfo[] = [
   { kind: 'unplugged', description: 'the adapter is pulled: the open port fails, reopening gives ENOENT until cleared' },
 ];
 
+/** Only on lines with an RS-485 transceiver. */
+export const rs485FaultKinds: FaultKindInfo[] = [
+  { kind: 'collision', description: 'another driver on the RS-485 bus while the host sends: one byte of the frame corrupted, in the echo too' },
+];
+
+/**
+ * The UART's driver, for its RS-485 ioctls: `pl011` (drivers/tty/serial/amba-pl011.c,
+ * pl011_rs485_supported), `bcm2835aux` (a Raspberry Pi's mini UART, 8250_bcm2835aux.c with
+ * serial8250_em485_supported from 8250_port.c), `none` (a driver without RS-485 mode, such as a PC's
+ * 16550 under 8250_pnp or a USB adapter: TIOCSRS485 answers ENOTTY).
+ */
+export type SimUartDriver = 'pl011' | 'bcm2835aux' | 'none';
+
+const rs485Supported: Record<SimUartDriver, SerialRs485 | undefined> = {
+  pl011: { flags: SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND | SER_RS485_RTS_AFTER_SEND | SER_RS485_RX_DURING_TX, delayRtsBeforeSend: 1, delayRtsAfterSend: 1 },
+  // SER_RS485_TERMINATE_BUS (1 << 5) as well: the em485 set has it.
+  bcm2835aux: {
+    flags: SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND | SER_RS485_RTS_AFTER_SEND | (1 << 5) | SER_RS485_RX_DURING_TX,
+    delayRtsBeforeSend: 1,
+    delayRtsAfterSend: 1,
+  },
+  none: undefined,
+};
+
+/** The driver the sim board assumes from a device path, as a Raspberry Pi names its UARTs. */
+export function simUartDriver(path: string): SimUartDriver {
+  if (/\/ttyAMA\d+$/.test(path)) return 'pl011';
+  if (/\/ttyS0$/.test(path)) return 'bcm2835aux';
+  return 'none';
+}
+
+/** A half-duplex RS-485 transceiver between the UART and the bus. */
+export interface SimTransceiver {
+  /** What drives DE: the UART's RTS pin (through an inverter when `inverted`), or a GPIO line's physical level. */
+  de: { rts: { inverted: boolean } } | { line: () => GpioValue };
+  /** The receiver stays enabled while the driver drives (/RE grounded): our own bytes come back. */
+  echo: boolean;
+}
+
+export interface SimLineOptions {
+  /** Default from the path (simUartDriver). */
+  uart?: SimUartDriver;
+  /** Absent: a full-duplex line (RS-232, RS-422, an adapter that switches direction itself). */
+  transceiver?: SimTransceiver;
+}
+
+/** The RS-485 legacy flags (serial_core.c SER_RS485_LEGACY_FLAGS), which are dropped rather than refused. */
+const legacyFlags = SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND | SER_RS485_RTS_AFTER_SEND | SER_RS485_RX_DURING_TX | (1 << 5);
+/** RS485_MAX_RTS_DELAY in include/uapi/linux/serial.h... serial_core.h: 100 ms. */
+const maxRtsDelayMs = 100;
+
+/**
+ * TIOCSRS485 as serial_core.c does it: ENOTTY without driver support (uart_set_rs485_config), EINVAL
+ * for non-legacy flags the driver lacks (uart_check_rs485_flags), then uart_sanitize_serial_rs485:
+ * RS-485 off clears everything, unsupported flags are dropped, RTS_ON_SEND and RTS_AFTER_SEND both or
+ * neither becomes RTS_ON_SEND, delays the driver cannot do are zeroed and others clamped to 100 ms.
+ */
+export function sanitizeRs485(uart: SimUartDriver, request: SerialRs485): SerialRs485 {
+  const supported = rs485Supported[uart];
+  if (!supported || (supported.flags & SER_RS485_ENABLED) === 0) throw systemError('ENOTTY', 'TIOCSRS485: Inappropriate ioctl for device');
+  if ((request.flags & ~legacyFlags & ~supported.flags) !== 0) throw systemError('EINVAL', 'TIOCSRS485: Invalid argument');
+  if ((request.flags & SER_RS485_ENABLED) === 0) return { flags: 0, delayRtsBeforeSend: 0, delayRtsAfterSend: 0 };
+  let flags = request.flags & supported.flags;
+  if (((flags & SER_RS485_RTS_ON_SEND) === 0) === ((flags & SER_RS485_RTS_AFTER_SEND) === 0)) {
+    flags = (flags | SER_RS485_RTS_ON_SEND) & ~SER_RS485_RTS_AFTER_SEND;
+  }
+  const delay = (ms: number, can: number): number => (can ? Math.min(ms, maxRtsDelayMs) : 0);
+  return { flags, delayRtsBeforeSend: delay(request.delayRtsBeforeSend, supported.delayRtsBeforeSend), delayRtsAfterSend: delay(request.delayRtsAfterSend, supported.delayRtsAfterSend) };
+}
+
 type SystemError = Error & { code: string };
 
 function systemError(code: string, message: string): SystemError {
@@ -69,6 +152,8 @@ interface Line {
   readonly model: SerialPeerModel;
   readonly faultTarget: string;
   readonly device: MockPortInternal;
+  readonly uart: SimUartDriver;
+  readonly transceiver: SimTransceiver | undefined;
   open: SimPortBinding | undefined;
 }
 
@@ -79,6 +164,10 @@ export class SimPortBinding extends MockPortBinding {
   private readonly timers = new Set<Timer>();
   private hostFreeAt = 0;
   private peerFreeAt = 0;
+  /** The port's struct serial_rs485, as TIOCGRS485 reads it. */
+  private rs485: SerialRs485 = { flags: 0, delayRtsBeforeSend: 0, delayRtsAfterSend: 0 };
+  /** The kernel's RS-485 mode holds RTS at its sending level from the write until the last stop bit plus the after-send delay. */
+  private sendingUntil = -Infinity;
   readonly charMs: number;
 
   constructor(
@@ -108,8 +197,72 @@ export class SimPortBinding extends MockPortBinding {
   override async write(buffer: Buffer): Promise<void> {
     await super.write(buffer);
     const data = Buffer.from(buffer);
+    if (this.line.transceiver) {
+      this.sendOnBus(data, this.line.transceiver);
+      return;
+    }
     this.hostFreeAt = this.onWire(this.hostFreeAt, data.length);
     this.later(() => this.line.model.receive(data), this.hostFreeAt - this.binding.clock.now());
+  }
+
+  /** tcdrain: resolves once the last stop bit has left. */
+  override async drain(): Promise<void> {
+    await super.drain();
+    const left = this.hostFreeAt - this.binding.clock.now();
+    if (left > 0) await this.binding.clock.sleep(left);
+  }
+
+  /** TIOCSRS485 / TIOCGRS485 on this port. */
+  rs485Ioctl(): Rs485Ioctl {
+    return {
+      set: (request) => {
+        this.rs485 = sanitizeRs485(this.line.uart, request);
+        return { ...this.rs485 };
+      },
+      get: () => ({ ...this.rs485 }),
+    };
+  }
+
+  private get kernelRs485(): boolean {
+    return (this.rs485.flags & SER_RS485_ENABLED) !== 0;
+  }
+
+  /** The transceiver's DE now. */
+  private driving(transceiver: SimTransceiver): boolean {
+    if ('line' in transceiver.de) return transceiver.de.line() === 1;
+    // Outside RS-485 mode RTS is asserted from open (uart_port_dtr_rts), which is a low pin.
+    let rtsHigh = false;
+    if (this.kernelRs485) {
+      const sending = this.binding.clock.now() < this.sendingUntil;
+      rtsHigh = (this.rs485.flags & (sending ? SER_RS485_RTS_ON_SEND : SER_RS485_RTS_AFTER_SEND)) !== 0;
+    }
+    return rtsHigh !== transceiver.de.rts.inverted;
+  }
+
+  /**
+   * Each character reaches the bus only if DE is high as its start bit begins and as its stop bit
+   * ends; what reaches the bus is what the peer hears and, with an echoing transceiver, what the host
+   * hears back - unless the UART's own RS-485 mode keeps its receiver off while sending.
+   */
+  private sendOnBus(data: Buffer, transceiver: SimTransceiver): void {
+    const clock = this.binding.clock;
+    const before = this.kernelRs485 ? this.rs485.delayRtsBeforeSend : 0;
+    const start = Math.max(this.hostFreeAt, clock.now()) + before;
+    this.hostFreeAt = start + data.length * this.charMs;
+    if (this.kernelRs485) this.sendingUntil = this.hostFreeAt + this.rs485.delayRtsAfterSend;
+    const hearsOwn = transceiver.echo && (!this.kernelRs485 || (this.rs485.flags & SER_RS485_RX_DURING_TX) !== 0);
+    const collided = this.binding.faults.hit(this.line.faultTarget, 'collision') ? Math.floor(data.length / 2) : -1;
+    data.forEach((sent, i) => {
+      const byte = i === collided ? sent ^ 0x55 : sent;
+      let enabledAtStart = false;
+      // DE is sampled as the start bit begins and within the stop bit, which ends when tcdrain returns.
+      this.later(() => (enabledAtStart = this.driving(transceiver)), start + i * this.charMs - clock.now());
+      this.later(() => {
+        if (!enabledAtStart || !this.driving(transceiver)) return;
+        this.line.model.receive(Buffer.of(byte));
+        if (hearsOwn && this.isOpen) this.emitData(Buffer.of(byte));
+      }, start + (i + 0.95) * this.charMs - clock.now());
+    });
   }
 
   override async close(): Promise<void> {
@@ -123,6 +276,18 @@ export class SimPortBinding extends MockPortBinding {
     const { faults } = this.binding;
     if (faults.hit(this.line.faultTarget, 'silent')) return;
     const sent = faults.hit(this.line.faultTarget, 'garbage') ? this.binding.garble(data) : data;
+    const transceiver = this.line.transceiver;
+    if (transceiver) {
+      // While our DE is high our driver holds the bus: the peer's characters never reach our receiver.
+      const start = Math.max(this.peerFreeAt, this.binding.clock.now());
+      this.peerFreeAt = start + sent.length * this.charMs;
+      sent.forEach((byte, i) => {
+        this.later(() => {
+          if (this.isOpen && !this.driving(transceiver)) this.emitData(Buffer.of(byte));
+        }, start + (i + 1) * this.charMs - this.binding.clock.now());
+      });
+      return;
+    }
     this.peerFreeAt = this.onWire(this.peerFreeAt, sent.length);
     this.later(() => {
       if (this.isOpen) this.emitData(sent);
@@ -179,7 +344,7 @@ export class SimSerialBinding implements BindingInterface<SimPortBinding> {
   }
 
   /** Puts `model` at the far end of `path`; faults on `faultTarget` reach the line. */
-  addPeer(path: string, model: SerialPeerModel, faultTarget: string): void {
+  addPeer(path: string, model: SerialPeerModel, faultTarget: string, options: SimLineOptions = {}): void {
     if (this.lines.has(path)) throw systemError('EEXIST', `serial path ${path} already has a peer`);
     const device: MockPortInternal = {
       data: Buffer.alloc(0),
@@ -188,8 +353,8 @@ export class SimSerialBinding implements BindingInterface<SimPortBinding> {
       maxReadSize: 1024,
       info: { path, manufacturer: 'handcheck sim', serialNumber: faultTarget, pnpId: undefined, locationId: undefined, vendorId: undefined, productId: undefined },
     };
-    this.lines.set(path, { path, model, faultTarget, device, open: undefined });
-    this.faults.register(faultTarget, serialFaultKinds);
+    this.lines.set(path, { path, model, faultTarget, device, uart: options.uart ?? simUartDriver(path), transceiver: options.transceiver, open: undefined });
+    this.faults.register(faultTarget, options.transceiver ? [...serialFaultKinds, ...rs485FaultKinds] : serialFaultKinds);
   }
 
   /** The port currently open on `path`, for tests that inject input or look at `lastWrite`. */

@@ -87,13 +87,21 @@ export class SerialPeerDriver implements Driver<SerialPeerReading> {
       return length !== undefined && received.length >= length;
     };
     const started = this.clock.now();
+    const request = readHoldingRegistersRequest(unitId, 0, 1);
     let answer: Buffer;
     try {
-      answer = await this.port.transact(readHoldingRegistersRequest(unitId, 0, 1), { timeoutMs, signal, isComplete });
+      answer = await this.port.transact(request, { timeoutMs, signal, isComplete });
     } catch (err) {
       throw this.explainTimeout(err, seen, `Modbus unit ${unitId}`, timeoutMs);
     }
     const latencyMs = this.clock.now() - started;
+    // No function-3 answer to this request begins with it (its byte count is never 0).
+    if (request.subarray(0, answer.length).equals(answer)) {
+      throw this.garbled(
+        'these are the first bytes of our own request: the RS-485 transceiver echoes what we send (its receiver stays on while it drives); set rs485.echo on the serial port, or tie /RE to DE',
+        answer,
+      );
+    }
     const fn = answer[1]!;
     if (answer[0] !== unitId) throw this.garbled(`first byte ${hexByte(answer[0]!)} is not unit id ${unitId}`, answer);
     if (fn !== functionCodes.readHoldingRegisters && fn !== (functionCodes.readHoldingRegisters | 0x80)) {

@@ -92,6 +92,7 @@ export class LinuxBoard implements BoardHal {
     this.serial = new LinuxSerialController({
       clock: this.clock,
       track,
+      gpio: this.gpio,
       ...(options.loaders?.serialBindings && { load: options.loaders.serialBindings }),
     });
     this.net = new LinuxNetController(options.netRoot !== undefined ? { root: options.netRoot } : {});

@@ -241,7 +241,7 @@ export class CdevGpioController implements GpioController {
       }
       return fd;
     } catch (err) {
-      throw gpioError(err, 'request', target);
+      throw gpioError(err, 'request', target, () => addon.gpioLineInfo(chip.handle.fd, offset).consumer);
     }
   }
 

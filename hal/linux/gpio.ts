@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
-import { HalBusBusyError, HalClosedError, type HalError, HalInvalidArgumentError, HalPermissionError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
+import { HalClosedError, type HalError, HalInvalidArgumentError, HalLineBusyError, HalPermissionError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
 import {
   type GpioController,
   type GpioDirection,
@@ -53,7 +53,7 @@ function errnoOf(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }
 
-export function gpioError(err: unknown, operation: string, target: string): HalError {
+export function gpioError(err: unknown, operation: string, target: string, consumer?: () => string): HalError {
   const errno = errnoOf(err);
   if (errno === 'EACCES' || errno === 'EPERM') {
     return new HalPermissionError(
@@ -62,8 +62,15 @@ export function gpioError(err: unknown, operation: string, target: string): HalE
     );
   }
   if (errno === 'EBUSY') {
-    return new HalBusBusyError(
-      `${operation} on ${target}: the line is claimed by a kernel driver or another process (\`gpioinfo\` shows the consumer)`,
+    let holder = '';
+    try {
+      const name = consumer?.();
+      holder = name ? ` "${name}"` : '';
+    } catch {
+      // The line's info is only a better message; the EBUSY stands without it.
+    }
+    return new HalLineBusyError(
+      `${operation} on ${target}: the line is already requested by${holder ? ` consumer${holder}` : ' a kernel driver or another process'} (EBUSY; \`gpioinfo\` shows who); stop that process, remove the overlay or driver that claims the pin, or choose another line in the board entry`,
       { target, errno, cause: err },
     );
   }

@@ -1,6 +1,7 @@
 /**
- * The ioctl half of the native addon (native/src/ioctl.cc): watchdog WDIOC_* and the GPIO character
- * device's v2 uAPI, on file descriptors opened by Node. It is optional like every native part: where it
+ * The ioctl half of the native addon (native/src/ioctl.cc): watchdog WDIOC_*, the GPIO character
+ * device's v2 uAPI and a UART's RS-485 mode (TIOCSRS485 / TIOCGRS485), on file descriptors opened by
+ * Node. It is optional like every native part: where it
  * is not built, the watchdog falls back to sysfs and the GPIO character device backend reports
  * ERR_HAL_UNSUPPORTED naming the build step.
  */
@@ -10,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HalUnsupportedError } from '../errors.js';
 import type { KernelTimex } from '../health.js';
+import type { SerialRs485 } from '../rs485.js';
 
 export interface WatchdogSupport {
   identity: string;
@@ -50,6 +52,9 @@ export interface IoctlBinding {
   gpioSetConfig(lineFd: number, flags: number, outputValue: boolean | null): void;
   gpioGetValue(lineFd: number): number;
   gpioSetValue(lineFd: number, value: boolean): void;
+  serialGetRs485(fd: number): SerialRs485;
+  /** Returns what the kernel applied (it sanitises the request). */
+  serialSetRs485(fd: number, flags: number, delayRtsBeforeSend: number, delayRtsAfterSend: number): SerialRs485;
   EdgeWatch: new (lineFd: number, onEvents: (events: GpioEdgeEvent[]) => void) => { close(): void };
   /** Absent in an addon built from sources older than native/src/timex.cc. */
   adjtimexRead?: () => KernelTimex;

@@ -1,13 +1,18 @@
 /**
  * Serial ports on Linux: openSerialPort (hal/serial.ts) over @serialport/bindings-cpp, the native
- * binding the `serialport` package uses. The binding is imported on the first `open`.
+ * binding the `serialport` package uses. The binding is imported on the first `open`. An RS-485 port
+ * in `kernel` direction gets TIOCSRS485 / TIOCGRS485 on the binding's fd through the ioctl addon
+ * (bindings-cpp has no RS-485 support); one in `gpio` direction gets the board's GPIO controller.
  */
-import type { BindingInterface } from '@serialport/bindings-interface';
+import type { BindingInterface, BindingPortInterface } from '@serialport/bindings-interface';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Clock } from '../clock.js';
-import { HalNotFoundError, HalPermissionError, halErrorFromErrno } from '../errors.js';
+import { HalClosedError, HalNotFoundError, HalPermissionError, halErrorFromErrno } from '../errors.js';
+import type { GpioController } from '../gpio.js';
+import type { Rs485Ioctl } from '../rs485.js';
 import { type SerialController, type SerialPort, type SerialPortSpec, openSerialPort } from '../serial.js';
+import { type IoctlBinding, requireIoctlAddon } from './ioctl.js';
 import { type ModuleLoader, importPackage, loadOptional, moduleMember } from './optional.js';
 import { Opened } from './opened.js';
 
@@ -17,6 +22,10 @@ export interface LinuxSerialOptions {
   load?: ModuleLoader;
   /** Called with each opened port's close, so a board can close everything in reverse order. */
   track?: (close: () => Promise<void>) => void;
+  /** The board's GPIO lines, for RS-485 DE lines. */
+  gpio?: GpioController;
+  /** The ioctl addon; default the built one, loaded when a port first needs it. */
+  ioctl?: IoctlBinding;
 }
 
 export class LinuxSerialController implements SerialController {
@@ -58,7 +67,24 @@ export class LinuxSerialController implements SerialController {
       }
       throw halErrorFromErrno(err, 'open', target);
     }
-    return this.ports.adopt(await openSerialPort(await this.getBinding(), this.options.clock, spec), target);
+    const platform = {
+      ...(this.options.gpio && { gpio: this.options.gpio }),
+      rs485Ioctl: (port: BindingPortInterface) => this.rs485Ioctl(port, target),
+    };
+    return this.ports.adopt(await openSerialPort(await this.getBinding(), this.options.clock, spec, platform), target);
+  }
+
+  private rs485Ioctl(port: BindingPortInterface, target: string): Rs485Ioctl {
+    const addon = this.options.ioctl ?? requireIoctlAddon("the kernel's RS-485 mode (rs485.direction \"kernel\")");
+    const fd = (): number => {
+      const value = (port as { fd?: unknown }).fd;
+      if (typeof value !== 'number') throw new HalClosedError(`${target} has no open file descriptor`, { target });
+      return value;
+    };
+    return {
+      set: (request) => addon.serialSetRs485(fd(), request.flags, request.delayRtsBeforeSend, request.delayRtsAfterSend),
+      get: () => addon.serialGetRs485(fd()),
+    };
   }
 
   /** Closes every port this controller opened, newest first. Idempotent. */

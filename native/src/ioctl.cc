@@ -1,5 +1,5 @@
-// The ioctls Node lacks, on file descriptors JavaScript opened: the watchdog (linux/watchdog.h) and the
-// GPIO character device's v2 uAPI (linux/gpio.h). Every call is synchronous: these ioctls only touch
+// The ioctls Node lacks, on file descriptors JavaScript opened: the watchdog (linux/watchdog.h), the
+// GPIO character device's v2 uAPI (linux/gpio.h) and a UART's RS-485 mode (linux/serial.h). Every call is synchronous: these ioctls only touch
 // driver state and return at once. Edge events are the one thing that waits, so a line's fd is watched
 // with a uv_poll on the main loop and each readable event hands every queued event to JavaScript.
 // A failed ioctl throws an Error whose `code` is the errno name (EINVAL, EBUSY, ...), as Node's fs does.
@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/gpio.h>
+#include <linux/serial.h>
 #include <linux/watchdog.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -172,6 +173,38 @@ Napi::Value GpioSetValue(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- RS-485 (struct serial_rs485, TIOCSRS485 / TIOCGRS485) ----
+
+Napi::Value Rs485Object(Napi::Env env, const struct serial_rs485& rs) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("flags", Napi::Number::New(env, rs.flags));
+  o.Set("delayRtsBeforeSend", Napi::Number::New(env, rs.delay_rts_before_send));
+  o.Set("delayRtsAfterSend", Napi::Number::New(env, rs.delay_rts_after_send));
+  return o;
+}
+
+Napi::Value SerialGetRs485(const Napi::CallbackInfo& info) {
+  if (!Args(info, 1, "(fd)")) return info.Env().Undefined();
+  struct serial_rs485 rs;
+  memset(&rs, 0, sizeof rs);
+  if (ioctl(Fd(info), TIOCGRS485, &rs) < 0) return Throw(info.Env(), "TIOCGRS485", errno);
+  return Rs485Object(info.Env(), rs);
+}
+
+// setRs485(fd, flags, delayRtsBeforeSend, delayRtsAfterSend) -> what the kernel applied: serial_core's
+// uart_set_rs485_config sanitises the request (drops flags the driver lacks, clamps delays to 100 ms)
+// and copies the result back into the same struct.
+Napi::Value SerialSetRs485(const Napi::CallbackInfo& info) {
+  if (!Args(info, 4, "(fd, flags, delayRtsBeforeSend, delayRtsAfterSend)")) return info.Env().Undefined();
+  struct serial_rs485 rs;
+  memset(&rs, 0, sizeof rs);
+  rs.flags = info[1].As<Napi::Number>().Uint32Value();
+  rs.delay_rts_before_send = info[2].As<Napi::Number>().Uint32Value();
+  rs.delay_rts_after_send = info[3].As<Napi::Number>().Uint32Value();
+  if (ioctl(Fd(info), TIOCSRS485, &rs) < 0) return Throw(info.Env(), "TIOCSRS485", errno);
+  return Rs485Object(info.Env(), rs);
+}
+
 // Watches a line fd for edge events: onEvents([{ rising, timestampNs, seqno }]) per readable event.
 class EdgeWatch : public Napi::ObjectWrap<EdgeWatch> {
  public:
@@ -251,6 +284,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gpioSetConfig", Napi::Function::New(env, GpioSetConfig));
   exports.Set("gpioGetValue", Napi::Function::New(env, GpioGetValue));
   exports.Set("gpioSetValue", Napi::Function::New(env, GpioSetValue));
+  exports.Set("serialGetRs485", Napi::Function::New(env, SerialGetRs485));
+  exports.Set("serialSetRs485", Napi::Function::New(env, SerialSetRs485));
   exports.Set("EdgeWatch", EdgeWatch::Define(env));
   InitTimex(env, exports);
   return exports;

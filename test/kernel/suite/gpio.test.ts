@@ -98,7 +98,9 @@ describeInLane('GPIO character device on gpio-sim', () => {
       await led.write(0);
       expect(await level(2)).toBe('0');
       const busy = await rejection(other.open({ chip: label, line: 'status-led', direction: 'out' }));
-      expect([busy.code, busy.errno]).toEqual(['ERR_HAL_BUS_BUSY', 'EBUSY']);
+      // gpiod_request_commit (drivers/gpio/gpiolib.c): EBUSY while FLAG_REQUESTED; the error names the holder from the line info.
+      expect([busy.code, busy.errno]).toEqual(['ERR_HAL_LINE_BUSY', 'EBUSY']);
+      expect(busy.message).toContain('consumer "handcheck"');
       const missing = await rejection(gpio.open({ chip: label, line: 'GPIO17', direction: 'in' }));
       expect(missing.code).toBe('ERR_HAL_NOT_FOUND');
       expect(missing.message).toContain('line names: power-good, relay, status-led, button');
