@@ -12,7 +12,7 @@
 import { constants } from 'node:fs';
 import { access, readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { BoardConfig, WatchdogConfig } from '../config/board-config.js';
+import type { BoardConfig, SerialPortConfig, WatchdogConfig } from '../config/board-config.js';
 import { i2cAddresses, i2cBusOf } from '../config/component-kinds.js';
 import { componentDriver } from '../firmware/component-kinds.js';
 import type { BoardHal } from '../hal/board.js';
@@ -266,19 +266,75 @@ async function serialSharers(tty: string, procRoot: string): Promise<string[]> {
   return found;
 }
 
+/**
+ * The header pins of a Raspberry Pi UART's modem lines, for the UARTs that sit on GPIO14/15: UART0
+ * (the PL011, ttyAMA0: RTS is GPIO17 in ALT3, CTS GPIO16) and the mini UART (ttyS0: the same pins in
+ * ALT5). Undefined for any other port or a board that is not a Pi.
+ */
+function piUartModemPins(tty: string, config: Readonly<BoardConfig>): { chip: string; rts: number; cts: number } | undefined {
+  if (tty !== 'ttyAMA0' && tty !== 'ttyS0') return undefined;
+  const chip = Object.values(config.gpio ?? {}).find((line) => raspberryPiGpioChips.includes(line.chip))?.chip;
+  return chip === undefined ? undefined : { chip, rts: 17, cts: 16 };
+}
+
+/** The gpio entries of the board on `chip` pin `pin` (by BCM name or offset). */
+function entriesOnPin(config: Readonly<BoardConfig>, chip: string, pin: number): string[] {
+  return Object.entries(config.gpio ?? {})
+    .filter(([, line]) => line.chip === chip && (line.line === pin || line.line === `GPIO${pin}`))
+    .map(([name]) => name);
+}
+
+/**
+ * What a port's RS-485 and flow-control settings ask of the UART's modem lines: hardware flow control
+ * and RS-485 on one port conflict (RTS is the transceiver's DE, and nothing drives CTS: amba-pl011.c
+ * pl011_set_termios drops CRTSCTS in RS-485 mode, serial_core.c uart_handle_cts_change stops the
+ * transmitter while CTS is inactive), and on a Pi the UART's RTS (kernel RS-485, rtscts) and CTS
+ * (rtscts) pins cannot also be lines the entry uses.
+ */
+function modemLineRows(port: Readonly<SerialPortConfig>, tty: string, config: Readonly<BoardConfig>): SelfCheckRow[] {
+  const rows: SelfCheckRow[] = [];
+  if (port.rtscts && port.rs485) {
+    rows.push({
+      area: 'serial',
+      item: `${port.id} rtscts`,
+      status: 'fail',
+      detail: `hardware flow control (rtscts) and RS-485 (rs485.direction ${port.rs485.direction}) on one port conflict: RTS is the transceiver's driver enable, not a flow-control output, and nothing on an RS-485 transceiver drives CTS, so the transmitter would wait for it (the PL011 drops CRTSCTS in RS-485 mode instead); remove rtscts from serial port ${port.id}`,
+      code: 'ERR_HAL_RS485_CONFLICT',
+    });
+  }
+  const pins = piUartModemPins(tty, config);
+  if (!pins) return rows;
+  const wanted: Array<{ pin: number; role: string }> = [];
+  if (port.rs485?.direction === 'kernel' || port.rtscts) wanted.push({ pin: pins.rts, role: port.rs485?.direction === 'kernel' ? "RTS, the transceiver's DE in the kernel's RS-485 mode" : 'RTS for hardware flow control' });
+  if (port.rtscts) wanted.push({ pin: pins.cts, role: 'CTS for hardware flow control' });
+  for (const { pin, role } of wanted) {
+    const users = entriesOnPin(config, pins.chip, pin).filter((name) => name !== port.rs485?.deLine);
+    if (users.length === 0) continue;
+    rows.push({
+      area: 'serial',
+      item: `${port.id} GPIO${pin}`,
+      status: 'fail',
+      detail: `${tty}'s ${role} is GPIO${pin} (header pin ${pin === 17 ? 11 : 36}), which the board entry also uses as ${users.join(', ')}: move ${users.join(', ')} to a free line, or ${port.rs485?.direction === 'kernel' ? 'switch DE to rs485.direction "gpio" on a free line' : 'remove rtscts'}`,
+    });
+  }
+  return rows;
+}
+
 async function serialRows(config: Readonly<BoardConfig>, checker: AccessChecker, procRoot: string): Promise<SelfCheckRow[]> {
   const rows: SelfCheckRow[] = [];
   for (const port of config.serial ?? []) {
     const denied = await checker.why(port.path, constants.R_OK | constants.W_OK, 'serial port');
     const tty = basename(await realpath(port.path).catch(() => port.path));
     const sharers = denied ? [] : await serialSharers(tty, procRoot);
+    const direction = port.rs485 ? `, RS-485 with DE switched by ${port.rs485.direction === 'kernel' ? "the kernel's RS-485 mode (RTS)" : `GPIO line ${port.rs485.deLine ?? '?'}`}` : '';
     rows.push(
       denied
         ? deniedRow('serial', port.id, denied)
         : sharers.length > 0
           ? { area: 'serial', item: port.id, status: 'fail', detail: sharers.join('; ') }
-          : { area: 'serial', item: port.id, status: 'ok', detail: `${port.path} readable and writable, ${port.baudRate} baud` },
+          : { area: 'serial', item: port.id, status: 'ok', detail: `${port.path} readable and writable, ${port.baudRate} baud${direction}` },
     );
+    rows.push(...modemLineRows(port, tty, config));
   }
   return rows;
 }

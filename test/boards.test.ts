@@ -210,7 +210,31 @@ describe('defaults and freezing', () => {
     const loaded = selectBoard(parseBoards(JSON.stringify(doc), 'inline'), 'fixture');
     expect(component(loaded, 'uplink')).toMatchObject({ address: 0x50, ddmAddress: 0x51 });
     expect(component(loaded, 'meter')).toMatchObject({ unitId: 1 });
-    expect(loaded.serial?.[0]).toEqual({ id: 'rs485', path: '/dev/ttyUSB0', baudRate: 9600, dataBits: 8, stopBits: 1, parity: 'none' });
+    expect(loaded.serial?.[0]).toEqual({ id: 'rs485', path: '/dev/ttyUSB0', baudRate: 9600, dataBits: 8, stopBits: 1, parity: 'none', rtscts: false });
+  });
+
+  it('checks an RS-485 port: delays within the kernel clamp, deLine only and always for direction gpio, an output of its own', () => {
+    const load = (rs485: Record<string, unknown>, gpio: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): unknown => {
+      const doc = JSON.parse(validMinimal) as { boards: Record<string, unknown>[] };
+      const board = doc.boards[0]!;
+      Object.assign(board, { gpio: { ...(board.gpio as object), ...gpio }, serial: [{ id: 'rs485', path: '/dev/ttyAMA0', baudRate: 19200, rs485 }], ...extra });
+      try {
+        return selectBoard(parseBoards(JSON.stringify(doc), 'inline'), 'fixture');
+      } catch (err) {
+        return err;
+      }
+    };
+    const de = { chip: 'pinctrl-bcm2711', line: 'GPIO24', direction: 'out' };
+    expect(load({ direction: 'gpio', deLine: 'de' }, { de })).toMatchObject({ serial: [{ rs485: { direction: 'gpio', deLine: 'de', delayBeforeSendMs: 0, delayAfterSendMs: 0, echo: false } }] });
+    expect(load({ direction: 'kernel', delayAfterSendMs: 101 })).toMatchObject({ code: 'ERR_BOARDS_SCHEMA', issues: [{ path: '/boards/0/serial/0/rs485/delayAfterSendMs' }] });
+    expect(load({ direction: 'gpio' })).toMatchObject({ code: 'ERR_BOARDS_SCHEMA', issues: [{ path: '/boards/0/serial/0/rs485/deLine', message: expect.stringContaining('needs deLine') }] });
+    expect(load({ direction: 'kernel', deLine: 'de' }, { de })).toMatchObject({ code: 'ERR_BOARDS_SCHEMA', issues: [{ path: '/boards/0/serial/0/rs485/deLine' }] });
+    expect(load({ direction: 'gpio', deLine: 'nope' })).toMatchObject({ code: 'ERR_BOARDS_REFERENCE', issues: [{ path: '/boards/0/serial/0/rs485/deLine', message: expect.stringContaining('does not define') }] });
+    expect(load({ direction: 'gpio', deLine: 'de' }, { de: { ...de, direction: 'in' } })).toMatchObject({ code: 'ERR_BOARDS_REFERENCE', issues: [{ message: expect.stringContaining('needs an output line') }] });
+    expect(load({ direction: 'gpio', deLine: 'de' }, { de }, { statusLed: 'de' })).toMatchObject({
+      code: 'ERR_BOARDS_REFERENCE',
+      issues: [{ path: '/boards/0/serial/0/rs485/deLine', message: expect.stringContaining('statusLed uses it too') }],
+    });
   });
 
   it('freezes the whole result', () => {

@@ -215,6 +215,37 @@ describe('self-check on a Pi 4 layout', () => {
     expect(row(await check(await entry('rpi4'), pi4Chips, bcm2835, { procRoot: elsewhere }), 'serial', 'rs485').status).toBe('ok');
   });
 
+  it('fails rtscts with RS-485 on one port, and a Pi UART RTS/CTS pin the entry also uses, naming what to change (amba-pl011.c pl011_set_termios; serial_core.c uart_handle_cts_change)', async () => {
+    const config = await entry('rpi4');
+    const port = config.serial![0]!;
+    config.serial = [{ ...port, rtscts: true, rs485: { direction: 'kernel' } }];
+    const report = await check(config, pi4Chips);
+    expect(row(report, 'serial', 'rs485 rtscts')).toMatchObject({ status: 'fail', code: 'ERR_HAL_RS485_CONFLICT', detail: expect.stringContaining('remove rtscts from serial port rs485') });
+    // power-good is on GPIO17, UART0's RTS (ALT3): the DE in the kernel's RS-485 mode.
+    expect(row(report, 'serial', 'rs485 GPIO17')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/^ttyAMA0's RTS, the transceiver's DE in the kernel's RS-485 mode is GPIO17 \(header pin 11\), which the board entry also uses as power-good: move power-good to a free line/),
+    });
+  });
+
+  it('fails rtscts alone on a Pi UART whose RTS pin the entry uses', async () => {
+    const config = await entry('rpi4');
+    const port = config.serial![0]!;
+    config.serial = [{ ...port, rtscts: true }];
+    const flow = await check(config, pi4Chips);
+    expect(row(flow, 'serial', 'rs485 GPIO17').detail).toContain('RTS for hardware flow control');
+    expect(flow.rows.some((r) => r.item === 'rs485 rtscts')).toBe(false);
+  });
+
+  it('passes an RS-485 port whose DE is a GPIO line of its own, and says how DE is switched', async () => {
+    const config = await entry('rpi4');
+    const port = config.serial![0]!;
+    config.serial = [{ ...port, rs485: { direction: 'gpio', deLine: 'relay' } }];
+    const gpio = await check(config, pi4Chips);
+    expect(gpio.rows.filter((r) => r.area === 'serial').map((r) => [r.item, r.status])).toEqual([['rs485', 'ok']]);
+    expect(row(gpio, 'serial', 'rs485').detail).toContain('RS-485 with DE switched by GPIO line relay');
+  });
+
   it('fails the watchdog held by another process', async () => {
     const held = await check(await entry('rpi4'), pi4Chips, bcm2835, { procRoot: await procTree([{ pid: 610, comm: 'watchdog', files: ['/dev/watchdog'] }]) });
     expect(row(held, 'watchdog', 'holder')).toMatchObject({ status: 'fail', detail: expect.stringContaining('held by pid 610 (watchdog)') });
