@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BoardHal } from '../../hal/board.js';
 import { netCounterNames } from '../../hal/net.js';
+import { serialPortSpec } from '../../hal/serial.js';
 
 export type BoardFactory = () => Promise<BoardHal>;
 
@@ -169,7 +170,7 @@ export function serialContract(open: BoardFactory, config: BoardHal['config']): 
   describe('serial ports', () => {
     it.runIf(ports.length)('a declared port opens and closes idempotently', () =>
       withBoard(open, async (board) => {
-        const port = await board.serial.open(ports[0]!);
+        const port = await board.serial.open(serialPortSpec(config, ports[0]!));
         expect(port.isOpen).toBe(true);
         await port.close();
         await port.close();

@@ -230,20 +230,18 @@ describe('self-check on a Pi 4 layout', () => {
 
   it('fails rtscts alone on a Pi UART whose RTS pin the entry uses', async () => {
     const config = await entry('rpi4');
-    const port = config.serial![0]!;
+    const { rs485: _, ...port } = config.serial![0]!;
     config.serial = [{ ...port, rtscts: true }];
     const flow = await check(config, pi4Chips);
     expect(row(flow, 'serial', 'rs485 GPIO17').detail).toContain('RTS for hardware flow control');
     expect(flow.rows.some((r) => r.item === 'rs485 rtscts')).toBe(false);
   });
 
-  it('passes an RS-485 port whose DE is a GPIO line of its own, and says how DE is switched', async () => {
-    const config = await entry('rpi4');
-    const port = config.serial![0]!;
-    config.serial = [{ ...port, rs485: { direction: 'gpio', deLine: 'relay' } }];
-    const gpio = await check(config, pi4Chips);
+  it('passes the stock RS-485 port, whose DE is a GPIO line of its own (GPIO24), and says how DE is switched', async () => {
+    const gpio = await check(await entry('rpi4'), pi4Chips);
     expect(gpio.rows.filter((r) => r.area === 'serial').map((r) => [r.item, r.status])).toEqual([['rs485', 'ok']]);
-    expect(row(gpio, 'serial', 'rs485').detail).toContain('RS-485 with DE switched by GPIO line relay');
+    expect(row(gpio, 'serial', 'rs485').detail).toContain('RS-485 with DE switched by GPIO line rs485-de');
+    expect(row(gpio, 'gpio', 'rs485-de')).toMatchObject({ status: 'ok', detail: expect.stringContaining('GPIO24 (offset 24)') });
   });
 
   it('fails the watchdog held by another process', async () => {
@@ -296,7 +294,7 @@ describe('self-check on a Pi 5 layout', () => {
     expect([line.status, line.code]).toEqual(['fail', 'ERR_HAL_NOT_FOUND']);
     expect(line.detail).toContain('no GPIO chip labelled pinctrl-bcm2711');
     expect(line.detail).toContain('this machine has pinctrl-rp1: is the board entry rpi5 meant?');
-    expect(report.rows.filter((r) => r.area === 'gpio' && r.status === 'fail')).toHaveLength(4);
+    expect(report.rows.filter((r) => r.area === 'gpio' && r.status === 'fail')).toHaveLength(5);
   });
 });
 
@@ -375,7 +373,8 @@ describeAsRoot('handcheck check as an unprivileged user', 'running the check as 
             id: 'perm-test',
             name: 'permission test',
             backend: 'linux',
-            serial: stock.serial?.map((p) => ({ ...p, path: serial })),
+            // Without its gpio table the entry keeps no DE line: the port is a plain one here.
+            serial: stock.serial?.map(({ rs485: _, ...p }) => ({ ...p, path: serial })),
             watchdog: { device: watchdog, timeoutS: 10 },
             components: [{ id: 'meter', kind: 'serial-peer', port: 'rs485', protocol: 'modbus-rtu' }],
             services: [{ id: 'modbus', protocol: 'modbus-tcp', listen: '127.0.0.1:0', dependsOn: ['meter'] }],

@@ -1,9 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
+import { ioctlAddon } from '../../hal/linux/ioctl.js';
 import { importPackage } from '../../hal/linux/optional.js';
 import { LinuxSerialController } from '../../hal/linux/serial.js';
 import { rejection } from '../helpers/rejection.js';
+import { requireOrSkip } from '../helpers/requirements.js';
 import { ptyPair } from './pty.js';
 
 const lineComplete = (received: Buffer): boolean => received.includes(0x0a);
@@ -91,5 +93,17 @@ describe('LinuxSerialController over @serialport/bindings-cpp', () => {
     const err = await rejection(controller.open({ path: pair.a, baudRate: 9600 }));
     expect(err.code).toBe('ERR_HAL_UNSUPPORTED');
     expect(err.message).toContain('npm install @serialport/bindings-cpp');
+  });
+
+  it('refuses the kernel RS-485 mode on a port whose driver has none: a pty answers TIOCSRS485 with ENOTTY (tty_io.c tty_ioctl: neither the driver nor n_tty knows it), ERR_HAL_RS485_UNSUPPORTED', async (ctx) => {
+    requireOrSkip(ctx, ioctlAddon() === undefined ? 'the ioctl addon is not built (npm run build:native)' : undefined);
+    const pair = await ptyPair();
+    socat = pair.proc;
+    controller = new LinuxSerialController({ clock: systemClock });
+    const refused = await rejection(controller.open({ path: pair.a, baudRate: 19200, rs485: { direction: 'kernel' } }));
+    expect([refused.code, refused.errno]).toEqual(['ERR_HAL_RS485_UNSUPPORTED', 'ENOTTY']);
+    expect(refused.message).toContain('set rs485.direction to "gpio"');
+    // The refused open closed its port: the pty can be opened again at once.
+    await (await controller.open({ path: pair.a, baudRate: 19200 })).close();
   });
 });
