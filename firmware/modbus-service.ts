@@ -6,7 +6,7 @@
  *   from 100, two registers per quantity, a signed 32-bit value in thousandths of the unit, high word
  *   first (0x8000 0x0000 when there is no reading).
  * - Discrete inputs: the board's GPIO inputs, in the order of its `gpio` table.
- * - Coils: its GPIO outputs except those the firmware drives itself (status LED, link LEDs).
+ * - Coils: its GPIO outputs except those the firmware drives itself (status LED, link LEDs, RS-485 DE).
  * - Input registers from 1000: the boot record (bootRegisters).
  * - Device identification (43/14): the extended objects 0x80.. name each component's state and why.
  * - Holding registers: 0..15 an asset tag, 32 ASCII characters, two per register, kept until restart.
@@ -86,10 +86,12 @@ class BoardDataModel implements ModbusDataModel {
     this.quantities = quantityMap(board.config);
     const gpio = Object.entries(board.config.gpio ?? {});
     this.inputs = gpio.filter(([, l]) => l.direction === 'in');
-    // Output lines a component names (link LEDs) are driven by the firmware, like the status LED.
+    // Output lines a component names (link LEDs) are driven by the firmware, like the status LED and
+    // an RS-485 port's DE line, which the serial port holds and no client may key.
     const firmwareOwned = new Set([
       board.config.statusLed,
       ...board.config.components.flatMap((c) => gpioReferences(c).filter((r) => r.direction === 'out').map((r) => r.name)),
+      ...(board.config.serial ?? []).map((port) => port.rs485?.deLine),
     ]);
     this.outputs = gpio.filter(([name, l]) => l.direction === 'out' && !firmwareOwned.has(name));
   }

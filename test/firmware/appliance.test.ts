@@ -192,6 +192,23 @@ describe('Modbus write access by default', () => {
     }
   });
 
+  it("a Pi entry's RS-485 DE line is the serial port's, never a coil: coil 0 is the relay and coil 1 does not exist", async () => {
+    const rpi4 = structuredClone(selectBoard(boards, 'rpi4')) as BoardConfig;
+    expect(rpi4.serial?.[0]?.rs485).toMatchObject({ direction: 'gpio', deLine: 'rs485-de' });
+    const { appliance, port } = await startAppliance(rpi4, { forceSim: true, listen: { modbus: '127.0.0.1:0' } });
+    try {
+      const socket = await open(port);
+      const answers: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => answers.push(chunk));
+      socket.write(Buffer.from([0, 3, 0, 0, 0, 6, 1, 1, 0, 1, 0, 1]));
+      await until(() => Buffer.concat(answers).length >= 9, 'the answer');
+      socket.destroy();
+      expect([...Buffer.concat(answers).subarray(7)]).toEqual([0x81, 0x02]);
+    } finally {
+      await appliance.stop();
+    }
+  });
+
   it('on loopback without writeAllow: writes are allowed and nothing is said', async () => {
     const sink = logSink('info');
     const { appliance, port } = await startAppliance(applianceConfig(), { logger: sink.logger });
