@@ -52,9 +52,10 @@ export interface IoctlBinding {
   gpioSetConfig(lineFd: number, flags: number, outputValue: boolean | null): void;
   gpioGetValue(lineFd: number): number;
   gpioSetValue(lineFd: number, value: boolean): void;
-  serialGetRs485(fd: number): SerialRs485;
-  /** Returns what the kernel applied (it sanitises the request). */
-  serialSetRs485(fd: number, flags: number, delayRtsBeforeSend: number, delayRtsAfterSend: number): SerialRs485;
+  /** Absent in an addon built from sources without the RS-485 ioctls. */
+  serialGetRs485?: (fd: number) => SerialRs485;
+  /** Returns what the kernel applied (it sanitises the request). Absent like serialGetRs485. */
+  serialSetRs485?: (fd: number, flags: number, delayRtsBeforeSend: number, delayRtsAfterSend: number) => SerialRs485;
   EdgeWatch: new (lineFd: number, onEvents: (events: GpioEdgeEvent[]) => void) => { close(): void };
   /** Absent in an addon built from sources older than native/src/timex.cc. */
   adjtimexRead?: () => KernelTimex;

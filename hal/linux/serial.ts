@@ -8,7 +8,7 @@ import type { BindingInterface, BindingPortInterface } from '@serialport/binding
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Clock } from '../clock.js';
-import { HalClosedError, HalNotFoundError, HalPermissionError, halErrorFromErrno } from '../errors.js';
+import { HalClosedError, HalNotFoundError, HalPermissionError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
 import type { GpioController } from '../gpio.js';
 import type { Rs485Ioctl } from '../rs485.js';
 import { type SerialController, type SerialPort, type SerialPortSpec, openSerialPort } from '../serial.js';
@@ -76,14 +76,18 @@ export class LinuxSerialController implements SerialController {
 
   private rs485Ioctl(port: BindingPortInterface, target: string): Rs485Ioctl {
     const addon = this.options.ioctl ?? requireIoctlAddon("the kernel's RS-485 mode (rs485.direction \"kernel\")");
+    const { serialSetRs485, serialGetRs485 } = addon;
+    if (!serialSetRs485 || !serialGetRs485) {
+      throw new HalUnsupportedError(`${target}: the ioctl addon was built from sources without TIOCSRS485; rebuild it with "npm run build:native"`, { target });
+    }
     const fd = (): number => {
       const value = (port as { fd?: unknown }).fd;
       if (typeof value !== 'number') throw new HalClosedError(`${target} has no open file descriptor`, { target });
       return value;
     };
     return {
-      set: (request) => addon.serialSetRs485(fd(), request.flags, request.delayRtsBeforeSend, request.delayRtsAfterSend),
-      get: () => addon.serialGetRs485(fd()),
+      set: (request) => serialSetRs485(fd(), request.flags, request.delayRtsBeforeSend, request.delayRtsAfterSend),
+      get: () => serialGetRs485(fd()),
     };
   }
 

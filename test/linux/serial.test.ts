@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
-import { ioctlAddon } from '../../hal/linux/ioctl.js';
+import { type IoctlBinding, ioctlAddon } from '../../hal/linux/ioctl.js';
 import { importPackage } from '../../hal/linux/optional.js';
 import { LinuxSerialController } from '../../hal/linux/serial.js';
 import { rejection } from '../helpers/rejection.js';
@@ -96,7 +96,7 @@ describe('LinuxSerialController over @serialport/bindings-cpp', () => {
   });
 
   it('refuses the kernel RS-485 mode on a port whose driver has none: a pty answers TIOCSRS485 with ENOTTY (tty_io.c tty_ioctl: neither the driver nor n_tty knows it), ERR_HAL_RS485_UNSUPPORTED', async (ctx) => {
-    requireOrSkip(ctx, ioctlAddon() === undefined ? 'the ioctl addon is not built (npm run build:native)' : undefined);
+    requireOrSkip(ctx, ioctlAddon()?.serialSetRs485 === undefined ? 'the ioctl addon is not built from these sources (npm run build:native)' : undefined);
     const pair = await ptyPair();
     socat = pair.proc;
     controller = new LinuxSerialController({ clock: systemClock });
@@ -105,5 +105,14 @@ describe('LinuxSerialController over @serialport/bindings-cpp', () => {
     expect(refused.message).toContain('set rs485.direction to "gpio"');
     // The refused open closed its port: the pty can be opened again at once.
     await (await controller.open({ path: pair.a, baudRate: 19200 })).close();
+  });
+
+  it('names the rebuild when the ioctl addon predates the RS-485 ioctls', async () => {
+    const pair = await ptyPair();
+    socat = pair.proc;
+    controller = new LinuxSerialController({ clock: systemClock, ioctl: {} as IoctlBinding });
+    const stale = await rejection(controller.open({ path: pair.a, baudRate: 19200, rs485: { direction: 'kernel' } }));
+    expect(stale.code).toBe('ERR_HAL_UNSUPPORTED');
+    expect(stale.message).toContain('npm run build:native');
   });
 });
