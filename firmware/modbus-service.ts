@@ -37,11 +37,13 @@ export const assetTagRegisters = 16;
 /**
  * The boot record's input registers, past any quantity map a board can have (the boards loader keeps
  * quantities below it): boot count (32 bits, high word first), uptime in s (32 bits, high word first),
- * the last reset cause (resetCauses' index: 0 unknown, 1 power-on, 2 watchdog, 3 orderly), and the
- * unclean resets (watchdog, unknown) within the reset-loop window. All 0 when the board could not say which boot this is.
+ * the last reset cause (resetCauses' index: 0 unknown, 1 power-on, 2 watchdog, 3 orderly), the
+ * unclean resets (watchdog, unknown) within the reset-loop window, and the board's reset-loop limit
+ * (`resetLoopCount`, 0 without one), so a monitor can tell a loop from the count alone. All 0 when the
+ * board could not say which boot this is.
  */
 export const bootBase = quantityBase + 2 * maxQuantities;
-export const bootRegisters = 6;
+export const bootRegisters = 7;
 const stateCodes = { unknown: 0, ok: 1, degraded: 2, failed: 3 } as const;
 /** Readings older than this are refreshed before a read of input registers is answered. */
 const freshForMs = 1000;
@@ -138,7 +140,7 @@ class BoardDataModel implements ModbusDataModel {
       if (boot) {
         const uptime = Math.min(boot.uptimeS, 0xffffffff);
         const count = Math.min(boot.count, 0xffffffff);
-        registers.splice(bootBase, bootRegisters, count >>> 16, count & 0xffff, uptime >>> 16, uptime & 0xffff, resetCauses.indexOf(boot.lastResetCause), Math.min(boot.uncleanResets, 0xffff));
+        registers.splice(bootBase, bootRegisters, count >>> 16, count & 0xffff, uptime >>> 16, uptime & 0xffff, resetCauses.indexOf(boot.lastResetCause), Math.min(boot.uncleanResets, 0xffff), boot.resetLoop?.count ?? 0);
       }
       return registers.slice(address, address + quantity);
     });

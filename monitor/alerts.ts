@@ -27,8 +27,12 @@ export type AlertStatus = 'firing' | 'resolved';
 export interface Alert {
   /** The same for every update of one episode of one target. */
   id: string;
-  /** `down`: an episode of the target being down. `reboot`: the appliance booted again (an event: it carries its own `endsAt`). */
-  kind: 'down' | 'reboot';
+  /**
+   * `down`: an episode of the target's connects failing. `reboot`: the appliance booted again (an
+   * event: it carries its own `endsAt`). `reboot-loop`: the target's time in the `reboot-loop` state,
+   * resolved when it leaves it.
+   */
+  kind: 'down' | 'reboot' | 'reboot-loop';
   status: AlertStatus;
   target: string;
   host: string;
@@ -43,6 +47,8 @@ export interface Alert {
   reason: string;
   /** What the appliance said was wrong, when the target asks it (`why`). */
   cause?: string;
+  /** `reboot`: how many boots the count rose by since it was last seen (more than 1 when reboots came between two reads). */
+  reboots?: number;
   /** When this version's transition happened, ISO 8601. */
   at: string;
   /** When the episode began, ISO 8601. */

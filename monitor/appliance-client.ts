@@ -1,7 +1,7 @@
 /**
  * Asking the appliance itself, over Modbus TCP, what the connect alone cannot say: why it is failing
  * (the device identification's extended objects 0x80.., one per component, `ID STATE: REASON`, which
- * the firmware serves) and which boot it is in (the boot record at input registers 1000-1005).
+ * the firmware serves) and which boot it is in (the boot record at input registers 1000-1006).
  *
  * One connection per question, closed when answered. A faulty appliance resets every connection to a
  * port whose service depends on the failed part, so asking on the service's own port while it fails
@@ -35,10 +35,16 @@ export interface BootRecord {
   lastResetCause: ResetCause;
   /** Unclean resets within the appliance's reset-loop window. */
   uncleanResets: number;
+  /** The appliance's reset-loop limit (`uncleanResets` at or above it is its own finding of a loop); undefined when it has none or does not say. */
+  loopLimit: number | undefined;
 }
 
 const firstExtendedObject = 0x80;
 const bootRegisters = 1000;
+/** The boot record with the reset-loop limit (IR 1006); a firmware from before it serves the first six only. */
+const bootRecordLength = 7;
+const bootRecordLengthBefore = 6;
+const illegalDataAddress = 2;
 const resetCauses: readonly ResetCause[] = ['unknown', 'power-on', 'watchdog', 'orderly'];
 const exceptions: Record<number, string> = { 1: 'illegal function', 2: 'illegal data address', 3: 'illegal data value', 4: 'server device failure', 11: 'gateway target failed to respond' };
 
@@ -91,6 +97,11 @@ class Session {
     waiting.resolve(frame.subarray(7));
   }
 
+  /** The exception code of a request the appliance refused, when that is how it failed. */
+  static exceptionOf(err: unknown): number | undefined {
+    return (err as { exception?: number }).exception;
+  }
+
   request(pdu: Buffer): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.failure);
     this.transaction = (this.transaction + 1) & 0xffff;
@@ -102,7 +113,7 @@ class Session {
     return new Promise((resolve, reject) => {
       this.waiting = {
         resolve: (answer) => {
-          if (answer[0] === (pdu[0]! | 0x80)) reject(this.error(`exception ${answer[1]} (${exceptions[answer[1] ?? 0] ?? 'unknown'}) to function ${pdu[0]}`));
+          if (answer[0] === (pdu[0]! | 0x80)) reject(Object.assign(this.error(`exception ${answer[1]} (${exceptions[answer[1] ?? 0] ?? 'unknown'}) to function ${pdu[0]}`), { exception: answer[1] }));
           else if (answer[0] !== pdu[0]) reject(this.error(`an answer to function ${answer[0]} for a request of function ${pdu[0]}`));
           else resolve(answer);
         },
@@ -181,14 +192,21 @@ export function describeReports(reports: readonly ComponentReport[]): string {
   return wrong.map((r) => (r.reason ? `${r.id} ${r.state}: ${r.reason}` : `${r.id} ${r.state}`)).join(' | ');
 }
 
-/** The boot record (input registers 1000-1005); undefined when the appliance cannot say which boot it is in (all zero). */
+/** The boot record (input registers 1000-1006); undefined when the appliance cannot say which boot it is in (all zero). */
 export function bootRecord(address: ApplianceAddress): Promise<BootRecord | undefined> {
   return ask(address, async (session) => {
-    const pdu = Buffer.from([0x04, bootRegisters >> 8, bootRegisters & 0xff, 0x00, 0x06]);
-    const answer = await session.request(pdu);
-    if (answer.length < 2 + 12) throw new ApplianceQueryError(`${address.host}:${address.port}`, 'a short answer to the boot record read');
+    const read = (length: number): Promise<Buffer> => session.request(Buffer.from([0x04, bootRegisters >> 8, bootRegisters & 0xff, 0x00, length]));
+    let length = bootRecordLength;
+    const answer = await read(length).catch((err: unknown) => {
+      if (Session.exceptionOf(err) !== illegalDataAddress) throw err;
+      length = bootRecordLengthBefore;
+      return read(length);
+    });
+    if (answer.length < 2 + 2 * length) throw new ApplianceQueryError(`${address.host}:${address.port}`, 'a short answer to the boot record read');
     const word = (i: number): number => answer.readUInt16BE(2 + 2 * i);
-    const record = { count: word(0) * 0x10000 + word(1), uptimeS: word(2) * 0x10000 + word(3), lastResetCause: resetCauses[word(4)] ?? 'unknown', uncleanResets: word(5) };
-    return record.count === 0 ? undefined : record;
+    const count = word(0) * 0x10000 + word(1);
+    if (count === 0) return undefined;
+    const limit = length > 6 ? word(6) : 0;
+    return { count, uptimeS: word(2) * 0x10000 + word(3), lastResetCause: resetCauses[word(4)] ?? 'unknown', uncleanResets: word(5), loopLimit: limit === 0 ? undefined : limit };
   });
 }

@@ -79,7 +79,7 @@ function loadConfig(values: MonitorValues, positionals: string[]): MonitorConfig
     if (values.mode !== 'probe' && values.mode !== 'hold') throw new MonitorUsageError(`--mode must be probe or hold, got "${values.mode}"`);
     settings.mode = values.mode;
   }
-  const numeric: Array<[keyof Omit<TargetSettings, 'mode'>, string | undefined, string]> = [
+  const numeric: Array<[keyof Omit<TargetSettings, 'mode' | 'rebootLoop'>, string | undefined, string]> = [
     ['intervalMs', values.interval, '--interval'],
     ['graceMs', values.grace, '--grace'],
     ['connectTimeoutMs', values.timeout, '--timeout'],

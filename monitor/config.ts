@@ -26,6 +26,13 @@ export interface TargetSettings {
   fall: number;
   /** hold: idle time before TCP keepalive probes start (then one a second, ten unanswered give up). */
   keepAliveMs: number;
+  /** Targets with `modbus`: this many reboots within `windowMs` are a reboot loop, which holds until `windowMs` passes with none. */
+  rebootLoop: Readonly<RebootLoopConfig>;
+}
+
+export interface RebootLoopConfig {
+  count: number;
+  windowMs: number;
 }
 
 /**
@@ -108,6 +115,7 @@ export const defaultSettings: Readonly<TargetSettings> = Object.freeze({
   rise: 1,
   fall: 1,
   keepAliveMs: 1000,
+  rebootLoop: Object.freeze({ count: 3, windowMs: 3_600_000 }),
 });
 
 /**
@@ -138,6 +146,15 @@ const settingsProperties = {
   rise: { type: 'integer', minimum: 1, maximum: 100 },
   fall: { type: 'integer', minimum: 1, maximum: 100 },
   keepAliveMs: { type: 'integer', minimum: 1000, maximum: 3_600_000 },
+  rebootLoop: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      // One reboot is an event (its own alert); a loop takes at least two.
+      count: { type: 'integer', minimum: 2, maximum: 1000 },
+      windowMs: { type: 'integer', minimum: 1000, maximum: 604_800_000 },
+    },
+  },
 } as const;
 
 const modbusQuery = {
@@ -247,9 +264,12 @@ const schema = {
 const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true });
 const validate = ajv.compile(schema);
 
+/** Settings as a file gives them: any of them, and any part of `rebootLoop`. */
+type SettingsFile = Partial<Omit<TargetSettings, 'rebootLoop'>> & { rebootLoop?: Partial<RebootLoopConfig> };
+
 export interface ConfigFile {
-  defaults?: Partial<TargetSettings> & { labels?: Record<string, string>; modbus?: Partial<ModbusQueryConfig> };
-  targets: Array<Partial<TargetSettings> & { name?: string; address: string; labels?: Record<string, string>; modbus?: Partial<ModbusQueryConfig> }>;
+  defaults?: SettingsFile & { labels?: Record<string, string>; modbus?: Partial<ModbusQueryConfig> };
+  targets: Array<SettingsFile & { name?: string; address: string; labels?: Record<string, string>; modbus?: Partial<ModbusQueryConfig> }>;
   http?: string;
   db?: string;
   retentionDays?: number;
@@ -341,6 +361,15 @@ function semanticIssues(document: unknown): ConfigIssue[] {
     if (mode === 'probe' && typeof graceMs === 'number' && typeof intervalMs === 'number' && graceMs >= intervalMs) {
       issues.push({ path: `/targets/${i}/graceMs`, message: `${graceMs} ms must be shorter than intervalMs (${intervalMs} ms) in probe mode` });
     }
+    const loop = { ...(isObject(defaults.rebootLoop) ? defaults.rebootLoop : {}), ...(isObject(entry.rebootLoop) ? entry.rebootLoop : {}) };
+    const windowMs = loop.windowMs ?? defaultSettings.rebootLoop.windowMs;
+    if (typeof windowMs === 'number' && typeof intervalMs === 'number' && windowMs <= intervalMs) {
+      issues.push({ path: `/targets/${i}/rebootLoop/windowMs`, message: `${windowMs} ms must be longer than intervalMs (${intervalMs} ms): a window shorter than the time between two reads never holds two reboots` });
+    }
+    // In `defaults` it is for whichever targets ask; set on a target that does not, it would do nothing.
+    if (entry.rebootLoop !== undefined && entry.modbus === undefined && defaults.modbus === undefined) {
+      issues.push({ path: `/targets/${i}/rebootLoop`, message: 'needs modbus: the monitor learns of reboots from the boot record it reads over Modbus' });
+    }
   });
   if (typeof document.http === 'string' && document.http !== '' && !parseHostPort(document.http, { allowPortZero: true })) issues.push({ path: '/http', message: `"${document.http}" is not HOST:PORT` });
   return issues;
@@ -360,16 +389,18 @@ export function resolveConfig(document: unknown, source: string): MonitorConfig 
   }
   if (issues.length > 0) throw new MonitorConfigError(source, issues);
   const { labels: defaultLabels = {}, ...defaults } = file.defaults ?? {};
-  const { modbus: defaultModbus, ...defaultRest } = defaults;
+  const { modbus: defaultModbus, rebootLoop: defaultLoop, ...defaultRest } = defaults;
+  const resolvedDefaults: TargetSettings = { ...defaultSettings, ...defaultRest, rebootLoop: Object.freeze({ ...defaultSettings.rebootLoop, ...defaultLoop }) };
   const targets = file.targets.map((entry): TargetConfig => {
-    const { name, address, labels: own = {}, modbus: ownModbus, ...settings } = entry;
+    const { name, address, labels: own = {}, modbus: ownModbus, rebootLoop: ownLoop, ...settings } = entry;
     const { host, port } = parseHostPort(address)!;
     const modbus = defaultModbus || ownModbus ? resolveModbusQuery({ ...defaultModbus, ...ownModbus }) : undefined;
-    return Object.freeze({ ...defaultSettings, ...defaultRest, ...settings, name: name ?? address, host, port, labels: Object.freeze({ ...defaultLabels, ...own }), modbus });
+    const rebootLoop = Object.freeze({ ...resolvedDefaults.rebootLoop, ...ownLoop });
+    return Object.freeze({ ...resolvedDefaults, ...settings, rebootLoop, name: name ?? address, host, port, labels: Object.freeze({ ...defaultLabels, ...own }), modbus });
   });
   return Object.freeze({
     targets: Object.freeze(targets),
-    defaults: Object.freeze({ ...defaultSettings, ...defaultRest }),
+    defaults: Object.freeze(resolvedDefaults),
     http: file.http || undefined,
     db: file.db,
     retentionDays: file.retentionDays ?? 30,

@@ -26,8 +26,10 @@ export interface StateStyle {
 
 /**
  * Okabe and Ito's eight colours ("Color Universal Design", 2008), which stay distinguishable with any
- * of the common colour vision deficiencies, plus a light grey for a state with no result yet. `reset`
- * and `lost` used to be two near-identical reds.
+ * of the common colour vision deficiencies, plus a light grey for a state with no result yet and, for
+ * `reboot-loop`, their vermillion at 45% (a dark brown): past the eight, a shade of one of them is the
+ * colour that stays farthest from all the others under every simulated deficiency (36 in CIELAB, the
+ * closest being `lost`'s black with protanopia). `reset` and `lost` used to be two near-identical reds.
  */
 export const statePalette: Readonly<Record<TargetState, StateStyle>> = Object.freeze({
   up: { colour: '#009E73', ink: '#ffffff', glyph: '✓' },
@@ -39,15 +41,19 @@ export const statePalette: Readonly<Record<TargetState, StateStyle>> = Object.fr
   unreachable: { colour: '#56B4E9', ink: '#1a1a1a', glyph: '▲' },
   error: { colour: '#0072B2', ink: '#ffffff', glyph: '!' },
   unknown: { colour: '#CCCCCC', ink: '#1a1a1a', glyph: '?' },
+  'reboot-loop': { colour: '#602A00', ink: '#ffffff', glyph: '↻' },
 });
 
 /**
- * Worst first, the order of the list and of the groups: nothing answers at all (the host or the path
- * is gone), then the firmware is not running or refuses in before mode, then a diagnosed fault, then
- * a held connection lost (its reconnect usually says more within a second), then the monitor's own
- * host failing the connect (`error`: says nothing of the appliance), then no result yet.
+ * Worst first, the order of the list and of the groups, by how much of the service is gone now:
+ * nothing answers at all (the host or the path is gone), then the firmware is not running or refuses
+ * in before mode, then a diagnosed fault (all three serve no client), then a reboot loop (it serves
+ * between reboots, but every reboot drops every client, and it goes on until someone acts: worse
+ * than one held connection lost), then a held connection lost (its reconnect usually says more within
+ * a second), then the monitor's own host failing the connect (`error`: says nothing of the
+ * appliance), then no result yet.
  */
-export const stateOrder: readonly TargetState[] = ['unreachable', 'timeout', 'refused', 'reset', 'closed', 'lost', 'error', 'unknown', 'up'];
+export const stateOrder: readonly TargetState[] = ['unreachable', 'timeout', 'refused', 'reset', 'closed', 'reboot-loop', 'lost', 'error', 'unknown', 'up'];
 
 const css = Object.entries(statePalette)
   .map(([state, s]) => `.s-${state} { background: ${s.colour}; color: ${s.ink}; }`)

@@ -129,13 +129,24 @@ export class History {
   }
 
   /**
-   * When the target's current episode of being down began: its last transition out of `up` (or out
-   * of `unknown`, a first result that was down); undefined when none is recorded.
+   * When the target's current episode of being down began: its last transition to a fault from `up`,
+   * `unknown` (a first result that was down) or `reboot-loop` (a loop that ended on a fault);
+   * undefined when none is recorded.
    */
   episodeStart(target: string): number | undefined {
     const row = this.db
-      .prepare("SELECT at FROM transitions WHERE target = ? AND from_state IN ('up', 'unknown') AND to_state != 'up' ORDER BY at DESC, id DESC LIMIT 1")
+      .prepare(
+        "SELECT at FROM transitions WHERE target = ? AND from_state IN ('up', 'unknown', 'reboot-loop') AND to_state NOT IN ('up', 'unknown', 'reboot-loop') ORDER BY at DESC, id DESC LIMIT 1",
+      )
       .get(target) as { at: number } | undefined;
+    return row?.at;
+  }
+
+  /** When the target last entered `state` from another (a reboot recorded within it is no entry); undefined when never. */
+  enteredAt(target: string, state: TargetState): number | undefined {
+    const row = this.db.prepare('SELECT at FROM transitions WHERE target = ? AND to_state = ? AND from_state != to_state ORDER BY at DESC, id DESC LIMIT 1').get(target, state) as
+      | { at: number }
+      | undefined;
     return row?.at;
   }
 

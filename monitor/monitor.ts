@@ -9,11 +9,18 @@
  * hold: keep one connection; a reset or close of it is `lost` the moment it arrives (the firmware's
  * `recheckMs` pushes faults this way), TCP keepalive notices a dead peer or a cut cable; reconnect
  * with a doubling backoff with jitter, capped at `intervalMs`.
+ *
+ * Targets with `modbus` also have their boot record read: a higher boot count is a reboot, and
+ * `rebootLoop.count` reboots within `rebootLoop.windowMs` (or the appliance's own finding of a reset
+ * loop) put the target in the `reboot-loop` state until the window passes with no further reboot.
+ * The last boot seen is kept in the database, so a monitor that starts again reports the reboots it
+ * did not watch.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { type Alert, type AlertStatus, Alerter, type AlertSink, alertId } from './alerts.js';
-import { bootRecord, componentReports, describeReports } from './appliance-client.js';
+import { type BootRecord, bootRecord, componentReports, describeReports } from './appliance-client.js';
+import { Boots, type SeenBoot } from './boots.js';
 import type { ModbusQueryConfig, MonitorConfig, TargetConfig, TargetSettings } from './config.js';
 import { MonitorClosedError } from './errors.js';
 import { History } from './history.js';
@@ -21,7 +28,7 @@ import { MonitorMetrics } from './metrics.js';
 import { Outbox } from './outbox.js';
 import { type HeldConnection, connectAndClassify, localErrors } from './probe.js';
 import { AlertmanagerSink, CommandSink, WebhookSink } from './sinks.js';
-import { type Observation, type TargetState, TargetTracker, type TrackerSnapshot, type Transition } from './state.js';
+import { type Observation, TargetTracker, type TrackerSnapshot, type Transition, isFault } from './state.js';
 
 export interface MonitorOptions {
   config: MonitorConfig;
@@ -49,18 +56,29 @@ interface Runner {
   config: TargetConfig;
   tracker: TargetTracker;
   held: Socket | undefined;
-  /** When the target's current episode of being down began; undefined while it is up or unknown. */
+  /** When the target's current episode of failing connects began; undefined while it is not in one. */
   downSince: number | undefined;
   /** Stops this target's loop alone (the target left the set) or with every other (close). */
   abort: AbortController;
-  /** The appliance's boot count when last read (targets with `modbus`). */
-  bootCount: number | undefined;
+  /** The boot record as last seen (targets with `modbus`): read by this process, or before it, from the database. */
+  boot: SeenBoot | undefined;
+  /** Whether this process has read the boot record yet. */
+  bootRead: boolean;
+  /** The appliance's own finding of a reset loop at the last read, in words. */
+  applianceLoop: string | undefined;
+  /** When the target entered the `reboot-loop` state (its alert's episode); undefined outside it. */
+  loopSince: number | undefined;
+  /** When the reboot loop ends if no further reboot comes. */
+  loopUntil: number;
+  loopTimer: NodeJS.Timeout | undefined;
 }
 
 /** How long a reboot's alert stays active in Alertmanager. */
 const rebootAlertMs = 3_600_000;
+/** A boot record read again without news is written back at most this often (its `seenAt`). */
+const seenEveryMs = 60_000;
 
-const isDown = (state: TargetState): boolean => state !== 'up' && state !== 'unknown';
+const span = (ms: number): string => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`);
 
 const round = (ms: number): string => (ms < 10 ? ms.toFixed(2) : ms.toFixed(0));
 
@@ -103,8 +121,20 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
+/** What a boot record read showed when the boot count rose. */
+interface Reboot {
+  previous: SeenBoot;
+  record: BootRecord;
+  at: number;
+  /** How many boots the count rose by. */
+  count: number;
+  /** The previous boot was seen by an earlier monitor process, not this one. */
+  unwatched: boolean;
+}
+
 export class Monitor {
   readonly history: History;
+  private readonly boots: Boots;
   readonly metrics: MonitorMetrics;
   readonly alerter: Alerter;
   /** Wall-clock time the monitor started, ms since the epoch. */
@@ -125,6 +155,7 @@ export class Monitor {
     this.log = options.logger.child({ subsystem: 'monitor' });
     this.random = options.random ?? Math.random;
     this.history = History.open(config.db ?? ':memory:', { retentionDays: config.retentionDays });
+    this.boots = new Boots(this.history.database);
     this.current = config;
     const restored = this.history.lastStates();
     for (const target of config.targets) this.runners.set(target.name, this.runnerFor(target, restored));
@@ -145,10 +176,11 @@ export class Monitor {
       queueLimit: alerts.queueLimit,
       onOutcome: (sink, outcome) => this.metrics.alert(sink, outcome),
     });
-    // A target down when the monitor stopped is still down: a sink added since hears of it now.
+    // A target down (or in a reboot loop) when the monitor stopped still is: a sink added since hears of it now.
     for (const runner of this.runners.values()) {
       const last = restored.get(runner.config.name);
       if (last && runner.downSince !== undefined) this.alerter.ensure(this.alertOf(runner, last, 'firing'));
+      if (last && runner.loopSince !== undefined) this.alerter.ensure(this.alertOf(runner, last, 'firing', 'reboot-loop'));
     }
   }
 
@@ -162,12 +194,24 @@ export class Monitor {
   private runnerFor(target: TargetConfig, restored: ReadonlyMap<string, Transition>): Runner {
     const tracker = new TargetTracker(target.name, target);
     const last = restored.get(target.name);
-    if (last) tracker.restore(last.to, last.at, last.reason);
-    const downSince = last && isDown(last.to) ? (this.history.episodeStart(target.name) ?? last.at) : undefined;
-    return { config: target, tracker, held: undefined, downSince, bootCount: undefined, abort: new AbortController() };
+    const loopSince = last?.to === 'reboot-loop' ? (this.history.enteredAt(target.name, 'reboot-loop') ?? last.at) : undefined;
+    if (last) tracker.restore(last.to, loopSince ?? last.at, last.reason);
+    const downSince = last && isFault(last.to) ? (this.history.episodeStart(target.name) ?? last.at) : undefined;
+    let boot: SeenBoot | undefined;
+    try {
+      boot = this.boots.get(target.name);
+    } catch (err) {
+      this.log.error({ err, target: target.name }, 'cannot read the last boot seen from the database');
+    }
+    // A loop under way when the monitor stopped goes on until its window passes with no further reboot.
+    const loopUntil = loopSince === undefined ? 0 : Math.max(loopSince, ...(boot?.reboots ?? [])) + target.rebootLoop.windowMs;
+    const runner: Runner = { config: target, tracker, held: undefined, downSince, boot, bootRead: false, applianceLoop: undefined, loopSince, loopUntil, loopTimer: undefined, abort: new AbortController() };
+    runner.abort.signal.addEventListener('abort', () => clearTimeout(runner.loopTimer), { once: true });
+    return runner;
   }
 
   private run(runner: Runner): void {
+    if (runner.loopSince !== undefined) this.armLoop(runner);
     const loop = (runner.config.mode === 'hold' ? this.holdLoop(runner) : this.probeLoop(runner)).catch((err: unknown) =>
       this.log.error({ err, target: runner.config.name }, 'target loop failed'),
     );
@@ -228,7 +272,7 @@ export class Monitor {
 
   private snapshotOf(runner: Runner): TargetSnapshot {
     const { name, host, port, mode, labels } = runner.config;
-    return { name, host, port, mode, labels, held: runner.held !== undefined, bootCount: runner.bootCount, ...runner.tracker.snapshot() };
+    return { name, host, port, mode, labels, held: runner.held !== undefined, bootCount: runner.boot?.count, ...runner.tracker.snapshot() };
   }
 
   onResult(listener: (target: TargetConfig, observation: Observation) => void): () => void {
@@ -243,20 +287,37 @@ export class Monitor {
 
   /**
    * Feeds one result through the target's thresholds. A transition to a fault of a target with
-   * `modbus` set waits for the appliance's answer to why (bounded by its timeoutMs), so the history,
-   * the alert and the state carry it; only this target's loop waits.
+   * `modbus` set waits for the appliance's answer to why and for its boot record (both bounded by its
+   * timeoutMs), so the history, the alert and the state carry them; only this target's loop waits. A
+   * reboot loop the boot record shows takes the transition's place: the target goes to `reboot-loop`.
+   * Returns whether the boot record was read.
    */
-  private async report(runner: Runner, observation: Observation): Promise<void> {
+  private async report(runner: Runner, observation: Observation): Promise<boolean> {
     const target = runner.config;
     this.metrics.observe(target.name, observation.result, observation.connectMs);
-    const transition = runner.tracker.observe(observation);
+    let transition = runner.tracker.observe(observation);
     for (const listener of this.resultListeners) listener(target, observation);
-    if (!transition) return;
-    if (target.modbus && isDown(transition.to)) {
-      transition.cause = await this.askWhy(target, target.modbus);
-      transition.reason = `${transition.reason}; the appliance says: ${transition.cause}`;
-      runner.tracker.explain(transition.reason);
+    if (!transition) return false;
+    if (!target.modbus || !isFault(transition.to)) {
+      this.commit(runner, transition);
+      return false;
     }
+    const [cause, record] = await Promise.all([this.askWhy(target, target.modbus), this.readBoot(runner, target.modbus)]);
+    transition.cause = cause;
+    transition.reason = `${transition.reason}; the appliance says: ${cause}`;
+    runner.tracker.explain(transition.reason);
+    const at = Date.now();
+    const reboot = record && this.noteBoot(runner, record, at);
+    const loop = record && this.reviewLoop(runner, at);
+    if (loop) transition = { ...transition, to: loop.to, reason: `${loop.reason}; ${transition.reason}` };
+    this.commit(runner, transition);
+    if (reboot) this.reportReboot(runner, reboot);
+    return record !== undefined;
+  }
+
+  /** Records a change of state, counts it, alerts on it and tells the listeners. */
+  private commit(runner: Runner, transition: Transition): void {
+    const target = runner.config;
     try {
       this.history.record(transition);
     } catch (err) {
@@ -265,39 +326,95 @@ export class Monitor {
     this.metrics.transition(target.name, transition.from, transition.to);
     this.log.info({ target: target.name, from: transition.from, to: transition.to, reason: transition.reason }, 'transition');
     // A monitor starting on a healthy fleet says nothing; one starting on a target that is down alerts.
-    // A change between two kinds of failure updates the episode's alert without raising a new one.
-    if (isDown(transition.to)) {
+    // A change between two kinds of failure updates the episode's alert without raising a new one. A
+    // reboot loop ends the episode: its own alert speaks for the target until the loop ends.
+    if (isFault(transition.to)) {
       runner.downSince ??= transition.at;
       this.alerter.notify(this.alertOf(runner, transition, 'firing'));
     } else if (runner.downSince !== undefined) {
       this.alerter.notify(this.alertOf(runner, transition, 'resolved'));
       runner.downSince = undefined;
     }
+    if (transition.to === 'reboot-loop') {
+      runner.loopSince ??= transition.at;
+      this.alerter.notify(this.alertOf(runner, transition, 'firing', 'reboot-loop'));
+    } else if (transition.from === 'reboot-loop') {
+      this.alerter.notify(this.alertOf(runner, transition, 'resolved', 'reboot-loop'));
+      runner.loopSince = undefined;
+    }
     for (const listener of this.transitionListeners) listener(transition, target);
   }
 
+  /** The boot record, or undefined when the appliance does not answer (its faults are the probes' business). */
+  private readBoot(runner: Runner, query: ModbusQueryConfig): Promise<BootRecord | undefined> {
+    const target = runner.config;
+    return bootRecord({ host: target.host, port: query.port ?? target.port, unitId: query.unitId, timeoutMs: query.timeoutMs, signal: this.abort.signal }).catch(() => undefined);
+  }
+
   /**
-   * Reads the appliance's boot record after an up result; a boot count above the last one read is a
-   * reboot: a transition of its own (state unchanged, in the history and to listeners) and an alert.
-   * The first read after the monitor starts only sets the baseline. An appliance that does not answer
-   * says nothing here (its faults are the probes' business).
+   * Reads the boot record (after an up result, and after every result while a reboot loop holds): a
+   * boot count above the last one seen is a reboot, and enough of them make a reboot loop.
    */
   private async checkBoot(runner: Runner, query: ModbusQueryConfig): Promise<void> {
-    const target = runner.config;
-    const record = await bootRecord({ host: target.host, port: query.port ?? target.port, unitId: query.unitId, timeoutMs: query.timeoutMs, signal: this.abort.signal }).catch(() => undefined);
-    if (!record) return;
-    const previous = runner.bootCount;
-    runner.bootCount = record.count;
-    if (previous === undefined || record.count <= previous) return;
-    const state = runner.tracker.snapshot().state;
+    const record = await this.readBoot(runner, query);
+    if (!record || runner.abort.signal.aborted) return;
     const at = Date.now();
-    const reboots = record.count - previous;
+    const reboot = this.noteBoot(runner, record, at);
+    if (reboot) this.reportReboot(runner, reboot);
+    const loop = this.reviewLoop(runner, at);
+    if (loop) this.commit(runner, loop);
+  }
+
+  /**
+   * Takes in a boot record read at `at`: the boot seen (kept in the database), the reboots counted
+   * toward a loop, the appliance's own finding. Returns the reboot it shows, if any. The first read
+   * with nothing seen before (no `--db`, or a new target) only sets the baseline.
+   */
+  private noteBoot(runner: Runner, record: BootRecord, at: number): Reboot | undefined {
+    const target = runner.config;
+    const previous = runner.boot;
+    const unwatched = !runner.bootRead && previous !== undefined && previous.seenAt < this.startedAt;
+    runner.bootRead = true;
+    runner.applianceLoop =
+      record.loopLimit !== undefined && record.uncleanResets >= record.loopLimit
+        ? `the appliance counts ${record.uncleanResets} unclean resets in its reset-loop window (its limit ${record.loopLimit})`
+        : undefined;
+    const bootedAt = at - record.uptimeS * 1000;
+    const count = previous !== undefined && record.count > previous.count ? record.count - previous.count : 0;
+    let reboots = previous?.reboots ?? [];
+    if (count > 0) {
+      // Only the newest reboot's time is known (its boot began at bootedAt); the others came after the
+      // boot seen last was last seen, and are counted at that time, the earliest they can have been.
+      reboots = [...reboots, ...new Array<number>(count - 1).fill(previous!.seenAt), bootedAt];
+    }
+    reboots = reboots.filter((t) => t > at - target.rebootLoop.windowMs).sort((a, b) => a - b);
+    runner.boot = { count: record.count, bootedAt, seenAt: at, reboots };
+    if (previous === undefined || previous.count !== record.count || at - previous.seenAt >= seenEveryMs) {
+      try {
+        this.boots.put(target.name, runner.boot);
+      } catch (err) {
+        this.log.error({ err, target: target.name }, 'cannot keep the boot seen in the database');
+      }
+    }
+    if (previous !== undefined && record.count < previous.count) {
+      this.log.warn({ target: target.name, boot: record.count, previous: previous.count }, 'the boot count went down (a new boot record or another appliance at the address): counting from it');
+    }
+    return count > 0 ? { previous: previous!, record, at, count, unwatched } : undefined;
+  }
+
+  /** A reboot: a transition of its own (state unchanged) in the history and to listeners, and an alert. */
+  private reportReboot(runner: Runner, reboot: Reboot): void {
+    const target = runner.config;
+    const { previous, record, at, count, unwatched } = reboot;
+    const state = runner.tracker.state;
+    const times = count > 1 ? ` ${count} times` : '';
+    const seen = unwatched ? ` while no monitor was watching: boot ${record.count} (last seen boot ${previous.count} at ${new Date(previous.seenAt).toISOString()})` : `: boot ${record.count} (was ${previous.count})`;
     const transition: Transition = {
       target: target.name,
       at,
       from: state,
       to: state,
-      reason: `rebooted${reboots > 1 ? ` ${reboots} times` : ''}: boot ${record.count} (was ${previous}), last reset cause ${record.lastResetCause}, up ${record.uptimeS} s, ${record.uncleanResets} unclean resets in the appliance's reset-loop window`,
+      reason: `rebooted${times}${seen}, last reset cause ${record.lastResetCause}, up ${record.uptimeS} s, ${record.uncleanResets} unclean resets in the appliance's reset-loop window`,
       connectMs: undefined,
     };
     try {
@@ -305,16 +422,56 @@ export class Monitor {
     } catch (err) {
       this.log.error({ err, target: target.name }, 'cannot record a reboot in the history');
     }
-    this.log.info({ target: target.name, boot: record.count, previous, cause: record.lastResetCause }, 'reboot');
-    const bootedAt = at - record.uptimeS * 1000;
+    this.log.info({ target: target.name, boot: record.count, previous: previous.count, reboots: count, unwatched, cause: record.lastResetCause }, 'reboot');
     this.alerter.notify({
       ...this.alertOf(runner, transition, 'firing'),
       id: alertId(`${target.name}\nboot`, record.count),
       kind: 'reboot',
-      startsAt: new Date(bootedAt).toISOString(),
+      reboots: count,
+      startsAt: new Date(runner.boot!.bootedAt).toISOString(),
       endsAt: new Date(at + rebootAlertMs).toISOString(),
     });
     for (const listener of this.transitionListeners) listener(transition, target);
+  }
+
+  /**
+   * Whether a reboot loop holds at `at`: `rebootLoop.count` reboots within the window, or the
+   * appliance's own finding; once in one, the target stays until the window passes with no further
+   * reboot and the appliance no longer finds one. Returns the transition into or out of the loop.
+   */
+  private reviewLoop(runner: Runner, at: number): Transition | undefined {
+    const { count, windowMs } = runner.config.rebootLoop;
+    const reboots = (runner.boot?.reboots ?? []).filter((t) => t > at - windowMs);
+    const byCount = runner.config.modbus !== undefined && reboots.length >= count;
+    if (byCount || runner.applianceLoop !== undefined) {
+      const last = Math.max(runner.boot?.bootedAt ?? at, ...reboots);
+      runner.loopUntil = Math.max(runner.loopUntil, last + windowMs);
+      const why = [
+        ...(byCount ? [`${reboots.length} reboots within ${span(windowMs)} (a loop is ${count})`] : []),
+        ...(runner.applianceLoop !== undefined ? [runner.applianceLoop] : []),
+      ];
+      this.armLoop(runner);
+      return runner.tracker.enterLoop(at, `reboot loop: ${why.join('; ')}`);
+    }
+    if (runner.tracker.state !== 'reboot-loop' || at < runner.loopUntil) return undefined;
+    clearTimeout(runner.loopTimer);
+    return runner.tracker.leaveLoop(at, `no reboot for ${span(windowMs)}`);
+  }
+
+  /** Reviews the loop when its window ends (a held connection may bring no result for hours). */
+  private armLoop(runner: Runner): void {
+    clearTimeout(runner.loopTimer);
+    const wait = runner.loopUntil - Date.now();
+    // Past the window with the appliance still finding a loop: the next read decides.
+    if (wait < 0 && runner.applianceLoop !== undefined) return;
+    runner.loopTimer = setTimeout(
+      () => {
+        if (runner.abort.signal.aborted) return;
+        const loop = this.reviewLoop(runner, Date.now());
+        if (loop) this.commit(runner, loop);
+      },
+      Math.max(0, wait),
+    );
   }
 
   private async askWhy(target: TargetConfig, query: ModbusQueryConfig): Promise<string> {
@@ -325,13 +482,14 @@ export class Monitor {
     }
   }
 
-  private alertOf(runner: Runner, transition: Transition, status: AlertStatus): Alert {
+  private alertOf(runner: Runner, transition: Transition, status: AlertStatus, kind: 'down' | 'reboot-loop' = 'down'): Alert {
     const target = runner.config;
-    const startsAt = runner.downSince ?? transition.at;
+    const startsAt = (kind === 'down' ? runner.downSince : runner.loopSince) ?? transition.at;
     const externalUrl = this.options.config.alerts.externalUrl;
     return {
-      id: alertId(target.name, startsAt),
-      kind: 'down',
+      // A down episode's id is the target's and its start's alone, as before reboot loops had alerts.
+      id: alertId(kind === 'down' ? target.name : `${target.name}\nreboot-loop`, startsAt),
+      kind,
       status,
       target: target.name,
       host: target.host,
@@ -372,8 +530,8 @@ export class Monitor {
       next += intervalMs;
       const outcome = await this.attempt(runner, false);
       if (!outcome) return;
-      await this.report(runner, this.observationOf(outcome, runner.config));
-      if (outcome.result === 'up' && runner.config.modbus) await this.checkBoot(runner, runner.config.modbus);
+      const read = await this.report(runner, this.observationOf(outcome, runner.config));
+      if (!read && runner.config.modbus && (outcome.result === 'up' || runner.tracker.state === 'reboot-loop')) await this.checkBoot(runner, runner.config.modbus);
       const now = performance.now();
       // Behind schedule (a stalled loop, a long timeout): start again from now rather than burst.
       if (next < now) next = now;
@@ -389,7 +547,7 @@ export class Monitor {
     while (!signal.aborted) {
       const outcome = await this.attempt(runner, true);
       if (!outcome) return;
-      await this.report(runner, this.observationOf(outcome, runner.config));
+      const read = await this.report(runner, this.observationOf(outcome, runner.config));
       let delay: number;
       if (outcome.socket) {
         // Watched before the boot record is read, so a loss meanwhile is heard.
@@ -401,6 +559,8 @@ export class Monitor {
         failures = 0;
         delay = base;
       } else {
+        // In a reboot loop, whether the reboots go on is read at every attempt.
+        if (!read && runner.config.modbus && runner.tracker.state === 'reboot-loop') await this.checkBoot(runner, runner.config.modbus);
         failures += 1;
         delay = Math.min(intervalMs, base * 2 ** failures);
       }

@@ -89,6 +89,16 @@ export class WebhookSink implements AlertSink {
   }
 }
 
+const alertnames: Record<Alert['kind'], string> = { down: 'HandcheckTargetDown', reboot: 'HandcheckTargetRebooted', 'reboot-loop': 'HandcheckTargetRebootLoop' };
+
+function summaryOf(alert: Alert): string {
+  if (alert.kind === 'reboot') return alert.reboots !== undefined && alert.reboots > 1 ? `${alert.target} rebooted ${alert.reboots} times` : `${alert.target} rebooted`;
+  if (alert.kind === 'reboot-loop') return alert.status === 'firing' ? `${alert.target} is in a reboot loop` : `${alert.target} is out of its reboot loop (${alert.to})`;
+  if (alert.healthy) return `${alert.target} is up again`;
+  // A down episode that a reboot loop took over: the loop's alert speaks for the target now.
+  return alert.to === 'reboot-loop' ? `${alert.target} is in a reboot loop (its own alert)` : `${alert.target} is ${alert.to}`;
+}
+
 /**
  * Alertmanager's v2 API (`POST /api/v2/alerts`), as Prometheus uses it: labels identify the alert
  * (`alertname`, `target`, the target's labels, the configured ones), annotations describe it. A firing
@@ -110,7 +120,7 @@ export class AlertmanagerSink implements AlertSink {
   /** The alert as Alertmanager's `postableAlert`. */
   postable(alert: Alert): Record<string, unknown> {
     const annotations: Record<string, string> = {
-      summary: alert.kind === 'reboot' ? `${alert.target} rebooted` : alert.healthy ? `${alert.target} is up again` : `${alert.target} is ${alert.to}`,
+      summary: summaryOf(alert),
       description: alert.cause ? `${alert.reason}; ${alert.cause}` : alert.reason,
       address: `${alert.host.includes(':') ? `[${alert.host}]` : alert.host}:${alert.port}`,
       state: alert.to,
@@ -118,7 +128,7 @@ export class AlertmanagerSink implements AlertSink {
     };
     if (alert.cause) annotations.cause = alert.cause;
     return {
-      labels: { ...alert.labels, ...this.config.labels, alertname: alert.kind === 'reboot' ? 'HandcheckTargetRebooted' : 'HandcheckTargetDown', target: alert.target },
+      labels: { ...alert.labels, ...this.config.labels, alertname: alertnames[alert.kind], target: alert.target },
       annotations,
       startsAt: alert.startsAt,
       endsAt: alert.endsAt ?? new Date(this.now() + 4 * this.resendMs).toISOString(),

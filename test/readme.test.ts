@@ -37,11 +37,12 @@ describe('README', () => {
   });
 
   it('documents the boot record registers where the firmware serves them, with its cause codes', () => {
-    expect(bootRegisters).toBe(6);
+    expect(bootRegisters).toBe(7);
     expect(readme).toContain(`| IR ${bootBase}-${bootBase + 1} | boot count,`);
     expect(readme).toContain(`| IR ${bootBase + 2}-${bootBase + 3} | uptime in s`);
     expect(readme).toContain(`| IR ${bootBase + 4} | last reset cause: ${resetCauses.map((cause, i) => `${i} ${cause}`).join(', ')} |`);
     expect(readme).toContain(`| IR ${bootBase + 5} | unclean resets`);
+    expect(readme).toContain(`| IR ${bootBase + 6} | the reset-loop limit`);
     expect(readme).toContain(`| input registers (4) | ${bootBase} .. ${bootBase + bootRegisters - 1} | the boot record`);
   });
 
