@@ -138,9 +138,11 @@ async function ask<T>(address: ApplianceAddress, questions: (session: Session) =
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new ApplianceQueryError(`${address.host}:${address.port}`, `no answer within ${address.timeoutMs} ms`)), address.timeoutMs);
   });
+  let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     if (address.signal?.aborted) reject(address.signal.reason);
-    address.signal?.addEventListener('abort', () => reject(address.signal?.reason), { once: true });
+    onAbort = () => reject(address.signal?.reason);
+    address.signal?.addEventListener('abort', onAbort, { once: true });
   });
   try {
     return await Promise.race([
@@ -153,6 +155,8 @@ async function ask<T>(address: ApplianceAddress, questions: (session: Session) =
     ]);
   } finally {
     clearTimeout(timer);
+    // The signal is the monitor's, shared by every question it asks for as long as it runs.
+    if (onAbort) address.signal?.removeEventListener('abort', onAbort);
     session?.close();
   }
 }

@@ -3,6 +3,7 @@ import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Appliance } from '../../app/appliance.js';
 import type { BoardConfig } from '../../config/board-config.js';
 import { gatePolicy } from '../../config/gate-policy.js';
 import type { Alert } from '../../monitor/alerts.js';
@@ -10,6 +11,26 @@ import { type ConfigFile, resolveConfig } from '../../monitor/config.js';
 import { Monitor, type MonitorOptions } from '../../monitor/monitor.js';
 import type { TargetState, Transition } from '../../monitor/state.js';
 import { silent } from '../helpers/log.js';
+import { until } from '../helpers/wait.js';
+
+/** The sim appliance with a second Modbus service that depends on no component: the port to ask why and read the boot record on. */
+export function withQueryPort(config: BoardConfig): BoardConfig {
+  const modbus = config.services[0]!;
+  return { ...config, services: [modbus, { ...modbus, id: 'modbus-query', listen: '127.0.0.1:0', dependsOn: [], gate: gatePolicy({ ...modbus.gate, recheckMs: 0 }) }] };
+}
+
+/**
+ * One watchdog reset of a sim appliance: its watchdog starved until the board resets (the firmware
+ * stalls, as `watchdog starve` models), then the firmware back up on the new boot.
+ */
+export async function rebootByWatchdog(appliance: Appliance): Promise<void> {
+  const sim = appliance.board.sim!;
+  const [resets, restarts] = [sim.resets, appliance.restartCount];
+  const starve = sim.faults.inject({ target: 'watchdog', kind: 'starve' });
+  await until(() => sim.resets > resets, `watchdog reset ${resets + 1}`, 30_000);
+  sim.faults.clear(starve.id);
+  await until(() => appliance.restartCount > restarts, `the firmware back after watchdog reset ${resets + 1}`, 30_000);
+}
 
 /** Starts a monitor on a config document (validated as a file would be). */
 export function startMonitor(document: ConfigFile, options: Partial<MonitorOptions> = {}): Monitor {
@@ -39,12 +60,6 @@ export function nextTransition(monitor: Monitor, target: string, to: TargetState
 export async function reach(monitor: Monitor, target: string, to: TargetState, timeoutMs = 5000): Promise<Transition | undefined> {
   if (monitor.target(target)?.state === to) return undefined;
   return nextTransition(monitor, target, to, timeoutMs);
-}
-
-/** The sim appliance with a second Modbus service that depends on no component: the port to ask why. */
-export function withQueryPort(config: BoardConfig): BoardConfig {
-  const modbus = config.services[0]!;
-  return { ...config, services: [modbus, { ...modbus, id: 'modbus-query', listen: '127.0.0.1:0', dependsOn: [], gate: gatePolicy({ ...modbus.gate, recheckMs: 0 }) }] };
 }
 
 export function tempDir(): { dir: string; remove: () => void } {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { TargetSnapshot } from '../../monitor/monitor.js';
 import { renderTable } from '../../monitor/terminal.js';
 
-const target = (name: string, state: TargetSnapshot['state'], since: number): TargetSnapshot => ({
+const target = (name: string, state: Exclude<TargetSnapshot['state'], 'reboot-loop'>, since: number): TargetSnapshot => ({
   name,
   host: '10.0.0.1',
   port: 502,
@@ -14,6 +14,7 @@ const target = (name: string, state: TargetSnapshot['state'], since: number): Ta
   labels: { site: 'osaka' },
   held: false,
   state,
+  health: state,
   since,
   reason: state === 'up' ? 'handshake in 0.50 ms' : 'RST 1.20 ms after the handshake',
   last: { result: state === 'unknown' ? 'up' : state, at: since, connectMs: 0.5, errno: undefined, reason: '' },

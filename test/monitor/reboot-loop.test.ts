@@ -1,0 +1,177 @@
+/**
+ * Reboot loops and reboots nobody watched, on the sim appliance whose watchdog resets the board when
+ * starved (`watchdog starve`: the firmware stalls and stops kicking it, as a real firmware wedged in a
+ * loop does; the board then boots again and the firmware comes back, app/appliance.ts). Its boot
+ * record is read over Modbus on a service that depends on no component (IR 1000-1006).
+ *
+ * - The monitor's own count: `rebootLoop.count` reboots within `windowMs` put the target in
+ *   `reboot-loop`, with an alert of its own; the window passing with no further reboot ends it, the
+ *   alert resolved with the same id.
+ * - A monitor process with `--db` that stops, while the appliance reboots twice, and starts again
+ *   reports the two reboots it missed (one transition, one alert, `reboots: 2`), and since two
+ *   reboots are a loop for that target, the loop too.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Appliance } from '../../app/appliance.js';
+import type { Alert } from '../../monitor/alerts.js';
+import type { Transition } from '../../monitor/state.js';
+import { applianceConfig, startAppliance } from '../firmware/helpers.js';
+import { cli, handcheck } from '../helpers/processes.js';
+import { until, waitForOutput } from '../helpers/wait.js';
+import { Receiver, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, withQueryPort } from './helpers.js';
+
+/** The sim appliance with a one-second watchdog on the board's clock in real time, and a reset-loop limit of its own it does not reach here. */
+async function appliance(stateDir: string): Promise<{ appliance: Appliance; port: number; queryPort: number }> {
+  const config = applianceConfig({ recheckMs: 0 }, (c) => withQueryPort({ ...c, watchdog: { ...c.watchdog!, timeoutS: 1, resetLoopCount: 10, resetLoopWindowS: 3600 } }));
+  const started = await startAppliance(config, { stateDir });
+  return { ...started, queryPort: started.appliance.services.find((s) => s.config.id === 'modbus-query')!.port };
+}
+
+/** The next transition of `target` out of `from`. */
+function leaving(monitor: ReturnType<typeof startMonitor>, target: string, from: string, timeoutMs: number): Promise<Transition> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${target} did not leave ${from} within ${timeoutMs} ms: ${JSON.stringify(monitor.target(target))}`)), timeoutMs);
+    const off = monitor.onTransition((t) => {
+      if (t.target !== target || t.from !== from || t.to === from) return;
+      clearTimeout(timer);
+      off();
+      resolve(t);
+    });
+  });
+}
+
+describe('a reboot loop the monitor counts', () => {
+  let sim: Awaited<ReturnType<typeof appliance>>;
+  const tmp = tempDir();
+  beforeAll(async () => {
+    sim = await appliance(tmp.dir);
+  });
+  afterAll(async () => {
+    await sim.appliance.stop();
+    tmp.remove();
+  });
+
+  for (const mode of ['probe', 'hold'] as const) {
+    it(`${mode} mode: two reboots within the window are the reboot-loop state with an alert of its own; a window with no reboot ends both`, { timeout: 300_000 }, async () => {
+      const receiver = await new Receiver().listen();
+      // Two watchdog resets take a few seconds each on a loaded machine: a 30 s window holds both.
+      const windowMs = 30_000;
+      const monitor = startMonitor({
+        targets: [{ name: 'pump', address: `127.0.0.1:${sim.port}`, mode, intervalMs: 100, graceMs: 60, modbus: { port: sim.queryPort, timeoutMs: 5000 }, rebootLoop: { count: 2, windowMs } }],
+        alerts: { webhook: { url: receiver.url } },
+      });
+      try {
+        await reach(monitor, 'pump', 'up', 30_000);
+        await until(() => monitor.target('pump')!.bootCount !== undefined, 'the first read of the boot record', 30_000);
+        const looping = nextTransition(monitor, 'pump', 'reboot-loop', 120_000);
+        const alerted = receiver.next((a) => a.kind === 'reboot-loop' && a.status === 'firing', 120_000);
+        await rebootByWatchdog(sim.appliance);
+        await rebootByWatchdog(sim.appliance);
+        const entered = await looping;
+        expect(entered.reason).toMatch(/^reboot loop: 2 reboots within 30 s \(a loop is 2\)$/);
+        expect(monitor.target('pump')).toMatchObject({ state: 'reboot-loop', since: entered.at });
+        expect(monitor.history.forTarget('pump').filter((t) => t.to === 'reboot-loop' && t.from !== 'reboot-loop')).toEqual([entered]);
+        const metrics = monitor.metrics.renderTargets();
+        expect(metrics).toContain('handcheck_monitor_target_state{target="pump",state="reboot-loop"} 1');
+        expect(metrics).toContain('handcheck_monitor_target_up{target="pump"} 0');
+        const firing = (await alerted).body as Alert;
+        expect(firing).toMatchObject({ kind: 'reboot-loop', status: 'firing', target: 'pump', to: 'reboot-loop', reason: entered.reason, startsAt: new Date(entered.at).toISOString() });
+
+        const left = await leaving(monitor, 'pump', 'reboot-loop', windowMs + 60_000);
+        expect(left.to).toBe('up');
+        expect(left.reason).toMatch(/^no reboot for 30 s; now handshake in /);
+        const resolved = (await receiver.next((a) => a.kind === 'reboot-loop' && a.status === 'resolved', 10_000, true)).body as Alert;
+        expect(resolved).toMatchObject({ id: firing.id, from: 'reboot-loop', to: 'up', endsAt: new Date(left.at).toISOString() });
+        // While the loop held, the reboots' refusals were the loop's, not down episodes of their own.
+        const down = receiver.alerts.filter((a) => a.kind === 'down' && a.status === 'firing' && Date.parse(a.at) > entered.at && Date.parse(a.at) < left.at);
+        expect(down).toEqual([]);
+      } finally {
+        sim.appliance.board.sim!.faults.clearAll();
+        await monitor.close();
+        await receiver.close();
+      }
+    });
+  }
+});
+
+interface Line {
+  type: string;
+  target: string;
+  from: string;
+  to: string;
+  reason: string;
+}
+
+/** `handcheck monitor --json` as a process, its transition lines collected. */
+async function monitorProcess(args: string[]): Promise<{ child: ChildProcessWithoutNullStreams; lines: Line[]; http: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [cli, 'monitor', '--json', '--http', '127.0.0.1:0', '--log-level', 'warn', ...args]);
+  const lines: Line[] = [];
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    const complete = out.split('\n');
+    out = complete.pop()!;
+    for (const line of complete) lines.push(JSON.parse(line) as Line);
+  });
+  const [, http] = await waitForOutput(child, /dashboard on (http:\/\/[\d.]+:\d+)\//, 'monitor');
+  return {
+    child,
+    lines,
+    http: http!,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+describe('reboots while no monitor was watching (a monitor process with --db)', () => {
+  it('the monitor that starts again reports the reboots it missed, how many, and the loop they make', { timeout: 300_000 }, async () => {
+    const tmp = tempDir();
+    const sim = await appliance(join(tmp.dir, 'state'));
+    const receiver = await new Receiver().listen();
+    const db = join(tmp.dir, 'history.db');
+    const config = join(tmp.dir, 'fleet.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        targets: [{ name: 'pump', address: `127.0.0.1:${sim.port}`, intervalMs: 200, graceMs: 60, modbus: { port: sim.queryPort, timeoutMs: 5000 }, rebootLoop: { count: 2 } }],
+        alerts: { webhook: { url: receiver.url } },
+      }),
+    );
+    const bootCount = async (http: string): Promise<number | undefined> =>
+      ((await (await fetch(`${http}/api/targets`)).json()) as { targets: Array<{ bootCount?: number }> }).targets[0]?.bootCount;
+    let monitor = await monitorProcess(['--config', config, '--db', db]);
+    try {
+      await until(async () => (await bootCount(monitor.http)) !== undefined, 'the first monitor reading the boot record', 60_000);
+      const seen = (await bootCount(monitor.http))!;
+      await monitor.stop();
+
+      await rebootByWatchdog(sim.appliance);
+      await rebootByWatchdog(sim.appliance);
+
+      monitor = await monitorProcess(['--config', config, '--db', db]);
+      const alert = (await receiver.next((a) => a.kind === 'reboot', 60_000, true)).body as Alert;
+      expect(alert).toMatchObject({ target: 'pump', status: 'firing', reboots: 2 });
+      expect(alert.reason).toMatch(new RegExp(`^rebooted 2 times while no monitor was watching: boot ${seen + 2} \\(last seen boot ${seen} at \\S+Z\\), last reset cause (watchdog|unknown), `));
+      await until(() => monitor.lines.some((l) => l.reason === alert.reason), 'the reboot as a JSON line', 10_000);
+      // Two reboots within the hour are a loop for this target, seen across the restart.
+      await until(() => monitor.lines.some((l) => l.to === 'reboot-loop'), 'the reboot loop as a JSON line', 30_000);
+      expect((await receiver.next((a) => a.kind === 'reboot-loop', 10_000, true)).body).toMatchObject({ status: 'firing', to: 'reboot-loop' });
+      await monitor.stop();
+      const history = await handcheck('monitor', 'history', 'pump', '--db', db);
+      expect(history.stdout).toContain('rebooted 2 times while no monitor was watching');
+      expect(history.stdout).toContain('reboot-loop');
+    } finally {
+      await monitor.stop();
+      await receiver.close();
+      await sim.appliance.stop();
+      tmp.remove();
+    }
+  });
+});
