@@ -2,7 +2,8 @@
  * The monitor's alerts in a real Alertmanager (Debian's prometheus-alertmanager, run on loopback with
  * a temporary config and storage): a target that goes down is an active alert in
  * `GET /api/v2/alerts` with the labels Alertmanager routes on, routed by `site` to its receiver; its
- * recovery resolves it by `endsAt`; a monitor restarted while the target is still down posts it again.
+ * recovery resolves it by `endsAt`; a monitor restarted while the target is still down posts it again;
+ * a reboot loop is an alert of its own (`HandcheckTargetRebootLoop`), resolved when the loop ends.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import type { Appliance } from '../../app/appliance.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { describeWhen } from '../helpers/requirements.js';
 import { until, waitForOutput } from '../helpers/wait.js';
-import { Receiver, reach, startMonitor, tempDir } from './helpers.js';
+import { Receiver, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, withQueryPort } from './helpers.js';
 
 const binary = '/usr/bin/prometheus-alertmanager';
 
@@ -166,6 +167,43 @@ receivers:
     } finally {
       appliance.board.sim!.faults.clearAll();
       await second.close();
+    }
+  });
+
+  it('a reboot loop is an alert of its own in Alertmanager, the down episode of its reboots resolved; the loop ending resolves it', { timeout: 300_000 }, async () => {
+    const state = tempDir();
+    // Its own appliance: a one-second watchdog on the board's clock in real time, and a query port.
+    const config = applianceConfig({ recheckMs: 0 }, (c) => withQueryPort({ ...c, watchdog: { ...c.watchdog!, timeoutS: 1, resetLoopCount: 10, resetLoopWindowS: 3600 } }));
+    const looping = await startAppliance(config, { stateDir: state.dir });
+    const queryPort = looping.appliance.services.find((s) => s.config.id === 'modbus-query')!.port;
+    const monitor = startMonitor({
+      targets: [{ name: 'pump-3', address: `127.0.0.1:${looping.port}`, intervalMs: 100, graceMs: 60, modbus: { port: queryPort, timeoutMs: 5000 }, rebootLoop: { count: 2, windowMs: 20_000 } }],
+      alerts: { alertmanager: { url: alertmanager.url } },
+    });
+    const active = async (): Promise<GettableAlert[]> => (await alertmanager.alerts()).filter((a) => a.labels.target === 'pump-3' && a.labels.alertname !== 'HandcheckTargetRebooted');
+    try {
+      await reach(monitor, 'pump-3', 'up', 30_000);
+      await until(() => monitor.target('pump-3')!.bootCount !== undefined, 'the first read of the boot record', 30_000);
+      const entered = nextTransition(monitor, 'pump-3', 'reboot-loop', 120_000);
+      await rebootByWatchdog(looping.appliance);
+      await rebootByWatchdog(looping.appliance);
+      const loop = await entered;
+      await monitor.alerter.idle();
+      expect(await active()).toEqual([
+        expect.objectContaining({
+          labels: { alertname: 'HandcheckTargetRebootLoop', target: 'pump-3' },
+          annotations: expect.objectContaining({ summary: 'pump-3 is in a reboot loop', state: 'reboot-loop', description: loop.reason }) as object,
+          startsAt: new Date(loop.at).toISOString(),
+          status: expect.objectContaining({ state: 'active' }) as object,
+        }),
+      ]);
+      await until(() => monitor.target('pump-3')!.state === 'up', 'the loop over: a window with no reboot', 90_000);
+      await monitor.alerter.idle();
+      expect(await active()).toEqual([]);
+    } finally {
+      await monitor.close();
+      await looping.appliance.stop();
+      state.remove();
     }
   });
 });
