@@ -363,7 +363,8 @@ function semanticIssues(document: unknown): ConfigIssue[] {
     }
     const loop = { ...(isObject(defaults.rebootLoop) ? defaults.rebootLoop : {}), ...(isObject(entry.rebootLoop) ? entry.rebootLoop : {}) };
     const windowMs = loop.windowMs ?? defaultSettings.rebootLoop.windowMs;
-    if (typeof windowMs === 'number' && typeof intervalMs === 'number' && windowMs <= intervalMs) {
+    const readsBoots = entry.modbus !== undefined || defaults.modbus !== undefined;
+    if (readsBoots && typeof windowMs === 'number' && typeof intervalMs === 'number' && windowMs <= intervalMs) {
       issues.push({ path: `/targets/${i}/rebootLoop/windowMs`, message: `${windowMs} ms must be longer than intervalMs (${intervalMs} ms): a window shorter than the time between two reads never holds two reboots` });
     }
     // In `defaults` it is for whichever targets ask; set on a target that does not, it would do nothing.

@@ -7,6 +7,9 @@
  * - The monitor's own count: `rebootLoop.count` reboots within `windowMs` put the target in
  *   `reboot-loop`, with an alert of its own; the window passing with no further reboot ends it, the
  *   alert resolved with the same id.
+ * - The dashboard, in headless Chromium (Debian `chromium` driven by playwright-core), draws the
+ *   loop in its colour and glyph, in its place in the worst-first order, and its page lists the
+ *   reboots and the loop.
  * - A monitor process with `--db` that stops, while the appliance reboots twice, and starts again
  *   reports the two reboots it missed (one transition, one alert, `reboots: 2`), and since two
  *   reboots are a loop for that target, the loop too.
@@ -14,11 +17,16 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
 import type { Alert } from '../../monitor/alerts.js';
+import { statePalette } from '../../monitor/dashboard.js';
+import { startMonitorHttp } from '../../monitor/http.js';
 import type { Transition } from '../../monitor/state.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
+import { silent } from '../helpers/log.js';
+import { freePort } from '../helpers/ports.js';
 import { cli, handcheck } from '../helpers/processes.js';
 import { until, waitForOutput } from '../helpers/wait.js';
 import { Receiver, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, withQueryPort } from './helpers.js';
@@ -95,6 +103,62 @@ describe('a reboot loop the monitor counts', () => {
       }
     });
   }
+});
+
+describe('a reboot loop on the dashboard', () => {
+  it('the row in its place worst first (after refused, before up), in its colour and glyph; its page lists the reboots and the loop', { timeout: 300_000 }, async () => {
+    const tmp = tempDir();
+    const sim = await appliance(tmp.dir);
+    const monitor = startMonitor({
+      defaults: { intervalMs: 100, graceMs: 60 },
+      targets: [
+        { name: 'pump', address: `127.0.0.1:${sim.port}`, modbus: { port: sim.queryPort, timeoutMs: 5000 }, rebootLoop: { count: 2 } },
+        { name: 'plain', address: `127.0.0.1:${sim.queryPort}` },
+        { name: 'spare', address: `127.0.0.1:${await freePort()}` },
+      ],
+    });
+    const http = await startMonitorHttp({ monitor, host: '127.0.0.1', port: 0, logger: silent, batchMs: 100 });
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    try {
+      await reach(monitor, 'pump', 'up', 30_000);
+      await until(() => monitor.target('pump')!.bootCount !== undefined, 'the first read of the boot record', 30_000);
+      const looping = nextTransition(monitor, 'pump', 'reboot-loop', 120_000);
+      await rebootByWatchdog(sim.appliance);
+      await rebootByWatchdog(sim.appliance);
+      await looping;
+      await Promise.all([reach(monitor, 'plain', 'up', 30_000), reach(monitor, 'spare', 'refused')]);
+      const page = await browser.newPage({ viewport: { width: 1400, height: 500 } });
+      const errors: string[] = [];
+      page.on('pageerror', (err) => errors.push(err.message));
+      await page.goto(`http://127.0.0.1:${http.address.port}/`);
+      await page.waitForSelector('body[data-ready="1"]');
+      await page.waitForSelector('[data-target="pump"][data-state="reboot-loop"]');
+      const rows = await page.evaluate(`Array.from(document.querySelectorAll('#list .row')).sort((a, b) => a.offsetTop - b.offsetTop).map((r) => r.dataset.target + ':' + r.dataset.state)`);
+      expect(rows).toEqual(['spare:refused', 'pump:reboot-loop', 'plain:up']);
+      expect(await page.textContent('[data-target="pump"] .badge')).toBe(`${statePalette['reboot-loop'].glyph}reboot-loop`);
+      expect(await page.evaluate(`getComputedStyle(document.querySelector('[data-target="pump"] .badge')).backgroundColor`)).toBe('rgb(96, 42, 0)');
+      expect(await page.textContent('[data-target="pump"] .reason')).toMatch(/^reboot loop: 2 reboots within 1 h \(a loop is 2\)/);
+      expect(await page.textContent('#n-down')).toBe('2 down');
+      expect(await page.textContent('#n-states')).toContain('1 reboot-loop');
+
+      await page.click('[data-target="pump"] .name a');
+      await page.waitForSelector('#detail[data-loaded="pump"]');
+      await page.waitForSelector('#d-history tbody tr[data-to="reboot-loop"]');
+      const history = (await page.evaluate(`Array.from(document.querySelectorAll('#d-history tbody tr')).map((r) => r.dataset.to + ' ' + r.querySelector('.reason').textContent)`)) as string[];
+      expect(history.filter((h) => / rebooted: boot \d+ \(was \d+\)/.test(h))).toHaveLength(2);
+      expect(history.filter((h) => h.startsWith('reboot-loop reboot loop: 2 reboots'))).toHaveLength(1);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await http.close();
+      await monitor.close();
+      await sim.appliance.stop();
+      tmp.remove();
+    }
+  });
 });
 
 interface Line {
