@@ -142,12 +142,12 @@ export class History {
     return row?.at;
   }
 
-  /** When the target last entered `state` from another (a reboot recorded within it is no entry); undefined when never. */
-  enteredAt(target: string, state: TargetState): number | undefined {
-    const row = this.db.prepare('SELECT at FROM transitions WHERE target = ? AND to_state = ? AND from_state != to_state ORDER BY at DESC, id DESC LIMIT 1').get(target, state) as
-      | { at: number }
-      | undefined;
-    return row?.at;
+  /** The target's last transition into `state` from another (a reboot recorded within it is no entry); undefined when never. */
+  entered(target: string, state: TargetState): Transition | undefined {
+    const row = this.db
+      .prepare('SELECT target, at, from_state, to_state, reason, connect_ms FROM transitions WHERE target = ? AND to_state = ? AND from_state != to_state ORDER BY at DESC, id DESC LIMIT 1')
+      .get(target, state) as Row | undefined;
+    return row && transitionOf(row);
   }
 
   /** Opens the history at `file` (creating it unless `readOnly`); `:memory:` keeps it for this process only. */

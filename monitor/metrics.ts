@@ -133,7 +133,7 @@ export class MonitorMetrics {
       if (state && state !== 'unknown') out.push(`handcheck_monitor_target_up{${s.labels}} ${state === 'up' ? 1 : 0}`);
     }
 
-    family('handcheck_monitor_target_state', 'gauge', 'value 1, labelled with the classification the target is in (only the current one)');
+    family('handcheck_monitor_target_state', 'gauge', 'value 1, labelled with the state the target is in: a classification, unknown or reboot-loop (only the current one)');
     for (const s of all) out.push(`handcheck_monitor_target_state{${s.labels},state="${snapshots.get(s)?.state ?? 'unknown'}"} 1`);
 
     family('handcheck_monitor_target_last_change_timestamp_seconds', 'gauge', 'when the target last changed state (or the state restored at start), seconds since the epoch');

@@ -194,8 +194,10 @@ export class Monitor {
   private runnerFor(target: TargetConfig, restored: ReadonlyMap<string, Transition>): Runner {
     const tracker = new TargetTracker(target.name, target);
     const last = restored.get(target.name);
-    const loopSince = last?.to === 'reboot-loop' ? (this.history.enteredAt(target.name, 'reboot-loop') ?? last.at) : undefined;
-    if (last) tracker.restore(last.to, loopSince ?? last.at, last.reason);
+    // A loop's last row may be a reboot within it: its start and its reason are those of its entry.
+    const loop = last?.to === 'reboot-loop' ? (this.history.entered(target.name, 'reboot-loop') ?? last) : undefined;
+    const loopSince = loop?.at;
+    if (last) tracker.restore(last.to, loopSince ?? last.at, (loop ?? last).reason);
     const downSince = last && isFault(last.to) ? (this.history.episodeStart(target.name) ?? last.at) : undefined;
     let boot: SeenBoot | undefined;
     try {

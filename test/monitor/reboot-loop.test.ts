@@ -10,6 +10,8 @@
  * - The dashboard, in headless Chromium (Debian `chromium` driven by playwright-core), draws the
  *   loop in its colour and glyph, in its place in the worst-first order, and its page lists the
  *   reboots and the loop.
+ * - A monitor restarted with `--db` during a loop continues it, raises its alert in a sink that has
+ *   not heard of it, and ends it when the window of its last reboot passes.
  * - A monitor process with `--db` that stops, while the appliance reboots twice, and starts again
  *   reports the two reboots it missed (one transition, one alert, `reboots: 2`), and since two
  *   reboots are a loop for that target, the loop too.
@@ -20,7 +22,10 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
+import { type AddressInfo, createServer } from 'node:net';
 import type { Alert } from '../../monitor/alerts.js';
+import { Boots } from '../../monitor/boots.js';
+import { History } from '../../monitor/history.js';
 import { statePalette } from '../../monitor/dashboard.js';
 import { startMonitorHttp } from '../../monitor/http.js';
 import type { Transition } from '../../monitor/state.js';
@@ -156,6 +161,45 @@ describe('a reboot loop on the dashboard', () => {
       await http.close();
       await monitor.close();
       await sim.appliance.stop();
+      tmp.remove();
+    }
+  });
+});
+
+describe('a reboot loop across a restart', () => {
+  it('continues from the database: the state, its start, its alert, and its end when the window passes with no reboot', { timeout: 120_000 }, async () => {
+    const tmp = tempDir();
+    const listener = createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const receiver = await new Receiver().listen();
+    const db = join(tmp.dir, 'history.db');
+    const now = Date.now();
+    // What a monitor that stopped during a loop left: the transition into it and the reboots it counted.
+    const before = History.open(db);
+    before.record({ target: 'pump', at: now - 6000, from: 'up', to: 'reboot-loop', reason: 'reboot loop: 3 reboots within 10 s (a loop is 3)', connectMs: undefined });
+    before.record({ target: 'pump', at: now - 5000, from: 'reboot-loop', to: 'reboot-loop', reason: 'rebooted: boot 9 (was 8), ...', connectMs: undefined });
+    new Boots(before.database).put('pump', { count: 9, bootedAt: now - 5000, seenAt: now - 5000, reboots: [now - 8000, now - 7000, now - 5000] });
+    before.close();
+    // The boot record cannot be read (nothing answers Modbus there): only the window can end the loop.
+    const monitor = startMonitor({
+      db,
+      targets: [{ name: 'pump', address: `127.0.0.1:${(listener.address() as AddressInfo).port}`, intervalMs: 100, graceMs: 50, modbus: { port: await freePort(), timeoutMs: 500 }, rebootLoop: { count: 3, windowMs: 10_000 } }],
+      alerts: { webhook: { url: receiver.url } },
+    });
+    try {
+      expect(monitor.target('pump')).toMatchObject({ state: 'reboot-loop', since: now - 6000, bootCount: 9, reason: expect.stringMatching(/^reboot loop: 3 reboots within 10 s \(a loop is 3\)/) as string });
+      const firing = (await receiver.next((a) => a.kind === 'reboot-loop', 10_000, true)).body as Alert;
+      expect(firing).toMatchObject({ status: 'firing', startsAt: new Date(now - 6000).toISOString() });
+      const left = await leaving(monitor, 'pump', 'reboot-loop', 60_000);
+      // The last reboot at now - 5000 and a 10 s window: not before now + 5000.
+      expect(left.at).toBeGreaterThanOrEqual(now + 5000);
+      expect(left).toMatchObject({ to: 'up', reason: expect.stringMatching(/^no reboot for 10 s; now handshake in /) as string });
+      const resolved = (await receiver.next((a) => a.kind === 'reboot-loop' && a.status === 'resolved', 10_000, true)).body as Alert;
+      expect(resolved.id).toBe(firing.id);
+    } finally {
+      await monitor.close();
+      await receiver.close();
+      listener.close();
       tmp.remove();
     }
   });
