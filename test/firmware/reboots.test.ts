@@ -35,18 +35,18 @@ async function driveUntil(clock: VirtualClock, condition: () => boolean, what: s
   }
 }
 
-/** Reads the boot record's input registers (1000-1005) over Modbus TCP, driving the clock meanwhile. */
+/** Reads the boot record's input registers (1000-1006) over Modbus TCP, driving the clock meanwhile. */
 async function bootRegisters(clock: VirtualClock, port: number): Promise<number[]> {
   const socket: Socket = await open(port);
-  const request = Buffer.from([0, 7, 0, 0, 0, 6, 1, 4, 0x03, 0xe8, 0, 6]);
+  const request = Buffer.from([0, 7, 0, 0, 0, 6, 1, 4, 0x03, 0xe8, 0, 7]);
   const chunks: Buffer[] = [];
   socket.on('data', (chunk: Buffer) => chunks.push(chunk));
   socket.write(request);
   try {
-    await driveUntil(clock, () => Buffer.concat(chunks).length >= 9 + 12, 'the answer to a read of IR 1000-1005');
+    await driveUntil(clock, () => Buffer.concat(chunks).length >= 9 + 14, 'the answer to a read of IR 1000-1006');
     const answer = Buffer.concat(chunks);
-    expect([...answer.subarray(7, 9)]).toEqual([4, 12]);
-    return Array.from({ length: 6 }, (_, i) => answer.readUInt16BE(9 + 2 * i));
+    expect([...answer.subarray(7, 9)]).toEqual([4, 14]);
+    return Array.from({ length: 7 }, (_, i) => answer.readUInt16BE(9 + 2 * i));
   } finally {
     socket.destroy();
   }
@@ -66,12 +66,12 @@ async function reboots(resetLoopCount: number, resetLoopWindowS: number): Promis
 }
 
 describe('reboots on the sim board', () => {
-  it('a watchdog reset is a new boot: the count rises, the cause is the watchdog, in /status, /metrics and IR 1000-1005', { timeout: 120_000 }, async () => {
+  it('a watchdog reset is a new boot: the count rises, the cause is the watchdog, in /status, /metrics and IR 1000-1006 (with the reset-loop limit)', { timeout: 120_000 }, async () => {
     const { appliance, clock, port, stateDir } = await reboots(3, 3600);
     const first = appliance.status().boot!;
     expect(first).toMatchObject({ count: 1, lastResetCause: 'power-on', uncleanResets: 0, file: join(stateDir, bootRecordFile) });
     const initial = await bootRegisters(clock, port);
-    expect(initial).toEqual([0, 1, 0, expect.any(Number), 1, 0]);
+    expect(initial).toEqual([0, 1, 0, expect.any(Number), 1, 0, 3]);
     expect(initial[3]).toBeLessThanOrEqual(appliance.status().boot!.uptimeS);
 
     const starve = appliance.board.sim!.faults.inject({ target: 'watchdog', kind: 'starve' });
@@ -85,7 +85,7 @@ describe('reboots on the sim board', () => {
     expect(second.bootedAt).toBeGreaterThan(first.bootedAt);
     await clock.advance(65_000);
     const registers = await bootRegisters(clock, port);
-    expect(registers).toEqual([0, 2, 0, expect.any(Number), 2, 1]);
+    expect(registers).toEqual([0, 2, 0, expect.any(Number), 2, 1, 3]);
     expect(registers[3]).toBeGreaterThanOrEqual(65);
     expect(registers[3]).toBeLessThanOrEqual(appliance.status().boot!.uptimeS);
 

@@ -12,6 +12,7 @@
  *   reboots and the loop.
  * - A monitor restarted with `--db` during a loop continues it, raises its alert in a sink that has
  *   not heard of it, and ends it when the window of its last reboot passes.
+ * - The boot record of a firmware from before IR 1006 is still read (its six registers).
  * - A monitor process with `--db` that stops, while the appliance reboots twice, and starts again
  *   reports the two reboots it missed (one transition, one alert, `reboots: 2`), and since two
  *   reboots are a loop for that target, the loop too.
@@ -24,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
 import { type AddressInfo, createServer } from 'node:net';
 import type { Alert } from '../../monitor/alerts.js';
+import { bootRecord } from '../../monitor/appliance-client.js';
 import { Boots } from '../../monitor/boots.js';
 import { History } from '../../monitor/history.js';
 import { statePalette } from '../../monitor/dashboard.js';
@@ -162,6 +164,35 @@ describe('a reboot loop on the dashboard', () => {
       await monitor.close();
       await sim.appliance.stop();
       tmp.remove();
+    }
+  });
+});
+
+describe('the boot record of a firmware from before IR 1006', () => {
+  it('is read as its six registers when the seven-register read is refused as an illegal data address', async () => {
+    // Such a firmware's input register table ends at IR 1005: a read past it is exception 2, as
+    // firmware/modbus-service.ts answers any read past its table (checkRange).
+    const reads: number[] = [];
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.on('data', (frame: Buffer) => {
+        const quantity = frame.readUInt16BE(10);
+        reads.push(quantity);
+        const pdu = quantity > 6 ? Buffer.from([0x84, 0x02]) : Buffer.from([0x04, 12, 0, 0, 0, 9, 0, 0, 0, 42, 0, 2, 0, 1]);
+        const header = Buffer.alloc(7);
+        frame.copy(header, 0, 0, 4);
+        header.writeUInt16BE(pdu.length + 1, 4);
+        header.writeUInt8(frame[6]!, 6);
+        socket.write(Buffer.concat([header, pdu]));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const record = await bootRecord({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, unitId: 1, timeoutMs: 5000 });
+      expect(record).toEqual({ count: 9, uptimeS: 42, lastResetCause: 'watchdog', uncleanResets: 1, loopLimit: undefined });
+      expect(reads).toEqual([7, 6]);
+    } finally {
+      server.close();
     }
   });
 });
