@@ -58,7 +58,7 @@ function chipCheck<K extends ComponentKind, D extends Driver>(
 }
 
 const tmp102 = (component: Readonly<ComponentOf<'tmp102'>>, bus: I2cBus, board: BoardHal) => new Tmp102Driver(bus, component.address, board.clock);
-const lm75 = (component: Readonly<ComponentOf<'lm75'>>, bus: I2cBus) => new Lm75Driver(bus, component.address, component.identity ?? 'detect');
+const lm75 = (component: Readonly<ComponentOf<'lm75'>>, bus: I2cBus, board: BoardHal) => new Lm75Driver(bus, component.address, board.clock, component.identity ?? 'detect');
 const bme280 = (component: Readonly<ComponentOf<'bme280'>>, bus: I2cBus, board: BoardHal) => new Bme280Driver(bus, component.address, board.clock);
 const ina219 = (component: Readonly<ComponentOf<'ina219'>>, bus: I2cBus, board: BoardHal) =>
   new Ina219Driver(bus, component.address, { shuntOhms: component.shuntOhms, maxCurrentA: component.maxCurrentA }, board.clock);

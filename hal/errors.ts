@@ -101,6 +101,17 @@ export class HalRs485UnsupportedError extends HalError {
 }
 
 /**
+ * The part answers but has no valid measurement yet: it was left in shutdown by an earlier program
+ * and has just been woken, so its result register still holds the value frozen at shutdown until its
+ * first conversion ends.
+ */
+export class HalNotReadyError extends HalError {
+  constructor(message: string, options: HalErrorOptions = {}) {
+    super('ERR_HAL_NOT_READY', message, options);
+  }
+}
+
+/**
  * A serial port's settings contradict its RS-485 direction control: hardware flow control (CRTSCTS)
  * on a half-duplex line, where RTS is the transceiver's driver enable and nothing drives CTS.
  */

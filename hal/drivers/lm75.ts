@@ -7,8 +7,14 @@
  * unused configuration bits read 0; pointers 04h-07h mirror the last byte read (or, on an LM75A,
  * read FFh with the ID A1h at 07h); THYST and TOS are not both 0; and the register file repeats
  * every 8 pointer values.
+ *
+ * A part left in shutdown (configuration D0, by an earlier program) holds its last conversion forever.
+ * It is woken at the next identify, as drivers/hwmon/lm75.c does at probe (lm75_write_config always
+ * clears LM75_SHUTDOWN), and refused until its first conversion can have ended: the temperature
+ * conversion time is 300 ms at most (TI SNIS153B, Temperature-to-Digital Converter Characteristics).
  */
-import { HalIdentityError } from '../errors.js';
+import type { Clock } from '../clock.js';
+import { HalIdentityError, HalNotReadyError } from '../errors.js';
 import { type I2cBus, i2cTarget } from '../i2c.js';
 import { type Driver, type DriverCallOptions, type Identity } from './driver.js';
 
@@ -16,6 +22,9 @@ export const LM75_REG = { temperature: 0x00, config: 0x01, thyst: 0x02, tos: 0x0
 export const LM75_CONF = { SHUTDOWN: 0x01, INTERRUPT: 0x02, OS_POLARITY: 0x04, FAULT_QUEUE: 0x18, UNUSED: 0xe0 } as const;
 export const LM75A_ID = 0xa1;
 export const LM75_LSB_C = 0.5;
+/** TI SNIS153B, Temperature-to-Digital Converter Characteristics: conversion time, typical and maximum. */
+export const LM75_CONVERSION_TYPICAL_MS = 100;
+export const LM75_CONVERSION_MAX_MS = 300;
 
 /** Decodes a temperature, THYST or TOS word. */
 export function lm75WordToC(word: number): number {
@@ -31,6 +40,9 @@ function hex8(value: number): string {
 export class Lm75Driver implements Driver<Lm75Reading> {
   readonly target: string;
 
+  /** When this driver took the part out of shutdown; undefined once its first conversion has ended. */
+  private wokenAt: number | undefined;
+
   /**
    * `identity`: `detect` runs lm75_detect's checks (drivers/hwmon/lm75.c), which reject clones on
    * purpose; `declared` only proves something answers at the address, as an explicitly instantiated
@@ -39,6 +51,7 @@ export class Lm75Driver implements Driver<Lm75Reading> {
   constructor(
     private readonly bus: I2cBus,
     private readonly address: number,
+    private readonly clock: Clock,
     private readonly identity: 'detect' | 'declared' = 'detect',
   ) {
     this.target = i2cTarget(bus.id, address);
@@ -54,7 +67,10 @@ export class Lm75Driver implements Driver<Lm75Reading> {
 
   async identify(options: DriverCallOptions = {}): Promise<Identity> {
     const conf = await this.byte(LM75_REG.config, options);
-    if (this.identity === 'declared') return { part: 'LM75-compatible (declared)', details: { config: hex8(conf) } };
+    if (this.identity === 'declared') {
+      await this.wake(conf, options);
+      return { part: 'LM75-compatible (declared)', details: { config: hex8(conf) } };
+    }
     if (conf & LM75_CONF.UNUSED) throw this.mismatch('configuration bits 7-5 = 0', `configuration ${hex8(conf)}`);
 
     let hyst: number;
@@ -89,7 +105,14 @@ export class Lm75Driver implements Driver<Lm75Reading> {
         }
       }
     }
+    await this.wake(conf, options);
     return { part: lm75a ? 'LM75A' : 'LM75', details: { config: hex8(conf), thystC: (hyst << 24) >> 24, tosC: (os << 24) >> 24 } };
+  }
+
+  private async wake(conf: number, options: DriverCallOptions): Promise<void> {
+    if ((conf & LM75_CONF.SHUTDOWN) === 0) return;
+    await this.bus.writeByte(this.address, LM75_REG.config, conf & ~LM75_CONF.SHUTDOWN, options);
+    this.wokenAt = this.clock.now();
   }
 
   /** Traditional LM75s answer pointers 04h-07h with the last byte read. */
@@ -101,6 +124,16 @@ export class Lm75Driver implements Driver<Lm75Reading> {
   }
 
   async read(options: DriverCallOptions = {}): Promise<Lm75Reading> {
+    if (this.wokenAt !== undefined) {
+      const since = this.clock.now() - this.wokenAt;
+      if (since < LM75_CONVERSION_MAX_MS) {
+        throw new HalNotReadyError(
+          `${this.target}: was left in shutdown and woken ${Math.round(since)} ms ago; its temperature is the value frozen at shutdown until the first conversion ends (at most ${LM75_CONVERSION_MAX_MS} ms)`,
+          { target: this.target },
+        );
+      }
+      this.wokenAt = undefined;
+    }
     const word = await this.bus.readWord(this.address, LM75_REG.temperature, 'be', options);
     return { temperatureC: lm75WordToC(word) };
   }

@@ -3,7 +3,7 @@
  * addresses), 9-bit temperature, THYST and TOS words, an 8-bit configuration byte, and pointers
  * 04h-07h that answer with the last byte read, which is what the Linux detect routine relies on.
  */
-import { LM75_CONF, LM75_LSB_C, LM75_REG } from '../../hal/drivers/lm75.js';
+import { LM75_CONF, LM75_CONVERSION_TYPICAL_MS, LM75_LSB_C, LM75_REG } from '../../hal/drivers/lm75.js';
 import { type ChipContext, Quantity, valueFaultKinds } from './context.js';
 import { WordRegisterModel } from './registers.js';
 
@@ -18,8 +18,9 @@ export class Lm75Model extends WordRegisterModel {
   private thyst = 0x4b00;
   private tos = 0x5000;
   private lastByte = 0;
-  /** The temperature the register holds while shut down. */
+  /** The temperature the register holds while shut down, and until the first conversion after it ends. */
   private frozenC: number | undefined;
+  private thawAt: number | undefined;
 
   constructor(private readonly ctx: ChipContext) {
     super();
@@ -58,14 +59,25 @@ export class Lm75Model extends WordRegisterModel {
     const wasShutdown = (this.config & LM75_CONF.SHUTDOWN) !== 0;
     this.config = value & ~LM75_CONF.UNUSED & 0xff;
     const shutdown = (this.config & LM75_CONF.SHUTDOWN) !== 0;
-    if (shutdown && !wasShutdown) this.frozenC = this.temperatureC.get();
-    if (!shutdown) this.frozenC = undefined;
+    if (shutdown && !wasShutdown) {
+      this.frozenC = this.temperatureC.get();
+      this.thawAt = undefined;
+    }
+    if (!shutdown && wasShutdown) this.thawAt = this.ctx.clock.now() + LM75_CONVERSION_TYPICAL_MS;
+  }
+
+  private heldC(): number | undefined {
+    if (this.thawAt !== undefined && this.ctx.clock.now() >= this.thawAt) {
+      this.frozenC = undefined;
+      this.thawAt = undefined;
+    }
+    return this.frozenC;
   }
 
   protected readRegister(register: number): number {
     switch (register) {
       case LM75_REG.temperature: {
-        const celsius = this.frozenC ?? this.temperatureC.get();
+        const celsius = this.heldC() ?? this.temperatureC.get();
         const counts = Math.max(-256, Math.min(255, Math.round(celsius / LM75_LSB_C)));
         return (counts << 7) & 0xffff;
       }

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { LM75_CONF, LM75_REG, Lm75Driver, lm75WordToC } from '../../hal/drivers/lm75.js';
+import { LM75_CONF, LM75_CONVERSION_MAX_MS, LM75_CONVERSION_TYPICAL_MS, LM75_REG, Lm75Driver, lm75WordToC } from '../../hal/drivers/lm75.js';
 import { Lm75Model } from '../../sim/chips/lm75.js';
 import { type BusFixture, busFixture, transportFaultTests } from './bus-fixture.js';
 
@@ -14,7 +14,7 @@ beforeEach(() => {
   fx = busFixture();
   model = new Lm75Model(fx.context(ID, { temperatureC: 30 }));
   fx.bus.attach(ADDR, model, ID);
-  driver = new Lm75Driver(fx.bus, ADDR);
+  driver = new Lm75Driver(fx.bus, ADDR, fx.clock);
 });
 
 // LM75 datasheet, temperature data format table: temperature -> 9-bit binary (in the top bits of the word).
@@ -67,12 +67,30 @@ describe('LM75 driver on the simulated bus', () => {
     }
   });
 
-  it('shutdown freezes the temperature register', async () => {
-    await fx.bus.writeByte(ADDR, LM75_REG.config, LM75_CONF.SHUTDOWN);
+  // TI SNIS153B, Shutdown Mode and the Temperature-to-Digital Converter Characteristics (conversion
+  // time 100 ms typical): the register keeps the value frozen at shutdown until a conversion ends.
+  it('shutdown freezes the temperature register until the first conversion after leaving it', async () => {
+    await fx.settle(fx.bus.writeByte(ADDR, LM75_REG.config, LM75_CONF.SHUTDOWN));
     model.temperatureC.set(70);
-    expect((await driver.read()).temperatureC).toBe(30);
-    await fx.bus.writeByte(ADDR, LM75_REG.config, 0);
-    expect((await driver.read()).temperatureC).toBe(70);
+    expect((await fx.settle(driver.read())).temperatureC).toBe(30);
+    await fx.settle(fx.bus.writeByte(ADDR, LM75_REG.config, 0));
+    expect(lm75WordToC(await fx.settle(fx.bus.readWord(ADDR, LM75_REG.temperature, 'be')))).toBe(30);
+    await fx.clock.advance(LM75_CONVERSION_TYPICAL_MS);
+    expect(lm75WordToC(await fx.settle(fx.bus.readWord(ADDR, LM75_REG.temperature, 'be')))).toBe(70);
+  });
+
+  // drivers/hwmon/lm75.c lm75_probe -> lm75_write_config, which always clears LM75_SHUTDOWN; the
+  // driver goes further and refuses the frozen value until the longest conversion (300 ms) can have ended.
+  it.each(['detect', 'declared'] as const)('identity %s: wakes a part left in shutdown and never reports its frozen value', async (identity) => {
+    const woken = new Lm75Driver(fx.bus, ADDR, fx.clock, identity);
+    await fx.settle(fx.bus.writeByte(ADDR, LM75_REG.config, LM75_CONF.SHUTDOWN));
+    model.temperatureC.set(70);
+    await fx.settle(woken.identify());
+    expect((await fx.settle(fx.bus.readByte(ADDR, LM75_REG.config))) & LM75_CONF.SHUTDOWN).toBe(0);
+    await expect(fx.settle(woken.read())).rejects.toMatchObject({ code: 'ERR_HAL_NOT_READY', target: woken.target, message: expect.stringContaining('shutdown') });
+    await fx.clock.advance(LM75_CONVERSION_MAX_MS);
+    expect((await fx.settle(woken.read())).temperatureC).toBe(70);
+    expect((await fx.settle(woken.read())).temperatureC).toBe(70);
   });
 
   it('configuration writes keep the unused bits at 0', async () => {
@@ -89,7 +107,7 @@ describe('LM75 faults', () => {
   it('identity declared: a clone lm75_detect rejects (a TMP75 with resolution bits in its configuration) is accepted and read', async () => {
     fx.faults.inject({ target: ID, kind: 'wrong-identity' });
     await expect(fx.settle(driver.identify())).rejects.toMatchObject({ code: 'ERR_HAL_IDENTITY' });
-    const declared = new Lm75Driver(fx.bus, ADDR, 'declared');
+    const declared = new Lm75Driver(fx.bus, ADDR, fx.clock, 'declared');
     expect(await fx.settle(declared.identify())).toEqual({ part: 'LM75-compatible (declared)', details: { config: '0x60' } });
     expect((await fx.settle(declared.read())).temperatureC).toBe(30);
     fx.faults.inject({ target: ID, kind: 'nack' });
