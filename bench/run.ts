@@ -29,6 +29,7 @@ import { dashboardBench } from './dashboard.js';
 import { monitorBench, monitorHoldBench } from './monitor.js';
 import { tlsBench } from './tls.js';
 import { proxyBench } from './proxy.js';
+import { rs485Bench } from './rs485.js';
 
 const run = promisify(execFile);
 const boards = parseBoards(readFileSync(new URL('../boards.json', import.meta.url), 'utf8'), 'boards.json');
@@ -334,6 +335,7 @@ const benches: Record<string, () => Promise<void>> = {
   monitorHold: () => monitorHoldBench(report),
   dashboard: () => dashboardBench(report),
   proxy: () => proxyBench(report, appliance),
+  rs485: () => rs485Bench(report),
 };
 const only = process.argv.slice(2);
 for (const [name, bench] of Object.entries(benches)) {

@@ -231,7 +231,9 @@ class BindingSerialPort implements SerialPort {
   close(): Promise<void> {
     if (!this.closing) {
       const closePort = this.port.isOpen ? this.port.close().catch(() => undefined) : Promise.resolve();
-      this.closing = closePort.then(() => this.direction?.close().catch(() => undefined));
+      this.closing = closePort.then(async () => {
+        await this.direction?.close().catch(() => undefined);
+      });
     }
     return this.closing;
   }
