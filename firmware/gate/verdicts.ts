@@ -6,6 +6,8 @@
  * A reusable verdict is withdrawn the moment something says it is no longer true - a dependency
  * changed state between diagnoses (`withdraw`), a diagnosis found a fault, the last held connection
  * ended, the gate closes - and `onWithdraw` listeners (a kernel-side verdict cache) hear of it at once.
+ * An ok verdict from a diagnosis that began before a withdrawal decides nobody: its waiters, some of
+ * whom connected after the firmware knew of the change, wait for a diagnosis that began after it.
  */
 import type { Clock, Timer } from '../../hal/clock.js';
 import { DiagnosisTimeoutError, GateClosedError } from './errors.js';
@@ -119,8 +121,9 @@ export class VerdictSource {
 
   /**
    * Something the source cannot see changed - a component the service depends on went bad between
-   * diagnoses: the reusable verdict, if any, is dropped now, and so is the result of a diagnosis
-   * already running, for reuse. The next connection is diagnosed. True when a verdict was reusable.
+   * diagnoses: the reusable verdict, if any, is dropped now, and an ok result of a diagnosis already
+   * running is not taken (its waiters get the next diagnosis). The next connection is diagnosed.
+   * True when a verdict was reusable.
    */
   withdraw(reason: string): boolean {
     this.epoch++;
@@ -201,7 +204,8 @@ export class VerdictSource {
     this.cancelFlight?.(new GateClosedError(this.options.service, 'self-diagnosis canceled'));
   }
 
-  private run(): Promise<Verdict> {
+  /** One diagnosis; an ok one that a withdrawal overtook hands its waiters to the next, within the first one's deadline. */
+  private run(deadline = this.options.clock.now() + this.options.timeoutMs): Promise<Verdict> {
     const { clock, diagnose, timeoutMs, service } = this.options;
     const startedAt = clock.now();
     const epoch = this.epoch;
@@ -216,7 +220,8 @@ export class VerdictSource {
         this.flight = undefined;
         this.cancelFlight = undefined;
         if (record) this.record(verdict, startedAt, epoch);
-        resolve(verdict);
+        if (record && verdict.ok && epoch !== this.epoch && !this.closed) resolve((this.flight ??= this.run(deadline)));
+        else resolve(verdict);
       };
       const failed = (failure: Failure): Verdict => ({
         ok: false,
@@ -230,7 +235,7 @@ export class VerdictSource {
         this.timeoutCount++;
         controller.abort(error);
         settle(failed({ component: SELF_DIAGNOSIS, code: ERR_DIAG_TIMEOUT, reason: error.message }), true);
-      }, timeoutMs);
+      }, deadline - startedAt);
       this.cancelFlight = (reason) => {
         controller.abort(reason);
         settle(this.closedVerdict(startedAt), false);

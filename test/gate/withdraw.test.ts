@@ -124,7 +124,7 @@ describe('VerdictSource: withdrawals', () => {
     expect(withdrawals[1]?.reason).toBe('self-diagnosis abnormal: board-temp');
   });
 
-  it('does not offer for reuse an ok verdict from a diagnosis that started before the withdrawal', async () => {
+  it('neither offers for reuse nor hands its waiters an ok verdict from a diagnosis that started before the withdrawal: they get the next one', async () => {
     const clock = new VirtualClock(0);
     const diagnosis = new FakeDiagnosis();
     const { verdicts } = source(clock, diagnosis);
@@ -132,13 +132,33 @@ describe('VerdictSource: withdrawals', () => {
     const running = diagnosis.gated();
     const verdict = verdicts.diagnose();
     verdicts.withdraw('component power-good failed');
+    diagnosis.failing();
     running.resolve(okVerdict(0));
-    expect((await verdict).ok).toBe(true);
+    expect(await verdict).toMatchObject({ ok: false, failures: [{ component: 'board-temp' }] });
+    expect(diagnosis.calls).toBe(2);
     expect(verdicts.reusable()).toBeUndefined();
 
-    diagnosis.behaviour = () => Promise.resolve(okVerdict(0));
+    diagnosis.healthy();
     await verdicts.diagnose();
     expect(verdicts.reusable()).toMatchObject({ ok: true, reused: true });
+  });
+
+  it('gives the waiters of an overtaken diagnosis the next one within the first deadline, never an unbounded wait', async () => {
+    const clock = new VirtualClock(0);
+    const diagnosis = new FakeDiagnosis();
+    const { verdicts } = source(clock, diagnosis);
+    const first = diagnosis.gated();
+    const verdict = verdicts.diagnose();
+    await clock.advance(1500);
+    verdicts.withdraw('component eth0: carrier down on eth0');
+    const second = diagnosis.gated();
+    first.resolve(okVerdict(0));
+    await clock.advance(0);
+    expect(diagnosis.calls).toBe(2);
+    await clock.advance(500);
+    second.resolve(okVerdict(0));
+    expect(await verdict).toMatchObject({ ok: false, failures: [{ code: 'ERR_DIAG_TIMEOUT' }] });
+    expect(verdicts.timeouts).toBe(1);
   });
 
   it('tells its listeners synchronously, before the next connection could be admitted', async () => {
