@@ -12,7 +12,7 @@ import { EthernetDriver } from '../hal/drivers/ethernet.js';
 import { Ina219Driver } from '../hal/drivers/ina219.js';
 import { Lm75Driver } from '../hal/drivers/lm75.js';
 import { SerialPeerDriver } from '../hal/drivers/serial-peer.js';
-import { SfpDriver, type SfpDriverOptions } from '../hal/drivers/sfp.js';
+import { SfpDriver, type SfpDriverOptions, type SfpPin } from '../hal/drivers/sfp.js';
 import { Tmp102Driver } from '../hal/drivers/tmp102.js';
 import { ClockSyncDriver, MemoryPressureDriver, PowerDriver, SocTemperatureDriver, StorageDriver } from '../hal/drivers/health.js';
 import { HalIdentityError, HalNotFoundError } from '../hal/errors.js';
@@ -79,11 +79,16 @@ function sfpCheck(component: Readonly<ComponentOf<'sfp'>>, context: CheckContext
     board,
     async (handles) => {
       const lines = component.lines ?? {};
-      return sfp(component, await board.i2c(component.bus), board, {
-        ...(lines.modDef0 ? { modDef0: await handles.line(lines.modDef0) } : {}),
-        ...(lines.los ? { los: await handles.line(lines.los) } : {}),
-        ...(lines.txFault ? { txFault: await handles.line(lines.txFault) } : {}),
+      // An edge is judged by the driver it belongs to (the LOS polarity is the module's), made below.
+      let driver: SfpDriver | undefined;
+      const pin = async (which: SfpPin, name: string | undefined) =>
+        name === undefined ? {} : { [which]: await handles.line(name, (value) => driver?.pinFault(which, value)) };
+      driver = sfp(component, await board.i2c(component.bus), board, {
+        ...(await pin('modDef0', lines.modDef0)),
+        ...(await pin('los', lines.los)),
+        ...(await pin('txFault', lines.txFault)),
       });
+      return driver;
     },
     {
       assess: async (reading, driver, options, identity) =>
@@ -148,7 +153,11 @@ export const componentDrivers = {
         async (handles) => {
           const iface = await board.net.open(component.interface);
           const watch = iface.watch?.bind(iface);
-          if (watch) handles.events((onEvent) => watch((carrier) => onEvent(`carrier ${carrier ? 'up' : 'down'} on ${component.interface}`)));
+          if (watch) {
+            handles.events((onEvent) =>
+              watch((carrier) => onEvent(`carrier ${carrier ? 'up' : 'down'} on ${component.interface}`, carrier ? undefined : `no carrier on ${component.interface}`)),
+            );
+          }
           return new EthernetDriver(iface, board.clock, component.ledLine ? await handles.line(component.ledLine) : undefined);
         },
         {

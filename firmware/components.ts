@@ -8,7 +8,7 @@ import type { BoardHal } from '../hal/board.js';
 import type { ComponentConfig, ComponentKind, GpioLineConfig } from '../config/board-config.js';
 import type { Driver, DriverCallOptions, Identity, Reading } from '../hal/drivers/driver.js';
 import { HalNotFoundError } from '../hal/errors.js';
-import type { GpioLine } from '../hal/gpio.js';
+import type { GpioLine, GpioValue } from '../hal/gpio.js';
 import { type Health, type Judgement, judge, worse } from './thresholds.js';
 
 export interface CheckResult extends Judgement {
@@ -26,9 +26,16 @@ export interface ComponentCheck {
    * diagnoses (an edge on a status line, a carrier change), from the first run that opened the
    * handles on. Returns a function that stops the calls.
    */
-  watch?(onEvent: (event: string) => void): () => void;
+  watch?(onEvent: PartEventListener): () => void;
   close(): Promise<void>;
 }
+
+/**
+ * A part signalled a change (`event`, for logs). `fault` is what the signal itself asserts - a status
+ * line at its fault level, the carrier lost - so the part is known failed without a bus transfer;
+ * undefined when it asserts none, which proves nothing healthy: only a diagnosis passes a part.
+ */
+export type PartEventListener = (event: string, fault: string | undefined) => void;
 
 /** What the watchdog keeper reports, so the watchdog can be a component like any other. */
 export interface WatchdogHealth {
@@ -60,11 +67,14 @@ interface Closable {
 
 /** Handed to a check's `open`: opens GPIO lines by board name and keeps handles to close later. */
 export interface Handles {
-  /** Opens a line; an input line's edges are events of the component. */
-  line(name: string): Promise<GpioLine>;
+  /**
+   * Opens a line; an input line's edges are events of the component, and `fault` says which value,
+   * if any, asserts a fault of the part by itself.
+   */
+  line(name: string, fault?: (value: GpioValue) => string | undefined): Promise<GpioLine>;
   hold<T extends Closable>(handle: T): T;
   /** Subscribes to a part's own announcements of change until the handles close. */
-  events(subscribe: (onEvent: (event: string) => void) => () => void): void;
+  events(subscribe: (onEvent: PartEventListener) => () => void): void;
 }
 
 /** Errors after which the handles are reopened on the next run: the device went away and may come back. */
@@ -81,7 +91,7 @@ export interface DriverCheckOptions<D extends Driver> {
  * Subscribes to a part's events. A line whose value file cannot be polled for edges (ERR_HAL_UNSUPPORTED)
  * makes no events; the background refresh still sees the part, as for parts that announce nothing.
  */
-function subscribeOrPoll(subscribe: (onEvent: (event: string) => void) => () => void, onEvent: (event: string) => void): () => void {
+function subscribeOrPoll(subscribe: (onEvent: PartEventListener) => () => void, onEvent: PartEventListener): () => void {
   try {
     return subscribe(onEvent);
   } catch (err) {
@@ -93,7 +103,7 @@ function subscribeOrPoll(subscribe: (onEvent: (event: string) => void) => () => 
 export class DriverCheck<D extends Driver> implements ComponentCheck {
   private driver: D | undefined;
   private readonly held: Closable[] = [];
-  private notify: ((event: string) => void) | undefined;
+  private notify: PartEventListener | undefined;
 
   private readonly assess: NonNullable<DriverCheckOptions<D>['assess']>;
   private readonly verify: NonNullable<DriverCheckOptions<D>['verify']>;
@@ -117,10 +127,10 @@ export class DriverCheck<D extends Driver> implements ComponentCheck {
   }
 
   private readonly handles: Handles = {
-    line: async (name) => {
+    line: async (name, fault) => {
       const spec = gpioSpec(this.board, name);
       const line = this.handles.hold(await this.board.gpio.open(spec));
-      if (spec.direction === 'in') this.handles.events((onEvent) => line.watch((value) => onEvent(`line ${name} changed to ${value}`)));
+      if (spec.direction === 'in') this.handles.events((onEvent) => line.watch((value) => onEvent(`line ${name} changed to ${value}`, fault?.(value))));
       return line;
     },
     hold: (handle) => {
@@ -128,12 +138,12 @@ export class DriverCheck<D extends Driver> implements ComponentCheck {
       return handle;
     },
     events: (subscribe) => {
-      const stop = subscribeOrPoll(subscribe, (event) => this.notify?.(event));
+      const stop = subscribeOrPoll(subscribe, (event, fault) => this.notify?.(event, fault));
       this.held.push({ close: async () => stop() });
     },
   };
 
-  watch(onEvent: (event: string) => void): () => void {
+  watch(onEvent: PartEventListener): () => void {
     this.notify = onEvent;
     return () => (this.notify = undefined);
   }
@@ -184,7 +194,7 @@ export function combine(...judgements: Array<Judgement | undefined>): Judgement 
 
 export class GpioStatusCheck implements ComponentCheck {
   private line: GpioLine | undefined;
-  private notify: ((event: string) => void) | undefined;
+  private notify: PartEventListener | undefined;
 
   constructor(
     readonly config: Readonly<Extract<ComponentConfig, { kind: 'gpio-status' }>>,
@@ -203,18 +213,21 @@ export class GpioStatusCheck implements ComponentCheck {
     if (!this.line) {
       const line = await this.board.gpio.open(gpioSpec(this.board, this.config.line));
       this.line = line;
-      subscribeOrPoll((onEvent) => line.watch((value) => onEvent(`line ${this.config.line} changed to ${value}`)), (event) => this.notify?.(event));
+      subscribeOrPoll(
+        (onEvent) => line.watch((value) => onEvent(`line ${this.config.line} changed to ${value}`, this.fault(value))),
+        (event, fault) => this.notify?.(event, fault),
+      );
     }
     const value = await this.line.read();
-    const ok = value === this.config.expect;
-    return {
-      health: ok ? 'ok' : 'failed',
-      reasons: ok ? [] : [`line ${this.config.line} reads ${value}, expected ${this.config.expect}`],
-      reading: { value },
-    };
+    const fault = this.fault(value);
+    return { health: fault === undefined ? 'ok' : 'failed', reasons: fault === undefined ? [] : [fault], reading: { value } };
   }
 
-  watch(onEvent: (event: string) => void): () => void {
+  private fault(value: GpioValue): string | undefined {
+    return value === this.config.expect ? undefined : `line ${this.config.line} reads ${value}, expected ${this.config.expect}`;
+  }
+
+  watch(onEvent: PartEventListener): () => void {
     this.notify = onEvent;
     return () => (this.notify = undefined);
   }

@@ -10,6 +10,12 @@
  * change) are re-diagnosed the moment the part signals, and `startRefresh` re-diagnoses everything on
  * an interval of the board clock. A diagnosis that was running when its part signalled may have read
  * the part before the change, so nobody joins it: they wait for the one that starts after it.
+ *
+ * A signal that itself asserts a fault (LOS or TX_FAULT high, power-good low, the carrier lost) makes
+ * the component failed at once, before its re-diagnosis has moved a byte, and `signalledFailures`
+ * says so until a diagnosis that started after the signal, or a later signal, replaces it: a
+ * connect's self-diagnosis refuses on it without reading anything. Only failures are taken from a
+ * signal, never health.
  */
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
@@ -88,6 +94,8 @@ export class DeviceStateManager {
   private readonly eventListeners = new Set<EventListener>();
   /** Components whose running diagnosis began before their part signalled a change. */
   private readonly stale = new Set<string>();
+  /** The failed states parts signalled since the diagnosis running or last started for them began. */
+  private readonly signalledFaults = new Map<string, ComponentState>();
   private readonly unwatch: Array<() => void> = [];
   private refreshTimer: Timer | undefined;
   private readonly board: BoardHal;
@@ -103,7 +111,7 @@ export class DeviceStateManager {
       this.checks.set(component.id, check);
       const maxAge = componentDriver(component).stateMaxAgeMs?.(component);
       if (maxAge) this.maxStateAge.set(component.id, maxAge);
-      if (check.watch) this.unwatch.push(check.watch((event) => this.signalled(component.id, event)));
+      if (check.watch) this.unwatch.push(check.watch((event, fault) => this.signalled(component.id, event, fault)));
       this.current.set(component.id, {
         id: component.id,
         kind: component.kind,
@@ -177,14 +185,32 @@ export class DeviceStateManager {
     this.refreshTimer = this.board.clock.setInterval(() => void this.diagnose(), intervalMs);
   }
 
-  private signalled(id: string, event: string): void {
+  private signalled(id: string, event: string, fault: string | undefined): void {
     if (this.closed) return;
-    this.logger.debug({ component: id, event }, 'component signalled a change');
+    this.logger.debug({ component: id, event, fault }, 'component signalled a change');
     // Started (or queued behind a run that may predate the change) before anyone hears of the event,
     // so that a listener that asks for a verdict at once joins a diagnosis that sees the change.
     if (this.running.has(id)) this.stale.add(id);
     else void this.join(id, undefined);
+    if (fault === undefined) this.signalledFaults.delete(id);
+    else this.failedBySignal(id, `${fault} (${event})`);
     for (const listener of this.eventListeners) listener(id, event);
+  }
+
+  /** The part said it failed: so it is, from now, with the readings of its last diagnosis. */
+  private failedBySignal(id: string, reason: string): void {
+    const previous = this.state(id);
+    const state: ComponentState = { ...previous, state: 'failed', reason, code: undefined, since: previous.state === 'failed' ? previous.since : this.board.clock.now() };
+    this.signalledFaults.set(id, state);
+    this.setState(state, previous.state);
+  }
+
+  private setState(state: ComponentState, previous: ComponentStateName): void {
+    this.current.set(state.id, state);
+    if (state.state !== previous) {
+      this.logger.info({ component: state.id, state: state.state, previous, reason: state.reason, code: state.code }, 'component state changed');
+      for (const listener of this.listeners) listener(state, previous);
+    }
   }
 
   /**
@@ -221,6 +247,11 @@ export class DeviceStateManager {
     const each = ids.map((id) => this.join(id, fanOut.signal));
     void Promise.allSettled(each).then(() => signal.removeEventListener('abort', relay));
     return each;
+  }
+
+  /** Of `ids`, the components whose part signalled a fault since their diagnosis began, with that failed state. */
+  signalledFailures(ids: readonly string[]): ComponentState[] {
+    return ids.flatMap((id) => this.signalledFaults.get(id) ?? []);
   }
 
   private recentState(id: string): ComponentState | undefined {
@@ -301,11 +332,12 @@ export class DeviceStateManager {
       durationMs: finishedAt - startedAt,
       since: next.state === previous.state ? previous.since : finishedAt,
     };
-    this.current.set(check.id, state);
-    if (state.state !== previous.state) {
-      this.logger.info({ component: check.id, state: state.state, previous: previous.state, reason: state.reason, code: state.code }, 'component state changed');
-      for (const listener of this.listeners) listener(state, previous.state);
-    }
+    // A run the part signalled during may have read it before the change: it answers the callers
+    // that asked before the signal, but does not replace the fault the signal asserted.
+    if (this.stale.has(check.id)) {
+      if (this.signalledFaults.has(check.id)) return state;
+    } else this.signalledFaults.delete(check.id);
+    this.setState(state, previous.state);
     return state;
   }
 

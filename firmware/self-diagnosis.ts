@@ -80,9 +80,15 @@ export function selfDiagnosis(options: SelfDiagnosisOptions): Diagnose {
     if (lag > maxLag) {
       failures.push({ component: 'app', code: 'ERR_DIAG_EVENT_LOOP_LAG', reason: `event loop lag ${Math.round(lag)} ms > ${maxLag} ms` });
     }
+    // A part that signalled its own fault fails the verdict as it stands: nothing needs reading to refuse.
+    const signalled = devices.signalledFailures(dependsOn);
     // Caught here: a verdict that does not wait for it must not leave a rejection unhandled.
-    const probing = appProbe?.(signal).catch((err: unknown): Failure => ({ component: 'app', code: ERR_DIAG_FAILED, reason: err instanceof Error ? err.message : String(err) }));
-    for (const state of await firstFailureOrAll(devices.diagnoseEach(dependsOn, { signal, recent: true }))) {
+    const probing =
+      signalled.length > 0
+        ? undefined
+        : appProbe?.(signal).catch((err: unknown): Failure => ({ component: 'app', code: ERR_DIAG_FAILED, reason: err instanceof Error ? err.message : String(err) }));
+    const states = signalled.length > 0 ? signalled : await firstFailureOrAll(devices.diagnoseEach(dependsOn, { signal, recent: true }));
+    for (const state of states) {
       if (state && fails(state)) {
         const code = state.code ?? (state.state === 'failed' ? 'ERR_COMPONENT_FAILED' : 'ERR_COMPONENT_UNKNOWN');
         failures.push({ component: state.id, code, reason: state.reason });

@@ -20,7 +20,7 @@
  * the MOD_DEF0 edge catches. The live values, status and flags (A2h 96-117) are read every time.
  */
 import { HalIdentityError, HalNotFoundError, HalUnsupportedError } from '../errors.js';
-import type { GpioLine } from '../gpio.js';
+import type { GpioLine, GpioValue } from '../gpio.js';
 import { type I2cBus, type I2cTransferOptions, i2cTarget } from '../i2c.js';
 import {
   type EnhancedOptions,
@@ -84,12 +84,15 @@ export type SfpReading = {
   warning: boolean;
 };
 
+/** The cage's pins a board may wire to GPIO lines. */
+export type SfpPin = 'modDef0' | 'los' | 'txFault';
+
 export interface SfpDriverOptions {
   /** Serial ID EEPROM (A0h). Default 0x50. */
   address?: number;
   /** Diagnostics (A2h). Default 0x51. */
   ddmAddress?: number;
-  lines?: { modDef0?: GpioLine; los?: GpioLine; txFault?: GpioLine };
+  lines?: { [pin in SfpPin]?: GpioLine };
 }
 
 /** What the module says about its diagnostics and LOS (A0h 64-95), and its calibration when A2h is to be read. */
@@ -108,10 +111,13 @@ interface Proven {
   checksums: [number, number];
 }
 
-/** The electrical level of a line: the cage pins are defined by level, whatever the line's polarity. */
-async function level(line: GpioLine): Promise<0 | 1> {
-  const value = await line.read();
+/** The electrical level of a line's logical `value`: the cage pins are defined by level, whatever the line's polarity. */
+function levelOf(line: GpioLine, value: GpioValue): 0 | 1 {
   return line.spec.activeLow ? (value === 1 ? 0 : 1) : value;
+}
+
+async function level(line: GpioLine): Promise<0 | 1> {
+  return levelOf(line, await line.read());
 }
 
 export class SfpDriver implements Driver<SfpReading> {
@@ -157,6 +163,28 @@ export class SfpDriver implements Driver<SfpReading> {
     const line = this.lines.modDef0;
     if (line && (await level(line)) === 1) {
       throw new HalNotFoundError(`no SFP module in the cage at ${this.target}: MOD_DEF0 (${line.target}) is high`, { target: this.target });
+    }
+  }
+
+  /**
+   * What a cage pin's new `value` (an edge) asserts on its own, without a bus transfer: the module
+   * gone (MOD_DEF0 high), TX_FAULT high, or LOS at the level the module's A0h byte 65 gives loss of
+   * signal - known once a diagnosis proved the module, none for a module without LOS. Undefined when
+   * it asserts nothing.
+   */
+  pinFault(pin: SfpPin, value: GpioValue): string | undefined {
+    const line = this.lines[pin];
+    if (!line) return undefined;
+    const high = levelOf(line, value) === 1;
+    switch (pin) {
+      case 'modDef0':
+        return high ? 'module not present' : undefined;
+      case 'txFault':
+        return high ? 'transmitter fault (TX_FAULT)' : undefined;
+      case 'los': {
+        const los = this.proven?.diagnostics.los;
+        return (los === 'normal' && high) || (los === 'inverted' && !high) ? 'receiver loss of signal (RX_LOS)' : undefined;
+      }
     }
   }
 

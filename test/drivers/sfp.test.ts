@@ -214,16 +214,19 @@ describe('SfpDriver on known bytes', () => {
   });
 });
 
-async function moduleBoard(options: { calibration?: 'internal' | 'external'; lines?: boolean } = {}) {
+async function moduleBoard(options: { calibration?: 'internal' | 'external'; lines?: boolean; los?: 'normal' | 'inverted' | 'none' } = {}) {
   const fx = busFixture();
-  const model = new SfpModel(fx.context('sfp0'), { vendor: 'ACME OPTICS', partNumber: 'AO-10G-LR', serial: 'SN0001' }, { calibration: options.calibration ?? 'internal' });
+  const model = new SfpModel(fx.context('sfp0'), { vendor: 'ACME OPTICS', partNumber: 'AO-10G-LR', serial: 'SN0001' }, {
+    calibration: options.calibration ?? 'internal',
+    ...(options.los ? { los: options.los } : {}),
+  });
   fx.bus.attach(0x50, model.a0, 'sfp0');
   fx.bus.attach(0x51, model.a2, 'sfp0');
   let lines: { modDef0: GpioLine; los: GpioLine; txFault: GpioLine } | undefined;
   if (options.lines) {
     const gpio = new SimGpio(fx.clock, fx.faults);
     gpio.define('sfp0-moddef0', { chip: 'sim-gpio', line: 'GPIO22' }, { source: () => (model.present ? 0 : 1) });
-    gpio.define('sfp0-los', { chip: 'sim-gpio', line: 'GPIO23' }, { source: () => (model.rxLos ? 1 : 0) });
+    gpio.define('sfp0-los', { chip: 'sim-gpio', line: 'GPIO23' }, { source: () => model.losPin });
     gpio.define('sfp0-txfault', { chip: 'sim-gpio', line: 'GPIO24' }, { source: () => (model.txFault ? 1 : 0) });
     lines = {
       modDef0: await gpio.open({ chip: 'sim-gpio', line: 'GPIO22', direction: 'in' }),
@@ -277,6 +280,22 @@ describe('SfpDriver on the SfpModel', () => {
     expect(reading.rxPowerMw).toBeLessThanOrEqual(0.0001);
     expect((await fx.settle(driver.flags())).alarms.rxPowerMw).toEqual({ high: false, low: true });
   });
+
+  it.each(['normal', 'inverted', 'none'] as const)(
+    'pinFault, LOS %s (A0h byte 65, as sfp.c sfp_sm_link_check_los reads it): the edge to the loss level asserts RX_LOS, known once a diagnosis proved the module',
+    async (los) => {
+      const { fx, driver, model } = await moduleBoard({ lines: true, los });
+      expect([driver.pinFault('los', 0), driver.pinFault('los', 1)]).toEqual([undefined, undefined]);
+      await fx.settle(driver.diagnose());
+      fx.faults.inject({ target: 'sfp0', kind: 'los' });
+      const loss = model.losPin;
+      expect(driver.pinFault('los', loss)).toBe(los === 'none' ? undefined : 'receiver loss of signal (RX_LOS)');
+      expect(driver.pinFault('los', loss === 1 ? 0 : 1)).toBeUndefined();
+      // TX_FAULT high and MOD_DEF0 high (no module grounding it) assert by level alone.
+      expect([driver.pinFault('txFault', 1), driver.pinFault('txFault', 0)]).toEqual(['transmitter fault (TX_FAULT)', undefined]);
+      expect([driver.pinFault('modDef0', 1), driver.pinFault('modDef0', 0)]).toEqual(['module not present', undefined]);
+    },
+  );
 
   it('tx-fault: TX_FAULT set, TX power 0', async () => {
     const { fx, driver, model } = await moduleBoard({ lines: true });

@@ -184,9 +184,12 @@ describe('selfDiagnosis', () => {
   it('is ok on a healthy board and names every failed dependency otherwise', async () => {
     const { board, run } = diagnoser();
     expect(await run()).toMatchObject({ ok: true, failures: [], reused: false });
-    // Both found without a bus transfer (MOD_DEF0 high, the line's level), so both end the same turn.
+    // Both found without a bus transfer (MOD_DEF0 high, the line's level), so both end the same turn;
+    // the clock passes power-good's 5 ms debounce first, so that the re-diagnoses its edge and the
+    // SFP's started have replaced the faults the edges signalled.
     board.inject({ target: 'uplink-sfp', kind: 'unplugged' });
     board.inject({ target: 'power-good', kind: 'stuck-low' });
+    await board.clock.advance(5);
     const verdict = await run();
     expect(verdict.ok).toBe(false);
     expect(verdict.failures.map((f) => [f.component, f.code])).toEqual([
@@ -198,13 +201,14 @@ describe('selfDiagnosis', () => {
   it('does not wait for the other bus once a dependency failed: the SFP still being read finishes in the background', async () => {
     const { board, devices, run } = diagnoser();
     await run();
-    board.inject({ target: 'uplink-sfp', kind: 'los' });
+    // The module's own alarm flag signals nothing: only its A2h reads find it.
+    board.inject({ target: 'uplink-sfp', kind: 'ddm-alarm' });
     board.inject({ target: 'board-temp', kind: 'nack' });
     // board-temp's NACK ends after one address byte on i2c-1; the SFP's reads on i2c-2 take longer.
     const verdict = await run();
     expect(verdict.failures.map((f) => [f.component, f.code])).toEqual([['board-temp', 'ERR_HAL_NACK']]);
     await settle(board.clock, devices.diagnose(['uplink-sfp']));
-    expect(devices.state('uplink-sfp')).toMatchObject({ state: 'failed', reason: expect.stringContaining('RX_LOS') });
+    expect(devices.state('uplink-sfp')).toMatchObject({ state: 'failed', reason: expect.stringContaining('module thresholds') });
   });
 
   it('ignores components the service does not depend on', async () => {

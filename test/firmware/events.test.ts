@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import type { BoardConfig } from '../../config/board-config.js';
+import type { GateDecision } from '../../firmware/gate/gate.js';
 import { Firmware } from '../../firmware/firmware.js';
 import { FirmwareMetrics } from '../../firmware/metrics.js';
 import { SimBoard } from '../../sim/board.js';
@@ -86,6 +87,74 @@ describe('a part that signals a change withdraws the reusable verdict at once', 
       expect(gate.stats()).toMatchObject({ reset: 1, accepted: 2, reused: 1 });
     });
   }
+
+  for (const [what, fault, debounceMs, signalled] of [
+    // The SFP's re-diagnosis reads i2c-2 first, so its state is still the signal's; the others' are
+    // read without bus time, and their re-diagnosis has found the same fault.
+    ['the SFP asserts RX_LOS', { target: 'uplink-sfp', kind: 'los' }, 0, 'receiver loss of signal (RX_LOS) (line sfp-los changed to 1)'],
+    ['the SFP asserts TX_FAULT', { target: 'uplink-sfp', kind: 'tx-fault' }, 0, 'transmitter fault (TX_FAULT) (line sfp-tx-fault changed to 1)'],
+    ['eth0 loses its carrier', { target: 'eth0', kind: 'carrier-down' }, 0, 'no carrier on eth0'],
+    ['power-good drops', { target: 'power-good', kind: 'stuck-low' }, 5, 'line power-good reads 0, expected 1'],
+  ] as Array<[string, FaultSpec, number, string]>) {
+    it(`refuses from the fault the edge itself asserts when ${what}: no part is read, the board clock does not move`, async () => {
+      const { firmware, board, port } = await start();
+      const gate = firmware.services[0]!.gate;
+      const decisions: GateDecision[] = [];
+      gate.on('decision', (decision) => decisions.push(decision));
+      const held = rig.connect(port);
+      await settle(board.clock, until(() => gate.stats().held === 1, 'the first connection to be admitted'));
+
+      board.inject(fault);
+      await board.clock.advance(debounceMs);
+      const at = board.clock.now();
+      expect(firmware.devices.state(fault.target)).toMatchObject({ state: 'failed', reason: expect.stringContaining(signalled) });
+
+      // Neither the SFP's reads on i2c-2 nor any other part's take board time here: the clock stands.
+      const [first, heldFate] = await Promise.all([rig.connect(port).fate, held.fate]);
+      expect([first.error, heldFate.error]).toEqual(['ECONNRESET', 'ECONNRESET']);
+      expect(board.clock.now()).toBe(at);
+      expect(decisions.find((d) => d.action === 'reset')?.verdict?.failures).toEqual([{ component: fault.target, code: 'ERR_COMPONENT_FAILED', reason: expect.stringContaining(signalled) }]);
+    });
+  }
+
+  it('takes no health from an edge: once the part signals its recovery, a connect waits for a diagnosis that passes it', async () => {
+    const { firmware, board, port } = await start();
+    const gate = firmware.services[0]!.gate;
+    await settle(board.clock, until(() => firmware.devices.state('uplink-sfp').state === 'ok', 'the first diagnosis'));
+    const fault = board.inject({ target: 'uplink-sfp', kind: 'los' });
+    board.faults.clear(fault.id);
+    const client = rig.connect(port);
+    await client.connected;
+    expect(gate.stats().waiting).toBe(1);
+    await settle(board.clock, until(() => gate.stats().held === 1, 'the connection to be admitted'));
+    expect(firmware.devices.state('uplink-sfp').state).toBe('ok');
+  });
+
+  it('refuses a connect that came after the edge though it waited for a diagnosis that began before it and passed', async () => {
+    // The meter polled by every diagnosis (stateMaxAgeMs 0) keeps it running for its ~25 ms RS-485
+    // round trip, long after the SFP's part of it read the module healthy.
+    const { firmware, board, port } = await start((c) => ({
+      ...c,
+      components: c.components.map((k) => (k.id === 'meter' ? { ...k, stateMaxAgeMs: 0 } : k)),
+      services: c.services.map((s) => ({ ...s, dependsOn: ['uplink-sfp', 'meter'], gate: { ...s.gate, recheckMs: 0 } })),
+    }));
+    const gate = firmware.services[0]!.gate;
+    await board.clock.advance(3000);
+    const before = rig.connect(port);
+    await before.connected;
+    await until(() => gate.stats().waiting === 1, 'the first connect to wait for its diagnosis');
+    await board.clock.advance(10);
+    expect(firmware.devices.state('uplink-sfp').state).toBe('ok');
+
+    board.inject({ target: 'uplink-sfp', kind: 'los' });
+    const after = rig.connect(port);
+    await after.connected;
+    await until(() => gate.stats().waiting === 2, 'the second connect to wait for the same diagnosis');
+
+    const fates = await settle(board.clock, Promise.all([before.fate, after.fate]));
+    expect(fates.map((f) => f.error)).toEqual(['ECONNRESET', 'ECONNRESET']);
+    expect(gate.stats()).toMatchObject({ accepted: 0, reset: 2 });
+  });
 
   it('with recheckMs, cuts the held connections at the edge, not at the next recheck', async () => {
     const { firmware, board, port } = await start();
