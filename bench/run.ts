@@ -274,23 +274,34 @@ async function residentMemory(): Promise<void> {
   report('firmware resident memory on the sim board', `${idle.toFixed(1)} MB idle, ${loaded.toFixed(1)} MB after 5,000 connects`, '<= 80 MB', Math.max(idle, loaded) <= 80);
 }
 
-/** Resolves with 'accepted' or 'refused' (RST) for one connect: a refused one is reset right after the handshake. */
-function connectOnce(port: number): Promise<'accepted' | 'refused'> {
+/** Read holding register 0 of unit 1 (Modbus TCP): any answer, an exception too, means the service has the connection. */
+const modbusRequest = Buffer.from([0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]);
+
+/**
+ * One connect as a Modbus client sees it: `accepted` when the service answers a request, `refused`
+ * when the connection is reset or closed first, and when (performance.now()) that was known. A
+ * completed handshake says nothing in after mode: the kernel completes it before the gate has a
+ * verdict, and a connection waiting for a diagnosis looks like an accepted one until it is reset.
+ */
+function connectOutcome(port: number): Promise<{ outcome: 'accepted' | 'refused'; at: number }> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
-    socket.on('error', () => resolve('refused'));
-    socket.on('close', () => resolve('refused'));
-    socket.on('connect', () => setTimeout(() => {
-      if (!socket.destroyed) resolve('accepted');
+    const settle = (outcome: 'accepted' | 'refused'): void => {
+      resolve({ outcome, at: performance.now() });
       socket.destroy();
-    }, 1));
+    };
+    socket.on('error', () => settle('refused'));
+    socket.on('close', () => settle('refused'));
+    socket.on('data', () => settle('accepted'));
+    socket.on('connect', () => socket.write(modbusRequest));
   });
 }
 
 /**
  * An SFP asserts RX_LOS while a connection holds a reusable verdict, on the shipped sim appliance
- * following real time: how long until a client's connect is first refused. Clients connect back to
- * back the whole time; 40 faults.
+ * following real time: how long until a client's connect is first refused, to the moment the client
+ * sees the reset. One client connects back to back, each connect started when the last one's
+ * outcome was known; 40 faults.
  */
 async function faultToRefusal(): Promise<void> {
   const config = { ...appliance, services: appliance.services.map((s) => ({ ...s, listen: '127.0.0.1:0' })) };
@@ -301,14 +312,19 @@ async function faultToRefusal(): Promise<void> {
   const port = firmware.services[0]!.port;
   const latencies: number[] = [];
   for (let i = 0; i < 40; i++) {
-    while ((await connectOnce(port)) !== 'accepted') await new Promise((resolve) => setTimeout(resolve, 20));
+    while ((await connectOutcome(port)).outcome !== 'accepted') await new Promise((resolve) => setTimeout(resolve, 20));
     // The recheck cuts the held connection at the fault: a new one holds the verdict each round.
     const holder = await clientHold(port);
     holder.on('error', () => undefined);
     const injected = performance.now();
     const fault = board.inject({ target: 'uplink-sfp', kind: 'los' });
-    while ((await connectOnce(port)) !== 'refused');
-    latencies.push(performance.now() - injected);
+    for (;;) {
+      const { outcome, at } = await connectOutcome(port);
+      if (outcome === 'refused') {
+        latencies.push(at - injected);
+        break;
+      }
+    }
     holder.destroy();
     board.faults.clear(fault.id);
     await new Promise((resolve) => setTimeout(resolve, 50));
