@@ -2,49 +2,58 @@
  * Before mode's price and its behaviour when the firmware freezes, measured inside a network namespace
  * (root only):
  * - connect latency and connection rate with a reused verdict - which the kernel holds, so no SYN
- *   goes to user space - against the same firmware and port with the rules taken out (its sockets then
- *   reuse the verdict after accept, as in after mode), in alternating batches of one client process so
- *   that a busy machine's swings hit both sides alike;
+ *   goes to user space. One firmware serves two copies of the Modbus service: `modbus` in before mode
+ *   (its nftables chain and iptables rules) and `reference` in after mode, without rules, each with a
+ *   connection held, so both reuse a verdict and run the same code after accept. One client alternates
+ *   single connects between the two ports, so that each pair is measured moments apart and a busy
+ *   machine's drift cancels in the pair's difference. The reference port's packets also walk the
+ *   gated port's rules (netfilter hooks are per namespace) and miss them, and the two ports may differ
+ *   by themselves, so the firmware's rules are taken out and put back in alternate blocks: the added
+ *   latency is the median of the pairs' differences with the rules, less the same without them, with a
+ *   95% bootstrap interval; the rate the same way, from windows in which clients load both ports at once;
  * - SIGSTOP -> the port fails open (a handshake completes with the firmware still stopped), and
  *   SIGSTOP -> the kernel's reusable verdict lapses, both bounded by the liveness timeout (500 ms).
  */
 import { type ChildProcess, execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Netns, ROOT, whyNotRunnable } from '../test/before/netns.js';
 import { until } from '../test/helpers/wait.js';
+import { type Estimate, bootstrap, median } from './bootstrap.js';
 
 const exec = promisify(execFile);
 type Report = (what: string, value: string, target: string, met: boolean | undefined) => void;
 
-interface Batch {
-  rate: number;
-  p50Ms: number;
-  errors: number;
-}
-
-interface Paired {
-  /** Per pair of batches: with the rules / without. */
-  ratios: number[];
-  /** Per pair of batches: p50 with the rules - p50 without, ms. */
-  addedP50Ms: number[];
-  withRules: Batch[];
-  without: Batch[];
-}
-
 const PORT = 15020;
-const PAIRS = 10;
-const PER_BATCH = 1000;
+const REFERENCE_PORT = 15021;
+/** Blocks alternate with and without the rules, in the order in, out, out, in, ...: a linear drift cancels. */
+const BLOCKS = 16;
+const PAIRS_PER_BLOCK = 500;
+const RATE_WINDOWS_PER_BLOCK = 2;
+const RATE_WINDOW_MS = 1000;
+/** Clients per port in a rate window. */
+const RATE_CONCURRENCY = 8;
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+/** Per condition, the samples of every block: single-connect times (us) and burst rates (/s), gated port `a`, reference `b`. */
+interface Condition {
+  latency: { a: number[]; b: number[] };
+  rate: { a: number[]; b: number[] };
 }
 
-async function startFirmware(ns: Netns): Promise<ChildProcess> {
+/** The shipped boards file with the sim appliance's Modbus service doubled as `reference`. */
+async function boardsWithReference(dir: string): Promise<string> {
+  const file = JSON.parse(await readFile(join(ROOT, 'boards.json'), 'utf8')) as { boards: Array<{ id: string; services: Array<{ id: string; listen: string }> }> };
+  const appliance = file.boards.find((board) => board.id === 'sim-appliance')!;
+  appliance.services.push({ ...appliance.services[0]!, id: 'reference', listen: `127.0.0.1:${REFERENCE_PORT}` });
+  const path = join(dir, 'boards.json');
+  await writeFile(path, JSON.stringify(file));
+  return path;
+}
+
+async function startFirmware(ns: Netns, extra: string[] = []): Promise<ChildProcess> {
   const firmware: ChildProcess = ns.spawn(process.execPath, [
     `${ROOT}/dist/app/handcheck.js`,
     'run',
@@ -52,6 +61,7 @@ async function startFirmware(ns: Netns): Promise<ChildProcess> {
     'modbus',
     '--listen',
     `modbus=127.0.0.1:${PORT}`,
+    ...extra,
     '--control',
     '',
     '--log-level',
@@ -76,8 +86,8 @@ async function stopFirmware(firmware: ChildProcess): Promise<void> {
 }
 
 /** One held connection keeps the verdict reusable (claim 5). */
-function holdConnection(ns: Netns): ChildProcess {
-  return ns.spawn(process.execPath, ['-e', `require('node:net').connect(${PORT}, '127.0.0.1').on('error', () => {}); setInterval(() => {}, 1000)`]);
+function holdConnection(ns: Netns, port = PORT): ChildProcess {
+  return ns.spawn(process.execPath, ['-e', `require('node:net').connect(${port}, '127.0.0.1').on('error', () => {}); setInterval(() => {}, 1000)`]);
 }
 
 /** Takes the firmware's iptables rules and nftables chain out and puts them back, as they were. */
@@ -102,49 +112,45 @@ async function ruleSwitch(ns: Netns, dir: string): Promise<{ off: () => Promise<
   };
 }
 
-async function measure(ns: Netns): Promise<Paired> {
-  const firmware = await startFirmware(ns);
-  const holder = holdConnection(ns);
-  const client = ns.spawn(process.execPath, ['--import', 'tsx', `${ROOT}/bench/batch-client.ts`]);
+async function measure(ns: Netns): Promise<{ rules: Condition; none: Condition }> {
+  const dir = await mkdtemp(join(tmpdir(), 'hc-bench-before-'));
+  const firmware = await startFirmware(ns, ['--boards', await boardsWithReference(dir)]);
+  const holders = [holdConnection(ns), holdConnection(ns, REFERENCE_PORT)];
+  const client = ns.spawn(process.execPath, ['--import', 'tsx', `${ROOT}/bench/pair-client.ts`]);
   const answers = createInterface({ input: client.stdout! })[Symbol.asyncIterator]();
-  const batch = async (): Promise<Batch> => {
-    client.stdin!.write(`${PORT} ${PER_BATCH} 16\n`);
+  const ask = async (line: string): Promise<{ a: number[]; b: number[] }> => {
+    client.stdin!.write(`${line}\n`);
     const answer = await answers.next();
-    if (answer.done) throw new Error('bench: the batch client exited');
-    return JSON.parse(answer.value as string) as Batch;
+    if (answer.done) throw new Error('bench: the pair client exited');
+    return JSON.parse(answer.value as string) as { a: number[]; b: number[] };
   };
-  const paired: Paired = { ratios: [], addedP50Ms: [], withRules: [], without: [] };
-  const dir = await mkdtemp(join(tmpdir(), 'hc-bench-rules-'));
+  const empty = (): Condition => ({ latency: { a: [], b: [] }, rate: { a: [], b: [] } });
+  const result = { rules: empty(), none: empty() };
   try {
     await until(async () => (await ns.setElements(PORT, 'reusable'))?.length === 1, 'the kernel holding the verdict');
     const rules = await ruleSwitch(ns, dir);
-    for (let pair = 0; pair < PAIRS; pair++) {
-      // Alternating which side goes first cancels a drift in the machine's load.
-      let withRules: Batch;
-      let without: Batch;
-      if (pair % 2 === 0) {
-        withRules = await batch();
-        await rules.off();
-        without = await batch();
-        await rules.on();
-      } else {
-        await rules.off();
-        without = await batch();
-        await rules.on();
-        withRules = await batch();
+    let on = true;
+    for (let block = 0; block < BLOCKS; block++) {
+      const wanted = block % 4 === 0 || block % 4 === 3;
+      if (wanted !== on) {
+        await (wanted ? rules.on() : rules.off());
+        on = wanted;
       }
-      paired.withRules.push(withRules);
-      paired.without.push(without);
-      paired.ratios.push(withRules.rate / without.rate);
-      paired.addedP50Ms.push(withRules.p50Ms - without.p50Ms);
+      const into = on ? result.rules : result.none;
+      const latency = await ask(`pairs ${PORT} ${REFERENCE_PORT} ${PAIRS_PER_BLOCK}`);
+      const rate = await ask(`mixed ${PORT} ${REFERENCE_PORT} ${RATE_WINDOWS_PER_BLOCK} ${RATE_WINDOW_MS} ${RATE_CONCURRENCY}`);
+      into.latency.a.push(...latency.a);
+      into.latency.b.push(...latency.b);
+      into.rate.a.push(...rate.a);
+      into.rate.b.push(...rate.b);
     }
   } finally {
     client.kill('SIGKILL');
-    holder.kill('SIGKILL');
+    for (const holder of holders) holder.kill('SIGKILL');
     await stopFirmware(firmware);
     await rm(dir, { recursive: true, force: true });
   }
-  return paired;
+  return result;
 }
 
 /** `rounds` SIGSTOPs of one firmware, each timed by bench/stop-probe.ts; the firmware is resumed after each. */
@@ -190,24 +196,28 @@ export async function beforeModeBench(report: Report): Promise<void> {
   }
   const ns = await Netns.create('bench');
   try {
-    const paired = await measure(ns);
-    const errors = [...paired.withRules, ...paired.without].reduce((sum, b) => sum + b.errors, 0);
-    if (errors > 0) throw new Error(`connect errors: ${JSON.stringify(paired)}`);
-    const added = median(paired.addedP50Ms) * 1000;
-    const ratio = median(paired.ratios);
-    const p50 = (batches: Batch[]): string => `${(median(batches.map((b) => b.p50Ms)) * 1000).toFixed(0)} us`;
-    const rate = (batches: Batch[]): string => `${median(batches.map((b) => b.rate)).toFixed(0)}/s`;
+    const { rules, none } = await measure(ns);
+    const differences = ({ latency }: Condition): number[] => latency.a.map((a, i) => a - latency.b[i]!);
+    const ratios = ({ rate }: Condition): number[] => rate.a.map((a, i) => a / rate.b[i]!);
+    const withRules = differences(rules);
+    const without = differences(none);
+    const added = bootstrap([withRules, without], ([w, o]) => median(w!) - median(o!));
+    const versusReference = bootstrap([withRules], ([w]) => median(w!));
+    const rate = bootstrap([ratios(rules), ratios(none)], ([w, o]) => median(w!) / median(o!));
+    const signed = (value: number): string => `${value >= 0 ? '+' : ''}${value.toFixed(1)}`;
+    const interval = (e: Estimate, unit: string, format: (v: number) => string): string => `${format(e.value)} ${unit} (95% CI ${format(e.low)} to ${format(e.high)})`;
+    const p50 = (values: number[]): string => `${median(values).toFixed(0)} us`;
     report(
-      'before mode: added connect latency, reused verdict held in the kernel, vs the same port without the rules',
-      `p50 ${added >= 0 ? '+' : ''}${added.toFixed(1)} us (median over ${PAIRS} alternating pairs of ${PER_BATCH}-connect batches; p50 ${p50(paired.withRules)} vs ${p50(paired.without)})`,
+      'before mode: added connect latency, reused verdict held in the kernel, vs the same firmware without the rules',
+      `p50 ${interval(added, 'us', signed)}: median of ${withRules.length} paired differences (gated port - reference port) with the rules, ${interval(versusReference, 'us', signed)}, less that of ${without.length} without them; p50 ${p50(rules.latency.a)} vs ${p50(rules.latency.b)} with, ${p50(none.latency.a)} vs ${p50(none.latency.b)} without`,
       'p50 <= 10 us',
-      added <= 10,
+      added.high <= 10,
     );
     report(
       'before mode: connection rate, same comparison',
-      `${ratio.toFixed(2)}x (median over the pairs; ${rate(paired.withRules)} vs ${rate(paired.without)})`,
+      `${interval(rate, 'x', (v) => v.toFixed(3))}: median rate ratio (gated / reference) of ${rules.rate.a.length} windows of ${RATE_WINDOW_MS} ms with ${RATE_CONCURRENCY} clients on each port at once, with the rules, over that of ${none.rate.a.length} without; with the rules ${median(rules.rate.a).toFixed(0)}/s vs ${median(rules.rate.b).toFixed(0)}/s`,
       '>= 0.95x',
-      ratio >= 0.95,
+      rate.value >= 0.95,
     );
     const open = await frozen(ns, 'open', 5);
     report('before mode: SIGSTOP -> the port fails open (a handshake completes; liveness timeout 500 ms)', stopFigures(open), '<= 1 s', open.times.at(-1)! <= 1000);
