@@ -1,6 +1,7 @@
 /**
- * The connect loop both load generators run: `count` connects to HOST:PORT, `concurrency` at a time,
- * each waiting for the handshake and the server's verdict window before it closes.
+ * The connect loop of the accept-rate load generator (bench/client.ts): `count` connects to
+ * HOST:PORT, `concurrency` at a time, each waiting for the handshake and the server's verdict window
+ * before it closes.
  */
 import { connect } from 'node:net';
 
