@@ -7,12 +7,13 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spliceAddon } from '../../firmware/splice-relay.js';
 import { describeWhen } from '../helpers/requirements.js';
-import { until } from '../helpers/wait.js';
 import { type Running, startService } from './harness.js';
 import { freePort } from '../helpers/ports.js';
+import { spliceCases } from './splice-cases.js';
 import { type Upstream, missing, startMosquitto, startNginx } from './upstreams.js';
 
 function run(command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -27,6 +28,8 @@ function run(command: string, args: string[]): Promise<{ code: number; stdout: s
 function proxyTo(port: number, extra: Record<string, unknown> = {}): Parameters<typeof startService>[0] {
   return { id: 'api', kind: 'proxy', listen: '127.0.0.1:0', upstream: `127.0.0.1:${port}`, connectTimeoutMs: 2000, ...extra };
 }
+
+const spliceMissing = spliceAddon() ? undefined : 'the splice relay addon is not built (npm run build:native)';
 
 const running: Running[] = [];
 afterEach(async () => {
@@ -99,164 +102,4 @@ describe('proxy: an upstream that is down', () => {
   });
 });
 
-/**
- * A Node upstream the test drives: every accepted socket - the probe's connect included - is handed to
- * `onSocket`. Closing it destroys what is still open (a half-open socket would hold server.close()).
- */
-async function nodeUpstream(onSocket: (socket: Socket) => void): Promise<{ server: Server; port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    onSocket(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-function received(socket: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  return new Promise((resolve) => socket.once('end', () => resolve(Buffer.concat(chunks))));
-}
-
-describe('proxy: the splice', () => {
-  const closers: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const close of closers.splice(0)) await close();
-  });
-
-  it('keeps the bytes a client sent before its verdict, and passes its FIN on while the answer still flows back', async () => {
-    const upstream = await nodeUpstream((socket) => {
-      void received(socket).then((data) => socket.end(`got ${data.length} bytes: ${data.toString()}`));
-    });
-    closers.push(upstream.close);
-    const { port } = await start(proxyTo(upstream.port));
-    // Written at once and half-closed: the proxy sees these bytes and the FIN before it has a verdict.
-    const client = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    client.end('early bytes');
-    expect((await received(client)).toString()).toBe('got 11 bytes: early bytes');
-  });
-
-  it("passes the upstream's FIN on while the client's bytes still flow to it", async () => {
-    let upstreamGot: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
-    const upstream = await nodeUpstream((socket) => {
-      upstreamGot = received(socket);
-      socket.end('banner, then no more from me');
-    });
-    closers.push(upstream.close);
-    const { port, proxy } = await start(proxyTo(upstream.port));
-    const client = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    expect((await received(client)).toString()).toBe('banner, then no more from me');
-    client.end('after your FIN');
-    await new Promise((resolve) => client.once('close', resolve));
-    expect((await upstreamGot).toString()).toBe('after your FIN');
-    await until(() => proxy!.stats().open === 0, 'the splice gone');
-  });
-
-  it('an upstream reset resets the client, and a client reset resets the upstream', async () => {
-    const upstreamErrors: string[] = [];
-    let upstreamHeard = '';
-    let mode: 'reset-client' | 'wait' = 'reset-client';
-    const upstream = await nodeUpstream((socket) => {
-      socket.on('error', (err: NodeJS.ErrnoException) => upstreamErrors.push(err.code ?? err.message));
-      if (mode === 'reset-client') socket.once('data', () => socket.resetAndDestroy());
-      // Reading, so that the kernel's report of the peer's RST reaches the socket.
-      else socket.on('data', (chunk: Buffer) => (upstreamHeard += chunk.toString()));
-    });
-    closers.push(upstream.close);
-    const { port, proxy } = await start(proxyTo(upstream.port));
-
-    const first = connect({ host: '127.0.0.1', port });
-    first.write('trigger');
-    expect(await new Promise<string | undefined>((resolve) => first.once('error', (err: NodeJS.ErrnoException) => resolve(err.code)))).toBe('ECONNRESET');
-
-    mode = 'wait';
-    const second = connect({ host: '127.0.0.1', port });
-    await new Promise((resolve) => second.once('connect', resolve));
-    second.write('hello');
-    // The splice is made through to the upstream once the client's bytes arrive there.
-    await until(() => upstreamHeard === 'hello', 'the second splice carrying bytes');
-    second.resetAndDestroy();
-    await until(() => upstreamErrors.includes('ECONNRESET'), 'the upstream seeing the reset');
-    await until(() => proxy!.stats().open === 0, 'both splices gone');
-  });
-
-  it('an upstream that refuses the spliced connection after an ok verdict: the client is reset, the gate log says upstream-failed', async () => {
-    const upstream = await nodeUpstream((socket) => {
-      socket.once('data', () => {
-        // The probe's ping: the listener goes away before the pong, so the splice that follows is refused.
-        upstream.server.close();
-        socket.end('pong');
-      });
-    });
-    const { port, log, proxy } = await start(proxyTo(upstream.port, { probe: { type: 'send-expect', send: 'ping', expect: 'pong' } }));
-    const client = connect({ host: '127.0.0.1', port });
-    expect(await new Promise<string | undefined>((resolve) => client.once('error', (err: NodeJS.ErrnoException) => resolve(err.code)))).toBe('ECONNRESET');
-    expect(log.lines()).toContainEqual(expect.objectContaining({ action: 'upstream-failed', code: 'ERR_UPSTREAM_DOWN', upstream: `127.0.0.1:${upstream.port}` }));
-    expect(proxy!.stats()).toMatchObject({ spliced: 1, upstreamFailed: 1 });
-    await until(() => proxy!.stats().open === 0, 'the failed splice gone');
-  });
-
-  it('honours backpressure: with the upstream not reading, the proxy buffers a bounded amount and the client is held back; then every byte arrives', async () => {
-    const hash = createHash('sha256');
-    let upstreamBytes = 0;
-    const accepted: Socket[] = [];
-    let done: () => void = () => undefined;
-    const upstreamDone = new Promise<void>((resolve) => {
-      done = resolve;
-    });
-    const upstream = await nodeUpstream((socket) => {
-      accepted.push(socket);
-      socket.pause();
-      let mine = 0;
-      socket.on('data', (chunk: Buffer) => {
-        hash.update(chunk);
-        mine += chunk.length;
-        upstreamBytes += chunk.length;
-      });
-      socket.on('end', () => {
-        socket.end();
-        // The probe's connect carries nothing; the spliced connection is the one with the bytes.
-        if (mine > 0) done();
-      });
-    });
-    closers.push(upstream.close);
-    const { port, proxy } = await start(proxyTo(upstream.port));
-    const client = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    client.on('data', () => undefined);
-    await new Promise((resolve) => client.once('connect', resolve));
-
-    const sent = createHash('sha256');
-    const chunk = Buffer.alloc(64 << 10);
-    let written = 0;
-    let maxBuffered = 0;
-    // Until the client's own buffer holds 4 MiB: every buffer between it and the paused upstream is full.
-    while (client.writableLength < 4 << 20) {
-      chunk.writeUInt32BE(written >>> 0, 0);
-      sent.update(chunk);
-      client.write(Buffer.from(chunk));
-      written += chunk.length;
-      maxBuffered = Math.max(maxBuffered, proxy!.stats().buffered);
-      expect(written, 'bytes written before the client was held back').toBeLessThan(256 << 20);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    expect(upstreamBytes).toBe(0);
-    // The proxy's own buffers stay near one highWaterMark plus one read, whatever the client sends.
-    expect(maxBuffered).toBeLessThanOrEqual(256 << 10);
-    client.end();
-    for (const socket of accepted) socket.resume();
-    await upstreamDone;
-    expect(upstreamBytes).toBe(written);
-    expect(hash.digest('hex')).toBe(sent.digest('hex'));
-  });
-});
+describeWhen(spliceMissing, 'proxy: the splice(2) relay', () => spliceCases('splice'));
