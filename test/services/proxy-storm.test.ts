@@ -1,12 +1,14 @@
 /**
  * Bad upstreams under load: 10,000 connections each through a proxy whose upstream is down, hangs,
- * resets the probe, or resets every spliced connection. Each connection gets a decision (a reset with
- * the upstream's failure in the gate log, or a spliced connection the upstream's reset ends), and
- * afterwards nothing is left: no held or waiting socket in the gate, no splice, no file descriptor
- * beyond those the process had before. The memory it takes is measured in the bench, not here.
+ * resets the probe, or resets every spliced connection; and 10,000 through a good one that answers and
+ * closes. Each connection gets a decision (a reset with the upstream's failure in the gate log, a
+ * spliced connection the upstream's reset ends, or one that ends with FIN both ways), and afterwards
+ * nothing is left: no held or waiting socket in the gate, no splice, no file descriptor beyond those
+ * the process had before (the splice relay's duplicates and pipes included). The memory it takes is
+ * measured in the bench, not here.
  */
 import { readdirSync } from 'node:fs';
-import { type Socket, connect } from 'node:net';
+import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { until } from '../helpers/wait.js';
 import { type Running, startService } from './harness.js';
@@ -111,6 +113,27 @@ describe(`proxy: ${CONNECTIONS} connections to a bad upstream`, () => {
     const result = await storm(r.port, CONNECTIONS, 'hello');
     expect(result).toEqual({ reset: CONNECTIONS, closed: 0, other: [] });
     expect(r.proxy!.stats().spliced).toBe(CONNECTIONS);
+    await expectNothingLeft(r, fds);
+  });
+});
+
+describe(`proxy: ${CONNECTIONS} connections to a good upstream`, () => {
+  // Each connection is made, answered and closed through the relay: longer than the bad upstreams' storms.
+  it('each spliced, answered and closed with FIN both ways: every splice gone, every descriptor back', { timeout: 120_000 }, async () => {
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', (chunk: Buffer) => socket.end(chunk));
+      // The probe's connect says nothing; its FIN is answered with ours.
+      socket.once('end', () => socket.end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const r = await startService({ id: 'api', kind: 'proxy', listen: '127.0.0.1:0', upstream: `127.0.0.1:${(server.address() as AddressInfo).port}`, connectTimeoutMs: 2000 }, 'warn');
+    running.push(r);
+    const fds = openFds();
+    const result = await storm(r.port, CONNECTIONS, 'hello');
+    expect(result).toEqual({ reset: 0, closed: CONNECTIONS, other: [] });
+    expect(r.proxy!.stats()).toMatchObject({ spliced: CONNECTIONS, upstreamFailed: 0 });
     await expectNothingLeft(r, fds);
   });
 });
