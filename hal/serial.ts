@@ -1,7 +1,8 @@
 /**
  * Serial ports, built on serialport's binding interface (`@serialport/bindings-interface`): the
  * real board passes `@serialport/bindings-cpp`, the sim board a binding backed by device models. The
- * port logic here is the same for both.
+ * port logic here is the same for both. The part of that interface it uses is declared here
+ * (`SerialBinding`), so that the HAL's types - and the package's declarations - stand on their own.
  *
  * Rules:
  * - A port reads continuously from open to close; bytes that arrive while nobody waits are kept
@@ -17,7 +18,6 @@
  *   (`canceled: false`).
  * - `close` is idempotent; pending operations then reject with ERR_HAL_CLOSED and `canceled: true`.
  */
-import type { BindingInterface, BindingPortInterface, OpenOptions } from '@serialport/bindings-interface';
 import type { BoardConfig, SerialPortConfig } from '../config/board-config.js';
 import type { Clock } from './clock.js';
 import { withDeadline } from './deadline.js';
@@ -49,12 +49,36 @@ export function serialPortSpec(board: Pick<BoardConfig, 'gpio'>, port: Readonly<
   return { ...line, rs485: { ...rest, ...(de && { deLine: { chip: de.chip, line: de.line, direction: 'out', ...(de.activeLow !== undefined && { activeLow: de.activeLow }) } }) } };
 }
 
+/** What `SerialBinding.open` is given: a subset of serialport's `OpenOptions`. */
+export interface SerialOpenOptions {
+  path: string;
+  baudRate: number;
+  dataBits?: 5 | 6 | 7 | 8;
+  stopBits?: 1 | 1.5 | 2;
+  parity?: 'none' | 'even' | 'odd' | 'mark' | 'space';
+  rtscts?: boolean;
+}
+
+/** An open port of a binding: the part of serialport's `BindingPortInterface` used here. */
+export interface SerialBindingPort {
+  readonly isOpen: boolean;
+  read(buffer: Buffer, offset: number, length: number): Promise<{ buffer: Buffer; bytesRead: number }>;
+  write(buffer: Buffer): Promise<void>;
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A serial binding: the part of serialport's `BindingInterface` used here, which its bindings satisfy as they are. */
+export interface SerialBinding {
+  open(options: SerialOpenOptions): Promise<SerialBindingPort>;
+}
+
 /** What the platform gives a port for RS-485 direction control. */
 export interface SerialPlatform {
   /** Opens DE lines (`gpio` direction). */
   gpio?: GpioController;
   /** The port's TIOCSRS485 / TIOCGRS485 (`kernel` direction). */
-  rs485Ioctl?: (port: BindingPortInterface) => Rs485Ioctl;
+  rs485Ioctl?: (port: SerialBindingPort) => Rs485Ioctl;
 }
 
 export interface SerialTransactOptions {
@@ -95,7 +119,7 @@ class BindingSerialPort implements SerialPort {
   private closing: Promise<void> | undefined;
 
   constructor(
-    private readonly port: BindingPortInterface,
+    private readonly port: SerialBindingPort,
     private readonly clock: Clock,
     path: string,
     private readonly direction: DirectionControl | undefined,
@@ -247,7 +271,7 @@ function hex(data: Buffer): string {
  * Opens a serial port through `binding`; the same code runs over the real and the simulated binding.
  * An `rs485` port gets its direction control from `platform` before it is handed out.
  */
-export async function openSerialPort(binding: BindingInterface, clock: Clock, spec: SerialPortSpec, platform: SerialPlatform = {}): Promise<SerialPort> {
+export async function openSerialPort(binding: SerialBinding, clock: Clock, spec: SerialPortSpec, platform: SerialPlatform = {}): Promise<SerialPort> {
   const target = `serial:${spec.path}`;
   if (spec.rs485 && spec.rtscts) {
     throw new HalRs485ConflictError(
@@ -255,7 +279,7 @@ export async function openSerialPort(binding: BindingInterface, clock: Clock, sp
       { target },
     );
   }
-  const options: OpenOptions = {
+  const options: SerialOpenOptions = {
     path: spec.path,
     baudRate: spec.baudRate,
     dataBits: spec.dataBits ?? 8,
@@ -263,7 +287,7 @@ export async function openSerialPort(binding: BindingInterface, clock: Clock, sp
     parity: spec.parity ?? 'none',
     rtscts: spec.rtscts ?? false,
   };
-  let port: BindingPortInterface;
+  let port: SerialBindingPort;
   try {
     port = await binding.open(options);
   } catch (err) {
@@ -279,7 +303,7 @@ export async function openSerialPort(binding: BindingInterface, clock: Clock, sp
   return new BindingSerialPort(port, clock, spec.path, direction);
 }
 
-async function openDirection(port: BindingPortInterface, clock: Clock, rs485: Rs485Spec, platform: SerialPlatform, target: string): Promise<DirectionControl> {
+async function openDirection(port: SerialBindingPort, clock: Clock, rs485: Rs485Spec, platform: SerialPlatform, target: string): Promise<DirectionControl> {
   if (rs485.direction === 'gpio') {
     if (!platform.gpio) throw new HalUnsupportedError(`${target}: this board offers no GPIO controller for the RS-485 DE line`, { target });
     return gpioDirection(platform.gpio, clock, rs485, target);

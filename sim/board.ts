@@ -41,7 +41,8 @@ export class SimBoard implements BoardHal {
   readonly gpio: SimGpio;
   readonly nic: SimNic;
   readonly net: SimNic;
-  readonly serialBinding: SimSerialBinding;
+  // Private: its ports are binding-mock's, whose types the package's declarations must not need.
+  private readonly serialBinding: SimSerialBinding;
   readonly serial: SerialController;
   readonly health = new SimHealth();
   /** Models by component id, for tests and scenarios that set physical values. */

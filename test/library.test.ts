@@ -58,9 +58,10 @@ beforeAll(async () => {
         strict: true,
         noUncheckedIndexedAccess: true,
         exactOptionalPropertyTypes: true,
-        // tsc --init's default, and needed: the declarations name @serialport's types, which those
-        // packages' exports maps hide from NodeNext resolution (this tree maps them with `paths`).
-        skipLibCheck: true,
+        // Not tsc --init's default: the package's declarations are checked, not skipped, so they must
+        // name no type an author's NodeNext resolution cannot find (@serialport's exports maps hide
+        // theirs; the HAL declares its own).
+        skipLibCheck: false,
         types: ['node'],
         outDir: 'out',
       },

@@ -4,14 +4,13 @@
  * in `kernel` direction gets TIOCSRS485 / TIOCGRS485 on the binding's fd through the ioctl addon
  * (bindings-cpp has no RS-485 support); one in `gpio` direction gets the board's GPIO controller.
  */
-import type { BindingInterface, BindingPortInterface } from '@serialport/bindings-interface';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import type { Clock } from '../clock.js';
 import { HalClosedError, HalNotFoundError, HalPermissionError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
 import type { GpioController } from '../gpio.js';
 import type { Rs485Ioctl } from '../rs485.js';
-import { type SerialController, type SerialPort, type SerialPortSpec, openSerialPort } from '../serial.js';
+import { type SerialBinding, type SerialBindingPort, type SerialController, type SerialPort, type SerialPortSpec, openSerialPort } from '../serial.js';
 import { type IoctlBinding, requireIoctlAddon } from './ioctl.js';
 import { type ModuleLoader, importPackage, loadOptional, moduleMember } from './optional.js';
 import { Opened } from './opened.js';
@@ -30,7 +29,7 @@ export interface LinuxSerialOptions {
 
 export class LinuxSerialController implements SerialController {
   private readonly load: ModuleLoader;
-  private binding: Promise<BindingInterface> | undefined;
+  private binding: Promise<SerialBinding> | undefined;
   private readonly ports: Opened<SerialPort>;
 
   constructor(private readonly options: LinuxSerialOptions) {
@@ -38,10 +37,10 @@ export class LinuxSerialController implements SerialController {
     this.load = options.load ?? importPackage('@serialport/bindings-cpp');
   }
 
-  private getBinding(): Promise<BindingInterface> {
+  private getBinding(): Promise<SerialBinding> {
     const loading = (this.binding ??= loadOptional('@serialport/bindings-cpp', 'the Linux serial backend', this.load, (mod) => {
       const autoDetect = moduleMember(mod, 'autoDetect');
-      return typeof autoDetect === 'function' ? (autoDetect as () => BindingInterface)() : undefined;
+      return typeof autoDetect === 'function' ? (autoDetect as () => SerialBinding)() : undefined;
     }));
     loading.catch(() => {
       if (this.binding === loading) this.binding = undefined;
@@ -69,12 +68,12 @@ export class LinuxSerialController implements SerialController {
     }
     const platform = {
       ...(this.options.gpio && { gpio: this.options.gpio }),
-      rs485Ioctl: (port: BindingPortInterface) => this.rs485Ioctl(port, target),
+      rs485Ioctl: (port: SerialBindingPort) => this.rs485Ioctl(port, target),
     };
     return this.ports.adopt(await openSerialPort(await this.getBinding(), this.options.clock, spec, platform), target);
   }
 
-  private rs485Ioctl(port: BindingPortInterface, target: string): Rs485Ioctl {
+  private rs485Ioctl(port: SerialBindingPort, target: string): Rs485Ioctl {
     const addon = this.options.ioctl ?? requireIoctlAddon("the kernel's RS-485 mode (rs485.direction \"kernel\")");
     const { serialSetRs485, serialGetRs485 } = addon;
     if (!serialSetRs485 || !serialGetRs485) {
