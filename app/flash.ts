@@ -224,7 +224,7 @@ export async function layOutTree(options: {
   for (const part of ['binding.gyp', 'README.md', 'src']) {
     if (existsSync(join(root, 'native', part))) await cp(join(root, 'native', part), join(out, 'native', part), { recursive: true });
   }
-  for (const addon of ['handcheck_nfqueue.node', 'handcheck_ioctl.node']) {
+  for (const addon of ['handcheck_nfqueue.node', 'handcheck_ioctl.node', 'handcheck_splice.node']) {
     const built = join(root, 'native', 'build', 'Release', addon);
     if (existsSync(built)) await cp(built, join(out, 'native', 'build', 'Release', addon));
   }
