@@ -146,7 +146,7 @@ export function spliceCases(relay: 'splice' | 'stream'): void {
       slowestMs = Math.max(slowestMs, Date.now() - sent);
     }
     measuring.socket.destroy();
-    const idleTimeoutMs = Math.max(150, 10 * slowestMs);
+    const idleTimeoutMs = Math.max(300, 20 * slowestMs);
     const { port, log } = await start(proxyTo(upstream.port, { gate: { idleTimeoutMs } }));
     const client = await echoClient(port);
     const ended = new Promise((resolve) => client.socket.once('end', resolve));
@@ -241,9 +241,15 @@ function echoClient(port: number): Promise<{ socket: Socket; roundTrip(text: str
       socket.setNoDelay(true);
       resolve({
         socket,
+        // A connection that ends instead of answering fails the round trip rather than leaving it waiting.
         roundTrip: (text) =>
-          new Promise((answered) => {
-            socket.once('data', (chunk: Buffer) => answered(chunk.toString()));
+          new Promise((answered, failed) => {
+            const ended = (): void => failed(new Error(`the connection ended before the answer to ${text}`));
+            socket.once('end', ended);
+            socket.once('data', (chunk: Buffer) => {
+              socket.off('end', ended);
+              answered(chunk.toString());
+            });
             socket.write(text);
           }),
       });
