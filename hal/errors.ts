@@ -57,8 +57,9 @@ export class HalBusBusyError extends HalError {
 
 /**
  * A kernel driver is bound to the I2C address, so i2c-dev refuses it (I2C_SLAVE answers EBUSY,
- * i2cdev_ioctl / i2cdev_check_addr in drivers/i2c/i2c-dev.c). The bus is fine: the address is
- * owned, not stuck, and nothing we could do to the bus would free it.
+ * i2cdev_ioctl / i2cdev_check_addr in drivers/i2c/i2c-dev.c), or was bound after the firmware
+ * selected it (seen in sysfs, hal/linux/i2c.ts). The bus is fine: the address is owned, not stuck,
+ * and nothing we could do to the bus would free it.
  */
 export class HalAddressInUseError extends HalError {
   constructor(message: string, options: HalErrorOptions = {}) {

@@ -52,6 +52,11 @@ export interface LinuxI2cBusOptions {
   busNumber?: number;
   /** Default /sys/bus/i2c/devices. */
   sysfsDevices?: string;
+  /**
+   * How often an address this bus already selected is checked for a kernel driver bound since
+   * (sysfs N-00AA/driver), on the clock. Default 1000 ms. Needs `busNumber`.
+   */
+  boundCheckMs?: number;
 }
 
 /** The longest raw read or write i2c-dev performs in one call. */
@@ -66,6 +71,11 @@ export class LinuxI2cBus implements I2cBus {
   private readonly queue: I2cTransferQueue;
   /** Addresses a kernel driver owns, with the error that found out; see `addressInUse`. */
   private readonly owned = new Map<number, HalAddressInUseError>();
+  private readonly boundCheckMs: number;
+  /** Addresses i2c-bus has selected (a transfer to them went through), so i2c-dev checks them no more. */
+  private readonly selected = new Set<number>();
+  /** The last look at sysfs for a kernel driver bound to a selected address; see `boundSinceSelected`. */
+  private readonly boundChecks = new Map<number, { at: number; holder: string | undefined }>();
   private closed = false;
   private closing: Promise<void> | undefined;
 
@@ -80,6 +90,7 @@ export class LinuxI2cBus implements I2cBus {
     this.nackRetryDelayMs = options.nackRetryDelayMs ?? 5;
     this.busNumber = options.busNumber;
     this.sysfsDevices = options.sysfsDevices ?? '/sys/bus/i2c/devices';
+    this.boundCheckMs = options.boundCheckMs ?? 1000;
     this.queue = new I2cTransferQueue(this.clock, id);
   }
 
@@ -121,8 +132,12 @@ export class LinuxI2cBus implements I2cBus {
           : undefined;
     const before = skipped();
     if (before) throw before;
+    const bound = await this.boundSinceSelected(addr, target, what);
+    if (bound) throw bound;
     try {
-      return await op(this.handle);
+      const result = await op(this.handle);
+      this.selected.add(addr);
+      return result;
     } catch (err) {
       if (isAddressOwned(err)) throw await this.addressInUse(addr, target, what, err);
       const mapped = halErrorFromErrno(err, what, target);
@@ -130,7 +145,9 @@ export class LinuxI2cBus implements I2cBus {
       await this.clock.sleep(this.nackRetryDelayMs);
       if (skipped()) throw mapped;
       try {
-        return await op(this.handle);
+        const result = await op(this.handle);
+        this.selected.add(addr);
+        return result;
       } catch (retryErr) {
         throw halErrorFromErrno(retryErr, `${what} (retried after NACK)`, target);
       }
@@ -144,19 +161,52 @@ export class LinuxI2cBus implements I2cBus {
    * firmware restarts. The driver is named from sysfs (N-00AA/driver) when the bus number is known.
    */
   private async addressInUse(addr: number, target: string, what: string, err: unknown): Promise<HalAddressInUseError> {
-    let holder = '';
-    if (this.busNumber !== undefined) {
-      const device = join(this.sysfsDevices, `${this.busNumber}-${addr.toString(16).padStart(4, '0')}`);
-      const driver = await readlink(join(device, 'driver')).then(basename, () => undefined);
-      const name = (await readFile(join(device, 'name'), 'utf8').catch(() => '')).trim();
-      if (driver) holder = ` (${driver}${name && name !== driver ? `, device ${name}` : ''})`;
-    }
+    const holder = await this.holder(addr);
     const error = new HalAddressInUseError(
-      `${what} on ${target}: a kernel driver${holder} holds the address, so i2c-dev refuses it (EBUSY); the bus is not stuck. Remove the kernel's device or its overlay and restart, or read the chip through that driver`,
+      `${what} on ${target}: a kernel driver${holder === undefined ? '' : ` (${holder})`} holds the address, so i2c-dev refuses it (EBUSY); the bus is not stuck. Remove the kernel's device or its overlay and restart, or read the chip through that driver`,
       { target, errno: 'EBUSY', cause: err },
     );
     this.owned.set(addr, error);
     return error;
+  }
+
+  /**
+   * i2c-dev checks an address for a kernel driver only when it is selected (I2C_SLAVE,
+   * i2cdev_check_addr), and i2c-bus selects it once per address: a driver bound after that
+   * (`new_device`, a `dtoverlay` applied at run time) would share the chip with the firmware unseen -
+   * the kernel's tmp102_probe rewrites the configuration, tmp102_remove restores it. So an address
+   * this bus already selected is looked up in sysfs for a bound driver, the condition i2cdev_check
+   * tests, at most every `boundCheckMs`, and refused while one is bound. Unlike a failed selection
+   * this heals: the file is still selected, so once the device is deleted the transfers go on. No
+   * errno: the kernel refused nothing.
+   */
+  private async boundSinceSelected(addr: number, target: string, what: string): Promise<HalAddressInUseError | undefined> {
+    if (this.busNumber === undefined || !this.selected.has(addr)) return undefined;
+    const now = this.clock.now();
+    let check = this.boundChecks.get(addr);
+    if (check === undefined || now - check.at >= this.boundCheckMs) {
+      check = { at: now, holder: await this.holder(addr) };
+      this.boundChecks.set(addr, check);
+    }
+    if (check.holder === undefined) return undefined;
+    return new HalAddressInUseError(
+      `${what} on ${target}: a kernel driver (${check.holder}) was bound to the address while the firmware used it (${this.deviceDir(addr)}/driver), so the chip is not the firmware's alone and i2c-dev refuses the address to any new opener (EBUSY); the bus is not stuck. Remove the kernel's device or its overlay, or read the chip through that driver`,
+      { target },
+    );
+  }
+
+  private deviceDir(addr: number): string {
+    return join(this.sysfsDevices, `${this.busNumber}-${addr.toString(16).padStart(4, '0')}`);
+  }
+
+  /** The kernel driver bound to `addr` (and its device's name when that differs), from sysfs. */
+  private async holder(addr: number): Promise<string | undefined> {
+    if (this.busNumber === undefined) return undefined;
+    const device = this.deviceDir(addr);
+    const driver = await readlink(join(device, 'driver')).then(basename, () => undefined);
+    if (driver === undefined) return undefined;
+    const name = (await readFile(join(device, 'name'), 'utf8').catch(() => '')).trim();
+    return `${driver}${name && name !== driver ? `, device ${name}` : ''}`;
   }
 
   readByte(addr: number, cmd: number, opts?: I2cTransferOptions): Promise<number> {

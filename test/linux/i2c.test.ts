@@ -1,4 +1,4 @@
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
@@ -272,6 +272,40 @@ describe('LinuxI2cBus at the i2c-bus boundary', () => {
       expect([calls, handle.calls, handle.closed]).toEqual([1, [], 0]);
       handle.reply.byte = 3;
       expect(await owned.readByte(0x49, 0)).toBe(3);
+    } finally {
+      await temp.remove();
+    }
+  });
+
+  it('refuses an address it already selected once a kernel driver is bound to it (sysfs N-00AA/driver, the condition of i2c-dev.c i2cdev_check), looking at most every boundCheckMs, and goes on once the device is deleted', async () => {
+    const temp = await makeTempDir('i2c-bound');
+    try {
+      const watched = new LinuxI2cBus('i2c-1', handle, { clock, busNumber: 1, sysfsDevices: temp.dir, boundCheckMs: 1000 });
+      handle.reply.word = 0x0019;
+      // The first transfer selects 0x48 (i2c-dev checked it then); the second looks in sysfs.
+      expect(await watched.readWord(0x48, 0x00, 'be')).toBe(0x1900);
+      expect(await watched.readWord(0x48, 0x00, 'be')).toBe(0x1900);
+      // `echo tmp102 0x48 > .../new_device` after i2c-bus selected 0x48: i2c-dev never asks again.
+      await mkdir(join(temp.dir, '1-0048'));
+      await writeFile(join(temp.dir, '1-0048', 'name'), 'tmp102\n');
+      await symlink('../../../bus/i2c/drivers/tmp102', join(temp.dir, '1-0048', 'driver'));
+      // Within boundCheckMs of the last look the bus does not look again.
+      expect(await watched.readWord(0x48, 0x00, 'be')).toBe(0x1900);
+      await clock.advance(1000);
+      const err = await rejection(watched.readWord(0x48, 0x00, 'be'));
+      expect([err.code, err.errno, err.target]).toEqual(['ERR_HAL_ADDRESS_IN_USE', undefined, 'i2c-1@0x48']);
+      expect(err.message).toContain(`a kernel driver (tmp102) was bound to the address while the firmware used it (${join(temp.dir, '1-0048')}/driver)`);
+      expect(err.message).toContain('the bus is not stuck');
+      // Other addresses, and addresses never selected (i2c-dev checks those itself), are untouched.
+      handle.reply.byte = 3;
+      expect(await watched.readByte(0x49, 0)).toBe(3);
+      expect(handle.calls).toEqual([`readWord ${0x48} 0`, `readWord ${0x48} 0`, `readWord ${0x48} 0`, `readByte ${0x49} 0`]);
+      // `delete_device`: the file is still selected, so the transfers go on from the next look.
+      await rm(join(temp.dir, '1-0048'), { recursive: true });
+      expect((await rejection(watched.readWord(0x48, 0x00, 'be'))).code).toBe('ERR_HAL_ADDRESS_IN_USE');
+      await clock.advance(1000);
+      expect(await watched.readWord(0x48, 0x00, 'be')).toBe(0x1900);
+      expect(handle.closed).toBe(0);
     } finally {
       await temp.remove();
     }
