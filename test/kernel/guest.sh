@@ -41,13 +41,13 @@ case "$phase" in
   suite)
     vitest test/kernel/suite/
     echo "handcheck-lane: suite-exit $?"
-    # The last act of the first boot: a firmware that wedges with the watchdog armed. The host expects
-    # the VM to be reset by i6300esb, and the second boot to run the after-reset phase.
+    # The last act of the first boot: the firmware, stopped with SIGSTOP with i6300esb armed. The host
+    # expects the VM to be reset by i6300esb, and the second boot to run the after-reset phase.
     echo starved > "$state/phase"
     sync
     echo "handcheck-lane: starving"
-    node --import tsx test/kernel/wedge.ts
-    echo "handcheck-lane: setup-failed the wedged firmware exited instead of being reset by the watchdog"
+    node --import tsx test/kernel/starve.ts
+    echo "handcheck-lane: setup-failed the starved firmware exited ($?) instead of being reset by the watchdog"
     ;;
   only)
     # shellcheck disable=SC2046 # the filters are words on purpose

@@ -4,27 +4,36 @@
  * 9p so the guest runs this very tree with the host's Node, and runs test/kernel/suite inside as root.
  * gpio-sim, which Debian builds no module of, is built here from linux-source against the kernel's
  * headers (test/kernel/gpio-sim.ts) and loaded by the guest.
- * The last act of the first boot is a wedged firmware with i6300esb armed: the host must see QEMU's
- * watchdog reset the VM, and the second boot runs test/kernel/after-reset.
+ * The last act of the first boot is the firmware stopped with SIGSTOP with i6300esb armed
+ * (test/kernel/starve.ts): the host must see QEMU's watchdog reset the VM, and the second boot runs
+ * test/kernel/after-reset.
  *
  * Host side of the wires the guest tests use:
  * - ttyS1 (0x2f8, IRQ 3) reaches the sim's Modbus RTU meter, run here on QEMU's chardev socket
  *   (test/kernel/meter.ts);
+ * - eth0 (virtio-net) is a tap in a network namespace of the lane's own, made here and removed at the
+ *   end, where the tap has 10.0.2.2 and the remote client (test/kernel/remote-client.ts) connects to
+ *   the guest's 10.0.2.15 as a client on the network would. QEMU runs in that namespace (its tap is
+ *   made there). Not QEMU's user networking: slirp answers the host's connect itself and turns the
+ *   guest's RST into a FIN;
  * - ttyS2 is a control line: the guest writes `set_link on|off` and the host answers `ok` once QEMU
  *   flipped the virtio-net link (QMP set_link), or `error ...`; `meter silent|answer` mutes the meter
- *   or lets it answer again.
+ *   or lets it answer again; `client becomes RESULT[|RESULT...] HOST:PORT` has the remote client
+ *   connect until monitor/probe.ts classifies a connect as one of them, answered `ok RESULT ERRNO`.
  *
  * Prints the guest's console, then a summary; exits 0 only when every phase ran and passed.
  * `npm run test:kernel -- FILTER...` runs only the suite files matching the vitest filters, without
  * the watchdog reset (for working on one suite).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type Socket, createServer } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { stripVTControlCharacters } from 'node:util';
+import type { ProbeOutcome, ProbeResult } from '../../monitor/probe.js';
 import { buildGpioSim } from './gpio-sim.js';
 import { LaneSetupError, buildInitramfs } from './initramfs.js';
 import { LaneMeter } from './meter.js';
@@ -34,6 +43,12 @@ const filters = process.argv.slice(2);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cache = join(root, '.cache', 'kernel-lane');
 const state = join(cache, 'state');
+/** The lane's network namespace, the tap to the guest's eth0 in it, and the tap's address (guest.sh routes via it). */
+const netns = `hclane-${process.pid}`;
+const tap = 'hclane0';
+const tapAddress = '10.0.2.2/24';
+/** How long the remote client keeps connecting for the result the guest asked for. */
+const remoteClientLimitMs = 120_000;
 /** The whole lane: a healthy run took 11 minutes under TCG on a loaded 2-core machine; this only stops a hung VM. */
 const laneTimeoutMs = 20 * 60_000;
 
@@ -62,6 +77,8 @@ function requireTools(): string {
   if (!onPath('qemu-system-x86_64')) missing.push('qemu-system-x86_64 (Debian package qemu-system-x86)');
   if (!onPath('xz')) missing.push('xz (Debian package xz-utils)');
   if (!onPath('modprobe')) missing.push('modprobe (Debian package kmod)');
+  if (!onPath('ip')) missing.push('ip (Debian package iproute2)');
+  if (!existsSync('/dev/net/tun')) missing.push('/dev/net/tun (the tun module) for the tap to the guest');
   const busybox = '/bin/busybox';
   if (!existsSync(busybox)) missing.push('/bin/busybox (Debian package busybox-static)');
   if (missing.length > 0) throw new LaneSetupError(`the kernel lane needs ${missing.join(', ')}`);
@@ -90,10 +107,54 @@ async function listenOnce(path: string): Promise<{ connection: Promise<Socket>; 
   return { connection, close: () => server.close() };
 }
 
-function serveControl(socket: Socket, qmp: Qmp, meter: LaneMeter): void {
+/** The remote client in the lane's namespace; one probe at a time, in order. */
+class RemoteClient {
+  private readonly waiting: Array<{ resolve: (outcome: ProbeOutcome) => void; reject: (err: Error) => void }> = [];
+  private readonly child: ChildProcess;
+
+  constructor() {
+    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, '--import', 'tsx', join(root, 'test', 'kernel', 'remote-client.ts')], {
+      cwd: root,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => this.waiting.shift()?.resolve(JSON.parse(line) as ProbeOutcome));
+    this.child.once('exit', (code) => {
+      for (const waiter of this.waiting.splice(0)) waiter.reject(new Error(`the remote client exited with ${code}`));
+    });
+  }
+
+  probe(host: string, port: number): Promise<ProbeOutcome> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.child.stdin!.write(`${host} ${port}\n`);
+    });
+  }
+
+  /** Connects until a connect's result is one of `wanted`; each result goes to the lane's output. */
+  async becomes(wanted: readonly string[], host: string, port: number): Promise<string> {
+    const deadline = Date.now() + remoteClientLimitMs;
+    let last: ProbeOutcome | undefined;
+    while (Date.now() < deadline) {
+      last = await this.probe(host, port);
+      console.log(`handcheck-lane(host): remote client to ${host}:${port}: ${last.result}${last.errno ? ` (${last.errno})` : ''}`);
+      if (wanted.includes(last.result)) return `${last.result} ${last.errno ?? '-'}`;
+      // A refusal comes back at once: do not flood the guest with SYNs.
+      await sleep(250);
+    }
+    throw new Error(`the remote client saw no ${wanted.join(' or ')} within ${remoteClientLimitMs / 1000} s (last ${JSON.stringify(last)})`);
+  }
+
+  close(): void {
+    this.child.kill();
+  }
+}
+
+const probeResults: readonly ProbeResult[] = ['up', 'refused', 'reset', 'closed', 'timeout', 'unreachable', 'error'];
+
+function serveControl(socket: Socket, qmp: Qmp, meter: LaneMeter, remote: RemoteClient): void {
   const answer = (done: Promise<unknown>): void => {
     done.then(
-      () => socket.write('ok\n'),
+      (detail) => socket.write(typeof detail === 'string' ? `ok ${detail}\n` : 'ok\n'),
       (err: Error) => socket.write(`error ${err.message}\n`),
     );
   };
@@ -104,6 +165,13 @@ function serveControl(socket: Socket, qmp: Qmp, meter: LaneMeter): void {
     if (mute) {
       meter.silent = mute[1] === 'silent';
       return answer(Promise.resolve());
+    }
+    const client = /^client becomes ([a-z|]+) ([\d.]+):(\d+)$/.exec(line.trim());
+    if (client) {
+      const wanted = client[1]!.split('|');
+      const unknown = wanted.filter((result) => !probeResults.includes(result as ProbeResult));
+      if (unknown.length > 0) return answer(Promise.reject(new Error(`no probe result ${unknown.join(', ')}`)));
+      return answer(remote.becomes(wanted, client[2]!, Number(client[3])));
     }
     socket.write(`error unknown request ${JSON.stringify(line)}\n`);
   });
@@ -131,13 +199,47 @@ async function run(): Promise<Outcome> {
   copyFileSync(buildGpioSim(kernel.release, join(cache, 'gpio-sim')), join(state, 'gpio-sim.ko'));
   const initrd = join(cache, 'initramfs.cpio');
   buildInitramfs({ modulesDir: kernel.modulesDir, busybox, projectDir: root, stateDir: state, out: initrd });
+  try {
+    execFileSync('ip', ['netns', 'add', netns], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    throw new LaneSetupError(`cannot make the lane's network namespace ${netns}: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`);
+  }
+  const removeNetns = (): void => {
+    try {
+      execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  };
+  // A lane stopped by a signal still removes its namespace.
+  process.once('exit', removeNetns);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  try {
+    return await runVm(kernel.vmlinuz, initrd);
+  } finally {
+    removeNetns();
+  }
+}
+
+/** The namespace's side of the tap QEMU made there: 10.0.2.2, the guest's gateway (guest.sh). */
+function raiseTap(): void {
+  for (const args of [['link', 'set', 'lo', 'up'], ['addr', 'add', tapAddress, 'dev', tap], ['link', 'set', tap, 'up']]) {
+    try {
+      execFileSync('ip', ['-n', netns, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      throw new LaneSetupError(`ip -n ${netns} ${args.join(' ')}: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`);
+    }
+  }
+}
+
+async function runVm(vmlinuz: string, initrd: string): Promise<Outcome> {
   const qmpServer = await listenOnce(join(cache, 'qmp.sock'));
   const controlServer = await listenOnce(join(cache, 'control.sock'));
   const meterServer = await listenOnce(join(cache, 'meter.sock'));
 
   const args = [
     '-M', 'q35', '-m', '1536', '-smp', '2', '-nographic', '-no-user-config', '-nodefaults',
-    '-kernel', kernel.vmlinuz, '-initrd', initrd,
+    '-kernel', vmlinuz, '-initrd', initrd,
     '-append', 'console=ttyS0 panic=-1 loglevel=4 rdinit=/init',
     '-serial', 'mon:stdio',
     '-chardev', `socket,id=meter,path=${join(cache, 'meter.sock')}`, '-device', 'isa-serial,chardev=meter,index=1',
@@ -146,13 +248,14 @@ async function run(): Promise<Outcome> {
     '-chardev', `socket,id=control,path=${join(cache, 'control.sock')}`, '-device', 'isa-serial,chardev=control,index=2,irq=5',
     '-chardev', `socket,id=qmp,path=${join(cache, 'qmp.sock')}`, '-mon', 'chardev=qmp,mode=control',
     '-device', 'i6300esb', '-watchdog-action', 'reset',
-    '-netdev', 'user,id=net0', '-device', 'virtio-net-pci,netdev=net0',
+    '-netdev', `tap,id=net0,ifname=${tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=net0',
     '-fsdev', 'local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap',
     '-device', 'virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot',
     '-fsdev', `local,id=lanestate,path=${state},security_model=none`,
     '-device', 'virtio-9p-pci,fsdev=lanestate,mount_tag=lanestate',
   ];
-  const qemu = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // `ip netns exec` execs QEMU in the lane's namespace: the tap is made there, and the pid is QEMU's.
+  const qemu = spawn('ip', ['netns', 'exec', netns, 'qemu-system-x86_64', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   const outcome: Outcome = { starving: false, watchdogReset: false, resets: 0, summaries: [] };
   const exited = new Promise<number | null>((resolveExit) => qemu.once('exit', (code) => resolveExit(code)));
   qemu.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
@@ -167,6 +270,14 @@ async function run(): Promise<Outcome> {
   qmpServer.close();
   controlServer.close();
   meterServer.close();
+  // QMP answers once QEMU is up, so its netdevs - the tap - exist by now.
+  try {
+    raiseTap();
+  } catch (err) {
+    qemu.kill('SIGKILL');
+    throw err;
+  }
+  const remote = new RemoteClient();
   qmp.on('event', (event) => {
     if (event.event === 'WATCHDOG') {
       console.log(`handcheck-lane(host): QEMU watchdog event ${JSON.stringify(event.data)}`);
@@ -180,7 +291,7 @@ async function run(): Promise<Outcome> {
       }
     }
   });
-  serveControl(control, qmp, meter);
+  serveControl(control, qmp, meter, remote);
 
   createInterface({ input: qemu.stdout }).on('line', (raw) => {
     const line = raw.replace(/\r$/, '');
@@ -204,6 +315,7 @@ async function run(): Promise<Outcome> {
   const code = await exited;
   clearTimeout(timer);
   qmp.close();
+  remote.close();
   if (code !== 0 && outcome.setupFailure === undefined) {
     outcome.setupFailure = `QEMU exited with ${code}`;
   }
@@ -222,7 +334,7 @@ try {
 const problems: string[] = [];
 if (outcome.setupFailure) problems.push(`setup failed: ${outcome.setupFailure}`);
 if (outcome.suiteExit !== 0) problems.push(outcome.suiteExit === undefined ? 'the suite did not run' : `the suite failed (exit ${outcome.suiteExit})`);
-if (filters.length === 0 && !outcome.watchdogReset) problems.push('the host saw no watchdog reset of the VM after the firmware wedged');
+if (filters.length === 0 && !outcome.watchdogReset) problems.push('the host saw no watchdog reset of the VM after the firmware was stopped');
 if (filters.length === 0 && outcome.afterResetExit !== 0) {
   problems.push(outcome.afterResetExit === undefined ? 'the after-reset phase did not run' : `the after-reset phase failed (exit ${outcome.afterResetExit})`);
 }

@@ -2,8 +2,10 @@
  * A linux board entry made of the kernel lane VM's real devices, for the firmware run end to end and
  * for the HAL contract suite (the one a Pi owner runs with HANDCHECK_HW_BOARD): the TMP102 on
  * i2c-stub, a gpio-sim chip with a power-good input, the Modbus RTU meter behind ttyS1 (the host's,
- * test/kernel/meter.ts), softdog and eth0 on virtio_net. Deadlines are in seconds: Node under TCG is
- * an order of magnitude slower than on a Pi.
+ * test/kernel/meter.ts), a watchdog (softdog, or QEMU's i6300esb where the VM must really be reset)
+ * and eth0 on virtio_net. The Modbus service listens on the guest's eth0 address, port 502, for the
+ * lane's remote client (test/kernel/remote-client.ts). Deadlines are in seconds: Node under TCG is an
+ * order of magnitude slower than on a Pi.
  */
 import { mkdir, readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,9 +23,22 @@ async function findByAttribute(dir: string, attribute: string, value: string): P
 }
 
 const chipLabel = 'handcheck-vm';
+/** The guest's eth0 address (guest.sh) and the Modbus service's port there. */
+export const guestModbus = { host: '10.0.2.15', port: 502 } as const;
+
+export interface VmBoardOptions {
+  /**
+   * softdog (default): a reset only the guest sees. i6300esb: QEMU resets the VM, the host sees a
+   * WATCHDOG event, and the boot status after it says so (i6300esb.c, esb_initdevice).
+   */
+  watchdog?: 'softdog' | 'i6300esb';
+  timeoutS?: number;
+}
 const configfs = '/sys/kernel/config/gpio-sim/handcheck-vm';
 
 export interface VmBoard {
+  /** The i2c-stub adapter's number N (/dev/i2c-N, /sys/bus/i2c/devices/i2c-N). */
+  adapter: number;
   /** The boards file's content: one entry, `vm`. */
   boards: { boards: Record<string, unknown>[] };
   /** Drives the power-good pin from outside through gpio-sim's simulated pull (sim_gpio0/pull). */
@@ -32,9 +47,9 @@ export interface VmBoard {
   remove(): Promise<void>;
 }
 
-export async function setUpVmBoard(): Promise<VmBoard> {
+export async function setUpVmBoard(options: VmBoardOptions = {}): Promise<VmBoard> {
   const adapter = (await findByAttribute('/sys/bus/i2c/devices', 'name', 'SMBus stub driver')).replace(/^i2c-/, '');
-  const softdog = await findByAttribute('/sys/class/watchdog', 'identity', 'Software Watchdog');
+  const watchdog = await findByAttribute('/sys/class/watchdog', 'identity', options.watchdog === 'i6300esb' ? 'i6300ESB timer' : 'Software Watchdog');
   // The TMP102's power-on registers (datasheet table 7): 25 C, continuous conversion.
   const bus = await openLinuxI2cBus({ id: 'stub', device: `/dev/i2c-${adapter}` }, { clock: systemClock, defaultTimeoutMs: 1000 });
   try {
@@ -58,6 +73,7 @@ export async function setUpVmBoard(): Promise<VmBoard> {
   const powerGood = (level: 0 | 1): Promise<void> => writeFile(join(simDir, 'sim_gpio0', 'pull'), level ? 'pull-up' : 'pull-down');
   await powerGood(1);
   return {
+    adapter: Number(adapter),
     boards: {
       boards: [
         {
@@ -70,7 +86,7 @@ export async function setUpVmBoard(): Promise<VmBoard> {
             relay: { chip: chipLabel, line: 'relay', direction: 'out', initial: 0 },
           },
           serial: [{ id: 'line', path: '/dev/ttyS1', baudRate: 19200, parity: 'even' }],
-          watchdog: { device: `/dev/${softdog}`, timeoutS: 60 },
+          watchdog: { device: `/dev/${watchdog}`, timeoutS: options.timeoutS ?? 60 },
           net: [{ name: 'eth0' }],
           components: [
             { id: 'board-temp', kind: 'tmp102', bus: 'stub', address: 0x48, timeoutMs: 3000, thresholds: { temperatureC: { min: -20, max: 85 } } },
@@ -83,7 +99,7 @@ export async function setUpVmBoard(): Promise<VmBoard> {
             {
               id: 'modbus',
               protocol: 'modbus-tcp',
-              listen: '127.0.0.1:0',
+              listen: `0.0.0.0:${guestModbus.port}`,
               dependsOn: ['board-temp', 'meter', 'power-good', 'eth0', 'watchdog'],
               gate: { recheckMs: 500 },
             },

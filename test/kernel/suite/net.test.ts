@@ -14,7 +14,7 @@ import { askHost, describeInLane } from '../in-guest.js';
  * says nothing when it has subscribed, so a change of lo's alias, which it reports as a message about
  * lo, marks that point.
  */
-async function linkMessage(matches: (line: string) => boolean, act: () => Promise<void>): Promise<string> {
+async function linkMessage(matches: (line: string) => boolean, act: () => Promise<unknown>): Promise<string> {
   const monitor = spawn('ip', ['-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     let listening: () => void = () => undefined;
