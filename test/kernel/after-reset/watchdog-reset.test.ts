@@ -40,9 +40,9 @@ describeInLane('after the watchdog reset', () => {
       expect(status.boot).toMatchObject({ count: 2, lastResetCause: 'watchdog', uncleanResets: 1 });
       expect(status.watchdog).toMatchObject({ health: 'ok', reading: { lastResetByWatchdog: true } });
       const metrics = await (await fetch(`${control}/metrics`)).text();
-      expect(metrics).toMatch(/^handcheck_last_reset_cause\{cause="watchdog"\} 1$/m);
-      expect(metrics).toMatch(/^handcheck_boot_count 2$/m);
-      expect(metrics).toMatch(/^handcheck_watchdog_last_reset_by_watchdog\{component="watchdog"\} 1$/m);
+      expect(metrics).toMatch(/^handcheck_last_reset_cause\{cause="watchdog",board="vm"\} 1$/m);
+      expect(metrics).toMatch(/^handcheck_boot_count\{board="vm"\} 2$/m);
+      expect(metrics).toMatch(/^handcheck_watchdog_last_reset_by_watchdog\{component="watchdog",board="vm"\} 1$/m);
       expect(lines.map((line) => line.msg)).toContain("the last reset of this board was the watchdog's");
       expect(await remoteClientSees(guestModbus, 'up')).toBe('up -');
     } finally {
