@@ -10,20 +10,42 @@ import { setImmediate as nextImmediate } from 'node:timers/promises';
 import { type Clock, type Timer, sleepOn } from '../hal/clock.js';
 import { HandcheckError } from '../config/errors.js';
 
-interface Scheduled {
-  seq: number;
-  due: number;
-  intervalMs: number | undefined;
-  fn: () => void;
-  canceled: boolean;
+/**
+ * A timer in the heap. It is also the handle its caller cancels it by: a board makes a timer per I2C
+ * transfer, so a handle of its own (and a closure for `cancel`) per timer would double what each costs.
+ */
+class Scheduled implements Timer {
+  canceled = false;
   /** A one-shot timer that fired has left the heap. */
-  fired: boolean;
+  fired = false;
+
+  constructor(
+    public seq: number,
+    public due: number,
+    readonly intervalMs: number | undefined,
+    public fn: () => void,
+    private readonly onCancel: (item: Scheduled) => void,
+  ) {}
+
+  cancel(): void {
+    if (this.canceled) return;
+    this.canceled = true;
+    this.fn = noop;
+    this.onCancel(this);
+  }
 }
+
+const noop = (): void => undefined;
 
 export class ClockError extends HandcheckError {
   constructor(message: string) {
     super('ERR_SIM_CLOCK', message);
   }
+}
+
+/** Whether `a` fires before `b`: by due time, then by scheduling order. */
+function before(a: Scheduled, b: Scheduled): boolean {
+  return a.due < b.due || (a.due === b.due && a.seq < b.seq);
 }
 
 /** A binary min-heap ordered by due time, then by scheduling order. */
@@ -45,40 +67,37 @@ class TimerHeap {
     for (const item of kept) this.push(item);
   }
 
-  private less(a: Scheduled, b: Scheduled): boolean {
-    return a.due < b.due || (a.due === b.due && a.seq < b.seq);
-  }
-
   push(item: Scheduled): void {
     const items = this.items;
+    let i = items.length;
     items.push(item);
-    let i = items.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.less(items[i]!, items[parent]!)) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      const above = items[parent]!;
+      if (!before(item, above)) break;
+      items[i] = above;
       i = parent;
     }
+    items[i] = item;
   }
 
   pop(): Scheduled | undefined {
     const items = this.items;
     const top = items[0];
     const last = items.pop();
-    if (items.length > 0 && last) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && this.less(items[l]!, items[m]!)) m = l;
-        if (r < items.length && this.less(items[r]!, items[m]!)) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m]!, items[i]!];
-        i = m;
-      }
+    const n = items.length;
+    if (last === undefined || n === 0) return top;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && before(items[child + 1]!, items[child]!)) child += 1;
+      const below = items[child]!;
+      if (!before(below, last)) break;
+      items[i] = below;
+      i = child;
     }
+    items[i] = last;
     return top;
   }
 }
@@ -106,6 +125,13 @@ export class VirtualClock implements Clock {
   private driving = false;
   /** Canceled timers still in the heap; a far-off timer canceled would otherwise stay until its due time. */
   private canceledInHeap = 0;
+  private readonly onTimerCanceled = (item: Scheduled): void => {
+    if (!item.fired) this.canceledInHeap += 1;
+    if (this.canceledInHeap > 64 && this.canceledInHeap * 2 > this.timers.size) {
+      this.timers.filter((t) => !t.canceled);
+      this.canceledInHeap = 0;
+    }
+  };
 
   /** @param startMs virtual epoch milliseconds to start at; defaults to the wall clock now. */
   constructor(startMs: number = Date.now()) {
@@ -157,7 +183,11 @@ export class VirtualClock implements Clock {
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return sleepOn(this, ms, signal);
+    if (signal) return sleepOn(this, ms, signal);
+    // The common wait (every I2C transfer's wire time): the timer's callback is the promise's resolve.
+    return new Promise((resolve) => {
+      this.schedule(resolve, ms, undefined);
+    });
   }
 
   /** Timers not yet fired or canceled. */
@@ -166,21 +196,10 @@ export class VirtualClock implements Clock {
   }
 
   private schedule(fn: () => void, ms: number, intervalMs: number | undefined): Timer {
-    const item: Scheduled = { seq: this.seq++, due: this.now() + Math.max(0, ms), intervalMs, fn, canceled: false, fired: false };
+    const item = new Scheduled(this.seq++, this.now() + Math.max(0, ms), intervalMs, fn, this.onTimerCanceled);
     this.timers.push(item);
     if (this.realtime && item.due < this.realtime.armedDue) this.rearmRealtime();
-    return {
-      cancel: () => {
-        if (item.canceled) return;
-        item.canceled = true;
-        item.fn = () => undefined;
-        if (!item.fired) this.canceledInHeap += 1;
-        if (this.canceledInHeap > 64 && this.canceledInHeap * 2 > this.timers.size) {
-          this.timers.filter((t) => !t.canceled);
-          this.canceledInHeap = 0;
-        }
-      },
-    };
+    return item;
   }
 
   /** Fires the earliest timer if it is due by `limit`; returns false when none is. */
