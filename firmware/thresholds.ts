@@ -27,7 +27,6 @@ function round(value: number): string {
 export function judge(reading: Reading, ranges: Readonly<Record<string, Range>> | undefined, source = ''): Judgement {
   const result: Judgement = { health: 'ok', reasons: [] };
   if (!ranges) return result;
-  const from = source ? ` (${source})` : '';
   for (const [quantity, range] of Object.entries(ranges)) {
     const value = reading[quantity];
     if (typeof value !== 'number') continue;
@@ -43,7 +42,7 @@ export function judge(reading: Reading, ranges: Readonly<Record<string, Range>> 
     else if (range.warnMin !== undefined && value < range.warnMin) hit = ['degraded', `< warnMin ${round(range.warnMin)}`];
     if (hit) {
       result.health = worse(result.health, hit[0]);
-      result.reasons.push(`${quantity} ${round(value)} ${hit[1]}${from}`);
+      result.reasons.push(`${quantity} ${round(value)} ${hit[1]}${source ? ` (${source})` : ''}`);
     }
   }
   return result;

@@ -26,23 +26,28 @@ export function withDeadline<T>(
   }
   return new Promise<T>((resolve, reject) => {
     let settled = false;
-    const finish = (fn: () => void): void => {
-      if (settled) return;
+    /** True the first time: the deadline and the abort listener are let go of, and the caller settles. */
+    const settle = (): boolean => {
+      if (settled) return false;
       settled = true;
       timer.cancel();
       signal?.removeEventListener('abort', onAbort);
-      fn();
+      return true;
     };
-    const onAbort = (): void =>
-      finish(() => reject(new HalClosedError(`${what} on ${target} canceled`, { target, canceled: true })));
-    const timer = clock.setTimeout(
-      () => finish(() => reject(new HalTimeoutError(`${what} on ${target} timed out after ${timeoutMs} ms`, { target }))),
-      timeoutMs,
-    );
+    const onAbort = (): void => {
+      if (settle()) reject(new HalClosedError(`${what} on ${target} canceled`, { target, canceled: true }));
+    };
+    const timer = clock.setTimeout(() => {
+      if (settle()) reject(new HalTimeoutError(`${what} on ${target} timed out after ${timeoutMs} ms`, { target }));
+    }, timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
     operation.then(
-      (value) => finish(() => resolve(value)),
-      (err: unknown) => finish(() => reject(err)),
+      (value) => {
+        if (settle()) resolve(value);
+      },
+      (err: unknown) => {
+        if (settle()) reject(err);
+      },
     );
   });
 }

@@ -222,11 +222,8 @@ export class SimI2cBus implements I2cBus {
   private async occupy(addr: number, messageBytes: readonly number[]): Promise<void> {
     const bytes = messageBytes.reduce((sum, n) => sum + 1 + n, 0);
     const wireMs = this.clockHz === undefined ? 0 : this.overheadUs / 1000 + (transferBits(messageBytes) * 1000) / this.clockHz;
-    for (const count of [this.traffic, this.trafficOf(addr)]) {
-      count.transfers += 1;
-      count.bytes += bytes;
-      count.wireMs += wireMs;
-    }
+    countTransfer(this.traffic, bytes, wireMs);
+    countTransfer(this.trafficOf(addr), bytes, wireMs);
     if (wireMs > 0) await this.clock.sleep(wireMs);
   }
 
@@ -315,6 +312,12 @@ export class SimI2cBus implements I2cBus {
   held(): ReturnType<I2cTransferQueue['held']> {
     return this.queue.held();
   }
+}
+
+function countTransfer(count: I2cTrafficCount, bytes: number, wireMs: number): void {
+  count.transfers += 1;
+  count.bytes += bytes;
+  count.wireMs += wireMs;
 }
 
 function checkAddress(busId: string, addr: number): void {

@@ -28,7 +28,8 @@ export abstract class ByteRegisterModel implements I2cDeviceModel {
   write(data: Buffer): void {
     if (data.length === 0) return;
     this.pointer = data[0]! % this.memory.length;
-    for (const value of data.subarray(1)) {
+    for (let i = 1; i < data.length; i++) {
+      const value = data[i]!;
       if (this.onWrite(this.pointer, value)) this.memory[this.pointer] = value;
       this.pointer = (this.pointer + 1) % this.memory.length;
     }
