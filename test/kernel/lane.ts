@@ -28,7 +28,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type Socket, createServer } from 'node:net';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -105,7 +105,14 @@ interface Outcome {
 async function listenOnce(path: string): Promise<{ connection: Promise<Socket>; close: () => void }> {
   rmSync(path, { force: true });
   const server = createServer();
-  const connection = new Promise<Socket>((resolveConnection) => server.once('connection', resolveConnection));
+  const connection = new Promise<Socket>((resolveConnection) =>
+    server.once('connection', (socket: Socket) => {
+      // QEMU powering off or resetting the guest may end a chardev with unread bytes (ECONNRESET): the
+      // lane's verdict comes from the guest's exits and QMP events, so the socket's error is only told.
+      socket.on('error', (err: NodeJS.ErrnoException) => console.log(`handcheck-lane(host): ${basename(path)}: ${err.code ?? err.message}`));
+      resolveConnection(socket);
+    }),
+  );
   await new Promise<void>((resolveListen) => server.listen(path, resolveListen));
   return { connection, close: () => server.close() };
 }
