@@ -4,44 +4,16 @@
  * problems reported all at once, IPv6 in brackets, SIGHUP reloading the targets, one `subsystem` key
  * per log line, one monitor per database, a corrupted database named with SQLite's code.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, type Server, createServer } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandSpecs } from '../../app/cli.js';
 import { commandHelp } from '../../config/command-line.js';
-import { cli, handcheck } from '../helpers/processes.js';
+import { handcheck } from '../helpers/processes.js';
 import { until, waitForOutput } from '../helpers/wait.js';
-import { tempDir } from './helpers.js';
-
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  lines: Array<Record<string, unknown>>;
-  stderr: () => string;
-  stop: () => Promise<void>;
-}
-
-function monitorProcess(args: string[]): Running {
-  const child = spawn(process.execPath, [cli, 'monitor', '--json', ...args]);
-  const lines: Array<Record<string, unknown>> = [];
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  createInterface({ input: child.stdout }).on('line', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
-  return {
-    child,
-    lines,
-    stderr: () => stderr,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
+import { monitorProcess, tempDir } from './helpers.js';
 
 describe('handcheck --help', () => {
   it('lists every command, and each command prints its own help with every option it parses', async () => {

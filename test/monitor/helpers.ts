@@ -1,8 +1,10 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { Appliance } from '../../app/appliance.js';
 import type { BoardConfig } from '../../config/board-config.js';
 import { gatePolicy } from '../../config/gate-policy.js';
@@ -11,6 +13,7 @@ import { type ConfigFile, resolveConfig } from '../../monitor/config.js';
 import { Monitor, type MonitorOptions } from '../../monitor/monitor.js';
 import type { TargetState, Transition } from '../../monitor/state.js';
 import { silent } from '../helpers/log.js';
+import { cli } from '../helpers/processes.js';
 import { until } from '../helpers/wait.js';
 
 /** The sim appliance with a second Modbus service that depends on no component: the port to ask why and read the boot record on. */
@@ -163,4 +166,32 @@ export class Receiver {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+export interface MonitorProcess {
+  child: ChildProcessWithoutNullStreams;
+  /** Its `--json` lines on stdout, parsed. */
+  lines: Array<Record<string, unknown>>;
+  stderr: () => string;
+  stop: () => Promise<void>;
+}
+
+/** `handcheck monitor --json` as a process, as users run it. */
+export function monitorProcess(args: string[]): MonitorProcess {
+  const child = spawn(process.execPath, [cli, 'monitor', '--json', ...args]);
+  const lines: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  createInterface({ input: child.stdout }).on('line', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+  return {
+    child,
+    lines,
+    stderr: () => stderr,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
 }

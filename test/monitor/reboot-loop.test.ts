@@ -17,7 +17,6 @@
  *   reports the two reboots it missed (one transition, one alert, `reboots: 2`), and since two
  *   reboots are a loop for that target, the loop too.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -34,9 +33,9 @@ import type { Transition } from '../../monitor/state.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { silent } from '../helpers/log.js';
 import { freePort } from '../helpers/ports.js';
-import { cli, handcheck } from '../helpers/processes.js';
+import { handcheck } from '../helpers/processes.js';
 import { until, waitForOutput } from '../helpers/wait.js';
-import { Receiver, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, withQueryPort } from './helpers.js';
+import { type MonitorProcess, Receiver, monitorProcess, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, withQueryPort } from './helpers.js';
 
 /** The sim appliance with a one-second watchdog on the board's clock in real time, and a reset-loop limit of its own it does not reach here. */
 async function appliance(stateDir: string): Promise<{ appliance: Appliance; port: number; queryPort: number }> {
@@ -236,37 +235,11 @@ describe('a reboot loop across a restart', () => {
   });
 });
 
-interface Line {
-  type: string;
-  target: string;
-  from: string;
-  to: string;
-  reason: string;
-}
-
-/** `handcheck monitor --json` as a process, its transition lines collected. */
-async function monitorProcess(args: string[]): Promise<{ child: ChildProcessWithoutNullStreams; lines: Line[]; http: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [cli, 'monitor', '--json', '--http', '127.0.0.1:0', '--log-level', 'warn', ...args]);
-  const lines: Line[] = [];
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-    const complete = out.split('\n');
-    out = complete.pop()!;
-    for (const line of complete) lines.push(JSON.parse(line) as Line);
-  });
-  const [, http] = await waitForOutput(child, /dashboard on (http:\/\/[\d.]+:\d+)\//, 'monitor');
-  return {
-    child,
-    lines,
-    http: http!,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
+/** A monitor process with its dashboard on a port of its own, and that port's URL. */
+async function monitorWithDashboard(args: string[]): Promise<MonitorProcess & { http: string }> {
+  const running = monitorProcess(['--http', '127.0.0.1:0', '--log-level', 'warn', ...args]);
+  const [, http] = await waitForOutput(running.child, /dashboard on (http:\/\/[\d.]+:\d+)\//, 'monitor');
+  return { ...running, http: http! };
 }
 
 describe('reboots while no monitor was watching (a monitor process with --db)', () => {
@@ -285,7 +258,7 @@ describe('reboots while no monitor was watching (a monitor process with --db)', 
     );
     const bootCount = async (http: string): Promise<number | undefined> =>
       ((await (await fetch(`${http}/api/targets`)).json()) as { targets: Array<{ bootCount?: number }> }).targets[0]?.bootCount;
-    let monitor = await monitorProcess(['--config', config, '--db', db]);
+    let monitor = await monitorWithDashboard(['--config', config, '--db', db]);
     try {
       await until(async () => (await bootCount(monitor.http)) !== undefined, 'the first monitor reading the boot record', 60_000);
       const seen = (await bootCount(monitor.http))!;
@@ -294,7 +267,7 @@ describe('reboots while no monitor was watching (a monitor process with --db)', 
       await rebootByWatchdog(sim.appliance);
       await rebootByWatchdog(sim.appliance);
 
-      monitor = await monitorProcess(['--config', config, '--db', db]);
+      monitor = await monitorWithDashboard(['--config', config, '--db', db]);
       const alert = (await receiver.next((a) => a.kind === 'reboot', 60_000, true)).body as Alert;
       expect(alert).toMatchObject({ target: 'pump', status: 'firing', reboots: 2 });
       expect(alert.reason).toMatch(new RegExp(`^rebooted 2 times while no monitor was watching: boot ${seen + 2} \\(last seen boot ${seen} at \\S+Z\\), last reset cause (watchdog|unknown), `));
