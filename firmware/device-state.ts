@@ -344,9 +344,9 @@ export class DeviceStateManager {
     };
     // A run the part signalled during may have read it before the change: it answers the callers
     // that asked before the signal, but does not replace the fault the signal asserted.
-    if (this.stale.has(check.id)) {
-      if (this.signalledFaults.has(check.id)) return state;
-    } else this.signalledFaults.delete(check.id);
+    const stale = this.stale.has(check.id);
+    if (stale && this.signalledFaults.has(check.id)) return state;
+    if (!stale) this.signalledFaults.delete(check.id);
     this.setState(state, previous.state);
     return state;
   }

@@ -213,13 +213,18 @@ const errnoClasses: Record<string, HalErrorClass> = {
   ENOTTY: HalUnsupportedError,
 };
 
+/** The errno name a Node.js system error carries in `code` (as `fs` and native addons set it). */
+export function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
 /**
  * Maps a Node.js system error (with `code` set to the errno name, as `fs` and native addons give it)
  * to the matching HalError. Errors that already are HalErrors pass through unchanged.
  */
 export function halErrorFromErrno(err: unknown, operation: string, target: string): HalError {
   if (err instanceof HalError) return err;
-  const errno = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+  const errno = errnoOf(err);
   const Class = (errno && errnoClasses[errno]) || HalIoError;
   const detail = err instanceof Error ? err.message : String(err);
   return new Class(`${operation} on ${target} failed: ${detail}`, { target, cause: err, ...(errno ? { errno } : {}) });

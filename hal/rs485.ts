@@ -20,7 +20,7 @@
  * receive during sending, so no echo reaches us and none is expected.
  */
 import type { Clock } from './clock.js';
-import { HalInvalidArgumentError, HalRs485UnsupportedError, halErrorFromErrno } from './errors.js';
+import { HalInvalidArgumentError, HalRs485UnsupportedError, errnoOf, halErrorFromErrno } from './errors.js';
 import type { GpioController, GpioLine, GpioLineSpec } from './gpio.js';
 
 export interface Rs485Spec {
@@ -79,10 +79,6 @@ export function serialRs485Request(spec: Rs485Spec): SerialRs485 {
     delayRtsBeforeSend: spec.delayBeforeSendMs ?? 0,
     delayRtsAfterSend: spec.delayAfterSendMs ?? 0,
   };
-}
-
-function errnoOf(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }
 
 const gpioInstead = 'set rs485.direction to "gpio" with a DE line in the board entry, or use a UART whose driver has an RS-485 mode (a Raspberry Pi\'s PL011 /dev/ttyAMA0 or its mini UART /dev/ttyS0)';

@@ -74,8 +74,10 @@ export class TargetTracker {
     private readonly thresholds: { rise: number; fall: number },
   ) {}
 
-  /** Continues from what the history recorded before a restart, so a restart is no transition. */
-  /** Continues from what the history recorded; a reboot loop restored leaves the connects' state to the first result. */
+  /**
+   * Continues from what the history recorded before a restart, so a restart is no transition; a reboot
+   * loop restored leaves the connects' state to the first result.
+   */
   restore(state: TargetState, since: number, reason: string): void {
     this.since = since;
     if (state === 'reboot-loop') {

@@ -201,7 +201,8 @@ export class SfpDriver implements Driver<SfpReading> {
     await this.requirePresent();
     let proven = this.proven;
     if (proven) {
-      const checksums = [await this.bus.readByte(this.address, 63, this.transfer(options)), await this.bus.readByte(this.address, 95, this.transfer(options))];
+      const transfer = this.transfer(options);
+      const checksums = [await this.bus.readByte(this.address, 63, transfer), await this.bus.readByte(this.address, 95, transfer)];
       if (checksums[0] !== proven.checksums[0] || checksums[1] !== proven.checksums[1]) proven = undefined;
     }
     if (!proven) {

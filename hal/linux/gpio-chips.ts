@@ -20,6 +20,7 @@ import {
   HalNotFoundError,
   HalPermissionError,
   HalUnsupportedError,
+  errnoOf,
   halErrorFromErrno,
 } from '../errors.js';
 import { gpioTarget } from '../gpio.js';
@@ -44,10 +45,6 @@ export interface ResolvedGpioLine {
   offset: number;
   /** The global sysfs number: chip base + offset. */
   number: number;
-}
-
-function errnoOf(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }
 
 function accessError(err: unknown, what: string, path: string, target: string): HalError {

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
-import { HalClosedError, type HalError, HalInvalidArgumentError, HalLineBusyError, HalPermissionError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
+import { HalClosedError, type HalError, HalInvalidArgumentError, HalLineBusyError, HalPermissionError, HalUnsupportedError, errnoOf, halErrorFromErrno } from '../errors.js';
 import {
   type GpioController,
   type GpioDirection,
@@ -47,10 +47,6 @@ export interface LinuxGpioOptions {
   load?: ModuleLoader;
   /** Called with each opened line's close, so a board can close everything in reverse order. */
   track?: (close: () => Promise<void>) => void;
-}
-
-function errnoOf(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }
 
 export function gpioError(err: unknown, operation: string, target: string, consumer?: () => string): HalError {

@@ -26,7 +26,7 @@
 import type { StatsFs } from 'node:fs';
 import { readFile, readdir, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { HalIoError, HalNotFoundError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
+import { HalIoError, HalNotFoundError, HalUnsupportedError, errnoOf, halErrorFromErrno } from '../errors.js';
 import { type ClockStatus, type HealthSource, type KernelTimex, type MemoryPressure, type PowerStatus, type StorageStatus, type ThermalStatus, type ThermalTrip, kernelClockStatus } from '../health.js';
 import { ioctlAddon } from './ioctl.js';
 
@@ -43,10 +43,6 @@ export interface LinuxHealthOptions {
 
 function addonAdjtimex(): KernelTimex | undefined {
   return ioctlAddon()?.adjtimexRead?.();
-}
-
-function errnoOf(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }
 
 async function readText(path: string): Promise<string | undefined> {

@@ -6,17 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HalIoError, HalNotFoundError, halErrorFromErrno } from '../errors.js';
+import { HalIoError, HalNotFoundError, errnoOf, halErrorFromErrno } from '../errors.js';
 import { type NetController, type NetCounterName, type NetInterface, type NetStatus, type OperState, netCounterNames } from '../net.js';
 import { LinkMonitor } from './link-monitor.js';
 
 export const defaultNetRoot = '/sys/class/net';
 
 const operStates: readonly OperState[] = ['up', 'down', 'dormant', 'lowerlayerdown', 'notpresent', 'testing', 'unknown'];
-
-function errnoOf(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
-}
 
 class LinuxNetInterface implements NetInterface {
   private readonly dir: string;

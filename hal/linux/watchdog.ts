@@ -11,7 +11,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { HalClosedError, type HalError, HalInvalidArgumentError, HalUnsupportedError, halErrorFromErrno } from '../errors.js';
+import { HalClosedError, type HalError, HalInvalidArgumentError, HalUnsupportedError, errnoOf, halErrorFromErrno } from '../errors.js';
 import type { Watchdog, WatchdogInfo } from '../watchdog.js';
 import { type IoctlBinding, ioctlAddon } from './ioctl.js';
 
@@ -27,10 +27,6 @@ export interface LinuxWatchdogOptions {
 /** The kick: the kernel only counts the write, and a byte other than 'V' cancels a pending magic close. */
 const kickByte = Buffer.of(0);
 const magicByte = Buffer.from('V');
-
-function errnoOf(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
-}
 
 /**
  * `/dev/watchdogN` is watchdogN in sysfs; the legacy `/dev/watchdog` (and any device name without a
