@@ -251,11 +251,15 @@ export class SimPortBinding extends MockPortBinding {
     this.hostFreeAt = start + data.length * this.charMs;
     if (this.kernelRs485) this.sendingUntil = this.hostFreeAt + this.rs485.delayRtsAfterSend;
     const hearsOwn = transceiver.echo && (!this.kernelRs485 || (this.rs485.flags & SER_RS485_RX_DURING_TX) !== 0);
+    // Which byte the other driver spoils (the middle one) and how (XOR 0x55) are the fault's own choice,
+    // not a bus behaviour: a collision corrupts whatever bits overlap, and any corruption must be caught.
     const collided = this.binding.faults.hit(this.line.faultTarget, 'collision') ? Math.floor(data.length / 2) : -1;
     data.forEach((sent, i) => {
       const byte = i === collided ? sent ^ 0x55 : sent;
       let enabledAtStart = false;
       // DE is sampled as the start bit begins and within the stop bit, which ends when tcdrain returns.
+      // 0.95 of the character lies inside the stop bit of a 10-bit (8N1: 0.9-1.0) and an 11-bit (8E1,
+      // 8N2: 0.91-1.0) character alike.
       this.later(() => (enabledAtStart = this.driving(transceiver)), start + i * this.charMs - clock.now());
       this.later(() => {
         if (!enabledAtStart || !this.driving(transceiver)) return;
