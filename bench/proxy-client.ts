@@ -1,20 +1,23 @@
 /**
- * The client of the proxy bench, in a process of its own. `bulk PORT BYTES`: one connection asks for
- * BYTES and reads them to the FIN; prints the bytes and seconds. `latency PORT COUNT`: COUNT
- * connections one after another, each timed from connect() to the first byte of the answer to `x`;
- * prints the times in ms.
+ * The client of the proxy bench, in a process of its own. `bulk HOST:PORT BYTES`: one connection asks
+ * for BYTES and reads them to the FIN; prints the bytes, the seconds and its own CPU time in us.
+ * `latency HOST:PORT COUNT`: COUNT connections one after another, each timed from connect() to the
+ * first byte of the answer to `x`; prints the times in ms.
  */
 import { connect } from 'node:net';
 
-const [mode, portText, amountText] = process.argv.slice(2);
-const port = Number(portText);
+const [mode, target, amountText] = process.argv.slice(2);
+const colon = target!.lastIndexOf(':');
+const host = target!.slice(0, colon);
+const port = Number(target!.slice(colon + 1));
 const amount = Number(amountText);
 
-function bulk(): Promise<{ bytes: number; seconds: number }> {
+function bulk(): Promise<{ bytes: number; seconds: number; cpuUs: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
+    const cpu = process.cpuUsage();
     let bytes = 0;
-    const socket = connect({ host: '127.0.0.1', port }, () => {
+    const socket = connect({ host, port }, () => {
       const request = Buffer.alloc(9);
       request[0] = 0x42;
       request.writeBigUInt64BE(BigInt(amount), 1);
@@ -25,7 +28,8 @@ function bulk(): Promise<{ bytes: number; seconds: number }> {
     });
     socket.on('end', () => {
       socket.end();
-      resolve({ bytes, seconds: (performance.now() - started) / 1000 });
+      const used = process.cpuUsage(cpu);
+      resolve({ bytes, seconds: (performance.now() - started) / 1000, cpuUs: used.user + used.system });
     });
     socket.on('error', reject);
   });
@@ -34,7 +38,7 @@ function bulk(): Promise<{ bytes: number; seconds: number }> {
 function once(): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const socket = connect({ host: '127.0.0.1', port }, () => socket.write('x'));
+    const socket = connect({ host, port }, () => socket.write('x'));
     socket.setNoDelay(true);
     socket.once('data', () => {
       const ms = performance.now() - started;

@@ -1,8 +1,8 @@
 /**
  * The upstream of the proxy bench, in a process of its own: on each connection, `B` and an 8-byte
  * length ask for that many bytes (sent honouring backpressure, then FIN); `x` is answered with `y` at
- * once. A connection that sends nothing (the proxy's connect probe) is let go when it closes. Prints
- * its port.
+ * once. A connection that sends nothing (the proxy's connect probe) is let go when it closes. Listens
+ * on the address given (127.0.0.1 by default) and prints its port.
  */
 import { type AddressInfo, createServer } from 'node:net';
 
@@ -37,4 +37,4 @@ const server = createServer((socket) => {
   socket.on('data', onData);
   socket.on('end', () => socket.end());
 });
-server.listen(0, '127.0.0.1', () => process.stdout.write(`${(server.address() as AddressInfo).port}\n`));
+server.listen(0, process.argv[2] ?? '127.0.0.1', () => process.stdout.write(`${(server.address() as AddressInfo).port}\n`));
