@@ -1,7 +1,9 @@
 /**
- * MODBUS/TCP Security under bad clients: 10,000 connections that never become a session - no client
- * certificate, a certificate from another CA, plain Modbus TCP on the TLS port, a handshake that
- * stalls until tls.handshakeTimeoutMs - against the firmware on the sim board, in this process.
+ * MODBUS/TCP Security under bad clients: 10,000 connections that never become a session that may do
+ * anything - no client certificate, a certificate from another CA, plain Modbus TCP on the TLS port, a
+ * handshake that stalls until tls.handshakeTimeoutMs, a certificate without a role (its request is
+ * answered with exception 01, then it hangs up) - against the firmware on the sim board, in this
+ * process.
  * Measured: what is held afterwards, the heap after GC against where it started, the log lines
  * written, and the rate.
  */
@@ -47,18 +49,20 @@ export async function tlsBench(report: Report, appliance: Readonly<BoardConfig>)
   const { port, gate } = firmware.services[0]!;
   const ca = readFileSync(pki.ca);
   const stranger = { cert: readFileSync(pki.clients.stranger!.cert), key: readFileSync(pki.clients.stranger!.key) };
+  const roleless = { cert: readFileSync(pki.clients['no-role']!.cert), key: readFileSync(pki.clients['no-role']!.key) };
   const kinds: Array<() => Socket> = [
     () => tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' }),
     () => tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost', ...stranger }),
     () => tcpConnect({ host: '127.0.0.1', port }).on('connect', function (this: Socket) { this.write(Buffer.from([0, 1, 0, 0, 0, 6, 1, 4, 0, 0, 0, 1])); }),
     () => tcpConnect({ host: '127.0.0.1', port }).on('connect', function (this: Socket) { this.write(Buffer.from([0x16, 0x03, 0x01])); }),
+    () => tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost', ...roleless }),
   ];
   const one = (kind: () => Socket): Promise<void> =>
     new Promise((resolve) => {
       const socket = kind();
       socket.on('error', () => undefined);
       socket.on('secureConnect', () => socket.write(Buffer.from([0, 1, 0, 0, 0, 6, 1, 4, 0, 0, 0, 1])));
-      socket.on('data', () => undefined);
+      socket.on('data', () => socket.end());
       socket.once('close', () => resolve());
     });
   const total = 10_000;
@@ -82,7 +86,7 @@ export async function tlsBench(report: Report, appliance: Readonly<BoardConfig>)
   await pki.remove();
   const grown = after - before;
   report(
-    'MODBUS/TCP Security: 10,000 bad clients (no certificate, other CA, plain Modbus, stalled handshake)',
+    'MODBUS/TCP Security: 10,000 bad clients (no certificate, other CA, plain Modbus, stalled handshake, no role)',
     `${gate.stats().held} held after; heap ${before.toFixed(1)} -> ${after.toFixed(1)} MB after GC; ${lines} log lines; ${Math.round(total / seconds)}/s`,
     'nothing held, heap within 16 MB',
     gate.stats().held === 0 && grown <= 16,
