@@ -9,11 +9,8 @@
  * descriptors. Node's handles are destroyed only once the relay has ended, so the gate's held
  * connection lives exactly as long as the spliced one and a gate that destroys it ends the relay.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon, nativeAddonCandidates } from '../hal/linux/native-addon.js';
 
 /** How a relay ended by itself: both FINs passed on, or one side failed (errno in `code`) and the other was reset. */
 export type RelayOutcome = 'ended' | 'client-failed' | 'upstream-failed';
@@ -38,13 +35,11 @@ export interface SpliceBinding {
 }
 
 const ADDON_FILE = 'handcheck_splice.node';
+const ADDON_ENV = 'HANDCHECK_SPLICE_ADDON';
 
-/** HANDCHECK_SPLICE_ADDON, then native/build/Release beside the sources (tsx) or beside dist/. */
+/** Where the addon may be (HANDCHECK_SPLICE_ADDON, else native/build/Release), for messages. */
 export function spliceAddonCandidates(): string[] {
-  const fromEnv = process.env.HANDCHECK_SPLICE_ADDON;
-  if (fromEnv) return [fromEnv];
-  const here = dirname(fileURLToPath(import.meta.url));
-  return [join(here, '..', 'native', 'build', 'Release', ADDON_FILE), join(here, '..', '..', 'native', 'build', 'Release', ADDON_FILE)];
+  return nativeAddonCandidates(ADDON_FILE, ADDON_ENV);
 }
 
 let binding: SpliceBinding | undefined;
@@ -52,13 +47,8 @@ let binding: SpliceBinding | undefined;
 /** The addon, or undefined where it is not built or cannot be loaded (the proxy then pipes streams). */
 export function spliceAddon(): SpliceBinding | undefined {
   if (binding || process.platform !== 'linux') return binding;
-  const found = spliceAddonCandidates().find((path) => existsSync(path));
-  if (found === undefined) return undefined;
-  try {
-    binding = createRequire(import.meta.url)(found) as SpliceBinding;
-  } catch {
-    return undefined;
-  }
+  const addon = loadNativeAddon<SpliceBinding>(ADDON_FILE, ADDON_ENV);
+  if (addon.state === 'loaded') binding = addon.binding;
   return binding;
 }
 

@@ -4,12 +4,10 @@
  * SYN to the service that owns its destination port. Verdicts go back by packet id, so a SYN waiting
  * for a diagnosis never holds up the others.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HandcheckError, type HandcheckErrorOptions } from '../../config/errors.js';
+import { loadNativeAddon } from '../../hal/linux/native-addon.js';
 
 /** One queued packet as the addon reports it. */
 export interface QueuedPacket {
@@ -49,6 +47,7 @@ interface NativeBinding {
 }
 
 const ADDON_FILE = 'handcheck_nfqueue.node';
+const ADDON_ENV = 'HANDCHECK_NFQUEUE_ADDON';
 
 /** The NFQUEUE addon is not built or cannot be loaded on this host. */
 export class NfqueueUnavailableError extends HandcheckError {
@@ -108,43 +107,28 @@ function nativeError(queue: number, what: string, err: unknown): NfqueueError {
   return new NfqueueError(queue, `NFQUEUE ${queue}: ${what}: ${detail}${why ? `; ${why}` : ''}`, errno, { cause: err });
 }
 
-/**
- * Where the addon may be: HANDCHECK_NFQUEUE_ADDON, then native/build/Release beside the source tree
- * (firmware/gate/ run through tsx: two levels up) or beside dist/ (dist/firmware/gate/: three).
- */
-function candidates(): string[] {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const fromEnv = process.env.HANDCHECK_NFQUEUE_ADDON;
-  const built = [join(here, '..', '..', 'native', 'build', 'Release', ADDON_FILE), join(here, '..', '..', '..', 'native', 'build', 'Release', ADDON_FILE)];
-  return fromEnv ? [fromEnv] : built;
-}
-
 let binding: NativeBinding | undefined;
 
 /** Loads the addon once; throws NfqueueUnavailableError naming what is missing. */
 export function loadNfqueueAddon(): NativeBinding {
   if (binding) return binding;
-  const paths = candidates();
-  const found = paths.find((path) => existsSync(path));
-  if (found === undefined) {
+  const addon = loadNativeAddon<Partial<NativeBinding>>(ADDON_FILE, ADDON_ENV);
+  if (addon.state === 'missing') {
     throw new NfqueueUnavailableError(
-      `the NFQUEUE addon is not built (looked for ${paths.join(', ')}); build it with "npm run build:native", ` +
+      `the NFQUEUE addon is not built (looked for ${addon.lookedFor.join(', ')}); build it with "npm run build:native", ` +
         'which needs the Debian packages build-essential, python3, libnetfilter-queue-dev, libnftnl-dev and libmnl-dev',
     );
   }
-  let loaded: Partial<NativeBinding>;
-  try {
-    loaded = createRequire(import.meta.url)(found) as Partial<NativeBinding>;
-  } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
+  if (addon.state === 'unloadable') {
     throw new NfqueueUnavailableError(
-      `the NFQUEUE addon ${found} cannot be loaded: ${detail}; install the Debian packages libnetfilter-queue1, libnftnl11 and libmnl0 ` +
+      `the NFQUEUE addon ${addon.path} cannot be loaded: ${addon.reason}; install the Debian packages libnetfilter-queue1, libnftnl11 and libmnl0 ` +
         'or rebuild it with "npm run build:native"',
-      { cause: err },
+      { cause: addon.cause },
     );
   }
+  const loaded = addon.binding;
   if (typeof loaded.Queue !== 'function' || typeof loaded.KernelSets !== 'function') {
-    throw new NfqueueUnavailableError(`the NFQUEUE addon ${found} was built from older sources (it has no kernel sets); rebuild it with "npm run build:native"`);
+    throw new NfqueueUnavailableError(`the NFQUEUE addon ${addon.path} was built from older sources (it has no kernel sets); rebuild it with "npm run build:native"`);
   }
   binding = loaded as NativeBinding;
   return binding;

@@ -5,13 +5,10 @@
  * is not built, the watchdog falls back to sysfs and the GPIO character device backend reports
  * ERR_HAL_UNSUPPORTED naming the build step.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HalUnsupportedError } from '../errors.js';
 import type { KernelTimex } from '../health.js';
 import type { SerialRs485 } from '../rs485.js';
+import { loadNativeAddon, nativeAddonCandidates } from './native-addon.js';
 
 export interface WatchdogSupport {
   identity: string;
@@ -69,31 +66,21 @@ export const GPIO_V2_LINE_FLAG_EDGE_RISING = 1 << 4;
 export const GPIO_V2_LINE_FLAG_EDGE_FALLING = 1 << 5;
 
 const ADDON_FILE = 'handcheck_ioctl.node';
-
-/** HANDCHECK_IOCTL_ADDON, then native/build/Release beside the sources (tsx) or beside dist/. */
-export function ioctlAddonCandidates(): string[] {
-  const fromEnv = process.env.HANDCHECK_IOCTL_ADDON;
-  if (fromEnv) return [fromEnv];
-  const here = dirname(fileURLToPath(import.meta.url));
-  return [join(here, '..', '..', 'native', 'build', 'Release', ADDON_FILE), join(here, '..', '..', '..', 'native', 'build', 'Release', ADDON_FILE)];
-}
+const ADDON_ENV = 'HANDCHECK_IOCTL_ADDON';
 
 let binding: IoctlBinding | undefined;
 
 /** The addon, or undefined where it is not built (callers with a fallback use this). */
 export function ioctlAddon(): IoctlBinding | undefined {
   if (binding) return binding;
-  const found = ioctlAddonCandidates().find((path) => existsSync(path));
-  if (found === undefined) return undefined;
-  try {
-    binding = createRequire(import.meta.url)(found) as IoctlBinding;
-  } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new HalUnsupportedError(`the ioctl addon ${found} cannot be loaded: ${detail}; rebuild it with "npm run build:native"`, {
-      target: found,
-      cause: err,
+  const addon = loadNativeAddon<IoctlBinding>(ADDON_FILE, ADDON_ENV);
+  if (addon.state === 'unloadable') {
+    throw new HalUnsupportedError(`the ioctl addon ${addon.path} cannot be loaded: ${addon.reason}; rebuild it with "npm run build:native"`, {
+      target: addon.path,
+      cause: addon.cause,
     });
   }
+  if (addon.state === 'loaded') binding = addon.binding;
   return binding;
 }
 
@@ -102,7 +89,7 @@ export function requireIoctlAddon(purpose: string): IoctlBinding {
   const addon = ioctlAddon();
   if (addon) return addon;
   throw new HalUnsupportedError(
-    `${purpose} needs the ioctl addon, which is not built (looked for ${ioctlAddonCandidates().join(', ')}); build it with "npm run build:native" (Debian packages build-essential and python3)`,
+    `${purpose} needs the ioctl addon, which is not built (looked for ${nativeAddonCandidates(ADDON_FILE, ADDON_ENV).join(', ')}); build it with "npm run build:native" (Debian packages build-essential and python3)`,
     { target: ADDON_FILE },
   );
 }
