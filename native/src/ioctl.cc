@@ -6,6 +6,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "errno_name.h"
 #include "timex.h"
 
 #include <errno.h>
@@ -22,16 +23,6 @@
 
 namespace {
 
-Napi::Value Throw(Napi::Env env, const char* call, int err) {
-  const char* name = strerrorname_np(err);
-  Napi::Error error = Napi::Error::New(env, std::string(call) + ": " + strerror(err));
-  error.Set("code", Napi::String::New(env, name ? name : "EIO"));
-  error.Set("errno", Napi::Number::New(env, err));
-  error.Set("syscall", Napi::String::New(env, call));
-  error.ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
 bool Args(const Napi::CallbackInfo& info, size_t count, const char* usage) {
   if (info.Length() < count) {
     Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
@@ -47,7 +38,7 @@ int Fd(const Napi::CallbackInfo& info) { return info[0].As<Napi::Number>().Int32
 Napi::Value WdtGetInt(const Napi::CallbackInfo& info, unsigned long request, const char* call) {
   if (!Args(info, 1, "(fd)")) return info.Env().Undefined();
   int value = 0;
-  if (ioctl(Fd(info), request, &value) < 0) return Throw(info.Env(), call, errno);
+  if (ioctl(Fd(info), request, &value) < 0) return ThrowErrno(info.Env(), call, errno);
   return Napi::Number::New(info.Env(), value);
 }
 
@@ -60,7 +51,7 @@ Napi::Value WdtGetBootStatus(const Napi::CallbackInfo& info) { return WdtGetInt(
 Napi::Value WdtSetTimeout(const Napi::CallbackInfo& info) {
   if (!Args(info, 2, "(fd, seconds)")) return info.Env().Undefined();
   int value = info[1].As<Napi::Number>().Int32Value();
-  if (ioctl(Fd(info), WDIOC_SETTIMEOUT, &value) < 0) return Throw(info.Env(), "WDIOC_SETTIMEOUT", errno);
+  if (ioctl(Fd(info), WDIOC_SETTIMEOUT, &value) < 0) return ThrowErrno(info.Env(), "WDIOC_SETTIMEOUT", errno);
   return Napi::Number::New(info.Env(), value);
 }
 
@@ -68,7 +59,7 @@ Napi::Value WdtGetSupport(const Napi::CallbackInfo& info) {
   if (!Args(info, 1, "(fd)")) return info.Env().Undefined();
   struct watchdog_info wi;
   memset(&wi, 0, sizeof wi);
-  if (ioctl(Fd(info), WDIOC_GETSUPPORT, &wi) < 0) return Throw(info.Env(), "WDIOC_GETSUPPORT", errno);
+  if (ioctl(Fd(info), WDIOC_GETSUPPORT, &wi) < 0) return ThrowErrno(info.Env(), "WDIOC_GETSUPPORT", errno);
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("identity", Napi::String::New(info.Env(), std::string(reinterpret_cast<const char*>(wi.identity), strnlen(reinterpret_cast<const char*>(wi.identity), sizeof wi.identity))));
   o.Set("options", Napi::Number::New(info.Env(), wi.options));
@@ -84,7 +75,7 @@ Napi::Value GpioChipInfo(const Napi::CallbackInfo& info) {
   if (!Args(info, 1, "(chipFd)")) return info.Env().Undefined();
   struct gpiochip_info ci;
   memset(&ci, 0, sizeof ci);
-  if (ioctl(Fd(info), GPIO_GET_CHIPINFO_IOCTL, &ci) < 0) return Throw(info.Env(), "GPIO_GET_CHIPINFO_IOCTL", errno);
+  if (ioctl(Fd(info), GPIO_GET_CHIPINFO_IOCTL, &ci) < 0) return ThrowErrno(info.Env(), "GPIO_GET_CHIPINFO_IOCTL", errno);
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("name", Fixed(ci.name, sizeof ci.name));
   o.Set("label", Fixed(ci.label, sizeof ci.label));
@@ -97,7 +88,7 @@ Napi::Value GpioLineInfo(const Napi::CallbackInfo& info) {
   struct gpio_v2_line_info li;
   memset(&li, 0, sizeof li);
   li.offset = info[1].As<Napi::Number>().Uint32Value();
-  if (ioctl(Fd(info), GPIO_V2_GET_LINEINFO_IOCTL, &li) < 0) return Throw(info.Env(), "GPIO_V2_GET_LINEINFO_IOCTL", errno);
+  if (ioctl(Fd(info), GPIO_V2_GET_LINEINFO_IOCTL, &li) < 0) return ThrowErrno(info.Env(), "GPIO_V2_GET_LINEINFO_IOCTL", errno);
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("name", Fixed(li.name, sizeof li.name));
   o.Set("consumer", Fixed(li.consumer, sizeof li.consumer));
@@ -132,7 +123,7 @@ Napi::Value GpioRequestLine(const Napi::CallbackInfo& info) {
     attr.attr.debounce_period_us = debounce_us;
     attr.mask = 1;
   }
-  if (ioctl(Fd(info), GPIO_V2_GET_LINE_IOCTL, &req) < 0) return Throw(info.Env(), "GPIO_V2_GET_LINE_IOCTL", errno);
+  if (ioctl(Fd(info), GPIO_V2_GET_LINE_IOCTL, &req) < 0) return ThrowErrno(info.Env(), "GPIO_V2_GET_LINE_IOCTL", errno);
   // Edge events are read by the uv_poll below, which must never block the main loop.
   fcntl(req.fd, F_SETFL, fcntl(req.fd, F_GETFL) | O_NONBLOCK);
   return Napi::Number::New(info.Env(), req.fd);
@@ -150,7 +141,7 @@ Napi::Value GpioSetConfig(const Napi::CallbackInfo& info) {
     lc.attrs[0].attr.values = info[2].ToBoolean().Value() ? 1 : 0;
     lc.attrs[0].mask = 1;
   }
-  if (ioctl(Fd(info), GPIO_V2_LINE_SET_CONFIG_IOCTL, &lc) < 0) return Throw(info.Env(), "GPIO_V2_LINE_SET_CONFIG_IOCTL", errno);
+  if (ioctl(Fd(info), GPIO_V2_LINE_SET_CONFIG_IOCTL, &lc) < 0) return ThrowErrno(info.Env(), "GPIO_V2_LINE_SET_CONFIG_IOCTL", errno);
   return info.Env().Undefined();
 }
 
@@ -159,7 +150,7 @@ Napi::Value GpioGetValue(const Napi::CallbackInfo& info) {
   struct gpio_v2_line_values lv;
   memset(&lv, 0, sizeof lv);
   lv.mask = 1;
-  if (ioctl(Fd(info), GPIO_V2_LINE_GET_VALUES_IOCTL, &lv) < 0) return Throw(info.Env(), "GPIO_V2_LINE_GET_VALUES_IOCTL", errno);
+  if (ioctl(Fd(info), GPIO_V2_LINE_GET_VALUES_IOCTL, &lv) < 0) return ThrowErrno(info.Env(), "GPIO_V2_LINE_GET_VALUES_IOCTL", errno);
   return Napi::Number::New(info.Env(), static_cast<double>(lv.bits & 1));
 }
 
@@ -169,7 +160,7 @@ Napi::Value GpioSetValue(const Napi::CallbackInfo& info) {
   memset(&lv, 0, sizeof lv);
   lv.mask = 1;
   lv.bits = info[1].ToBoolean().Value() ? 1 : 0;
-  if (ioctl(Fd(info), GPIO_V2_LINE_SET_VALUES_IOCTL, &lv) < 0) return Throw(info.Env(), "GPIO_V2_LINE_SET_VALUES_IOCTL", errno);
+  if (ioctl(Fd(info), GPIO_V2_LINE_SET_VALUES_IOCTL, &lv) < 0) return ThrowErrno(info.Env(), "GPIO_V2_LINE_SET_VALUES_IOCTL", errno);
   return info.Env().Undefined();
 }
 
@@ -187,7 +178,7 @@ Napi::Value SerialGetRs485(const Napi::CallbackInfo& info) {
   if (!Args(info, 1, "(fd)")) return info.Env().Undefined();
   struct serial_rs485 rs;
   memset(&rs, 0, sizeof rs);
-  if (ioctl(Fd(info), TIOCGRS485, &rs) < 0) return Throw(info.Env(), "TIOCGRS485", errno);
+  if (ioctl(Fd(info), TIOCGRS485, &rs) < 0) return ThrowErrno(info.Env(), "TIOCGRS485", errno);
   return Rs485Object(info.Env(), rs);
 }
 
@@ -201,7 +192,7 @@ Napi::Value SerialSetRs485(const Napi::CallbackInfo& info) {
   rs.flags = info[1].As<Napi::Number>().Uint32Value();
   rs.delay_rts_before_send = info[2].As<Napi::Number>().Uint32Value();
   rs.delay_rts_after_send = info[3].As<Napi::Number>().Uint32Value();
-  if (ioctl(Fd(info), TIOCSRS485, &rs) < 0) return Throw(info.Env(), "TIOCSRS485", errno);
+  if (ioctl(Fd(info), TIOCSRS485, &rs) < 0) return ThrowErrno(info.Env(), "TIOCSRS485", errno);
   return Rs485Object(info.Env(), rs);
 }
 
@@ -223,7 +214,7 @@ class EdgeWatch : public Napi::ObjectWrap<EdgeWatch> {
     if (rc != 0) {
       delete poll_;
       poll_ = nullptr;
-      Throw(info.Env(), "uv_poll_init", -rc);
+      ThrowErrno(info.Env(), "uv_poll_init", -rc);
       return;
     }
     poll_->data = this;

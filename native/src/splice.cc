@@ -17,6 +17,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "errno_name.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -46,11 +48,6 @@ uint64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
-
-std::string ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name ? name : "EIO";
 }
 
 void CloseFd(int& fd) {

@@ -5,11 +5,11 @@
 // (STA_UNSYNC or STA_CLOCKERR, or a PPS discipline without its signal).
 #include "timex.h"
 
+#include "errno_name.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/timex.h>
-
-#include <string>
 
 namespace {
 
@@ -18,16 +18,7 @@ Napi::Value AdjtimexRead(const Napi::CallbackInfo& info) {
   struct timex tx;
   memset(&tx, 0, sizeof tx);
   int state = adjtimex(&tx);
-  if (state < 0) {
-    int err = errno;
-    const char* name = strerrorname_np(err);
-    Napi::Error error = Napi::Error::New(env, std::string("adjtimex: ") + strerror(err));
-    error.Set("code", Napi::String::New(env, name ? name : "EIO"));
-    error.Set("errno", Napi::Number::New(env, err));
-    error.Set("syscall", Napi::String::New(env, "adjtimex"));
-    error.ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  if (state < 0) return ThrowErrno(env, "adjtimex", errno);
   Napi::Object out = Napi::Object::New(env);
   out.Set("state", Napi::Number::New(env, state));
   out.Set("status", Napi::Number::New(env, tx.status));
