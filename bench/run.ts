@@ -26,6 +26,7 @@ import { VirtualClock } from '../dist/sim/clock.js';
 import { parseScenario, playScenario } from '../dist/sim/scenario.js';
 import { beforeModeBench } from './before.js';
 import { dashboardBench } from './dashboard.js';
+import { i2cOverheadBench } from './i2c-overhead.js';
 import { monitorBench, monitorHoldBench } from './monitor.js';
 import { tlsBench } from './tls.js';
 import { proxyBench } from './proxy.js';
@@ -352,6 +353,7 @@ const benches: Record<string, () => Promise<void>> = {
   dashboard: () => dashboardBench(report),
   proxy: () => proxyBench(report, appliance),
   rs485: () => rs485Bench(report),
+  i2cOverhead: () => i2cOverheadBench(report),
 };
 const only = process.argv.slice(2);
 for (const [name, bench] of Object.entries(benches)) {

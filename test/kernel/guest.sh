@@ -41,6 +41,9 @@ case "$phase" in
   suite)
     vitest test/kernel/suite/
     echo "handcheck-lane: suite-exit $?"
+    # Figures for the lane's summary, not a test (test/kernel/i2c-cost.ts).
+    node --import tsx test/kernel/i2c-cost.ts
+    echo "handcheck-lane: measure-exit $?"
     # The last act of the first boot: the firmware, stopped with SIGSTOP with i6300esb armed. The host
     # expects the VM to be reset by i6300esb, and the second boot to run the after-reset phase.
     echo starved > "$state/phase"

@@ -22,7 +22,8 @@
  *   `ok RESULT ERRNO` with monitor/probe.ts's classification (the guest repeats it until the result it
  *   waits for comes, test/kernel/in-guest.ts `remoteClientSees`).
  *
- * Prints the guest's console, then a summary; exits 0 only when every phase ran and passed.
+ * Prints the guest's console, then a summary with the figures test/kernel/i2c-cost.ts measured in the
+ * VM; exits 0 only when every phase ran and passed.
  * `npm run test:kernel -- FILTER...` runs only the suite files matching the vitest filters, without
  * the watchdog reset (for working on one suite).
  */
@@ -90,6 +91,9 @@ function requireTools(): string {
 interface Outcome {
   setupFailure?: string;
   suiteExit?: number;
+  /** The exit of test/kernel/i2c-cost.ts, and the figures it printed. */
+  measureExit?: number;
+  measured: string[];
   starving: boolean;
   watchdogReset: boolean;
   afterResetExit?: number;
@@ -258,7 +262,7 @@ async function runVm(vmlinuz: string, initrd: string): Promise<Outcome> {
   ];
   // `ip netns exec` execs QEMU in the lane's namespace: the tap is made there, and the pid is QEMU's.
   const qemu = spawn('ip', ['netns', 'exec', netns, 'qemu-system-x86_64', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const outcome: Outcome = { starving: false, watchdogReset: false, resets: 0, summaries: [] };
+  const outcome: Outcome = { starving: false, watchdogReset: false, resets: 0, summaries: [], measured: [] };
   const exited = new Promise<number | null>((resolveExit) => qemu.once('exit', (code) => resolveExit(code)));
   qemu.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
 
@@ -306,6 +310,8 @@ async function runVm(vmlinuz: string, initrd: string): Promise<Outcome> {
     const [, what, rest = ''] = marker;
     if (what === 'setup-failed') outcome.setupFailure ??= rest;
     if (what === 'suite-exit') outcome.suiteExit = Number(rest);
+    if (what === 'measured') outcome.measured.push(rest);
+    if (what === 'measure-exit') outcome.measureExit = Number(rest);
     if (what === 'after-reset-exit') outcome.afterResetExit = Number(rest);
     if (what === 'starving') outcome.starving = true;
   });
@@ -337,12 +343,16 @@ try {
 const problems: string[] = [];
 if (outcome.setupFailure) problems.push(`setup failed: ${outcome.setupFailure}`);
 if (outcome.suiteExit !== 0) problems.push(outcome.suiteExit === undefined ? 'the suite did not run' : `the suite failed (exit ${outcome.suiteExit})`);
+if (filters.length === 0 && outcome.measureExit !== 0) {
+  problems.push(outcome.measureExit === undefined ? 'the I2C cost measurement did not run' : `the I2C cost measurement failed (exit ${outcome.measureExit})`);
+}
 if (filters.length === 0 && !outcome.watchdogReset) problems.push('the host saw no watchdog reset of the VM after the firmware was stopped');
 if (filters.length === 0 && outcome.afterResetExit !== 0) {
   problems.push(outcome.afterResetExit === undefined ? 'the after-reset phase did not run' : `the after-reset phase failed (exit ${outcome.afterResetExit})`);
 }
 console.log('\n== kernel lane ==');
 for (const line of outcome.summaries) console.log(`  ${line}`);
+for (const line of outcome.measured) console.log(`  ${line}`);
 console.log(`  watchdog reset seen by the host: ${outcome.watchdogReset ? 'yes' : 'no'}`);
 console.log(`  duration: ${((Date.now() - started) / 1000).toFixed(0)} s`);
 for (const problem of problems) console.log(`  FAILED: ${problem}`);

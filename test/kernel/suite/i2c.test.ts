@@ -74,6 +74,21 @@ describeInLane('I2C through i2c-bus on i2c-stub', () => {
     expect(await new Bme280Driver(bus, BME280, systemClock).identify()).toMatchObject({ part: 'BME280' });
   });
 
+  it('word and I2C block reads queued at once each come back with their own registers', async () => {
+    // Registers 0x10-0x2f of the INA219's address, which its driver does not use: i2c-stub keeps 256
+    // per chip, a word each, of which an I2C block transfer reads and writes the low bytes (stub_xfer).
+    const words = Array.from({ length: 16 }, (_, i) => 0x2000 + 0x101 * i);
+    for (const [i, word] of words.entries()) await bus.writeWord(INA219, 0x20 + i, word, 'be');
+    const blocks = [0x10, 0x14, 0x18, 0x1c].map((cmd) => Buffer.from([cmd, cmd + 1, cmd + 2, cmd + 3].map((n) => 0xa0 + n)));
+    for (const [i, block] of blocks.entries()) await bus.writeBlock(INA219, 0x10 + 4 * i, block);
+    const [readWords, readBlocks] = await Promise.all([
+      Promise.all(words.map((_, i) => bus.readWord(INA219, 0x20 + i, 'be'))),
+      Promise.all(blocks.map((_, i) => bus.readBlock(INA219, 0x10 + 4 * i, 4))),
+    ]);
+    expect(readWords).toEqual(words);
+    expect(readBlocks).toEqual(blocks);
+  });
+
   it('an address with no chip fails with the errno the adapter gives: i2c-stub answers ENODEV (stub_xfer), where bcm2835 gives EREMOTEIO', async () => {
     const error = await rejection(new Tmp102Driver(bus, 0x49, systemClock).identify());
     expect([error.code, error.errno, error.target]).toEqual(['ERR_HAL_NOT_FOUND', 'ENODEV', 'i2c-1@0x49']);
