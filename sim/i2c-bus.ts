@@ -108,16 +108,18 @@ function i2cDeviceFaultKinds(adapter: I2cAdapterKind): FaultKindInfo[] {
 /**
  * The host's cost of one transfer apart from the bus: the I2C_SMBUS ioctl through i2c-dev and the
  * i2c core, and the firmware's own path to it (hal/linux/i2c.ts: the transfer queue, i2c-bus's libuv
- * worker hop, the promises). Measured 2026-11-30 by the kernel lane (test/kernel/i2c-cost.ts, printed
- * in its summary) and on the host (`npm run bench -- i2cOverhead`), on a machine at load average ~20:
- * in the kernel lane (Debian 6.12 under QEMU TCG, i2c-stub, which answers from memory, so no wire
- * time) an SMBus read word ioctl took a median 1106 us and a null syscall (2 bytes
- * from /dev/zero) 55.3 us, against 2.8-3.1 us for the same null syscall on the x86 host: scaled by
- * that slowdown, the i2c-dev and i2c core part (1106 - 55 us) is ~53 us of host CPU. On the host,
- * LinuxI2cBus.readWord over a null libuv worker hop took a median 14.7 us (compiled, plain node;
- * 68 us under vitest). 53 + 15 = ~70 us. A Pi 4's Cortex-A72 is slower than this Xeon, so a Pi pays
- * more; an earlier lane run on a quieter machine gave 360 us for the ioctl, i.e. the figure is good to
- * a factor of two, not better.
+ * worker hop, the promises). Measured 2026-11-30, on a machine at load average ~20, by what is now
+ * test/kernel/i2c-cost.ts (printed in the kernel lane's summary; then a suite test, whose timed calls
+ * each included a vitest expect()) and on the host (now `npm run bench -- i2cOverhead`): in the
+ * kernel lane (Debian 6.12 under QEMU TCG, i2c-stub, which answers from memory, so no wire time) an
+ * SMBus read word ioctl took a median 1106 us and a null syscall (2 bytes from /dev/zero) 55.3 us,
+ * against 2.8-3.1 us for the same null syscall on the x86 host: scaled by that slowdown, the i2c-dev
+ * and i2c core part (1106 - 55 us) is ~53 us of host CPU. On the host, LinuxI2cBus.readWord over a
+ * null libuv worker hop took a median 14.7 us (compiled, plain node; 68 us under vitest). 53 + 15 =
+ * ~70 us. A Pi 4's Cortex-A72 is slower than this Xeon, so a Pi pays more; an earlier lane run on a
+ * quieter machine gave 360 us for the ioctl, i.e. the figure is good to a factor of two, not better.
+ * Timed without the expect(), at load ~12, the ioctl took 17 us and node's null readSync 41 us: the
+ * i2c-dev part is lost in node's own cost, and 70 us is an upper bound.
  */
 export const transferOverheadUs = 70;
 
