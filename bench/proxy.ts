@@ -21,6 +21,7 @@ import { FirmwareMetrics } from '../dist/firmware/metrics.js';
 import { ProxyService } from '../dist/firmware/proxy-service.js';
 import { gatePolicy } from '../dist/config/gate-policy.js';
 import { SimBoard } from '../dist/sim/board.js';
+import { installed } from '../test/helpers/installed.js';
 
 type Report = (what: string, value: string, target: string, met: boolean | undefined) => void;
 
@@ -155,15 +156,6 @@ async function bulkRounds(paths: Path[], upstreamPid: number, rounds: number, by
   const mib = (rounds * bytes) / (1 << 20);
   const cpu = new Map([...spent].map(([name, us]) => [name, { relay: us.relay / 1000 / mib, upstream: us.upstream / 1000 / mib, client: us.client / 1000 / mib }]));
   return { rates, cpu };
-}
-
-function haproxyInstalled(): boolean {
-  try {
-    execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function freePort(): Promise<number> {
@@ -305,7 +297,7 @@ export async function proxyBench(report: Report, appliance: BoardConfig): Promis
   const upstream = await startUpstream();
   const proxy = await startProxy(appliance, `127.0.0.1:${upstream.port}`);
   const held = await hold(proxy.port);
-  const haproxy = haproxyInstalled() ? await startHaproxy(upstream.port) : undefined;
+  const haproxy = installed('haproxy', ['-v']) ? await startHaproxy(upstream.port) : undefined;
   const rounds = 3;
   const paths: Path[] = [
     { name: 'direct', host: '127.0.0.1', port: upstream.port },

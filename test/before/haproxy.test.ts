@@ -4,25 +4,16 @@
  * HAProxy marks it DOWN when a fault is injected and UP when it is cleared. The after-mode gate on the
  * same fault still completes every handshake, so HAProxy keeps it UP - the gap before mode closes.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { installed } from '../helpers/installed.js';
 import { FixtureServer, Netns, SERVER_V4, describeAsRoot, link } from './netns.js';
 
 const BEFORE_PORT = 7401;
 const AFTER_PORT = 7402;
-
-function haproxyInstalled(): boolean {
-  try {
-    execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** `show stat` over HAProxy's admin socket: status (UP, DOWN, ...) per server of backend `gates`. */
 function serverStatus(socketPath: string): Promise<Record<string, string>> {
@@ -70,7 +61,7 @@ describeAsRoot('before mode: HAProxy check', () => {
   let after: FixtureServer;
 
   beforeAll(async () => {
-    if (!haproxyInstalled()) throw new Error('haproxy is not installed: install the Debian package haproxy');
+    if (!installed('haproxy', ['-v'])) throw new Error('haproxy is not installed: install the Debian package haproxy');
     server = await Netns.create('ps');
     balancer = await Netns.create('pb');
     await link(server, balancer);
