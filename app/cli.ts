@@ -144,9 +144,11 @@ async function run(argv: string[]): Promise<number> {
   const lines = [`handcheck: board ${config.id} (${config.name}) on ${appliance.board.sim ? 'the sim board' : 'real hardware'}`];
   for (const service of appliance.services) {
     const p = service.gate.policy;
-    const { id, kind, protocol, upstream } = service.config;
+    const { id, kind, protocol, upstream, probe } = service.config;
     const where = formatHostPort(service);
-    if (kind === 'guard') lines.push(`handcheck: service ${id} (guard) holding SYNs for ${where}, where another process listens - failClosed ${String(p.failClosed)}`);
+    if (kind === 'guard') {
+      lines.push(`handcheck: service ${id} (guard) holding SYNs for ${where}, where another process listens - failClosed ${String(p.failClosed)}, probe ${probe?.type ?? 'none'}`);
+    }
     else if (kind === 'proxy') lines.push(`handcheck: service ${id} (proxy to ${upstream ?? '?'}) listening on ${where} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
     else lines.push(`handcheck: service ${id} (${protocol ?? 'modbus-tcp'}) listening on ${where} - gate ${p.mode}, onFail ${p.onFail}, reuse ${p.reuse}`);
   }

@@ -183,7 +183,7 @@ export interface TlsConfig {
  */
 export type ServiceKind = 'modbus' | 'guard' | 'proxy';
 
-/** How a proxy's diagnosis checks its upstream; `timeoutMs` (default 500, at most 1500) bounds each. */
+/** How a diagnosis checks a proxy's upstream or a guard's daemon; `timeoutMs` (default 500, at most 1500) bounds each. */
 export type ProbeConfig =
   | { type: 'connect'; timeoutMs?: number }
   | { type: 'http'; timeoutMs?: number; path?: string; host?: string; expectStatus?: number[] }
@@ -215,7 +215,10 @@ export interface ServiceConfig {
   upstream?: string;
   /** Kind `proxy`: ms to wait for the upstream to accept a spliced connection. Default 2000. */
   connectTimeoutMs?: number;
-  /** Kind `proxy`: how the diagnosis checks the upstream. Absent: a connect. */
+  /**
+   * Kind `proxy`: how the diagnosis checks the upstream; absent, a connect. Kind `guard`: how it checks
+   * the daemon at its listen address (loopback for 0.0.0.0 and ::); absent, only that a socket listens.
+   */
   probe?: ProbeConfig;
   /** `modbus-tls` only, and required there. */
   tls?: TlsConfig;

@@ -232,15 +232,15 @@ function checkValues(board: BoardConfig, path: string): BoardsIssue[] {
 
 // ---- kinds of service ---------------------------------------------------------------------------
 
-/** Fields of a service entry that only one kind reads. */
-const kindOnlyFields: Record<string, ServiceKind> = {
-  protocol: 'modbus',
-  unitIds: 'modbus',
-  writeAllow: 'modbus',
-  tls: 'modbus',
-  upstream: 'proxy',
-  connectTimeoutMs: 'proxy',
-  probe: 'proxy',
+/** Fields of a service entry that only some kinds read. */
+const kindOnlyFields: Record<string, readonly ServiceKind[]> = {
+  protocol: ['modbus'],
+  unitIds: ['modbus'],
+  writeAllow: ['modbus'],
+  tls: ['modbus'],
+  upstream: ['proxy'],
+  connectTimeoutMs: ['proxy'],
+  probe: ['proxy', 'guard'],
 };
 
 /**
@@ -286,8 +286,8 @@ function checkServiceKinds(board: BoardConfig, path: string, written: Map<string
     const fields = written.get(`${b}/${s}`) ?? { service: new Set<string>(), gate: {} };
     const record = service as unknown as Record<string, unknown>;
     for (const [field, only] of Object.entries(kindOnlyFields)) {
-      if (only === kind) continue;
-      if (fields.service.has(field)) issues.push({ path: pointer(at, field), message: `${field} applies to services of kind "${only}" only; this one is kind "${kind}"` });
+      if (only.includes(kind)) continue;
+      if (fields.service.has(field)) issues.push({ path: pointer(at, field), message: `${field} applies to services of kind ${only.map((k) => `"${k}"`).join(' or ')} only; this one is kind "${kind}"` });
       else delete record[field];
     }
     if (kind === 'modbus' && service.protocol === undefined) issues.push({ path: at, message: 'a service of kind "modbus" needs "protocol" ("modbus-tcp" or "modbus-tls")' });

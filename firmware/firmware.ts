@@ -14,8 +14,9 @@ import type { WatchdogHealth } from './components.js';
 import { DeviceStateManager } from './device-state.js';
 import { EventLoopMonitor } from './event-loop.js';
 import { Gate, type GateDecision, type GateStats } from './gate/gate.js';
+import { bypassSockets } from './gate/bypass-socket.js';
 import { Guard } from './gate/guard.js';
-import { listenerCheck } from './guard-listener.js';
+import { guardCheck } from './guard-listener.js';
 import { ProxyService, type ProxyStats } from './proxy-service.js';
 import { upstreamProbe } from './upstream-probe.js';
 import type { FirmwareMetrics } from './metrics.js';
@@ -259,10 +260,10 @@ export class Firmware {
     return createModbusService({ board, devices: this.devices, boot: () => this.bootRecord?.status(), service: config, logger: logger.child({ subsystem: 'modbus', service: config.id }) });
   }
 
-  /** What of the application behind the port must be checked over I/O: a proxy's upstream, a guard's listening daemon. */
+  /** What of the application behind the port must be checked over I/O: a proxy's upstream, a guard's daemon. */
   private appProbeOf(config: Readonly<ServiceConfig>, listen: HostPort): ((signal: AbortSignal) => Promise<Failure | undefined>) | undefined {
     if (config.kind === 'proxy') return upstreamProbe(upstreamAddress(config), config.probe);
-    if (config.kind === 'guard') return listenerCheck(listen);
+    if (config.kind === 'guard') return guardCheck(listen, config.probe && { config: config.probe, socket: bypassSockets(config.id) });
     return undefined;
   }
 

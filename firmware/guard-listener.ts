@@ -1,14 +1,18 @@
 /**
  * The application-layer part of a guard's self-diagnosis: does a process listen on the guarded port?
  * Read from the kernel's socket tables (/proc/net/tcp and tcp6, the network namespace of this
- * process), not by connecting: a connect from inside would pass through the guard's own queue, would
- * show up in the daemon's logs as an empty connection at every diagnosis, and would tell no more -
- * the kernel completes handshakes on a listening socket whether or not the daemon calls accept().
+ * process), which costs the daemon nothing. A listening socket is all it shows: the kernel completes
+ * handshakes on it whether or not the daemon calls accept(), so a hung daemon passes. The entry's
+ * optional probe (upstream-probe.ts: an HTTP status, a Modbus read, a send/expect pair) asks the
+ * daemon itself, over a socket whose SYN carries the bypass mark so the guard's own queue lets it by
+ * (bypass-socket.ts); the daemon sees that connection in its log at every diagnosis.
  */
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
+import { type Socket, isIP } from 'node:net';
 import { endianness } from 'node:os';
+import type { ProbeConfig } from '../config/board-config.js';
 import type { HostPort } from '../config/host-port.js';
+import { upstreamProbe } from './upstream-probe.js';
 import type { Failure } from './verdict.js';
 
 export const ERR_GUARD_NOT_LISTENING = 'ERR_GUARD_NOT_LISTENING';
@@ -95,4 +99,28 @@ export function listenerCheck(target: HostPort, procNet = '/proc/net'): () => Pr
       reason: `no process listens on TCP port ${target.port} at ${target.host} in this network namespace (${procNet}/tcp, tcp6)${elsewhere}`,
     };
   };
+}
+
+/** Where the probe of a daemon bound to `listen` connects: loopback for a daemon on every address. */
+export function probeTarget(listen: HostPort): HostPort {
+  if (listen.host === '0.0.0.0') return { host: '127.0.0.1', port: listen.port };
+  if (isIP(listen.host) === 6 && /^[0:]+$/.test(listen.host)) return { host: '::1', port: listen.port };
+  return listen;
+}
+
+export interface GuardProbe {
+  config: ProbeConfig;
+  /** The unconnected socket of each probe, its SYN marked to skip the guard's queue (bypass-socket.ts). */
+  socket: (family: 4 | 6) => Socket;
+}
+
+/**
+ * A guard's application check: the listener, then, when the entry has a probe, the daemon asked at
+ * probeTarget(listen). A probe failure is component `app` with the probe's ERR_UPSTREAM_* code.
+ */
+export function guardCheck(listen: HostPort, probe: GuardProbe | undefined, procNet?: string): (signal: AbortSignal) => Promise<Failure | undefined> {
+  const listening = listenerCheck(listen, procNet);
+  if (probe === undefined) return listening;
+  const asked = upstreamProbe(probeTarget(listen), probe.config, { component: GUARDED, name: 'daemon', socket: probe.socket });
+  return async (signal) => (await listening()) ?? asked(signal);
 }

@@ -3,9 +3,10 @@
  * healthy? One probe per diagnosis, over a fresh connection: a connect, an HTTP request's status, a
  * Modbus read, or bytes sent and an answer expected. Every outcome other than healthy is a Failure
  * with a code that says which way the upstream failed, so the gate log tells a dead daemon from a
- * slow one from one that answers wrong.
+ * slow one from one that answers wrong. A guard probes the daemon behind its port the same way
+ * (firmware/guard-listener.ts), over a socket whose SYN skips the guard's own queue.
  */
-import { type Socket, connect } from 'node:net';
+import { Socket, isIP } from 'node:net';
 import type { ProbeConfig } from '../config/board-config.js';
 import { type HostPort, formatHostPort } from '../config/host-port.js';
 import type { Failure } from './verdict.js';
@@ -25,8 +26,20 @@ export const ERR_UPSTREAM_ANSWER = 'ERR_UPSTREAM_ANSWER';
 /** Default of a probe's timeoutMs, as in boards.schema.json. */
 export const DEFAULT_PROBE_TIMEOUT_MS = 500;
 
-/** Checks the upstream once; resolves undefined when healthy, a Failure otherwise. Never rejects. */
+/**
+ * Checks the upstream once; resolves undefined when healthy, a Failure otherwise. Rejects only when
+ * ProbeOptions.socket throws (no descriptor left): that is handcheck's failure, not the upstream's.
+ */
 export type UpstreamProbe = (signal: AbortSignal) => Promise<Failure | undefined>;
+
+export interface ProbeOptions {
+  /** Failure.component of what the probe finds. Default `upstream`. */
+  component?: string;
+  /** What reasons call the target, before its address. Default `upstream`. */
+  name?: string;
+  /** The unconnected socket the probe connects, for the target's address family. Default a plain one. */
+  socket?: (family: 4 | 6) => Socket;
+}
 
 /** What an answer so far means: undefined to wait for more bytes, true for healthy, a string for why not. */
 type Judge = (received: Buffer) => true | string | undefined;
@@ -142,10 +155,12 @@ function exchangeOf(target: HostPort, probe: ProbeConfig): Exchange {
 }
 
 /** The probe of `target` that `config` describes (absent: a connect). */
-export function upstreamProbe(target: HostPort, config: ProbeConfig = { type: 'connect' }): UpstreamProbe {
+export function upstreamProbe(target: HostPort, config: ProbeConfig = { type: 'connect' }, options: ProbeOptions = {}): UpstreamProbe {
   const exchange = exchangeOf(target, config);
   const timeoutMs = config.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
-  const where = formatHostPort(target);
+  const where = `${options.name ?? 'upstream'} ${formatHostPort(target)}`;
+  const component = options.component ?? UPSTREAM;
+  const open = options.socket ?? (() => new Socket());
   return (signal) =>
     new Promise((resolve) => {
       let socket: Socket | undefined;
@@ -160,7 +175,7 @@ export function upstreamProbe(target: HostPort, config: ProbeConfig = { type: 'c
         socket?.destroy();
         resolve(failure);
       };
-      const fail = (code: string, reason: string): void => finish({ component: UPSTREAM, code, reason: `upstream ${where}: ${reason}` });
+      const fail = (code: string, reason: string): void => finish({ component, code, reason: `${where}: ${reason}` });
       const onAbort = (): void => fail(ERR_UPSTREAM_TIMEOUT, `${exchange.what} abandoned: the diagnosis ended first`);
       const timer = setTimeout(() => {
         fail(ERR_UPSTREAM_TIMEOUT, connected ? `no answer to ${exchange.what} within ${timeoutMs} ms` : `no connect within ${timeoutMs} ms`);
@@ -170,7 +185,14 @@ export function upstreamProbe(target: HostPort, config: ProbeConfig = { type: 'c
         return;
       }
       signal.addEventListener('abort', onAbort, { once: true });
-      socket = connect({ host: target.host, port: target.port });
+      try {
+        socket = open(isIP(target.host) === 6 ? 6 : 4);
+      } catch (err) {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        throw err;
+      }
+      socket.connect({ host: target.host, port: target.port });
       socket.setNoDelay(true);
       socket.on('connect', () => {
         connected = true;

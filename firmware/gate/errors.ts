@@ -39,3 +39,16 @@ export class DiagnosisTimeoutError extends HandcheckError {
     this.timeoutMs = timeoutMs;
   }
 }
+
+/**
+ * A guard's probe cannot run: its socket needs SO_MARK (the ioctl addon's markedTcpSocket, and
+ * CAP_NET_ADMIN) so that its SYN skips the guard's own queue.
+ */
+export class GuardProbeUnavailableError extends HandcheckError {
+  readonly service: string;
+
+  constructor(service: string, why: string, options: HandcheckErrorOptions = {}) {
+    super('ERR_GUARD_PROBE_UNAVAILABLE', `service ${service}: a guard's probe is not available: ${why}`, options);
+    this.service = service;
+  }
+}

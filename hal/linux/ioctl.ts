@@ -1,9 +1,9 @@
 /**
  * The ioctl half of the native addon (native/src/ioctl.cc): watchdog WDIOC_*, the GPIO character
  * device's v2 uAPI and a UART's RS-485 mode (TIOCSRS485 / TIOCGRS485), on file descriptors opened by
- * Node. It is optional like every native part: where it
- * is not built, the watchdog falls back to sysfs and the GPIO character device backend reports
- * ERR_HAL_UNSUPPORTED naming the build step.
+ * Node; adjtimex(2); and a TCP socket with SO_MARK set before it connects. It is optional like every
+ * native part: where it is not built, the watchdog falls back to sysfs, the GPIO character device
+ * backend reports ERR_HAL_UNSUPPORTED naming the build step, and a guard with a probe refuses to start.
  */
 import { HalUnsupportedError } from '../errors.js';
 import type { KernelTimex } from '../health.js';
@@ -56,6 +56,12 @@ export interface IoctlBinding {
   EdgeWatch: new (lineFd: number, onEvents: (events: GpioEdgeEvent[]) => void) => { close(): void };
   /** Absent in an addon built from sources older than native/src/timex.cc. */
   adjtimexRead?: () => KernelTimex;
+  /**
+   * An unconnected non-blocking TCP socket (AF_INET or AF_INET6) with SO_MARK `mark`, as a file
+   * descriptor for `new net.Socket({ fd })`; EPERM without CAP_NET_ADMIN (or CAP_NET_RAW, Linux 5.17 on). Absent in an addon built
+   * from sources older than native/src/socket_mark.cc.
+   */
+  markedTcpSocket?: (family: 4 | 6, mark: number) => number;
 }
 
 /** linux/gpio.h, enum gpio_v2_line_flag */

@@ -3,10 +3,13 @@
 // driver state and return at once. Edge events are the one thing that waits, so a line's fd is watched
 // with a uv_poll on the main loop and each readable event hands every queued event to JavaScript.
 // A failed ioctl throws an Error whose `code` is the errno name (EINVAL, EBUSY, ...), as Node's fs does.
+// The same addon carries the other calls Node lacks: adjtimex(2) (timex.cc) and a TCP socket with
+// SO_MARK set before it connects (socket_mark.cc).
 #include <napi.h>
 #include <uv.h>
 
 #include "errno_name.h"
+#include "socket_mark.h"
 #include "timex.h"
 
 #include <errno.h>
@@ -279,6 +282,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("serialSetRs485", Napi::Function::New(env, SerialSetRs485));
   exports.Set("EdgeWatch", EdgeWatch::Define(env));
   InitTimex(env, exports);
+  InitSocketMark(env, exports);
   return exports;
 }
 

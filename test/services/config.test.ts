@@ -75,7 +75,7 @@ describe('service kinds in boards.json', () => {
       { path: '/boards/0/services/1/upstream', message: 'upstream applies to services of kind "proxy" only; this one is kind "guard"' },
     ]);
     expect(issues({ id: 'm', protocol: 'modbus-tcp', listen: '127.0.0.1:1', dependsOn: [], probe: { type: 'connect' } })).toEqual([
-      { path: '/boards/0/services/1/probe', message: 'probe applies to services of kind "proxy" only; this one is kind "modbus"' },
+      { path: '/boards/0/services/1/probe', message: 'probe applies to services of kind "proxy" or "guard" only; this one is kind "modbus"' },
     ]);
   });
 
@@ -97,6 +97,23 @@ describe('service kinds in boards.json', () => {
   it('refuses a guard on port 0 or on a host name', () => {
     expect(issues({ ...guard, listen: '0.0.0.0:0' })[0]?.message).toMatch(/port 0 cannot name it/);
     expect(issues({ ...guard, listen: 'localhost:1883' })[0]?.message).toMatch(/write the IP address the guarded process binds/);
+  });
+
+  it('loads a guard without a probe as before (only the listener is checked), and with one of each type, defaults filled in', () => {
+    expect(load(guard)).not.toHaveProperty('probe');
+    expect(load({ ...guard, probe: { type: 'connect' } }).probe).toEqual({ type: 'connect', timeoutMs: 500 });
+    expect(load({ ...guard, probe: { type: 'http', path: '/health', expectStatus: [200] } }).probe).toEqual({ type: 'http', path: '/health', expectStatus: [200], timeoutMs: 500 });
+    expect(load({ ...guard, probe: { type: 'modbus', unitId: 3, function: 4 } }).probe).toEqual({ type: 'modbus', unitId: 3, function: 4, address: 0, count: 1, timeoutMs: 500 });
+    expect(load({ ...guard, probe: { type: 'send-expect', send: '100e00044d5154540402000a00026863', expect: '20020000', encoding: 'hex' } }).probe).toMatchObject({ encoding: 'hex', timeoutMs: 500 });
+  });
+
+  it("checks a guard's probe as a proxy's, naming the path", () => {
+    expect(issues({ ...guard, probe: { type: 'http', timeoutMs: 1501 } })).toEqual([{ path: '/boards/0/services/1/probe/timeoutMs', message: expect.stringContaining('1-1500') as string }]);
+    expect(issues({ ...guard, probe: { type: 'modbus', function: 6 } })[0]?.path).toBe('/boards/0/services/1/probe/function');
+    expect(issues({ ...guard, probe: { type: 'modbus', count: 126 } })[0]?.path).toBe('/boards/0/services/1/probe/count');
+    expect(issues({ ...guard, probe: { type: 'send-expect', send: 'x' } })[0]?.path).toBe('/boards/0/services/1/probe/expect');
+    expect(issues({ ...guard, probe: { type: 'ping' } })[0]?.path).toBe('/boards/0/services/1/probe/type');
+    expect(issues({ ...guard, probe: { type: 'connect', path: '/' } })[0]?.path).toBe('/boards/0/services/1/probe/path');
   });
 
   it('bounds probe timeouts under the diagnosis deadline and checks the HTTP path', () => {

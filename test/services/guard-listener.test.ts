@@ -3,9 +3,10 @@
  * net/ipv4/tcp_ipv4.c (get_tcp4_sock) and net/ipv6/tcp_ipv6.c (get_tcp6_sock) print them, with real
  * listening sockets made here.
  */
-import { type AddressInfo, type Server, createServer } from 'node:net';
+import { type AddressInfo, type Server, Socket, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { covers, listenerCheck, procAddress } from '../../firmware/guard-listener.js';
+import { covers, guardCheck, listenerCheck, probeTarget, procAddress } from '../../firmware/guard-listener.js';
+import { silentServer } from './upstreams.js';
 
 async function listening(host: string): Promise<{ server: Server; port: number }> {
   const server = createServer();
@@ -42,5 +43,39 @@ describe('guard: the daemon listening', () => {
     expect(procAddress('00000000000000000000000000000000')).toBe('::');
     expect(procAddress('00000000000000000000000001000000')).toBe('0:0:0:0:0:0:0:1');
     expect(covers(['0:0:0:0:0:0:0:1'], '::1')).toBe(true);
+  });
+});
+
+describe('guard: the probe of the daemon', () => {
+  it('connects to loopback for a daemon on every address, to the address itself otherwise', () => {
+    expect(probeTarget({ host: '0.0.0.0', port: 1883 })).toEqual({ host: '127.0.0.1', port: 1883 });
+    expect(probeTarget({ host: '::', port: 1883 })).toEqual({ host: '::1', port: 1883 });
+    expect(probeTarget({ host: '0:0:0:0:0:0:0:0', port: 1883 })).toEqual({ host: '::1', port: 1883 });
+    expect(probeTarget({ host: '198.18.0.1', port: 502 })).toEqual({ host: '198.18.0.1', port: 502 });
+    expect(probeTarget({ host: '2001:db8::1', port: 502 })).toEqual({ host: '2001:db8::1', port: 502 });
+  });
+
+  it('asks the daemon only once it listens; a silent one fails with the probe code as component app, over the socket given', async () => {
+    const silent = await silentServer();
+    const families: number[] = [];
+    const socket = (family: 4 | 6): Socket => {
+      families.push(family);
+      return new Socket();
+    };
+    try {
+      const check = guardCheck({ host: '127.0.0.1', port: silent.port }, { config: { type: 'send-expect', send: 'PING\r\n', expect: '+PONG', timeoutMs: 50 }, socket });
+      expect(await check(new AbortController().signal)).toEqual({
+        component: 'app',
+        code: 'ERR_UPSTREAM_TIMEOUT',
+        reason: `daemon 127.0.0.1:${silent.port}: no answer to send "PING\\r\\n", expect "+PONG" within 50 ms`,
+      });
+      expect(families).toEqual([4]);
+    } finally {
+      await silent.close();
+    }
+    // Gone: the listener says so, and no probe is made.
+    const check = guardCheck({ host: '127.0.0.1', port: silent.port }, { config: { type: 'connect' }, socket });
+    expect(await check(new AbortController().signal)).toMatchObject({ component: 'app', code: 'ERR_GUARD_NOT_LISTENING' });
+    expect(families).toEqual([4]);
   });
 });

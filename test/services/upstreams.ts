@@ -142,12 +142,13 @@ export function pymodbusPython(): string | undefined {
 }
 
 /** A pymodbus TCP server: holding registers 0-9 and input registers 0-9 readable, others exception 02. */
-export async function startPymodbus(python: string): Promise<Upstream> {
-  const host = '127.0.0.1';
-  const port = await freePort(host);
+export async function startPymodbus(python: string, options: { host?: string; port?: number } & Placement = {}): Promise<Upstream> {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? (await freePort(host));
   const dir = await mkdtemp(join(tmpdir(), 'hc-pymodbus-'));
-  const child = spawn(python, [PYMODBUS_SERVER, host, String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return started(child, host, port, dir);
+  const args = [PYMODBUS_SERVER, host, String(port)];
+  const child = options.spawner ? options.spawner(python, args) : spawn(python, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  return started(child, host, port, dir, options.ready);
 }
 
 /** A server that accepts and then never says anything: a hung upstream. */

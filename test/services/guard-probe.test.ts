@@ -1,0 +1,258 @@
+/**
+ * Guard services with a probe, as root in network namespaces: the firmware (`handcheck run` on the sim
+ * board) guards Debian's mosquitto with a send/expect probe (an MQTT 3.1.1 CONNECT and the CONNACK
+ * that accepts it, OASIS MQTT 3.1.1 sections 3.1 and 3.2) and a pymodbus server (python3-pymodbus)
+ * with a Modbus read, both daemons on every address of the server namespace; mosquitto_pub
+ * (mosquitto-clients) and a Modbus client connect from a second namespace over a veth pair.
+ *
+ * The probe connects to the daemon on 127.0.0.1 while the diagnosis runs, through the INPUT hook where
+ * the guard's NFQUEUE rule sits; its SYN carries the bypass mark (SO_MARK), so it never reaches the
+ * queue - were it queued, it would wait for the very diagnosis that waits for it. A hung daemon
+ * (SIGSTOP) still completes handshakes from its kernel backlog (net/ipv4/tcp_input.c, tcp_conn_request
+ * queues until sk_acceptq_is_full), so only an answer tells it from a healthy one: the probe's
+ * timeout fails the verdict and clients get RST; SIGCONT, and they are accepted again.
+ */
+import { type ChildProcess, execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Capture, Netns, ROOT, SERVER_V4, describeAsRoot, link, synAcksFrom, synsTo } from '../before/netns.js';
+import { describeWhen, notRoot } from '../helpers/requirements.js';
+import { until } from '../helpers/wait.js';
+import { type Upstream, missing, pymodbusPython, startMosquitto, startPymodbus } from './upstreams.js';
+
+const cli = `${ROOT}/dist/app/handcheck.js`;
+const IOCTL_ADDON = join(ROOT, 'native', 'build', 'Release', 'handcheck_ioctl.node');
+const BROKER = 1883;
+const MODBUS = 5020;
+const CONTROL = '127.0.0.1:9502';
+/** MQTT 3.1.1 CONNECT, clean session, keepalive 10 s, client id "hc". */
+const MQTT_CONNECT = '100e00044d5154540402000a00026863';
+/** CONNACK, session present 0, return code 0 (accepted). */
+const MQTT_CONNACK = '20020000';
+const python = pymodbusPython();
+const why =
+  missing('mosquitto', 'mosquitto') ??
+  missing('mosquitto_pub', 'mosquitto-clients') ??
+  (python === undefined ? 'pymodbus is not installed (apt-get install python3-pymodbus)' : undefined);
+
+function describeGuardProbe(name: string, body: () => void): void {
+  if (why !== undefined) {
+    describeAsRoot(name, () => {
+      it('has its third-party servers and clients', () => {
+        throw new Error(why);
+      });
+    });
+    return;
+  }
+  describeAsRoot(name, body);
+}
+
+interface GuardStats {
+  diagnosed: number;
+  accepted: number;
+  reset: number;
+  queue: { syns: number; accepted: number; reset: number };
+}
+
+describeGuardProbe('guards with a probe in front of mosquitto and a pymodbus server', () => {
+  let server: Netns;
+  let client: Netns;
+  let firmware: ChildProcess;
+  let broker: Upstream;
+  let modbus: Upstream;
+  let dir: string;
+  let stdout = '';
+  let brokerLog = '';
+
+  const inNs = (ns: () => Netns) => ({
+    spawner: (command: string, args: string[]) => ns().spawn(command, args),
+    ready: (_host: string, port: number) => until(async () => (await ns().exec('ss', ['-Htln', `sport = :${port}`])).trim().length > 0, `a listener on port ${port}`, 20_000),
+  });
+
+  beforeAll(async () => {
+    server = await Netns.create('gprsrv');
+    client = await Netns.create('gprcli');
+    await link(server, client);
+    broker = await startMosquitto({ host: '0.0.0.0', port: BROKER, ...inNs(() => server) });
+    broker.child.stderr!.on('data', (chunk: Buffer) => {
+      brokerLog += chunk.toString();
+    });
+    modbus = await startPymodbus(python as string, { host: '0.0.0.0', port: MODBUS, ...inNs(() => server) });
+
+    dir = await mkdtemp(join(tmpdir(), 'hc-guard-probe-'));
+    const boards = JSON.parse(await readFile(join(ROOT, 'boards.json'), 'utf8')) as { boards: Array<{ id: string; services: unknown[] }> };
+    const sim = boards.boards.find((b) => b.id === 'sim-appliance')!;
+    sim.services = [
+      { id: 'broker', kind: 'guard', listen: `0.0.0.0:${BROKER}`, dependsOn: [], probe: { type: 'send-expect', send: MQTT_CONNECT, expect: MQTT_CONNACK, encoding: 'hex' } },
+      { id: 'plc', kind: 'guard', listen: `0.0.0.0:${MODBUS}`, dependsOn: [], probe: { type: 'modbus', address: 0, count: 2 }, gate: { queue: 1 } },
+    ];
+    await writeFile(join(dir, 'boards.json'), JSON.stringify(boards));
+    firmware = server.spawn(process.execPath, [cli, 'run', '--boards', join(dir, 'boards.json'), '--control', CONTROL]);
+    firmware.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    await new Promise<void>((resolve, reject) => {
+      let text = '';
+      firmware.stderr!.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        if (/service plc \(guard\) holding SYNs/.test(text)) resolve();
+      });
+      firmware.once('exit', (code) => reject(new Error(`firmware exited with ${code}: ${text}`)));
+    });
+  });
+
+  afterAll(async () => {
+    for (const daemon of [broker, modbus]) daemon?.child.kill('SIGCONT');
+    if (firmware?.exitCode === null && firmware.signalCode === null) firmware.kill('SIGTERM');
+    await broker?.stop().catch(() => undefined);
+    await modbus?.stop().catch(() => undefined);
+    await client?.destroy();
+    await server?.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const inClient = (command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      execFile('ip', ['netns', 'exec', client.name, command, ...args], { encoding: 'utf8', timeout: 30_000 }, (err, out, errOut) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: out, stderr: errOut });
+      });
+    });
+  const publish = (message: string) => inClient('mosquitto_pub', ['-h', SERVER_V4, '-p', String(BROKER), '-t', 'handcheck/guard-probe', '-m', message]);
+  /** A Modbus read of holding registers 0-1 by pymodbus' own client: `7,7` from the server's store. */
+  const readRegisters = () =>
+    inClient(python as string, [
+      '-c',
+      'import sys\nfrom pymodbus.client import ModbusTcpClient\nc = ModbusTcpClient(sys.argv[1], port=int(sys.argv[2]), timeout=5, retries=0)\n' +
+        'ok = c.connect()\nr = c.read_holding_registers(0, count=2) if ok else None\nprint(",".join(map(str, r.registers)) if r is not None and not r.isError() else "refused")\nc.close()',
+      SERVER_V4,
+      String(MODBUS),
+    ]);
+  const status = async (id: string): Promise<GuardStats> => {
+    const body = JSON.parse(await server.exec('curl', ['-sS', `http://${CONTROL}/status`])) as { services: Array<{ id: string; stats: GuardStats }> };
+    return body.services.find((s) => s.id === id)!.stats;
+  };
+  /**
+   * A connect from a process of the server namespace to the broker on loopback, its socket marked
+   * `mark`: resolves `connected` once the handshake completes (`handshake`), or the answer to an MQTT
+   * CONNECT in hex; an errno name when the connect fails.
+   */
+  const localConnect = (mark: number | undefined, until: 'handshake' | 'answer' = 'answer'): Promise<string> =>
+    server.exec(process.execPath, [
+      '-e',
+      `const net = require('node:net');
+const mark = ${mark === undefined ? 'undefined' : String(mark)};
+const socket = mark === undefined ? new net.Socket() : new net.Socket({ fd: require(${JSON.stringify(IOCTL_ADDON)}).markedTcpSocket(4, mark) });
+socket.on('connect', () => {
+  if (${JSON.stringify(until)} === 'handshake') { console.log('connected'); socket.destroy(); }
+  else socket.write(Buffer.from('${MQTT_CONNECT}', 'hex'));
+});
+socket.on('data', (d) => { console.log(d.toString('hex')); socket.destroy(); });
+socket.on('error', (e) => console.log(e.code));
+socket.connect(${BROKER}, '127.0.0.1');`,
+    ]);
+  const decisions = (): Array<Record<string, unknown>> =>
+    stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => 'action' in line);
+
+  it('healthy: clients are accepted, one queued SYN and one diagnosis each - the probe inside it never reaches the queue', async () => {
+    for (const id of ['broker', 'plc']) {
+      const before = await status(id);
+      expect(id === 'broker' ? await publish('healthy') : await readRegisters()).toMatchObject({ code: 0, ...(id === 'plc' ? { stdout: '7,7\n' } : {}) });
+      const after = await status(id);
+      // The client's SYN, once (no retransmission on a healthy path); were the probe's SYN queued it
+      // would be a second SYN, and the diagnosis would have timed out waiting for itself.
+      expect(after.queue.syns - before.queue.syns, id).toBe(1);
+      expect(after.queue.accepted - before.queue.accepted, id).toBe(1);
+      expect(after.diagnosed - before.diagnosed, id).toBe(1);
+      expect(after.reset, id).toBe(before.reset);
+    }
+    // The probe reached the daemon: mosquitto logs each of its connections.
+    expect(brokerLog).toMatch(/New client connected from 127\.0\.0\.1:\d+ as hc/);
+  });
+
+  it('a SYN from loopback with the bypass mark skips the queue; the same connect unmarked waits in it for a diagnosis', async () => {
+    const before = await status('broker');
+    expect(await localConnect(0x2)).toBe(`${MQTT_CONNACK}\n`);
+    const marked = await status('broker');
+    expect(marked.queue.syns).toBe(before.queue.syns);
+    expect(marked.diagnosed).toBe(before.diagnosed);
+    expect(await localConnect(undefined)).toBe(`${MQTT_CONNACK}\n`);
+    const unmarked = await status('broker');
+    expect(unmarked.queue.syns - marked.queue.syns).toBe(1);
+    expect(unmarked.diagnosed - marked.diagnosed).toBe(1);
+  });
+
+  it('a hung daemon (SIGSTOP): its handshakes still complete, its probe gets no answer, and clients get RST with no SYN/ACK; SIGCONT, accepted again', async () => {
+    broker.child.kill('SIGSTOP');
+    modbus.child.kill('SIGSTOP');
+    try {
+      // Stopped, the daemon's kernel still completes the handshake: only an answer can tell.
+      expect(await localConnect(0x2, 'handshake')).toBe('connected\n');
+      const capture = await Capture.start(client, 'any', `tcp port ${BROKER}`);
+      const refused = await publish('hung');
+      const packets = await capture.stop();
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/Connection refused/);
+      expect(synsTo(packets, BROKER).length).toBeGreaterThan(0);
+      expect(synAcksFrom(packets, BROKER)).toEqual([]);
+      expect(await readRegisters()).toMatchObject({ stdout: 'refused\n' });
+      expect(decisions()).toContainEqual(
+        expect.objectContaining({
+          service: 'broker',
+          action: 'reset',
+          failures: [expect.objectContaining({ component: 'app', code: 'ERR_UPSTREAM_TIMEOUT', reason: expect.stringMatching(/^daemon 127\.0\.0\.1:1883: no answer to send 0x100e.* within 500 ms$/) as string })],
+        }),
+      );
+      expect(decisions()).toContainEqual(
+        expect.objectContaining({ service: 'plc', action: 'reset', failures: [expect.objectContaining({ component: 'app', code: 'ERR_UPSTREAM_TIMEOUT', reason: expect.stringContaining('no answer to Modbus read') as string })] }),
+      );
+    } finally {
+      broker.child.kill('SIGCONT');
+      modbus.child.kill('SIGCONT');
+    }
+    expect(await publish('running again')).toMatchObject({ code: 0 });
+    expect(await readRegisters()).toMatchObject({ code: 0, stdout: '7,7\n' });
+  });
+});
+
+/** `handcheck run` of the sim board with one guard that has a probe; resolves its exit code and stderr. */
+async function runGuardWithProbe(wrapper: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'hc-guard-probe-start-'));
+  try {
+    const boards = JSON.parse(await readFile(join(ROOT, 'boards.json'), 'utf8')) as { boards: Array<{ id: string; services: unknown[] }> };
+    boards.boards.find((b) => b.id === 'sim-appliance')!.services = [
+      { id: 'broker', kind: 'guard', listen: `0.0.0.0:${BROKER}`, dependsOn: [], probe: { type: 'send-expect', send: MQTT_CONNECT, expect: MQTT_CONNACK, encoding: 'hex' } },
+    ];
+    await writeFile(join(dir, 'boards.json'), JSON.stringify(boards));
+    const [command, ...args] = [...wrapper, process.execPath, cli, 'run', '--boards', join(dir, 'boards.json'), '--control', ''];
+    return await new Promise((resolve) => {
+      execFile(command!, args, { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } }, (err, _out, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr });
+      });
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('a guard with a probe refuses to start when its socket cannot skip the queue', () => {
+  it('without the ioctl addon: ERR_GUARD_PROBE_UNAVAILABLE naming the build step', async () => {
+    const result = await runGuardWithProbe([], { HANDCHECK_IOCTL_ADDON: '/nonexistent/handcheck_ioctl.node' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/ERR_GUARD_PROBE_UNAVAILABLE: service broker: a guard's probe is not available: SO_MARK on its socket needs the ioctl addon, which is not built \(looked for \/nonexistent\/handcheck_ioctl\.node\); build it with "npm run build:native"/);
+  });
+});
+
+describeWhen(notRoot('dropping capabilities from a root process') ?? (existsSync(IOCTL_ADDON) ? undefined : `the ioctl addon is not built at ${IOCTL_ADDON} ("npm run build:native")`), 'a guard with a probe without CAP_NET_ADMIN', () => {
+  it('refuses to start: SO_MARK needs CAP_NET_ADMIN (or CAP_NET_RAW)', async () => {
+    const result = await runGuardWithProbe(['setpriv', '--inh-caps=-net_admin,-net_raw', '--bounding-set=-net_admin,-net_raw'], {});
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/ERR_GUARD_PROBE_UNAVAILABLE: service broker: a guard's probe is not available: setting SO_MARK on its socket needs CAP_NET_ADMIN/);
+  });
+});
