@@ -2,7 +2,8 @@
  * Guard services with a probe, as root in network namespaces: the firmware (`handcheck run` on the sim
  * board) guards Debian's mosquitto with a send/expect probe (an MQTT 3.1.1 CONNECT and the CONNACK
  * that accepts it, OASIS MQTT 3.1.1 sections 3.1 and 3.2) and a pymodbus server (python3-pymodbus)
- * with a Modbus read, both daemons on every address of the server namespace; mosquitto_pub
+ * with a Modbus read, the daemons on every address of the server namespace (a second mosquitto on ::
+ * alone, whose probe goes to ::1 through ip6tables' rule); mosquitto_pub
  * (mosquitto-clients) and a Modbus client connect from a second namespace over a veth pair.
  *
  * The probe connects to the daemon on 127.0.0.1 while the diagnosis runs, through the INPUT hook where
@@ -18,7 +19,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Capture, Netns, ROOT, SERVER_V4, describeAsRoot, link, synAcksFrom, synsTo } from '../before/netns.js';
+import { Capture, Netns, ROOT, SERVER_V4, SERVER_V6, describeAsRoot, link, synAcksFrom, synsTo } from '../before/netns.js';
 import { describeWhen, notRoot } from '../helpers/requirements.js';
 import { until } from '../helpers/wait.js';
 import { type Upstream, missing, pymodbusPython, startMosquitto, startPymodbus } from './upstreams.js';
@@ -26,6 +27,8 @@ import { type Upstream, missing, pymodbusPython, startMosquitto, startPymodbus }
 const cli = `${ROOT}/dist/app/handcheck.js`;
 const IOCTL_ADDON = join(ROOT, 'native', 'build', 'Release', 'handcheck_ioctl.node');
 const BROKER = 1883;
+/** A second mosquitto on :: alone, so its probe goes to ::1 through ip6tables' rule. */
+const BROKER6 = 1884;
 const MODBUS = 5020;
 const CONTROL = '127.0.0.1:9502';
 /** MQTT 3.1.1 CONNECT, clean session, keepalive 10 s, client id "hc". */
@@ -52,6 +55,7 @@ function describeGuardProbe(name: string, body: () => void): void {
 
 interface GuardStats {
   diagnosed: number;
+  lastVerdict?: { ok: boolean };
   accepted: number;
   reset: number;
   queue: { syns: number; accepted: number; reset: number };
@@ -62,6 +66,7 @@ describeGuardProbe('guards with a probe in front of mosquitto and a pymodbus ser
   let client: Netns;
   let firmware: ChildProcess;
   let broker: Upstream;
+  let broker6: Upstream;
   let modbus: Upstream;
   let dir: string;
   let stdout = '';
@@ -80,6 +85,7 @@ describeGuardProbe('guards with a probe in front of mosquitto and a pymodbus ser
     broker.child.stderr!.on('data', (chunk: Buffer) => {
       brokerLog += chunk.toString();
     });
+    broker6 = await startMosquitto({ host: '::', port: BROKER6, ...inNs(() => server) });
     modbus = await startPymodbus(python as string, { host: '0.0.0.0', port: MODBUS, ...inNs(() => server) });
 
     dir = await mkdtemp(join(tmpdir(), 'hc-guard-probe-'));
@@ -87,6 +93,7 @@ describeGuardProbe('guards with a probe in front of mosquitto and a pymodbus ser
     const sim = boards.boards.find((b) => b.id === 'sim-appliance')!;
     sim.services = [
       { id: 'broker', kind: 'guard', listen: `0.0.0.0:${BROKER}`, dependsOn: [], probe: { type: 'send-expect', send: MQTT_CONNECT, expect: MQTT_CONNACK, encoding: 'hex' } },
+      { id: 'broker6', kind: 'guard', listen: `[::]:${BROKER6}`, dependsOn: [], probe: { type: 'send-expect', send: MQTT_CONNECT, expect: MQTT_CONNACK, encoding: 'hex' }, gate: { queue: 2 } },
       { id: 'plc', kind: 'guard', listen: `0.0.0.0:${MODBUS}`, dependsOn: [], probe: { type: 'modbus', address: 0, count: 2 }, gate: { queue: 1 } },
     ];
     await writeFile(join(dir, 'boards.json'), JSON.stringify(boards));
@@ -105,9 +112,10 @@ describeGuardProbe('guards with a probe in front of mosquitto and a pymodbus ser
   });
 
   afterAll(async () => {
-    for (const daemon of [broker, modbus]) daemon?.child.kill('SIGCONT');
+    for (const daemon of [broker, broker6, modbus]) daemon?.child.kill('SIGCONT');
     if (firmware?.exitCode === null && firmware.signalCode === null) firmware.kill('SIGTERM');
     await broker?.stop().catch(() => undefined);
+    await broker6?.stop().catch(() => undefined);
     await modbus?.stop().catch(() => undefined);
     await client?.destroy();
     await server?.destroy();
@@ -120,7 +128,7 @@ describeGuardProbe('guards with a probe in front of mosquitto and a pymodbus ser
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: out, stderr: errOut });
       });
     });
-  const publish = (message: string) => inClient('mosquitto_pub', ['-h', SERVER_V4, '-p', String(BROKER), '-t', 'handcheck/guard-probe', '-m', message]);
+  const publish = (message: string, host = SERVER_V4, port = BROKER) => inClient('mosquitto_pub', ['-h', host, '-p', String(port), '-t', 'handcheck/guard-probe', '-m', message]);
   /** A Modbus read of holding registers 0-1 by pymodbus' own client: `7,7` from the server's store. */
   const readRegisters = () =>
     inClient(python as string, [
@@ -161,9 +169,14 @@ socket.connect(${BROKER}, '127.0.0.1');`,
       .filter((line) => 'action' in line);
 
   it('healthy: clients are accepted, one queued SYN and one diagnosis each - the probe inside it never reaches the queue', async () => {
-    for (const id of ['broker', 'plc']) {
+    const clients: Record<string, () => Promise<unknown>> = {
+      broker: () => publish('healthy'),
+      broker6: () => publish('healthy over IPv6', SERVER_V6, BROKER6),
+      plc: readRegisters,
+    };
+    for (const [id, connect] of Object.entries(clients)) {
       const before = await status(id);
-      expect(id === 'broker' ? await publish('healthy') : await readRegisters()).toMatchObject({ code: 0, ...(id === 'plc' ? { stdout: '7,7\n' } : {}) });
+      expect(await connect(), id).toMatchObject({ code: 0, ...(id === 'plc' ? { stdout: '7,7\n' } : {}) });
       const after = await status(id);
       // The client's SYN, once (no retransmission on a healthy path); were the probe's SYN queued it
       // would be a second SYN, and the diagnosis would have timed out waiting for itself.
@@ -174,6 +187,7 @@ socket.connect(${BROKER}, '127.0.0.1');`,
     }
     // The probe reached the daemon: mosquitto logs each of its connections.
     expect(brokerLog).toMatch(/New client connected from 127\.0\.0\.1:\d+ as hc/);
+    expect((await status('broker6')).lastVerdict).toMatchObject({ ok: true });
   });
 
   it('a SYN from loopback with the bypass mark skips the queue; the same connect unmarked waits in it for a diagnosis', async () => {
