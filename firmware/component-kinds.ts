@@ -79,10 +79,12 @@ function sfpCheck(component: Readonly<ComponentOf<'sfp'>>, context: CheckContext
     board,
     async (handles) => {
       const lines = component.lines ?? {};
-      // An edge is judged by the driver it belongs to (the LOS polarity is the module's), made below.
+      // The check's watcher of each line is the only one: it tells the driver, made below, of the edge
+      // (a MOD_DEF0 edge makes it read the identity again) and takes what the driver judges the edge
+      // asserts (the LOS polarity is the module's).
       let driver: SfpDriver | undefined;
       const pin = async (which: SfpPin, name: string | undefined) =>
-        name === undefined ? {} : { [which]: await handles.line(name, (value) => driver?.pinFault(which, value)) };
+        name === undefined ? {} : { [which]: await handles.line(name, (value) => driver?.edge(which, value)) };
       driver = sfp(component, await board.i2c(component.bus), board, {
         ...(await pin('modDef0', lines.modDef0)),
         ...(await pin('los', lines.los)),

@@ -137,13 +137,6 @@ export class SfpDriver implements Driver<SfpReading> {
     this.lines = options.lines ?? {};
     this.target = i2cTarget(bus.id, this.address);
     this.ddmTarget = i2cTarget(bus.id, this.ddmAddress);
-    try {
-      // Watchers stop when the line closes, with the component's handles.
-      this.lines.modDef0?.watch(() => (this.proven = undefined));
-    } catch (err) {
-      // A line that cannot report edges leaves the checksum area to tell a module swap.
-      if (!(err instanceof HalUnsupportedError)) throw err;
-    }
   }
 
   /** Built by assignment: spreading conditional objects here, once per transfer, took ~6% of the scenario bench's CPU. */
@@ -171,17 +164,22 @@ export class SfpDriver implements Driver<SfpReading> {
   }
 
   /**
-   * What a cage pin's new `value` (an edge) asserts on its own, without a bus transfer: the module
-   * gone (MOD_DEF0 high), TX_FAULT high, or LOS at the level the module's A0h byte 65 gives loss of
-   * signal - known once a diagnosis proved the module, none for a module without LOS. Undefined when
-   * it asserts nothing.
+   * An edge of a cage pin to `value`, from whoever watches the line (the firmware's check; the driver
+   * watches none itself, so a line has one watcher). A MOD_DEF0 edge means a module may have been put
+   * in or taken out: the next diagnosis reads the identity in full. A driver told of no edges (a line
+   * that cannot report them) leaves the checksum area to tell a module swap.
+   *
+   * Returns what the edge asserts on its own, without a bus transfer: the module gone (MOD_DEF0 high),
+   * TX_FAULT high, or LOS at the level the module's A0h byte 65 gives loss of signal - known once a
+   * diagnosis proved the module, none for a module without LOS. Undefined when it asserts nothing.
    */
-  pinFault(pin: SfpPin, value: GpioValue): string | undefined {
+  edge(pin: SfpPin, value: GpioValue): string | undefined {
     const line = this.lines[pin];
     if (!line) return undefined;
     const high = levelOf(line, value) === 1;
     switch (pin) {
       case 'modDef0':
+        this.proven = undefined;
         return high ? 'module not present' : undefined;
       case 'txFault':
         return high ? 'transmitter fault (TX_FAULT)' : undefined;

@@ -282,18 +282,18 @@ describe('SfpDriver on the SfpModel', () => {
   });
 
   it.each(['normal', 'inverted', 'none'] as const)(
-    'pinFault, LOS %s (A0h byte 65, as sfp.c sfp_sm_link_check_los reads it): the edge to the loss level asserts RX_LOS, known once a diagnosis proved the module',
+    'edge, LOS %s (A0h byte 65, as sfp.c sfp_sm_link_check_los reads it): the edge to the loss level asserts RX_LOS, known once a diagnosis proved the module',
     async (los) => {
       const { fx, driver, model } = await moduleBoard({ lines: true, los });
-      expect([driver.pinFault('los', 0), driver.pinFault('los', 1)]).toEqual([undefined, undefined]);
+      expect([driver.edge('los', 0), driver.edge('los', 1)]).toEqual([undefined, undefined]);
       await fx.settle(driver.diagnose());
       fx.faults.inject({ target: 'sfp0', kind: 'los' });
       const loss = model.losPin;
-      expect(driver.pinFault('los', loss)).toBe(los === 'none' ? undefined : 'receiver loss of signal (RX_LOS)');
-      expect(driver.pinFault('los', loss === 1 ? 0 : 1)).toBeUndefined();
+      expect(driver.edge('los', loss)).toBe(los === 'none' ? undefined : 'receiver loss of signal (RX_LOS)');
+      expect(driver.edge('los', loss === 1 ? 0 : 1)).toBeUndefined();
       // TX_FAULT high and MOD_DEF0 high (no module grounding it) assert by level alone.
-      expect([driver.pinFault('txFault', 1), driver.pinFault('txFault', 0)]).toEqual(['transmitter fault (TX_FAULT)', undefined]);
-      expect([driver.pinFault('modDef0', 1), driver.pinFault('modDef0', 0)]).toEqual(['module not present', undefined]);
+      expect([driver.edge('txFault', 1), driver.edge('txFault', 0)]).toEqual(['transmitter fault (TX_FAULT)', undefined]);
+      expect([driver.edge('modDef0', 1), driver.edge('modDef0', 0)]).toEqual(['module not present', undefined]);
     },
   );
 

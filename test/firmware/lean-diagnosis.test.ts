@@ -21,6 +21,7 @@ import { EventLoopMonitor } from '../../firmware/event-loop.js';
 import { selfDiagnosis } from '../../firmware/self-diagnosis.js';
 import { BME280_REG, BME280_RESET_WORD } from '../../hal/drivers/bme280.js';
 import { INA219_CONF, INA219_REG } from '../../hal/drivers/ina219.js';
+import { gpioTarget } from '../../hal/gpio.js';
 import { SimBoard } from '../../sim/board.js';
 import { VirtualClock } from '../../sim/clock.js';
 import type { SimI2cBus } from '../../sim/i2c-bus.js';
@@ -98,6 +99,29 @@ describe('a diagnosis designed for the bus budget', () => {
     // A0h 0-95 in six 16-byte blocks (6 x 19), live values (28), thresholds A2h 0-39 (49).
     expect(again).toEqual({ 'i2c-2@0x50': 114, 'i2c-2@0x51': 28 + 49 });
     expect(devices.state('uplink-sfp').state).toBe('ok');
+  });
+
+  it("watches each of the SFP's cage lines once: the check's watcher tells the driver of a MOD_DEF0 edge", async () => {
+    const { board, diagnose, bytes } = setup();
+    const watchers = new Map<string, number>();
+    const open = board.gpio.open.bind(board.gpio);
+    board.gpio.open = async (spec) => {
+      const line = await open(spec);
+      const watch = line.watch.bind(line);
+      line.watch = (watcher) => {
+        watchers.set(line.target, (watchers.get(line.target) ?? 0) + 1);
+        return watch(watcher);
+      };
+      return line;
+    };
+    await diagnose(['uplink-sfp']);
+    const cage = ['sfp-mod-def0', 'sfp-los', 'sfp-tx-fault'].map((name) => gpioTarget(appliance.gpio![name]!));
+    expect(Object.fromEntries(watchers)).toEqual(Object.fromEntries(cage.map((target) => [target, 1])));
+    const fault = board.inject({ target: 'uplink-sfp', kind: 'unplugged' });
+    await board.clock.advance(1);
+    board.faults.clear(fault.id);
+    await board.clock.advance(1);
+    expect((await bytes(() => diagnose(['uplink-sfp'])))['i2c-2@0x50']).toBe(114);
   });
 
   it('in a cage without MOD_DEF0 wired, another module is told by its checksum bytes', async () => {
