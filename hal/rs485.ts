@@ -45,11 +45,13 @@ export interface SerialRs485 {
   delayRtsAfterSend: number;
 }
 
-/** linux/serial.h */
+/** include/uapi/linux/serial.h */
 export const SER_RS485_ENABLED = 1 << 0;
 export const SER_RS485_RTS_ON_SEND = 1 << 1;
 export const SER_RS485_RTS_AFTER_SEND = 1 << 2;
 export const SER_RS485_RX_DURING_TX = 1 << 4;
+/** Handcheck never sets it; it is in a driver's supported set (em485's) and among serial_core.c's legacy flags. */
+export const SER_RS485_TERMINATE_BUS = 1 << 5;
 
 /** TIOCSRS485 / TIOCGRS485 on one open port; both throw errors whose `code` is the errno name. */
 export interface Rs485Ioctl {

@@ -29,7 +29,15 @@ import { MockPortBinding, type MockPortInternal } from '@serialport/binding-mock
 import type { Clock, Timer } from '../hal/clock.js';
 import { serialCharMs } from '../hal/drivers/modbus-rtu.js';
 import type { GpioValue } from '../hal/gpio.js';
-import { type Rs485Ioctl, SER_RS485_ENABLED, SER_RS485_RTS_AFTER_SEND, SER_RS485_RTS_ON_SEND, SER_RS485_RX_DURING_TX, type SerialRs485 } from '../hal/rs485.js';
+import {
+  type Rs485Ioctl,
+  SER_RS485_ENABLED,
+  SER_RS485_RTS_AFTER_SEND,
+  SER_RS485_RTS_ON_SEND,
+  SER_RS485_RX_DURING_TX,
+  SER_RS485_TERMINATE_BUS,
+  type SerialRs485,
+} from '../hal/rs485.js';
 import type { FaultKindInfo, FaultRegistry } from './faults.js';
 
 /** What a device model sees of the line while the host has the port open. */
@@ -73,9 +81,9 @@ export type SimUartDriver = 'pl011' | 'bcm2835aux' | 'none';
 
 const rs485Supported: Record<SimUartDriver, SerialRs485 | undefined> = {
   pl011: { flags: SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND | SER_RS485_RTS_AFTER_SEND | SER_RS485_RX_DURING_TX, delayRtsBeforeSend: 1, delayRtsAfterSend: 1 },
-  // SER_RS485_TERMINATE_BUS (1 << 5) as well: the em485 set has it.
+  // SER_RS485_TERMINATE_BUS as well: the em485 set has it.
   bcm2835aux: {
-    flags: SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND | SER_RS485_RTS_AFTER_SEND | (1 << 5) | SER_RS485_RX_DURING_TX,
+    flags: SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND | SER_RS485_RTS_AFTER_SEND | SER_RS485_TERMINATE_BUS | SER_RS485_RX_DURING_TX,
     delayRtsBeforeSend: 1,
     delayRtsAfterSend: 1,
   },
@@ -105,7 +113,7 @@ export interface SimLineOptions {
 }
 
 /** The RS-485 legacy flags (serial_core.c SER_RS485_LEGACY_FLAGS), which are dropped rather than refused. */
-const legacyFlags = SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND | SER_RS485_RTS_AFTER_SEND | SER_RS485_RX_DURING_TX | (1 << 5);
+const legacyFlags = SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND | SER_RS485_RTS_AFTER_SEND | SER_RS485_RX_DURING_TX | SER_RS485_TERMINATE_BUS;
 /** RS485_MAX_RTS_DELAY in include/uapi/linux/serial.h... serial_core.h: 100 ms. */
 const maxRtsDelayMs = 100;
 
