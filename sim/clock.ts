@@ -168,10 +168,14 @@ export class VirtualClock implements Clock {
 
   /** Due time of the earliest timer not canceled; Infinity when none is pending. */
   private nextDue(): number {
+    return this.earliest()?.due ?? Infinity;
+  }
+
+  /** The earliest timer not canceled, left in the heap; the canceled ones above it are dropped. */
+  private earliest(): Scheduled | undefined {
     for (;;) {
       const next = this.timers.peek();
-      if (!next) return Infinity;
-      if (!next.canceled) return next.due;
+      if (!next?.canceled) return next;
       this.timers.pop();
       this.canceledInHeap -= 1;
     }
@@ -212,23 +216,17 @@ export class VirtualClock implements Clock {
 
   /** Fires the earliest timer if it is due by `limit`; returns false when none is. */
   private fireNext(limit: number): boolean {
-    for (;;) {
-      const next = this.timers.peek();
-      if (!next || next.due > limit) return false;
-      this.timers.pop();
-      if (next.canceled) {
-        this.canceledInHeap -= 1;
-        continue;
-      }
-      if (next.due > this.current) this.current = next.due;
-      if (next.intervalMs !== undefined) {
-        next.due += next.intervalMs;
-        next.seq = this.seq++;
-        this.timers.push(next);
-      } else next.fired = true;
-      next.fn();
-      return true;
-    }
+    const next = this.earliest();
+    if (!next || next.due > limit) return false;
+    this.timers.pop();
+    if (next.due > this.current) this.current = next.due;
+    if (next.intervalMs !== undefined) {
+      next.due += next.intervalMs;
+      next.seq = this.seq++;
+      this.timers.push(next);
+    } else next.fired = true;
+    next.fn();
+    return true;
   }
 
   /** Moves time forward by `ms`, firing due timers in order and letting their async work settle. */
