@@ -170,23 +170,18 @@ class BindingSerialPort implements SerialPort {
 
   async write(data: Buffer): Promise<void> {
     this.ensureUsable();
-    const send = async (): Promise<void> => {
-      try {
-        await this.port.write(data);
-      } catch (err) {
-        // A write cut short because the device vanished is that loss, not an I/O error of its own.
-        throw this.failure ?? halErrorFromErrno(err, 'write', this.target);
-      }
-    };
+    const send = (): Promise<void> => this.output('write', () => this.port.write(data));
     if (!this.direction) return send();
-    const drain = async (): Promise<void> => {
-      try {
-        await this.port.drain();
-      } catch (err) {
-        throw this.failure ?? halErrorFromErrno(err, 'drain', this.target);
-      }
-    };
-    await this.direction.frame(send, drain);
+    await this.direction.frame(send, () => this.output('drain', () => this.port.drain()));
+  }
+
+  /** An output operation of the port; one cut short because the device vanished fails as that loss, not as an I/O error of its own. */
+  private async output(operation: 'write' | 'drain', run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      throw this.failure ?? halErrorFromErrno(err, operation, this.target);
+    }
   }
 
   async transact(request: Buffer, options: SerialTransactOptions): Promise<Buffer> {
