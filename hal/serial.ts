@@ -225,7 +225,7 @@ class BindingSerialPort implements SerialPort {
     if (heard.length < request.length || differs(heard)) {
       const at = [...request].findIndex((byte, i) => heard[i] !== byte);
       throw new HalBusCollisionError(
-        `${this.target}: the echo of our request differs from what we sent at byte ${at} (sent ${hex(request)}, heard ${hex(heard.subarray(0, request.length)) || 'nothing more'}): another driver was on the bus while we sent (a second master, a slave answering late), the wiring is wrong (A/B swapped, missing termination or bias), or the transceiver does not echo at all (/RE tied to DE: set rs485.echo false) and these are the answer's first bytes`,
+        `${this.target}: the echo of our request differs from what we sent at byte ${at} (sent ${hexDump(request, request.length)}, heard ${hexDump(heard.subarray(0, request.length), request.length) || 'nothing more'}): another driver was on the bus while we sent (a second master, a slave answering late), the wiring is wrong (A/B swapped, missing termination or bias), or the transceiver does not echo at all (/RE tied to DE: set rs485.echo false) and these are the answer's first bytes`,
         { target: this.target },
       );
     }
@@ -258,8 +258,13 @@ class BindingSerialPort implements SerialPort {
   }
 }
 
-function hex(data: Buffer): string {
-  return [...data].map((byte) => byte.toString(16).padStart(2, '0')).join(' ');
+/**
+ * Bytes as hex for messages, at most `limit` of them (default 32), so a flood of noise keeps messages
+ * short; a frame we sent is shown whole by passing its length.
+ */
+export function hexDump(data: Buffer, limit = 32): string {
+  const shown = [...data.subarray(0, limit)].map((byte) => byte.toString(16).padStart(2, '0')).join(' ');
+  return data.length > limit ? `${shown} ... (${data.length} bytes)` : shown;
 }
 
 /**

@@ -13,7 +13,7 @@
  */
 import type { Clock } from '../clock.js';
 import { HalError, HalInvalidArgumentError, HalIoError, HalTimeoutError } from '../errors.js';
-import type { SerialPort } from '../serial.js';
+import { type SerialPort, hexDump } from '../serial.js';
 import { type DriverCallOptions, type Driver, type Identity } from './driver.js';
 import { crc16Modbus, exceptionName, functionCodes, hasValidCrc, readHoldingAnswerLength, readHoldingRegistersRequest } from './modbus-rtu.js';
 
@@ -209,10 +209,4 @@ function hexByte(value: number): string {
 
 function hexWord(value: number): string {
   return `0x${value.toString(16).padStart(4, '0')}`;
-}
-
-/** At most 32 bytes, so a flood of noise keeps messages short. */
-function hexDump(data: Buffer): string {
-  const shown = [...data.subarray(0, 32)].map((byte) => byte.toString(16).padStart(2, '0')).join(' ');
-  return data.length > 32 ? `${shown} ... (${data.length} bytes)` : shown;
 }
