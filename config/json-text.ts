@@ -4,6 +4,9 @@
  */
 import type { ConfigIssue } from './issues.js';
 
+/** A JSON object: not null, not an array (both of which typeof calls 'object'). */
+export const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /** JSON pointer escaping (RFC 6901). */
 export function pointer(parent: string, key: string | number): string {
   return `${parent}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;

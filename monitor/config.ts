@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parseHostPort } from '../config/host-port.js';
 import { schemaIssues } from '../config/issues.js';
+import { isObject } from '../config/json-text.js';
 import type { DiscoveryConfig } from './discovery.js';
 import { type ConfigIssue, MonitorConfigError } from './errors.js';
 
@@ -328,8 +329,6 @@ function externalUrlOf(http: string | undefined): string | undefined {
   const host = parsed.host === '0.0.0.0' || parsed.host === '::' ? hostname() : parsed.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${parsed.port}`;
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * What the schema cannot say: addresses that do not parse, duplicate names, reserved label names, a

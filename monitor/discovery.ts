@@ -22,7 +22,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/host-port.js';
 import { schemaIssues } from '../config/issues.js';
-import { scanJson } from '../config/json-text.js';
+import { isObject, scanJson } from '../config/json-text.js';
 import { readYaml } from '../config/yaml-text.js';
 import { type ModbusQueryConfig, type MonitorMode, type TargetConfig, type TargetSettings, modbusBounds, reservedLabelReason, resolveModbusQuery } from './config.js';
 import { type ConfigIssue, MonitorDiscoveryError } from './errors.js';
@@ -70,8 +70,6 @@ interface TargetGroup {
   targets: string[];
   labels?: Record<string, string>;
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * Go's decoder, which Prometheus uses, reads a null where a list, a mapping or a label value goes as
