@@ -144,8 +144,10 @@ describe('YAML files changed under a running monitor', () => {
   let sources: TargetSources;
   const failures: MonitorDiscoveryError[] = [];
   const file = join(tmp.dir, 'appliances.yaml');
-  const write = (text: string): void => {
+  /** A new version of the file, made beside it and renamed in: one change, never a half-written file read. `size` extends it, sparse. */
+  const write = (text: string, size?: number): void => {
     writeFileSync(`${file}.tmp`, text);
+    if (size !== undefined) truncateSync(`${file}.tmp`, size);
     renameSync(`${file}.tmp`, file);
   };
   const names = (): string[] => monitor.targets.map((t) => t.name).sort();
@@ -209,9 +211,9 @@ describe('YAML files changed under a running monitor', () => {
 
   it('a file past the size bound is refused before it is read; the targets stay', async () => {
     failures.length = 0;
-    write('');
-    // Sparse: the size is what the bound is checked against, no need to write the bytes.
-    truncateSync(file, maxDiscoveryBytes + 1);
+    // Sparse: the size is what the bound is checked against, no need to write the bytes. In one
+    // change, since an empty file read on its own would be news (it holds no targets).
+    write('', maxDiscoveryBytes + 1);
     await until(() => failures.length > 0, 'the large file to be refused');
     expect(failures[0]!.message).toBe(`${file}: /: ${maxDiscoveryBytes + 1} bytes, more than the ${maxDiscoveryBytes} a discovery source may hold`);
     expect(names()).toHaveLength(2);
