@@ -41,17 +41,30 @@ export function startMonitor(document: ConfigFile, options: Partial<MonitorOptio
 }
 
 /**
- * Resolves with the next transition of `target` to `to` (or to any state when `to` is undefined),
- * rejecting with what the target was doing when `timeoutMs` passes first.
+ * Which transition to wait for: into a state, out of one into another (a reboot's row, its state
+ * unchanged, does not leave it), or any (undefined).
  */
-export function nextTransition(monitor: Monitor, target: string, to: TargetState | undefined, timeoutMs = 5000): Promise<Transition> {
+export type Wanted = TargetState | { leaving: TargetState } | undefined;
+
+function matches(transition: Transition, to: Wanted): boolean {
+  if (to === undefined) return true;
+  if (typeof to === 'string') return transition.to === to;
+  return transition.from === to.leaving && transition.to !== to.leaving;
+}
+
+/**
+ * Resolves with the next transition of `target` that `to` describes, rejecting with what the target
+ * was doing when `timeoutMs` passes first.
+ */
+export function nextTransition(monitor: Monitor, target: string, to: Wanted, timeoutMs = 5000): Promise<Transition> {
+  const what = to === undefined ? 'turn anything' : typeof to === 'string' ? `turn ${to}` : `leave ${to.leaving}`;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       off();
-      reject(new Error(`${target} did not turn ${to ?? 'anything'} within ${timeoutMs} ms; it is ${JSON.stringify(monitor.target(target))}`));
+      reject(new Error(`${target} did not ${what} within ${timeoutMs} ms; it is ${JSON.stringify(monitor.target(target))}`));
     }, timeoutMs);
     const off = monitor.onTransition((transition) => {
-      if (transition.target !== target || (to !== undefined && transition.to !== to)) return;
+      if (transition.target !== target || !matches(transition, to)) return;
       clearTimeout(timer);
       off();
       resolve(transition);

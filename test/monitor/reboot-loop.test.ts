@@ -29,7 +29,6 @@ import { Boots } from '../../monitor/boots.js';
 import { History } from '../../monitor/history.js';
 import { statePalette } from '../../monitor/dashboard.js';
 import { startMonitorHttp } from '../../monitor/http.js';
-import type { Transition } from '../../monitor/state.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { silent } from '../helpers/log.js';
 import { freePort } from '../helpers/ports.js';
@@ -42,19 +41,6 @@ async function appliance(stateDir: string): Promise<{ appliance: Appliance; port
   const config = applianceConfig({ recheckMs: 0 }, (c) => withQueryPort({ ...c, watchdog: { ...c.watchdog!, timeoutS: 1, resetLoopCount: 10, resetLoopWindowS: 3600 } }));
   const started = await startAppliance(config, { stateDir });
   return { ...started, queryPort: started.appliance.services.find((s) => s.config.id === 'modbus-query')!.port };
-}
-
-/** The next transition of `target` out of `from`. */
-function leaving(monitor: ReturnType<typeof startMonitor>, target: string, from: string, timeoutMs: number): Promise<Transition> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${target} did not leave ${from} within ${timeoutMs} ms: ${JSON.stringify(monitor.target(target))}`)), timeoutMs);
-    const off = monitor.onTransition((t) => {
-      if (t.target !== target || t.from !== from || t.to === from) return;
-      clearTimeout(timer);
-      off();
-      resolve(t);
-    });
-  });
 }
 
 describe('a reboot loop the monitor counts', () => {
@@ -94,7 +80,7 @@ describe('a reboot loop the monitor counts', () => {
         const firing = (await alerted).body as Alert;
         expect(firing).toMatchObject({ kind: 'reboot-loop', status: 'firing', target: 'pump', to: 'reboot-loop', reason: entered.reason, startsAt: new Date(entered.at).toISOString() });
 
-        const left = await leaving(monitor, 'pump', 'reboot-loop', windowMs + 60_000);
+        const left = await nextTransition(monitor, 'pump', { leaving: 'reboot-loop' }, windowMs + 60_000);
         expect(left.to).toBe('up');
         expect(left.reason).toMatch(/^no reboot for 30 s; now handshake in /);
         const resolved = (await receiver.next((a) => a.kind === 'reboot-loop' && a.status === 'resolved', 10_000, true)).body as Alert;
@@ -220,7 +206,7 @@ describe('a reboot loop across a restart', () => {
       expect(monitor.target('pump')).toMatchObject({ state: 'reboot-loop', since: now - 6000, bootCount: 9, reason: expect.stringMatching(/^reboot loop: 3 reboots within 10 s \(a loop is 3\)/) as string });
       const firing = (await receiver.next((a) => a.kind === 'reboot-loop', 10_000, true)).body as Alert;
       expect(firing).toMatchObject({ status: 'firing', startsAt: new Date(now - 6000).toISOString() });
-      const left = await leaving(monitor, 'pump', 'reboot-loop', 60_000);
+      const left = await nextTransition(monitor, 'pump', { leaving: 'reboot-loop' }, 60_000);
       // The last reboot at now - 5000 and a 10 s window: not before now + 5000.
       expect(left.at).toBeGreaterThanOrEqual(now + 5000);
       expect(left).toMatchObject({ to: 'up', reason: expect.stringMatching(/^no reboot for 10 s; now handshake in /) as string });
