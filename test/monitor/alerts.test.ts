@@ -36,6 +36,11 @@ async function switchableTarget(): Promise<{ port: number; stop: () => Promise<v
   return { port, stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
+/** The variables docs/monitor.md says the alert command gets, as its `command` item lists them. */
+const commandVariables = [
+  .../^- `command` \(`--alert-command CMD`\)[\s\S]*?(?=^- )/m.exec(readFileSync(new URL('../../docs/monitor.md', import.meta.url), 'utf8'))![0].matchAll(/`(HANDCHECK_[A-Z_]+)`/g),
+].map((match) => match[1]!);
+
 describe('alerts', () => {
   let appliance: Appliance;
   let port: number;
@@ -93,7 +98,28 @@ describe('alerts', () => {
 
   it('runs the command with the alert on stdin and in HANDCHECK_* variables, retrying a failure', async () => {
     const dir = tmp.dir;
-    const command = `echo try >> "${dir}/attempts"; [ "$(wc -l < "${dir}/attempts")" -ge 2 ] || exit 3; cat > "${dir}/alert.json"; echo "$HANDCHECK_TARGET $HANDCHECK_ADDRESS $HANDCHECK_FROM $HANDCHECK_TO $HANDCHECK_HEALTHY $HANDCHECK_STATUS $HANDCHECK_ALERT_ID" > "${dir}/env"`;
+    const command = `echo try >> "${dir}/attempts"; [ "$(wc -l < "${dir}/attempts")" -ge 2 ] || exit 3; cat > "${dir}/alert.json"; printf '%s\\n' ${commandVariables.map((v) => `"$${v}"`).join(' ')} > "${dir}/env"`;
+    const environment = (): Record<string, string> => {
+      const values = readFileSync(join(dir, 'env'), 'utf8').split('\n');
+      return Object.fromEntries(commandVariables.map((name, i) => [name, values[i]!]));
+    };
+    /** What docs/monitor.md says each variable holds, for this alert. */
+    const expected = (alert: Alert): Record<string, string> => ({
+      HANDCHECK_ALERT_ID: alert.id,
+      HANDCHECK_KIND: alert.kind,
+      HANDCHECK_STATUS: alert.status,
+      HANDCHECK_TARGET: 'pump-2',
+      HANDCHECK_ADDRESS: `127.0.0.1:${port}`,
+      HANDCHECK_FROM: alert.from,
+      HANDCHECK_TO: alert.to,
+      HANDCHECK_HEALTHY: alert.healthy ? '1' : '0',
+      HANDCHECK_REASON: alert.reason,
+      // The target is not asked why: empty, not unset.
+      HANDCHECK_CAUSE: '',
+      HANDCHECK_AT: alert.at,
+      HANDCHECK_STARTS_AT: alert.startsAt,
+      HANDCHECK_ENDS_AT: alert.endsAt ?? '',
+    });
     const monitor = startMonitor({
       targets: [{ name: 'pump-2', address: `127.0.0.1:${port}`, intervalMs: 100, graceMs: 60 }],
       alerts: { command, retries: 2, backoffMs: 20 },
@@ -105,8 +131,16 @@ describe('alerts', () => {
       await monitor.alerter.idle();
       expect(readFileSync(join(dir, 'attempts'), 'utf8')).toBe('try\ntry\n');
       const alert = JSON.parse(readFileSync(join(dir, 'alert.json'), 'utf8')) as Alert;
-      expect(alert).toMatchObject({ target: 'pump-2', from: 'up', to: 'reset', healthy: false, status: 'firing' });
-      expect(readFileSync(join(dir, 'env'), 'utf8')).toBe(`pump-2 127.0.0.1:${port} up reset 0 firing ${alert.id}\n`);
+      expect(alert).toMatchObject({ kind: 'down', target: 'pump-2', from: 'up', to: 'reset', healthy: false, status: 'firing' });
+      expect(alert.endsAt).toBeUndefined();
+      expect(environment()).toEqual(expected(alert));
+
+      appliance.board.sim!.faults.clearAll();
+      await reach(monitor, 'pump-2', 'up');
+      await monitor.alerter.idle();
+      const resolved = JSON.parse(readFileSync(join(dir, 'alert.json'), 'utf8')) as Alert;
+      expect(resolved).toMatchObject({ id: alert.id, kind: 'down', status: 'resolved', healthy: true, endsAt: expect.any(String) as string });
+      expect(environment()).toEqual(expected(resolved));
     } finally {
       appliance.board.sim!.faults.clearAll();
       await monitor.close();
