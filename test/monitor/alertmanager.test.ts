@@ -13,7 +13,7 @@ import type { Appliance } from '../../app/appliance.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { describeWhen } from '../helpers/requirements.js';
 import { until, waitForOutput } from '../helpers/wait.js';
-import { Receiver, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, withQueryPort } from './helpers.js';
+import { Receiver, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, twoRebootsWindowMs, withQueryPort } from './helpers.js';
 
 const binary = '/usr/bin/prometheus-alertmanager';
 
@@ -177,7 +177,7 @@ receivers:
     const looping = await startAppliance(config, { stateDir: state.dir });
     const queryPort = looping.appliance.services.find((s) => s.config.id === 'modbus-query')!.port;
     const monitor = startMonitor({
-      targets: [{ name: 'pump-3', address: `127.0.0.1:${looping.port}`, intervalMs: 100, graceMs: 60, modbus: { port: queryPort, timeoutMs: 5000 }, rebootLoop: { count: 2, windowMs: 20_000 } }],
+      targets: [{ name: 'pump-3', address: `127.0.0.1:${looping.port}`, intervalMs: 100, graceMs: 60, modbus: { port: queryPort, timeoutMs: 5000 }, rebootLoop: { count: 2, windowMs: twoRebootsWindowMs } }],
       alerts: { alertmanager: { url: alertmanager.url } },
     });
     const active = async (): Promise<GettableAlert[]> => (await alertmanager.alerts()).filter((a) => a.labels.target === 'pump-3' && a.labels.alertname !== 'HandcheckTargetRebooted');
@@ -197,7 +197,7 @@ receivers:
           status: expect.objectContaining({ state: 'active' }) as object,
         }),
       ]);
-      await until(() => monitor.target('pump-3')!.state === 'up', 'the loop over: a window with no reboot', 90_000);
+      await until(() => monitor.target('pump-3')!.state === 'up', 'the loop over: a window with no reboot', twoRebootsWindowMs + 60_000);
       await monitor.alerter.idle();
       expect(await active()).toEqual([]);
     } finally {

@@ -35,6 +35,12 @@ export async function rebootByWatchdog(appliance: Appliance): Promise<void> {
   await until(() => appliance.restartCount > restarts, `the firmware back after watchdog reset ${resets + 1}`, 30_000);
 }
 
+/**
+ * The `rebootLoop.windowMs` of tests that make a loop of two rebootByWatchdog calls: the loop is seen
+ * only if both reboots fall within one window, and each takes a few seconds on a loaded machine.
+ */
+export const twoRebootsWindowMs = 30_000;
+
 /** Starts a monitor on a config document (validated as a file would be). */
 export function startMonitor(document: ConfigFile, options: Partial<MonitorOptions> = {}): Monitor {
   return Monitor.start({ config: resolveConfig(document, 'test'), logger: silent, alertGraceMs: 0, ...options });
