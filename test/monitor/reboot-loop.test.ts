@@ -6,7 +6,8 @@
  *
  * - The monitor's own count: `rebootLoop.count` reboots within `windowMs` put the target in
  *   `reboot-loop`, with an alert of its own; the window passing with no further reboot ends it, the
- *   alert resolved with the same id.
+ *   alert resolved with the same id. A loop that ends while the target is faulty opens a new down
+ *   episode; the alert command, beside the webhook, is told each kind in HANDCHECK_KIND.
  * - The dashboard, in headless Chromium (Debian `chromium` driven by playwright-core), draws the
  *   loop in its colour and glyph, in its place in the worst-first order, and its page lists the
  *   reboots and the loop.
@@ -17,7 +18,7 @@
  *   reports the two reboots it missed (one transition, one alert, `reboots: 2`), and since two
  *   reboots are a loop for that target, the loop too.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,6 +95,50 @@ describe('a reboot loop the monitor counts', () => {
       }
     });
   }
+
+  it('a loop that ends while the target is faulty opens a new down episode: an alert of its own, and the alert command told each kind', { timeout: 300_000 }, async () => {
+    const receiver = await new Receiver().listen();
+    const told = join(tmp.dir, 'told');
+    const monitor = startMonitor({
+      targets: [{ name: 'pump', address: `127.0.0.1:${sim.port}`, intervalMs: 100, graceMs: 60, modbus: { port: sim.queryPort, timeoutMs: 5000 }, rebootLoop: { count: 2, windowMs: twoRebootsWindowMs } }],
+      alerts: { webhook: { url: receiver.url }, command: `echo "$HANDCHECK_KIND $HANDCHECK_STATUS $HANDCHECK_ALERT_ID" >> '${told}'` },
+    });
+    try {
+      await reach(monitor, 'pump', 'up', 30_000);
+      await until(() => monitor.target('pump')!.bootCount !== undefined, 'the first read of the boot record', 30_000);
+      const looping = nextTransition(monitor, 'pump', 'reboot-loop', 120_000);
+      await rebootByWatchdog(sim.appliance);
+      await rebootByWatchdog(sim.appliance);
+      const entered = await looping;
+      // A fault under the loop: the connects show it, the state stays the loop's.
+      sim.appliance.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
+      await until(() => monitor.target('pump')!.health === 'reset', 'the fault under the loop', 30_000);
+      expect(monitor.target('pump')!.state).toBe('reboot-loop');
+
+      const left = await nextTransition(monitor, 'pump', { leaving: 'reboot-loop' }, twoRebootsWindowMs + 60_000);
+      expect(left).toMatchObject({ to: 'reset', reason: expect.stringMatching(new RegExp(`^no reboot for ${twoRebootsWindowMs / 1000} s; now RST `)) as string });
+      await monitor.alerter.idle();
+      const episodes = receiver.alerts.filter((a) => a.kind === 'down');
+      const opened = episodes.filter((a) => a.startsAt === new Date(left.at).toISOString());
+      expect(opened).toEqual([expect.objectContaining({ status: 'firing', from: 'reboot-loop', to: 'reset', at: new Date(left.at).toISOString() })]);
+      // A new episode: no down alert before the loop ended had its id.
+      expect(episodes.filter((a) => a !== opened[0]).map((a) => a.id)).not.toContain(opened[0]!.id);
+      const loop = receiver.alerts.filter((a) => a.kind === 'reboot-loop');
+      expect(loop.map((a) => a.status)).toEqual(['firing', 'resolved']);
+      expect(loop[1]).toMatchObject({ startsAt: new Date(entered.at).toISOString(), to: 'reset', endsAt: new Date(left.at).toISOString() });
+
+      // The alert command, a sink beside the webhook, was told each kind of alert in HANDCHECK_KIND.
+      const lines = readFileSync(told, 'utf8').trim().split('\n');
+      expect(new Set(lines.map((l) => l.split(' ')[0]))).toEqual(new Set(['reboot', 'reboot-loop', 'down']));
+      expect(lines).toContain(`reboot-loop resolved ${loop[1]!.id}`);
+      expect(lines).toContain(`down firing ${opened[0]!.id}`);
+      for (const reboot of receiver.alerts.filter((a) => a.kind === 'reboot')) expect(lines).toContain(`reboot firing ${reboot.id}`);
+    } finally {
+      sim.appliance.board.sim!.faults.clearAll();
+      await monitor.close();
+      await receiver.close();
+    }
+  });
 });
 
 describe('a reboot loop on the dashboard', () => {
