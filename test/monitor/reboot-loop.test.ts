@@ -14,6 +14,8 @@
  * - A monitor restarted with `--db` during a loop continues it, raises its alert in a sink that has
  *   not heard of it, and ends it when the window of its last reboot passes.
  * - The boot record of a firmware from before IR 1006 is still read (its six registers).
+ * - A monitor with `--db` that reads a lower boot count than it kept takes it as the baseline: logged,
+ *   no reboot reported, the next reboot counted from it.
  * - A monitor process with `--db` that stops, while the appliance reboots twice, and starts again
  *   reports the two reboots it missed (one transition, one alert, `reboots: 2`), and since two
  *   reboots are a loop for that target, the loop too.
@@ -31,7 +33,7 @@ import { History } from '../../monitor/history.js';
 import { statePalette } from '../../monitor/dashboard.js';
 import { startMonitorHttp } from '../../monitor/http.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
-import { silent } from '../helpers/log.js';
+import { logSink, silent } from '../helpers/log.js';
 import { freePort } from '../helpers/ports.js';
 import { handcheck } from '../helpers/processes.js';
 import { until, waitForOutput } from '../helpers/wait.js';
@@ -260,6 +262,47 @@ describe('a reboot loop across a restart', () => {
       await monitor.close();
       await receiver.close();
       listener.close();
+      tmp.remove();
+    }
+  });
+});
+
+describe('a boot count lower than the one the database kept', () => {
+  it('is the new baseline: logged, no reboot reported; the next reboot counts from it', { timeout: 300_000 }, async () => {
+    const tmp = tempDir();
+    const sim = await appliance(join(tmp.dir, 'state'));
+    const receiver = await new Receiver().listen();
+    const db = join(tmp.dir, 'history.db');
+    // What a monitor kept of a boot record with a higher count (another appliance at this address, or
+    // this one's before its record started again), last read a minute before this monitor starts.
+    const now = Date.now();
+    const kept = History.open(db);
+    new Boots(kept.database).put('pump', { count: 1000, bootedAt: now - 120_000, seenAt: now - 60_000, reboots: [] });
+    kept.close();
+    const log = logSink('info');
+    const monitor = startMonitor(
+      { db, targets: [{ name: 'pump', address: `127.0.0.1:${sim.port}`, intervalMs: 100, graceMs: 60, modbus: { port: sim.queryPort, timeoutMs: 5000 } }], alerts: { webhook: { url: receiver.url } } },
+      { logger: log.logger },
+    );
+    try {
+      expect(monitor.target('pump')!.bootCount).toBe(1000);
+      await until(() => monitor.target('pump')!.bootCount !== 1000, 'the boot record read', 30_000);
+      const baseline = monitor.target('pump')!.bootCount!;
+      expect(baseline).toBeLessThan(1000);
+      expect(log.lines()).toContainEqual(expect.objectContaining({ level: 40, target: 'pump', boot: baseline, previous: 1000, msg: expect.stringMatching(/^the boot count went down/) as string }));
+      expect(new Boots(monitor.history.database).get('pump')).toMatchObject({ count: baseline });
+      expect(monitor.history.forTarget('pump').filter((t) => t.reason.startsWith('rebooted'))).toEqual([]);
+
+      // The first reboot alert the receiver gets is the next reboot's, counted from the baseline: none came of the lower count.
+      const rebooted = receiver.next((a) => a.kind === 'reboot', 60_000, true);
+      await rebootByWatchdog(sim.appliance);
+      expect((await rebooted).body).toMatchObject({ status: 'firing', reboots: 1, reason: expect.stringMatching(new RegExp(`^rebooted: boot ${baseline + 1} \\(was ${baseline}\\), `)) as string });
+      await monitor.alerter.idle();
+      expect(receiver.alerts.filter((a) => a.kind === 'reboot')).toHaveLength(1);
+    } finally {
+      await monitor.close();
+      await receiver.close();
+      await sim.appliance.stop();
       tmp.remove();
     }
   });
