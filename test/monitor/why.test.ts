@@ -128,7 +128,17 @@ describe('reboots: the boot record read on each up probe or hold connect', () =>
         expect(reboot.reason).toMatch(/^rebooted: boot (\d+) \(was \d+\), last reset cause (watchdog|unknown), up \d+ s, \d+ unclean resets/);
         expect(monitor.history.forTarget('pump').some((t) => t.reason === reboot.reason)).toBe(true);
         const { body } = await alerted;
-        expect(body).toMatchObject({ kind: 'reboot', status: 'firing', target: 'pump', reason: reboot.reason, endsAt: expect.any(String) as string });
+        // startsAt the boot (read less its uptime), endsAt an hour after it was seen.
+        const uptimeS = Number(/, up (\d+) s,/.exec(reboot.reason)![1]);
+        expect(body).toMatchObject({
+          kind: 'reboot',
+          status: 'firing',
+          target: 'pump',
+          reason: reboot.reason,
+          reboots: 1,
+          startsAt: new Date(reboot.at - uptimeS * 1000).toISOString(),
+          endsAt: new Date(reboot.at + 3_600_000).toISOString(),
+        });
         // Each reboot is its own alert; a target that went down with it has its own episode alert too.
         expect(receiver.alerts.filter((a) => a.kind === 'reboot')).toHaveLength(1);
       } finally {
