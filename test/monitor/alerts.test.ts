@@ -14,6 +14,7 @@ import type { Alert } from '../../monitor/alerts.js';
 import { MonitorConfigError } from '../../monitor/errors.js';
 import type { Monitor } from '../../monitor/monitor.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
+import { logSink } from '../helpers/log.js';
 import { until } from '../helpers/wait.js';
 import { Receiver, nextResults, nextTransition, reach, startMonitor, tempDir } from './helpers.js';
 
@@ -284,6 +285,37 @@ describe('alerts', () => {
       ]);
     } finally {
       appliance.board.sim!.faults.clearAll();
+      await monitor.close();
+      await receiver.close();
+    }
+  });
+
+  it('past queueLimit alerts owed to a sink, the oldest is dropped, logged and counted', async () => {
+    const receiver = await new Receiver().listen();
+    receiver.answer = () => 503;
+    const targets = await Promise.all(['a', 'b', 'c'].map(async (name) => ({ name, ...(await switchableTarget()) })));
+    const log = logSink('warn');
+    const monitor = startMonitor(
+      {
+        targets: targets.map((t) => ({ name: t.name, address: `127.0.0.1:${t.port}`, intervalMs: 100, graceMs: 60 })),
+        // A backoff longer than the test: every failed alert stays owed, none is retried.
+        alerts: { webhook: { url: receiver.url }, retries: 5, backoffMs: 3_600_000, queueLimit: 2 },
+      },
+      { logger: log.logger },
+    );
+    try {
+      for (const t of targets) await reach(monitor, t.name, 'up');
+      // Down one after another, each alert tried (and failed) before the next: a, b, c are owed in that order.
+      for (const t of targets) {
+        const tried = receiver.next((a) => a.target === t.name);
+        await t.stop();
+        await reach(monitor, t.name, 'refused');
+        await tried;
+      }
+      expect(await metric(monitor, outcome('webhook', 'dropped'))).toBe(1);
+      expect(log.lines().filter((l) => l.msg === 'alert queue full; dropped the oldest alert').map((l) => l.target)).toEqual(['a']);
+      expect(monitor.alerter.pending().webhook).toBe(2);
+    } finally {
       await monitor.close();
       await receiver.close();
     }
