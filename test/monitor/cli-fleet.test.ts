@@ -1,7 +1,7 @@
 /**
  * The command line of a fleet's monitor, as users run it: `--help` on every command (one definition
  * for the parser and the help), `monitor history` on a database that is not there, a config's
- * problems reported all at once, IPv6 in brackets, SIGHUP reloading the targets, one `subsystem` key
+ * problems reported all at once, IPv6 in brackets, every result with --results, SIGHUP reloading the targets, one `subsystem` key
  * per log line, one monitor per database, a corrupted database named with SQLite's code.
  */
 import { existsSync, writeFileSync } from 'node:fs';
@@ -96,6 +96,20 @@ describe('monitor command line', () => {
       await until(() => monitor.lines.length > 0, 'the first transition', 20_000);
       expect(monitor.lines[0]).toMatchObject({ type: 'transition', target: `[::1]:${v6port}`, address: `[::1]:${v6port}`, to: 'up' });
       expect(monitor.stderr()).toMatch(/dashboard on http:\/\/\[::1\]:\d+\//);
+    } finally {
+      await monitor.stop();
+    }
+  });
+
+  it('with --results writes every result as a JSON line, not only the transitions', async () => {
+    const monitor = monitorProcess([`pump=127.0.0.1:${port()}`, '--results', '--interval', '100', '--grace', '20']);
+    try {
+      await until(() => monitor.lines.filter((l) => l.type === 'result').length >= 3, 'three results', 20_000);
+      // The lines up to the third result.
+      const lines = monitor.lines.slice(0, monitor.lines.indexOf(monitor.lines.filter((l) => l.type === 'result')[2]!) + 1);
+      expect(lines.filter((l) => l.type === 'result')).toEqual(Array.from({ length: 3 }, () => expect.objectContaining({ target: 'pump', result: 'up', reason: expect.stringMatching(/^handshake in /) as string })));
+      // One transition among them: a healthy target's results are no news.
+      expect(lines.filter((l) => l.type === 'transition')).toEqual([expect.objectContaining({ from: 'unknown', to: 'up' })]);
     } finally {
       await monitor.stop();
     }
