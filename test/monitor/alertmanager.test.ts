@@ -13,7 +13,7 @@ import type { Appliance } from '../../app/appliance.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { describeWhen } from '../helpers/requirements.js';
 import { until, waitForOutput } from '../helpers/wait.js';
-import { Receiver, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, twoRebootsWindowMs, withQueryPort } from './helpers.js';
+import { Receiver, loopByTwoReboots, reach, startMonitor, tempDir, twoRebootsWindowMs, withQueryPort } from './helpers.js';
 
 const binary = '/usr/bin/prometheus-alertmanager';
 
@@ -182,12 +182,7 @@ receivers:
     });
     const active = async (): Promise<GettableAlert[]> => (await alertmanager.alerts()).filter((a) => a.labels.target === 'pump-3' && a.labels.alertname !== 'HandcheckTargetRebooted');
     try {
-      await reach(monitor, 'pump-3', 'up', 30_000);
-      await until(() => monitor.target('pump-3')!.bootCount !== undefined, 'the first read of the boot record', 30_000);
-      const entered = nextTransition(monitor, 'pump-3', 'reboot-loop', 120_000);
-      await rebootByWatchdog(looping.appliance);
-      await rebootByWatchdog(looping.appliance);
-      const loop = await entered;
+      const loop = await loopByTwoReboots(monitor, 'pump-3', looping.appliance);
       await monitor.alerter.idle();
       expect(await active()).toEqual([
         expect.objectContaining({

@@ -41,6 +41,19 @@ export async function rebootByWatchdog(appliance: Appliance): Promise<void> {
  */
 export const twoRebootsWindowMs = 30_000;
 
+/**
+ * Puts a target watched with `rebootLoop.count` 2 in a reboot loop: once it is up and its boot record
+ * read (the baseline), two watchdog resets of its appliance. Resolves with the transition into the loop.
+ */
+export async function loopByTwoReboots(monitor: Monitor, target: string, appliance: Appliance): Promise<Transition> {
+  await reach(monitor, target, 'up', 30_000);
+  await until(() => monitor.target(target)!.bootCount !== undefined, 'the first read of the boot record', 30_000);
+  const looping = nextTransition(monitor, target, 'reboot-loop', 120_000);
+  await rebootByWatchdog(appliance);
+  await rebootByWatchdog(appliance);
+  return looping;
+}
+
 /** Starts a monitor on a config document (validated as a file would be). */
 export function startMonitor(document: ConfigFile, options: Partial<MonitorOptions> = {}): Monitor {
   return Monitor.start({ config: resolveConfig(document, 'test'), logger: silent, alertGraceMs: 0, ...options });

@@ -37,7 +37,7 @@ import { logSink, silent } from '../helpers/log.js';
 import { freePort } from '../helpers/ports.js';
 import { handcheck } from '../helpers/processes.js';
 import { until, waitForOutput } from '../helpers/wait.js';
-import { type MonitorProcess, Receiver, monitorProcess, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, twoRebootsWindowMs, withQueryPort } from './helpers.js';
+import { type MonitorProcess, Receiver, loopByTwoReboots, monitorProcess, nextTransition, rebootByWatchdog, reach, startMonitor, tempDir, twoRebootsWindowMs, withQueryPort } from './helpers.js';
 
 /** The sim appliance with a one-second watchdog on the board's clock in real time, and a reset-loop limit of its own it does not reach here. */
 async function appliance(stateDir: string): Promise<{ appliance: Appliance; port: number; queryPort: number }> {
@@ -66,13 +66,8 @@ describe('a reboot loop the monitor counts', () => {
         alerts: { webhook: { url: receiver.url } },
       });
       try {
-        await reach(monitor, 'pump', 'up', 30_000);
-        await until(() => monitor.target('pump')!.bootCount !== undefined, 'the first read of the boot record', 30_000);
-        const looping = nextTransition(monitor, 'pump', 'reboot-loop', 120_000);
-        const alerted = receiver.next((a) => a.kind === 'reboot-loop' && a.status === 'firing', 120_000);
-        await rebootByWatchdog(sim.appliance);
-        await rebootByWatchdog(sim.appliance);
-        const entered = await looping;
+        const alerted = receiver.next((a) => a.kind === 'reboot-loop' && a.status === 'firing', 300_000);
+        const entered = await loopByTwoReboots(monitor, 'pump', sim.appliance);
         expect(entered.reason).toBe(`reboot loop: 2 reboots within ${windowMs / 1000} s (a loop is 2)`);
         expect(monitor.target('pump')).toMatchObject({ state: 'reboot-loop', since: entered.at });
         expect(monitor.history.forTarget('pump').filter((t) => t.to === 'reboot-loop' && t.from !== 'reboot-loop')).toEqual([entered]);
@@ -106,12 +101,7 @@ describe('a reboot loop the monitor counts', () => {
       alerts: { webhook: { url: receiver.url }, command: `echo "$HANDCHECK_KIND $HANDCHECK_STATUS $HANDCHECK_ALERT_ID" >> '${told}'` },
     });
     try {
-      await reach(monitor, 'pump', 'up', 30_000);
-      await until(() => monitor.target('pump')!.bootCount !== undefined, 'the first read of the boot record', 30_000);
-      const looping = nextTransition(monitor, 'pump', 'reboot-loop', 120_000);
-      await rebootByWatchdog(sim.appliance);
-      await rebootByWatchdog(sim.appliance);
-      const entered = await looping;
+      const entered = await loopByTwoReboots(monitor, 'pump', sim.appliance);
       // A fault under the loop: the connects show it, the state stays the loop's.
       sim.appliance.board.sim!.faults.inject({ target: 'uplink-sfp', kind: 'los' });
       await until(() => monitor.target('pump')!.health === 'reset', 'the fault under the loop', 30_000);
@@ -161,12 +151,7 @@ describe('a reboot loop on the dashboard', () => {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
     });
     try {
-      await reach(monitor, 'pump', 'up', 30_000);
-      await until(() => monitor.target('pump')!.bootCount !== undefined, 'the first read of the boot record', 30_000);
-      const looping = nextTransition(monitor, 'pump', 'reboot-loop', 120_000);
-      await rebootByWatchdog(sim.appliance);
-      await rebootByWatchdog(sim.appliance);
-      await looping;
+      await loopByTwoReboots(monitor, 'pump', sim.appliance);
       await Promise.all([reach(monitor, 'plain', 'up', 30_000), reach(monitor, 'spare', 'refused')]);
       const page = await browser.newPage({ viewport: { width: 1400, height: 500 } });
       const errors: string[] = [];
