@@ -4,12 +4,18 @@
  * `GET /api/v2/alerts` with the labels Alertmanager routes on, routed by `site` to its receiver; its
  * recovery resolves it by `endsAt`; a monitor restarted while the target is still down posts it again;
  * a reboot loop is an alert of its own (`HandcheckTargetRebootLoop`), resolved when the loop ends.
+ * Without Alertmanager: a firing alert ends four resend periods after its post and is posted again
+ * every period, so Alertmanager holds it while the monitor lives.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
+import type { Alert } from '../../monitor/alerts.js';
+import { resolveConfig } from '../../monitor/config.js';
+import { AlertmanagerSink } from '../../monitor/sinks.js';
 import { applianceConfig, startAppliance } from '../firmware/helpers.js';
 import { describeWhen } from '../helpers/requirements.js';
 import { until, waitForOutput } from '../helpers/wait.js';
@@ -199,6 +205,62 @@ receivers:
       await monitor.close();
       await looping.appliance.stop();
       state.remove();
+    }
+  });
+});
+
+describe("Alertmanager's hold on a firing alert", () => {
+  it('a firing alert ends four resendMs after its post (default 60 s), a resolved one at the recovery', () => {
+    expect(resolveConfig({ targets: [], alerts: { alertmanager: { url: 'http://alertmanager:9093' } } }, 'test').alerts.alertmanager!.resendMs).toBe(60_000);
+    const config = resolveConfig({ targets: [], alerts: { alertmanager: { url: 'http://alertmanager:9093', resendMs: 5000 } } }, 'test').alerts.alertmanager!;
+    // The sink's clock is the test's: the post is at `now`.
+    const now = Date.parse('2026-11-30T10:02:20.000Z');
+    const sink = new AlertmanagerSink(config, () => now);
+    const firing: Alert = {
+      id: 'a1',
+      kind: 'down',
+      status: 'firing',
+      target: 'pump-1',
+      host: '10.0.0.21',
+      port: 502,
+      labels: {},
+      from: 'up',
+      to: 'reset',
+      healthy: false,
+      reason: 'RST 3.10 ms after the handshake',
+      at: '2026-11-30T10:02:11.408Z',
+      startsAt: '2026-11-30T10:02:11.408Z',
+    };
+    expect(sink.postable(firing)).toMatchObject({ startsAt: firing.startsAt, endsAt: new Date(now + 4 * 5000).toISOString() });
+    const resolved: Alert = { ...firing, status: 'resolved', from: 'reset', to: 'up', healthy: true, at: '2026-11-30T10:02:15.000Z', endsAt: '2026-11-30T10:02:15.000Z' };
+    expect(sink.postable(resolved)).toMatchObject({ endsAt: resolved.endsAt });
+  });
+
+  it('is posted again every resendMs while it fires, the same alert each time', async () => {
+    const receiver = await new Receiver().listen();
+    const target = createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const monitor = startMonitor({
+      targets: [{ name: 'pump-4', address: `127.0.0.1:${(target.address() as AddressInfo).port}`, intervalMs: 100, graceMs: 60 }],
+      alerts: { alertmanager: { url: `http://127.0.0.1:${receiver.port}`, resendMs: 1000 } },
+    });
+    /** The next post of a firing alert to Alertmanager's API. */
+    const posted = (): Promise<Record<string, unknown>> =>
+      receiver.next((body) => ((body as unknown as Array<{ annotations: { state: string } }>)[0]?.annotations.state ?? 'up') !== 'up', 30_000).then((r) => (r.body as Array<Record<string, unknown>>)[0]!);
+    try {
+      await reach(monitor, 'pump-4', 'up');
+      const first = posted();
+      await new Promise<void>((resolve) => target.close(() => resolve()));
+      await reach(monitor, 'pump-4', 'refused');
+      const alert = await first;
+      const again = await posted();
+      // The same alert, its end pushed on by the later post.
+      expect({ ...again, endsAt: alert.endsAt }).toEqual(alert);
+      expect(Date.parse(again.endsAt as string)).toBeGreaterThan(Date.parse(alert.endsAt as string));
+    } finally {
+      await monitor.close();
+      await receiver.close();
+      target.close();
     }
   });
 });
