@@ -66,7 +66,7 @@ describe('handcheck monitor (process)', () => {
     tmp.remove();
   });
 
-  it('watches the firmware from a sharded config file: JSON lines, /metrics, history, exit 0 on SIGTERM', async () => {
+  it('watches the firmware from a sharded config file: JSON lines, /metrics, history (read while it writes, and after), exit 0 on SIGTERM', async () => {
     const config = join(tmp.dir, 'fleet.json');
     const db = join(tmp.dir, 'fleet.db');
     writeFileSync(
@@ -92,6 +92,10 @@ describe('handcheck monitor (process)', () => {
       expect(metrics).toContain('handcheck_monitor_target_up{target="osaka-1",site="osaka"} 1');
       expect(metrics).not.toContain('kyoto-1');
       expect((await fetch(`${http}/`)).headers.get('content-type')).toBe('text/html; charset=utf-8');
+      // `monitor history` may run while the monitor writes: each transition is in the file before its line.
+      const during = await handcheck('monitor', 'history', 'osaka-1', '--db', db, '--json');
+      expect(during.code).toBe(0);
+      expect(during.stdout.trim().split('\n').map((l) => (JSON.parse(l) as Line).to)).toEqual(['up', 'reset', 'up']);
     } finally {
       const exited = new Promise<number | null>((resolve) => monitor.child.once('exit', resolve));
       monitor.child.kill('SIGTERM');
