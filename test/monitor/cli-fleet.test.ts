@@ -1,7 +1,7 @@
 /**
  * The command line of a fleet's monitor, as users run it: `--help` on every command (one definition
  * for the parser and the help), `monitor history` on a database that is not there, a config's
- * problems reported all at once, IPv6 in brackets, every result with --results, SIGHUP reloading the targets, one `subsystem` key
+ * problems reported all at once, IPv6 in brackets, every result with --results, --select on discovered targets, SIGHUP reloading the targets, one `subsystem` key
  * per log line, one monitor per database, a corrupted database named with SQLite's code.
  */
 import { existsSync, writeFileSync } from 'node:fs';
@@ -110,6 +110,27 @@ describe('monitor command line', () => {
       expect(lines.filter((l) => l.type === 'result')).toEqual(Array.from({ length: 3 }, () => expect.objectContaining({ target: 'pump', result: 'up', reason: expect.stringMatching(/^handshake in /) as string })));
       // One transition among them: a healthy target's results are no news.
       expect(lines.filter((l) => l.type === 'transition')).toEqual([expect.objectContaining({ from: 'unknown', to: 'up' })]);
+    } finally {
+      await monitor.stop();
+    }
+  });
+
+  it('--select applies to the targets of --file-sd too', async () => {
+    const file = join(tmp.dir, 'appliances.json');
+    writeFileSync(
+      file,
+      JSON.stringify([
+        { targets: [`127.0.0.1:${port()}`], labels: { site: 'osaka', __handcheck_name: 'osaka-1' } },
+        { targets: [`[::1]:${(v6.address() as AddressInfo).port}`], labels: { site: 'kyoto', __handcheck_name: 'kyoto-1' } },
+      ]),
+    );
+    const monitor = monitorProcess(['--file-sd', file, '--select', 'site=osaka', '--interval', '100', '--grace', '20', '--http', '127.0.0.1:0', '--log-level', 'warn']);
+    try {
+      await until(() => monitor.lines.some((l) => l.target === 'osaka-1' && l.to === 'up'), 'osaka-1 up', 20_000);
+      await until(() => /dashboard on http/.test(monitor.stderr()), 'the dashboard address', 20_000);
+      const http = /dashboard on (http:\/\/[\d.]+:\d+)\//.exec(monitor.stderr())![1]!;
+      const { targets } = (await (await fetch(`${http}/api/targets`)).json()) as { targets: Array<{ name: string }> };
+      expect(targets.map((t) => t.name)).toEqual(['osaka-1']);
     } finally {
       await monitor.stop();
     }
