@@ -28,7 +28,7 @@ import type { Appliance } from '../../app/appliance.js';
 import { type AddressInfo, createServer } from 'node:net';
 import type { Alert } from '../../monitor/alerts.js';
 import { bootRecord } from '../../monitor/appliance-client.js';
-import { Boots } from '../../monitor/boots.js';
+import { Boots, type SeenBoot } from '../../monitor/boots.js';
 import { History } from '../../monitor/history.js';
 import { statePalette } from '../../monitor/dashboard.js';
 import { startMonitorHttp } from '../../monitor/http.js';
@@ -293,6 +293,16 @@ describe('a boot count lower than the one the database kept', () => {
   });
 });
 
+/** The boot the database keeps for `pump`, read while no monitor holds it. */
+function keptBoot(db: string): SeenBoot {
+  const history = History.open(db);
+  try {
+    return new Boots(history.database).get('pump')!;
+  } finally {
+    history.close();
+  }
+}
+
 /** A monitor process with its dashboard on a port of its own, and that port's URL. */
 async function monitorWithDashboard(args: string[]): Promise<MonitorProcess & { http: string }> {
   const running = monitorProcess(['--http', '127.0.0.1:0', '--log-level', 'warn', ...args]);
@@ -321,6 +331,8 @@ describe('reboots while no monitor was watching (a monitor process with --db)', 
       await until(async () => (await bootCount(monitor.http)) !== undefined, 'the first monitor reading the boot record', 60_000);
       const seen = (await bootCount(monitor.http))!;
       await monitor.stop();
+      const kept = keptBoot(db);
+      expect(kept.count).toBe(seen);
 
       await rebootByWatchdog(sim.appliance);
       await rebootByWatchdog(sim.appliance);
@@ -328,12 +340,17 @@ describe('reboots while no monitor was watching (a monitor process with --db)', 
       monitor = await monitorWithDashboard(['--config', config, '--db', db]);
       const alert = (await receiver.next((a) => a.kind === 'reboot', 60_000, true)).body as Alert;
       expect(alert).toMatchObject({ target: 'pump', status: 'firing', reboots: 2 });
-      expect(alert.reason).toMatch(new RegExp(`^rebooted 2 times while no monitor was watching: boot ${seen + 2} \\(last seen boot ${seen} at \\S+Z\\), last reset cause (watchdog|unknown), `));
+      expect(alert.reason).toMatch(new RegExp(`^rebooted 2 times while no monitor was watching: boot ${seen + 2} \\(last seen boot ${seen} at ${new Date(kept.seenAt).toISOString()}\\), last reset cause (watchdog|unknown), `));
       await until(() => monitor.lines.some((l) => l.reason === alert.reason), 'the reboot as a JSON line', 10_000);
       // Two reboots within the hour are a loop for this target, seen across the restart.
       await until(() => monitor.lines.some((l) => l.to === 'reboot-loop'), 'the reboot loop as a JSON line', 30_000);
       expect((await receiver.next((a) => a.kind === 'reboot-loop', 10_000, true)).body).toMatchObject({ status: 'firing', to: 'reboot-loop' });
       await monitor.stop();
+      // Of the two reboots only the newest has a known time (its boot); the other is counted at the time the old boot was last seen.
+      const reboots = keptBoot(db).reboots;
+      expect(reboots).toHaveLength(2);
+      expect(reboots[0]).toBe(kept.seenAt);
+      expect(reboots[1]).toBeGreaterThan(kept.seenAt);
       const history = await handcheck('monitor', 'history', 'pump', '--db', db);
       expect(history.stdout).toContain('rebooted 2 times while no monitor was watching');
       expect(history.stdout).toContain('reboot-loop');
