@@ -198,6 +198,22 @@ receivers:
           status: expect.objectContaining({ state: 'active' }) as object,
         }),
       ]);
+      // The reboots seen are HandcheckTargetRebooted. Alertmanager tells alerts apart by their labels, the
+      // same for every reboot of a target: one alert, active until an hour after the last reboot seen, which describes it.
+      const last = monitor.history
+        .forTarget('pump-3')
+        .filter((t) => t.reason.startsWith('rebooted'))
+        .sort((x, y) => x.at - y.at)
+        .at(-1)!;
+      const rebooted = (await alertmanager.alerts()).filter((a) => a.labels.alertname === 'HandcheckTargetRebooted');
+      expect(rebooted).toEqual([
+        expect.objectContaining({
+          labels: { alertname: 'HandcheckTargetRebooted', target: 'pump-3' },
+          annotations: expect.objectContaining({ summary: expect.stringMatching(/^pump-3 rebooted( \d+ times)?$/) as string, description: last.reason }) as object,
+          status: expect.objectContaining({ state: 'active' }) as object,
+        }),
+      ]);
+      expect(Date.parse(rebooted[0]!.endsAt)).toBe(last.at + 3_600_000);
       await until(() => monitor.target('pump-3')!.state === 'up', 'the loop over: a window with no reboot', twoRebootsWindowMs + 60_000);
       await monitor.alerter.idle();
       expect(await active()).toEqual([]);
