@@ -2,8 +2,9 @@
  * Alerts on transitions of targets on the sim firmware, over real sockets: a webhook POST retried
  * until it is taken, with one id per episode and a `resolved` update; a command with the alert on
  * stdin and in its environment; receivers that refuse, fail or hang, which must hold up neither the
- * probes, nor another target's alerts, nor another sink; headers from a file or a variable; and what
- * is owed surviving a restart of the monitor.
+ * probes, nor another target's alerts, nor another sink; headers from a file or a variable; past
+ * queueLimit the oldest dropped; closing with FIN on held connections and time for an alert in flight;
+ * and what is owed surviving a restart of the monitor.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, type Server, createServer as createTcpServer } from 'node:net';
@@ -318,6 +319,50 @@ describe('alerts', () => {
     } finally {
       await monitor.close();
       await receiver.close();
+    }
+  });
+
+  it('closing closes held connections with FIN and gives an alert in flight time to be taken (two seconds)', async () => {
+    const receiver = await new Receiver().listen();
+    let answer!: (status: number) => void;
+    receiver.answer = () => new Promise<number>((resolve) => (answer = resolve));
+    const down = await switchableTarget();
+    // A held target whose connection tells how it ended: the receiver answers once the monitor closing has sent its FIN.
+    const ends: string[] = [];
+    const held = createTcpServer((socket) => {
+      socket.on('error', (err: NodeJS.ErrnoException) => ends.push(err.code ?? err.message));
+      socket.on('end', () => {
+        ends.push('FIN');
+        answer(200);
+        socket.end();
+      });
+    });
+    const heldPort = await listen(held);
+    // The grace of a monitor process (startMonitor gives tests none).
+    const monitor = startMonitor(
+      {
+        targets: [
+          { name: 'pump-7', address: `127.0.0.1:${down.port}`, intervalMs: 100, graceMs: 60 },
+          { name: 'held', address: `127.0.0.1:${heldPort}`, mode: 'hold', intervalMs: 100, graceMs: 60 },
+        ],
+        alerts: { webhook: { url: receiver.url, timeoutMs: 600_000 } },
+      },
+      { alertGraceMs: undefined },
+    );
+    try {
+      await Promise.all([reach(monitor, 'pump-7', 'up'), reach(monitor, 'held', 'up')]);
+      const firing = receiver.next((a) => a.target === 'pump-7' && a.status === 'firing');
+      await down.stop();
+      await reach(monitor, 'pump-7', 'refused');
+      await firing;
+      await monitor.close();
+      expect(ends).toEqual(['FIN']);
+      expect(await metric(monitor, outcome('webhook', 'delivered'))).toBe(1);
+      expect(receiver.requests).toHaveLength(1);
+    } finally {
+      await monitor.close();
+      await receiver.close();
+      held.close();
     }
   });
 

@@ -129,12 +129,13 @@ export interface ReceivedRequest {
 }
 
 /**
- * An HTTP receiver on loopback that records every request and answers as `answer` says: a status, or
- * `hang` (never answers). `next(predicate)` waits for a request that matches, by event.
+ * An HTTP receiver on loopback that records every request and answers as `answer` says: a status, a
+ * status to come (a promise), or `hang` (never answers). `next(predicate)` waits for a request that
+ * matches, by event.
  */
 export class Receiver {
   readonly requests: ReceivedRequest[] = [];
-  answer: (body: unknown) => number | 'hang' = () => 200;
+  answer: (body: unknown) => number | Promise<number> | 'hang' = () => 200;
   private readonly server: Server;
   private readonly waiters = new Set<{ match: (r: ReceivedRequest) => boolean; resolve: (r: ReceivedRequest) => void }>();
   port = 0;
@@ -149,7 +150,8 @@ export class Receiver {
         const request: ReceivedRequest = { body, headers: req.headers, abandoned };
         this.requests.push(request);
         const answer = this.answer(body);
-        if (answer !== 'hang') res.writeHead(answer).end();
+        if (typeof answer === 'number') res.writeHead(answer).end();
+        else if (answer !== 'hang') void answer.then((status) => res.writeHead(status).end());
         for (const waiter of this.waiters) {
           if (!waiter.match(request)) continue;
           this.waiters.delete(waiter);
