@@ -1,9 +1,9 @@
 /**
  * The history survives a restart of the monitor, which continues from the recorded state; retention
- * deletes what is older; `handcheck monitor history NAME` prints it.
+ * deletes what is older, at open and every hour; `handcheck monitor history NAME` prints it.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Appliance } from '../../app/appliance.js';
 import { MonitorHistoryError } from '../../monitor/errors.js';
 import { History } from '../../monitor/history.js';
@@ -81,6 +81,26 @@ describe('history', () => {
     const later = History.open(db, { retentionDays: 30, now: () => now + 2 * day });
     expect(later.forTarget('t').map((t) => t.reason)).toEqual(['1 days old']);
     later.close();
+  });
+
+  it('deletes transitions older than the retention every hour while open, on the clock it is given', () => {
+    const day = 86_400_000;
+    let now = Date.now();
+    // Only the interval is faked: SQLite and its lock file run as they do.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const store = History.open(join(tmp.dir, 'hourly.db'), { retentionDays: 30, now: () => now });
+    try {
+      store.record({ target: 't', at: now - 29 * day, from: 'up', to: 'reset', reason: '29 days old', connectMs: 1 });
+      store.record({ target: 't', at: now - day, from: 'reset', to: 'up', reason: '1 day old', connectMs: 1 });
+      now += 2 * day;
+      vi.advanceTimersByTime(3_600_000 - 1);
+      expect(store.forTarget('t').map((t) => t.reason)).toEqual(['29 days old', '1 day old']);
+      vi.advanceTimersByTime(1);
+      expect(store.forTarget('t').map((t) => t.reason)).toEqual(['1 day old']);
+    } finally {
+      store.close();
+      vi.useRealTimers();
+    }
   });
 
   it('names the file it cannot open', () => {
