@@ -446,6 +446,44 @@ describe('alerts', () => {
     }
   });
 
+  it('a sink removed from the config forgets what it was owed: added back later, it is not sent', async () => {
+    const db = join(tmp.dir, 'removed.db');
+    const receiver = await new Receiver().listen();
+    receiver.answer = () => 503;
+    const target = { name: 'pump-9', address: `127.0.0.1:${port}`, intervalMs: 100, graceMs: 60 };
+    // A backoff longer than the test: the webhook stays owed the episode's resolution.
+    const withWebhook = { db, targets: [target], alerts: { webhook: { url: receiver.url }, retries: 5, backoffMs: 3_600_000 } };
+    const first = startMonitor(withWebhook);
+    try {
+      await reach(first, 'pump-9', 'up');
+      const firing = receiver.next((a) => a.status === 'firing');
+      appliance.board.sim!.faults.inject({ target: 'board-temp', kind: 'nack' });
+      await reach(first, 'pump-9', 'reset');
+      await firing;
+      const resolved = receiver.next((a) => a.status === 'resolved');
+      appliance.board.sim!.faults.clearAll();
+      await reach(first, 'pump-9', 'up');
+      await resolved;
+      expect(first.alerter.pending().webhook).toBe(1);
+    } finally {
+      appliance.board.sim!.faults.clearAll();
+      await first.close();
+    }
+    // Started once without the webhook: it forgets what the webhook was owed.
+    await startMonitor({ db, targets: [target], alerts: { command: 'true' } }).close();
+    receiver.answer = () => 200;
+    const sent = receiver.requests.length;
+    const third = startMonitor(withWebhook);
+    try {
+      expect(third.alerter.pending().webhook).toBe(0);
+      await third.alerter.idle();
+      expect(receiver.requests).toHaveLength(sent);
+    } finally {
+      await third.close();
+      await receiver.close();
+    }
+  });
+
   it('a target already down in --db alerts a sink added on restart, once, with the episode it is in', async () => {
     const db = join(tmp.dir, 'new-sink.db');
     const target = { name: 'pump-9', address: `127.0.0.1:${port}`, intervalMs: 100, graceMs: 60 };
