@@ -13,18 +13,17 @@
  * queues until sk_acceptq_is_full), so only an answer tells it from a healthy one: the probe's
  * timeout fails the verdict and clients get RST; SIGCONT, and they are accepted again.
  */
-import { type ChildProcess, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Capture, Netns, ROOT, SERVER_V4, SERVER_V6, describeAsRoot, link, synAcksFrom, synsTo } from '../before/netns.js';
+import { Capture, Netns, ROOT, SERVER_V4, SERVER_V6, link, synAcksFrom, synsTo } from '../before/netns.js';
 import { describeWhen, notRoot } from '../helpers/requirements.js';
-import { until } from '../helpers/wait.js';
+import { type GuardFirmware, cli, describeWithDaemons, inClient, inNamespace, startGuardFirmware } from './guard-rig.js';
 import { type Upstream, missing, pymodbusPython, startMosquitto, startPymodbus } from './upstreams.js';
 
-const cli = `${ROOT}/dist/app/handcheck.js`;
 const IOCTL_ADDON = join(ROOT, 'native', 'build', 'Release', 'handcheck_ioctl.node');
 const BROKER = 1883;
 /** A second mosquitto on :: alone, so its probe goes to ::1 through ip6tables' rule. */
@@ -41,18 +40,6 @@ const why =
   missing('mosquitto_pub', 'mosquitto-clients') ??
   (python === undefined ? 'pymodbus is not installed (apt-get install python3-pymodbus)' : undefined);
 
-function describeGuardProbe(name: string, body: () => void): void {
-  if (why !== undefined) {
-    describeAsRoot(name, () => {
-      it('has its third-party servers and clients', () => {
-        throw new Error(why);
-      });
-    });
-    return;
-  }
-  describeAsRoot(name, body);
-}
-
 interface GuardStats {
   diagnosed: number;
   lastVerdict?: { ok: boolean };
@@ -61,77 +48,53 @@ interface GuardStats {
   queue: { syns: number; accepted: number; reset: number };
 }
 
-describeGuardProbe('guards with a probe in front of mosquitto and a pymodbus server', () => {
+describeWithDaemons(why, 'guards with a probe in front of mosquitto and a pymodbus server', () => {
   let server: Netns;
   let client: Netns;
-  let firmware: ChildProcess;
+  let firmware: GuardFirmware;
   let broker: Upstream;
   let broker6: Upstream;
   let modbus: Upstream;
-  let dir: string;
-  let stdout = '';
   let brokerLog = '';
-
-  const inNs = (ns: () => Netns) => ({
-    spawner: (command: string, args: string[]) => ns().spawn(command, args),
-    ready: (_host: string, port: number) => until(async () => (await ns().exec('ss', ['-Htln', `sport = :${port}`])).trim().length > 0, `a listener on port ${port}`, 20_000),
-  });
 
   beforeAll(async () => {
     server = await Netns.create('gprsrv');
     client = await Netns.create('gprcli');
     await link(server, client);
-    broker = await startMosquitto({ host: '0.0.0.0', port: BROKER, ...inNs(() => server) });
+    broker = await startMosquitto({ host: '0.0.0.0', port: BROKER, ...inNamespace(() => server) });
     broker.child.stderr!.on('data', (chunk: Buffer) => {
       brokerLog += chunk.toString();
     });
-    broker6 = await startMosquitto({ host: '::', port: BROKER6, ...inNs(() => server) });
-    modbus = await startPymodbus(python as string, { host: '0.0.0.0', port: MODBUS, ...inNs(() => server) });
+    broker6 = await startMosquitto({ host: '::', port: BROKER6, ...inNamespace(() => server) });
+    modbus = await startPymodbus(python as string, { host: '0.0.0.0', port: MODBUS, ...inNamespace(() => server) });
 
-    dir = await mkdtemp(join(tmpdir(), 'hc-guard-probe-'));
-    const boards = JSON.parse(await readFile(join(ROOT, 'boards.json'), 'utf8')) as { boards: Array<{ id: string; services: unknown[] }> };
-    const sim = boards.boards.find((b) => b.id === 'sim-appliance')!;
-    sim.services = [
-      { id: 'broker', kind: 'guard', listen: `0.0.0.0:${BROKER}`, dependsOn: [], probe: { type: 'send-expect', send: MQTT_CONNECT, expect: MQTT_CONNACK, encoding: 'hex' } },
-      { id: 'broker6', kind: 'guard', listen: `[::]:${BROKER6}`, dependsOn: [], probe: { type: 'send-expect', send: MQTT_CONNECT, expect: MQTT_CONNACK, encoding: 'hex' }, gate: { queue: 2 } },
-      { id: 'plc', kind: 'guard', listen: `0.0.0.0:${MODBUS}`, dependsOn: [], probe: { type: 'modbus', address: 0, count: 2 }, gate: { queue: 1 } },
-    ];
-    await writeFile(join(dir, 'boards.json'), JSON.stringify(boards));
-    firmware = server.spawn(process.execPath, [cli, 'run', '--boards', join(dir, 'boards.json'), '--control', CONTROL]);
-    firmware.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    await new Promise<void>((resolve, reject) => {
-      let text = '';
-      firmware.stderr!.on('data', (chunk: Buffer) => {
-        text += chunk.toString();
-        if (/service plc \(guard\) holding SYNs/.test(text)) resolve();
-      });
-      firmware.once('exit', (code) => reject(new Error(`firmware exited with ${code}: ${text}`)));
-    });
+    firmware = await startGuardFirmware(
+      server,
+      [
+        { id: 'broker', kind: 'guard', listen: `0.0.0.0:${BROKER}`, dependsOn: [], probe: { type: 'send-expect', send: MQTT_CONNECT, expect: MQTT_CONNACK, encoding: 'hex' } },
+        { id: 'broker6', kind: 'guard', listen: `[::]:${BROKER6}`, dependsOn: [], probe: { type: 'send-expect', send: MQTT_CONNECT, expect: MQTT_CONNACK, encoding: 'hex' }, gate: { queue: 2 } },
+        { id: 'plc', kind: 'guard', listen: `0.0.0.0:${MODBUS}`, dependsOn: [], probe: { type: 'modbus', address: 0, count: 2 }, gate: { queue: 1 } },
+      ],
+      CONTROL,
+      /service plc \(guard\) holding SYNs/,
+    );
   });
 
   afterAll(async () => {
     for (const daemon of [broker, broker6, modbus]) daemon?.child.kill('SIGCONT');
-    if (firmware?.exitCode === null && firmware.signalCode === null) firmware.kill('SIGTERM');
+    await firmware?.stop();
     await broker?.stop().catch(() => undefined);
     await broker6?.stop().catch(() => undefined);
     await modbus?.stop().catch(() => undefined);
     await client?.destroy();
     await server?.destroy();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const inClient = (command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      execFile('ip', ['netns', 'exec', client.name, command, ...args], { encoding: 'utf8', timeout: 30_000 }, (err, out, errOut) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: out, stderr: errOut });
-      });
-    });
-  const publish = (message: string, host = SERVER_V4, port = BROKER) => inClient('mosquitto_pub', ['-h', host, '-p', String(port), '-t', 'handcheck/guard-probe', '-m', message]);
+  const inClientNs = inClient(() => client);
+  const publish = (message: string, host = SERVER_V4, port = BROKER) => inClientNs('mosquitto_pub', ['-h', host, '-p', String(port), '-t', 'handcheck/guard-probe', '-m', message]);
   /** A Modbus read of holding registers 0-1 by pymodbus' own client: `7,7` from the server's store. */
   const readRegisters = () =>
-    inClient(python as string, [
+    inClientNs(python as string, [
       '-c',
       'import sys\nfrom pymodbus.client import ModbusTcpClient\nc = ModbusTcpClient(sys.argv[1], port=int(sys.argv[2]), timeout=5, retries=0)\n' +
         'ok = c.connect()\nr = c.read_holding_registers(0, count=2) if ok else None\nprint(",".join(map(str, r.registers)) if r is not None and not r.isError() else "refused")\nc.close()',
@@ -161,12 +124,7 @@ socket.on('data', (d) => { console.log(d.toString('hex')); socket.destroy(); });
 socket.on('error', (e) => console.log(e.code));
 socket.connect(${BROKER}, '127.0.0.1');`,
     ]);
-  const decisions = (): Array<Record<string, unknown>> =>
-    stdout
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((line) => 'action' in line);
+  const decisions = (): Array<Record<string, unknown>> => firmware.decisions();
 
   it('healthy: clients are accepted, one queued SYN and one diagnosis each - the probe inside it never reaches the queue', async () => {
     const clients: Record<string, () => Promise<unknown>> = {
