@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
+import { type Socket, connect } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { promisify } from 'node:util';
@@ -22,6 +22,8 @@ import { ProxyService } from '../dist/firmware/proxy-service.js';
 import { gatePolicy } from '../dist/config/gate-policy.js';
 import { SimBoard } from '../dist/sim/board.js';
 import { installed } from '../test/helpers/installed.js';
+import { freePort } from '../test/helpers/ports.js';
+import { median } from './bootstrap.js';
 
 type Report = (what: string, value: string, target: string, met: boolean | undefined) => void;
 
@@ -33,10 +35,6 @@ const here = (file: string): string => new URL(file, import.meta.url).pathname;
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-}
-
-function median(values: number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
 }
 
 async function startUpstream(host = '127.0.0.1'): Promise<{ child: ChildProcess; port: number }> {
@@ -158,20 +156,10 @@ async function bulkRounds(paths: Path[], upstreamPid: number, rounds: number, by
   return { rates, cpu };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Waits until something accepts on 127.0.0.1:port. */
-async function listening(port: number): Promise<void> {
-  for (;;) {
+/** Waits until something accepts on 127.0.0.1:port; throws if `child` exits or 10 s pass first. */
+async function listening(port: number, child: ChildProcess): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (child.exitCode === null && child.signalCode === null) {
     const up = await new Promise<boolean>((resolve) => {
       const socket = connect({ host: '127.0.0.1', port }, () => {
         socket.destroy();
@@ -180,8 +168,10 @@ async function listening(port: number): Promise<void> {
       socket.once('error', () => resolve(false));
     });
     if (up) return;
+    if (performance.now() > deadline) throw new Error(`nothing accepts on 127.0.0.1:${port} after 10 s`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  throw new Error(`${String(child.spawnfile)} exited (${child.exitCode ?? child.signalCode}) before accepting on port ${port}`);
 }
 
 /**
@@ -210,16 +200,20 @@ async function startHaproxy(upstreamPort: number): Promise<{ child: ChildProcess
     ].join('\n'),
   );
   const child = spawn('haproxy', ['-db', '-f', config], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await listening(port);
-  return {
-    child,
-    port,
-    stop: async () => {
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
-      rmSync(dir, { recursive: true, force: true });
-    },
+    }
+    rmSync(dir, { recursive: true, force: true });
   };
+  try {
+    await listening(port, child);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { child, port, stop };
 }
 
 /**
@@ -264,9 +258,11 @@ function makeLink(rate: string): { netns: string; appliance: string; stop(): voi
 /** Bulk through the proxy and direct again, with the client across a link at a Pi's Ethernet rate. */
 async function linkBench(report: Report, appliance: BoardConfig, rounds: number): Promise<void> {
   const link = makeLink('1gbit');
-  const upstream = await startUpstream(link.appliance);
-  const proxy = await startProxy(appliance, `${link.appliance}:${upstream.port}`, link.appliance);
+  let upstream: Awaited<ReturnType<typeof startUpstream>> | undefined;
+  let proxy: RunningProxy | undefined;
   try {
+    upstream = await startUpstream(link.appliance);
+    proxy = await startProxy(appliance, `${link.appliance}:${upstream.port}`, link.appliance);
     const held = await hold(proxy.port, link.appliance);
     const paths: Path[] = [
       { name: 'direct', host: link.appliance, port: upstream.port },
@@ -283,9 +279,12 @@ async function linkBench(report: Report, appliance: BoardConfig, rounds: number)
       ratio >= 0.8,
     );
   } finally {
-    await proxy.stop();
-    upstream.child.kill('SIGTERM');
-    await new Promise((resolve) => upstream.child.once('exit', resolve));
+    await proxy?.stop();
+    if (upstream) {
+      const { child } = upstream;
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
     link.stop();
   }
 }
@@ -299,31 +298,34 @@ export async function proxyBench(report: Report, appliance: BoardConfig): Promis
   const held = await hold(proxy.port);
   const haproxy = installed('haproxy', ['-v']) ? await startHaproxy(upstream.port) : undefined;
   const rounds = 3;
-  const paths: Path[] = [
-    { name: 'direct', host: '127.0.0.1', port: upstream.port },
-    { name: 'proxy', host: '127.0.0.1', port: proxy.port, relay: 'self' },
-  ];
-  if (haproxy) paths.push({ name: 'haproxy', host: '127.0.0.1', port: haproxy.port, relay: haproxy.child.pid! });
-  const loop = await bulkRounds(paths, upstream.child.pid!, rounds, 512 << 20);
-  const rate = (name: string): number => median(loop.rates.get(name)!);
-  const cpu = (name: string) => loop.cpu.get(name)!;
-  const ratio = rate('proxy') / rate('direct');
-  const relay = proxy.firmware.services[0]!.handler instanceof ProxyService ? proxy.firmware.services[0]!.handler.stats().relay : 'unknown';
-  report(
-    `proxy: bulk throughput on loopback, ${rounds} alternating rounds of 512 MiB upstream -> client`,
-    `${ratio.toFixed(2)}x (median ${mibs(loop.rates.get('proxy')!)} through the proxy vs ${mibs(loop.rates.get('direct')!)} direct; relay ${relay}; CPU ms/MiB: relay ${ms(cpu('proxy').relay)}, upstream ${ms(cpu('proxy').upstream)} vs ${ms(cpu('direct').upstream)} direct, client ${ms(cpu('proxy').client)} vs ${ms(cpu('direct').client)} direct)`,
-    '>= 0.8x',
-    ratio >= 0.8,
-  );
-  report(
-    'proxy: HAProxy 2 (splice-auto, 1 thread) in the same rounds, for reference',
-    haproxy
-      ? `${(rate('haproxy') / rate('direct')).toFixed(2)}x (median ${mibs(loop.rates.get('haproxy')!)}; CPU ms/MiB: relay ${ms(cpu('haproxy').relay)}, upstream ${ms(cpu('haproxy').upstream)}, client ${ms(cpu('haproxy').client)})`
-      : 'not run: haproxy is not installed (Debian package haproxy)',
-    '',
-    undefined,
-  );
-  await haproxy?.stop();
+  try {
+    const paths: Path[] = [
+      { name: 'direct', host: '127.0.0.1', port: upstream.port },
+      { name: 'proxy', host: '127.0.0.1', port: proxy.port, relay: 'self' },
+    ];
+    if (haproxy) paths.push({ name: 'haproxy', host: '127.0.0.1', port: haproxy.port, relay: haproxy.child.pid! });
+    const loop = await bulkRounds(paths, upstream.child.pid!, rounds, 512 << 20);
+    const rate = (name: string): number => median(loop.rates.get(name)!);
+    const cpu = (name: string) => loop.cpu.get(name)!;
+    const ratio = rate('proxy') / rate('direct');
+    const relay = proxy.firmware.services[0]!.handler instanceof ProxyService ? proxy.firmware.services[0]!.handler.stats().relay : 'unknown';
+    report(
+      `proxy: bulk throughput on loopback, ${rounds} alternating rounds of 512 MiB upstream -> client`,
+      `${ratio.toFixed(2)}x (median ${mibs(loop.rates.get('proxy')!)} through the proxy vs ${mibs(loop.rates.get('direct')!)} direct; relay ${relay}; CPU ms/MiB: relay ${ms(cpu('proxy').relay)}, upstream ${ms(cpu('proxy').upstream)} vs ${ms(cpu('direct').upstream)} direct, client ${ms(cpu('proxy').client)} vs ${ms(cpu('direct').client)} direct)`,
+      '>= 0.8x',
+      ratio >= 0.8,
+    );
+    report(
+      'proxy: HAProxy 2 (splice-auto, 1 thread) in the same rounds, for reference',
+      haproxy
+        ? `${(rate('haproxy') / rate('direct')).toFixed(2)}x (median ${mibs(loop.rates.get('haproxy')!)}; CPU ms/MiB: relay ${ms(cpu('haproxy').relay)}, upstream ${ms(cpu('haproxy').upstream)}, client ${ms(cpu('haproxy').client)})`
+        : 'not run: haproxy is not installed (Debian package haproxy)',
+      '',
+      undefined,
+    );
+  } finally {
+    await haproxy?.stop();
+  }
 
   const count = 1000;
   const latency = { direct: [] as number[], proxied: [] as number[] };
