@@ -44,5 +44,13 @@ export function bypassSockets(service: string): (family: 4 | 6) => Socket {
       { cause: err },
     );
   }
-  return (family) => new Socket({ fd: make(family, BYPASS_MARK_BIT) });
+  return (family) => {
+    const fd = make(family, BYPASS_MARK_BIT);
+    try {
+      return new Socket({ fd });
+    } catch (err) {
+      closeSync(fd);
+      throw new GuardProbeUnavailableError(service, `cannot adopt its socket: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  };
 }

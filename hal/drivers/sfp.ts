@@ -164,8 +164,8 @@ export class SfpDriver implements Driver<SfpReading> {
   }
 
   /**
-   * An edge of a cage pin to `value`, from whoever watches the line (the firmware's check; the driver
-   * watches none itself, so a line has one watcher). A MOD_DEF0 edge means a module may have been put
+   * An edge of a cage pin to `value`. The driver watches no line itself: whoever watches one (a line
+   * has one watcher) tells it here. A MOD_DEF0 edge means a module may have been put
    * in or taken out: the next diagnosis reads the identity in full. A driver told of no edges (a line
    * that cannot report them) leaves the checksum area to tell a module swap.
    *
