@@ -124,7 +124,9 @@ describe('a reboot loop the monitor counts', () => {
       expect(new Set(lines.map((l) => l.split(' ')[0]))).toEqual(new Set(['reboot', 'reboot-loop', 'down']));
       expect(lines).toContain(`reboot-loop resolved ${loop[1]!.id}`);
       expect(lines).toContain(`down firing ${opened[0]!.id}`);
-      for (const reboot of receiver.alerts.filter((a) => a.kind === 'reboot')) expect(lines).toContain(`reboot firing ${reboot.id}`);
+      const reboots = receiver.alerts.filter((a) => a.kind === 'reboot');
+      expect(reboots).toHaveLength(2);
+      for (const reboot of reboots) expect(lines).toContain(`reboot firing ${reboot.id}`);
     } finally {
       sim.appliance.board.sim!.faults.clearAll();
       await monitor.close();

@@ -26,7 +26,8 @@ describeInLane('after the watchdog reset', () => {
 
   it('the firmware reports the watchdog reset in /status, /metrics and its log, counts the second boot, and a remote client is accepted again', { timeout: 0 }, async () => {
     // No time limit of its own (timeout 0): the appliance starts or fails, and the remote client's wait
-    // ends on its result (in-guest.ts `remoteClientSees`); a VM that hangs is the lane's to stop.
+    // ends on the result it wants (in-guest.ts `remoteClientSees`). Should that never come, or the VM
+    // hang, the lane's hung-VM limit stops the run and names the last control-line request.
     const vm = await setUpVmBoard({ watchdog: 'i6300esb', timeoutS: 30 });
     const lines: Array<{ msg: string }> = [];
     const appliance = await Appliance.start({
