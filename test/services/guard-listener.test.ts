@@ -6,7 +6,7 @@
 import { type AddressInfo, type Server, Socket, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { covers, guardCheck, listenerCheck, probeTarget, procAddress } from '../../firmware/guard-listener.js';
-import { silentServer } from './upstreams.js';
+import { resettingServer, silentServer } from './upstreams.js';
 
 async function listening(host: string): Promise<{ server: Server; port: number }> {
   const server = createServer();
@@ -77,5 +77,24 @@ describe('guard: the probe of the daemon', () => {
     const check = guardCheck({ host: '127.0.0.1', port: silent.port }, { config: { type: 'connect' }, socket });
     expect(await check(new AbortController().signal)).toMatchObject({ component: 'app', code: 'ERR_GUARD_NOT_LISTENING' });
     expect(families).toEqual([4]);
+  });
+
+  it('a daemon that answers wrong or resets the probe fails with that code, as component app', async () => {
+    const probe = { type: 'send-expect', send: 'PING\r\n', expect: '+PONG', timeoutMs: 5000 } as const;
+    const wrong = createServer((client) => {
+      client.on('error', () => undefined);
+      client.once('data', () => client.end('-ERR unknown command\r\n'));
+    });
+    await new Promise<void>((resolve) => wrong.listen(0, '127.0.0.1', resolve));
+    const resetting = await resettingServer('data');
+    try {
+      const answered = guardCheck({ host: '127.0.0.1', port: (wrong.address() as AddressInfo).port }, { config: probe, socket: () => new Socket() });
+      expect(await answered(new AbortController().signal)).toMatchObject({ component: 'app', code: 'ERR_UPSTREAM_ANSWER' });
+      const reset = guardCheck({ host: '127.0.0.1', port: resetting.port }, { config: probe, socket: () => new Socket() });
+      expect(await reset(new AbortController().signal)).toMatchObject({ component: 'app', code: 'ERR_UPSTREAM_RESET' });
+    } finally {
+      await close(wrong);
+      await resetting.close();
+    }
   });
 });
