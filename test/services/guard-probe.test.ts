@@ -19,9 +19,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Capture, Netns, ROOT, SERVER_V4, SERVER_V6, link, synAcksFrom, synsTo } from '../before/netns.js';
+import { Netns, ROOT, SERVER_V4, SERVER_V6, link } from '../before/netns.js';
 import { describeWhen, notRoot } from '../helpers/requirements.js';
-import { type GuardFirmware, cli, describeWithDaemons, inClient, inNamespace, startGuardFirmware } from './guard-rig.js';
+import { type GuardFirmware, cli, describeWithDaemons, expectRefusedAtSyn, inClient, inNamespace, startGuardFirmware } from './guard-rig.js';
 import { type Upstream, missing, pymodbusPython, startMosquitto, startPymodbus } from './upstreams.js';
 
 const IOCTL_ADDON = join(ROOT, 'native', 'build', 'Release', 'handcheck_ioctl.node');
@@ -168,13 +168,7 @@ socket.connect(${BROKER}, '127.0.0.1');`,
     try {
       // Stopped, the daemon's kernel still completes the handshake: only an answer can tell.
       expect(await localConnect(0x2, 'handshake')).toBe('connected\n');
-      const capture = await Capture.start(client, 'any', `tcp port ${BROKER}`);
-      const refused = await publish('hung');
-      const packets = await capture.stop();
-      expect(refused.code).not.toBe(0);
-      expect(refused.stderr).toMatch(/Connection refused/);
-      expect(synsTo(packets, BROKER).length).toBeGreaterThan(0);
-      expect(synAcksFrom(packets, BROKER)).toEqual([]);
+      await expectRefusedAtSyn(client, BROKER, () => publish('hung'));
       expect(await readRegisters()).toMatchObject({ stdout: 'refused\n' });
       expect(decisions()).toContainEqual(
         expect.objectContaining({

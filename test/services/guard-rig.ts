@@ -7,8 +7,8 @@ import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { it } from 'vitest';
-import { type Netns, ROOT, describeAsRoot } from '../before/netns.js';
+import { expect, it } from 'vitest';
+import { Capture, type Netns, ROOT, describeAsRoot, synAcksFrom, synsTo } from '../before/netns.js';
 import { until } from '../helpers/wait.js';
 import type { Placement } from './upstreams.js';
 
@@ -98,4 +98,18 @@ export function inClient(client: () => Netns): (command: string, args: string[])
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: out, stderr: errOut });
       });
     });
+}
+
+/**
+ * Runs `connect` from the client namespace with a capture on `port`: the client was refused (RST)
+ * and its SYNs were never answered with a SYN/ACK - the guard's verdict came before the handshake.
+ */
+export async function expectRefusedAtSyn(client: Netns, port: number, connect: () => Promise<{ code: number; stderr: string }>): Promise<void> {
+  const capture = await Capture.start(client, 'any', `tcp port ${port}`);
+  const refused = await connect();
+  const packets = await capture.stop();
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(/Connection refused/);
+  expect(synsTo(packets, port).length).toBeGreaterThan(0);
+  expect(synAcksFrom(packets, port)).toEqual([]);
 }
